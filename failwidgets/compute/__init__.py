@@ -1,0 +1,53 @@
+"""The compute layer: devices, batching, hooks, per-image gradients, encoders and the embedding cache.
+
+Imports nothing from ``failwidgets.methods`` or ``failwidgets.widgets``.
+"""
+from .device import autocast, get_device, set_default_device
+from .encoders import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Encoder,
+    OpenClipEncoder,
+    TorchvisionFeatureEncoder,
+    encode_with_cache,
+)
+from .gradients import output_gradients
+from .hooks import capture, get_module, layer_activations, module_names
+from .images import Normalized, as_image_tensor, iter_batches
+
+_LAZY = {
+    "EmbeddingCache": ".cache",
+    "default_cache_dir": ".cache",
+    "fingerprint": ".fingerprint",
+    "attribution_maps": ".attribution",
+}
+
+
+def __getattr__(name):  # keep `import failwidgets.compute` light: cache/attribution load on first use
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "get_device",
+    "set_default_device",
+    "autocast",
+    "as_image_tensor",
+    "iter_batches",
+    "Normalized",
+    "get_module",
+    "module_names",
+    "capture",
+    "layer_activations",
+    "output_gradients",
+    "Encoder",
+    "OpenClipEncoder",
+    "TorchvisionFeatureEncoder",
+    "encode_with_cache",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    *_LAZY,
+]
