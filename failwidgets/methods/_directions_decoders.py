@@ -1,0 +1,171 @@
+"""Decoders: from embeddings to images, behind one small interface.
+
+A :class:`Decoder` maps embeddings ``(M, D)`` of the encoder's raw space to images ``(M, 3, H, W)`` in
+``[0, 1]``. Two implementations ship:
+
+- :class:`RetrievalDecoder`: the nearest cached images by cosine similarity (fast at 50k x 512: one
+  float32 matrix product and an ``argpartition``).
+- :class:`GeneratorDecoder`: any torch module that maps embeddings to images, e.g. the demo's small decoder
+  (``failwidgets.demo``), trained to invert the demo encoder.
+
+Plugging in a diffusion model that takes CLIP image embeddings (unCLIP)
+-----------------------------------------------------------------------
+Subclass :class:`Decoder` (or pass a callable to :class:`GeneratorDecoder`). For a ``diffusers``
+``StableUnCLIPImg2ImgPipeline`` whose image encoder is the same CLIP model that produced the embeddings::
+
+    class UnclipDecoder(Decoder):
+        def __init__(self, pipe, prompt="", steps=25):
+            self.pipe, self.prompt, self.steps = pipe, prompt, steps
+        def decode(self, embeddings):
+            emb = torch.as_tensor(embeddings, dtype=self.pipe.dtype, device=self.pipe.device)
+            # unCLIP expects unnormalised CLIP image embeddings: rescale unit vectors to the typical norm
+            out = self.pipe(prompt=[self.prompt] * len(emb), image_embeds=emb * typical_norm,
+                            num_inference_steps=self.steps, output_type="pt")
+            return out.images.float().cpu().clamp(0, 1)          # (M, 3, H, W)
+
+then ``DirectionSlider(..., decoders={"unclip": UnclipDecoder(pipe)})``. Diffusion is slow: leave the
+slider's ``continuous_update`` off for such decoders (the widget does this for decoders whose
+``interactive`` attribute is False).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .._validation import check_array, check_positive_int
+
+
+class Decoder:
+    """Interface: ``decode(embeddings (M, D)) -> images (M, 3, H, W)``, float in [0, 1] (torch tensor).
+
+    ``decode_many(embedding (D,), k)`` returns up to ``k`` images for one embedding (default: ``decode``
+    repeated, which suits stochastic generators). ``interactive`` says whether a call is fast enough to run
+    while a slider moves.
+    """
+
+    interactive: bool = True
+    embed_dim: int | None = None
+
+    def decode(self, embeddings) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def decode_many(self, embedding, k: int = 1) -> torch.Tensor:
+        emb = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        return self.decode(np.repeat(emb, check_positive_int(k, "k"), axis=0))
+
+    def _check(self, embeddings) -> np.ndarray:
+        emb = check_array(embeddings, "embeddings", ndim=(1, 2), dtype="float")
+        emb = emb.reshape(1, -1) if emb.ndim == 1 else emb
+        if self.embed_dim is not None and emb.shape[1] != self.embed_dim:
+            raise ValueError(f"embeddings: expected {self.embed_dim} columns (the decoder's space), got {emb.shape[1]}")
+        return emb
+
+
+class RetrievalDecoder(Decoder):
+    """Nearest cached images to each embedding, by cosine similarity.
+
+    Parameters
+    ----------
+    embeddings : ndarray (N, D)
+        Raw embeddings of the cached images (e.g. from the embedding cache).
+    images : array (N, H, W, 3) uint8, tensor (N, 3, H, W), or callable ``indices -> images``
+        The images, or a loader; only the retrieved ones are converted.
+    candidates : ndarray (N,) bool, optional
+        Restrict retrieval to these rows (e.g. one class); can be changed later with :meth:`restrict`.
+    """
+
+    def __init__(self, embeddings, images: Any, candidates=None):
+        emb = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        self._bank = (emb / np.maximum(norms, 1e-12)).astype(np.float32)
+        self.embed_dim = emb.shape[1]
+        if not callable(images) and len(images) != len(emb):
+            raise ValueError(f"images: expected {len(emb)} images (one per embedding), got {len(images)}")
+        self._images = images
+        self.restrict(candidates)
+
+    def restrict(self, candidates=None) -> "RetrievalDecoder":
+        """Search only the rows where ``candidates`` (bool (N,)) is True; None searches all."""
+        if candidates is None:
+            self._rows = None
+        else:
+            mask = check_array(candidates, "candidates", shape=(len(self._bank),), dtype="bool")
+            if not mask.any():
+                raise ValueError("candidates: expected at least one True row")
+            self._rows = np.flatnonzero(mask)
+        return self
+
+    def nearest(self, embeddings, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (M, k) into the cache (hardest match first) and cosine similarities (M, k)."""
+        q = self._check(embeddings)
+        k = check_positive_int(k, "k")
+        q = (q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        bank = self._bank if self._rows is None else self._bank[self._rows]
+        k = min(k, len(bank))
+        sims = q @ bank.T  # (M, N')
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1)
+        top = np.take_along_axis(top, order, 1)
+        idx = top if self._rows is None else self._rows[top]
+        return idx, np.take_along_axis(sims, top, 1)
+
+    def images_at(self, indices) -> torch.Tensor:
+        from ..compute import as_image_tensor
+
+        indices = np.asarray(indices, dtype=np.int64).ravel()
+        imgs = self._images(indices) if callable(self._images) else self._images[indices]
+        return as_image_tensor(imgs)
+
+    def decode(self, embeddings) -> torch.Tensor:
+        return self.images_at(self.nearest(embeddings, 1)[0][:, 0])
+
+    def decode_many(self, embedding, k: int = 1) -> torch.Tensor:
+        return self.images_at(self.nearest(np.asarray(embedding).reshape(1, -1), k)[0][0])
+
+
+class GeneratorDecoder(Decoder):
+    """Any torch module (or callable) mapping embeddings (M, D) to images (M, 3, H, W) in [0, 1].
+
+    Parameters
+    ----------
+    generator : torch.nn.Module or callable
+    embed_dim : int, optional
+        Checked against the input width when given.
+    normalize : bool
+        L2-normalise embeddings first (the demo decoder was trained on unit vectors).
+    batch_size : int
+    device : str or torch.device, optional
+        Chosen by ``failwidgets.compute.get_device``.
+    """
+
+    def __init__(self, generator: Callable, embed_dim: int | None = None, normalize: bool = True,
+                 batch_size: int = 64, device=None, interactive: bool = True):
+        if not callable(generator):
+            raise TypeError(f"generator: expected a torch module or callable, got {type(generator).__name__}")
+        self.generator = generator
+        self.embed_dim = embed_dim
+        self.normalize = normalize
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.device = device
+        self.interactive = interactive
+
+    @torch.no_grad()
+    def decode(self, embeddings) -> torch.Tensor:
+        from ..compute import get_device
+
+        emb = self._check(embeddings)
+        if self.normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        device = get_device(self.device)
+        if isinstance(self.generator, torch.nn.Module):
+            self.generator.eval().to(device)
+        out = []
+        for start in range(0, len(emb), self.batch_size):
+            x = torch.as_tensor(emb[start:start + self.batch_size], dtype=torch.float32, device=device)
+            out.append(torch.as_tensor(self.generator(x)).float().cpu())
+        imgs = torch.cat(out)
+        if imgs.ndim != 4 or imgs.shape[1] != 3:
+            raise ValueError(f"generator: expected outputs of shape (M, 3, H, W), got {tuple(imgs.shape)}")
+        return imgs.clamp(0, 1)
