@@ -1,0 +1,21 @@
+"""Demo models trained on the planted-bias world, shipped as package data.
+
+``failwidgets.demo.load()`` returns the world with its target CNN, robust feature model,
+vision-language encoder and embedding decoder, offline. ``failwidgets.demo.train`` reproduces the
+weights (``python -m failwidgets.demo.train --out failwidgets/demo/weights``).
+"""
+from .loading import VARIANTS, Demo, load, load_metadata, load_model
+from .models import AttributeModel, DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
+
+__all__ = [
+    "load",
+    "Demo",
+    "VARIANTS",
+    "load_metadata",
+    "load_model",
+    "TargetCNN",
+    "AttributeModel",
+    "RobustNet",
+    "DemoVisionLanguageEncoder",
+    "EmbeddingDecoder",
+]
