@@ -465,7 +465,8 @@ def extract_features(
     cache : optional ``EmbeddingCache``; the key holds the model fingerprint, the layer and ``data_id``
         (default: a fingerprint of the images).
     """
-    from ..compute.hooks import get_module, layer_activations
+    from ..compute import get_module, layer_activations
+    from ..compute.fingerprint import fingerprint  # the package attribute `fingerprint` can be the submodule
 
     get_module(model, layer)  # a wrong layer name fails before any work, with close matches
 
@@ -475,12 +476,10 @@ def extract_features(
 
     if cache is None:
         return compute()
-    from ..compute import cache as _cache_mod  # EmbeddingCache + fingerprint live there
-
     parts = {
         "kind": "barlow-features",
-        "model": _cache_mod.fingerprint(model),
+        "model": fingerprint(model),
         "layer": layer,
-        "data": data_id if data_id is not None else _cache_mod.fingerprint(images),
+        "data": data_id if data_id is not None else fingerprint(images),
     }
     return np.asarray(cache.get_or_compute(parts, compute), dtype=np.float32)

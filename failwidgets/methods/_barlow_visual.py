@@ -1,0 +1,119 @@
+"""Feature visualisation for Barlow (Singla et al. 2021, section 4): top activating images and heat maps.
+
+The heat map of feature ``j`` is channel ``j`` of the last convolutional map before global pooling,
+normalised to [0, 1] per image and resized to the image (CAM-style, the paper's Appendix B). This
+matches the penultimate feature ``j`` only when that feature is the global average of that channel, as
+in ResNets (``layer4`` -> ``avgpool``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from captum.attr import LayerActivation, LayerAttribution
+
+from .._validation import check_array, check_positive_int
+from ..compute import as_image_tensor, get_device, get_module, iter_batches
+
+__all__ = ["top_activating", "feature_heatmaps", "overlay_heatmap"]
+
+
+def top_activating(features, feature: int, k: int = 6, among=None) -> np.ndarray:
+    """Indices of the ``k`` samples with the largest value of one feature, largest first.
+
+    Parameters
+    ----------
+    features : array (N, D); feature : original feature index; among : optional int indices (or bool
+        mask) restricting the candidates (e.g. one class's images).
+    """
+    x = check_array(features, "features", ndim=2, dtype="float")
+    k = check_positive_int(k, "k")
+    if not 0 <= int(feature) < x.shape[1]:
+        raise ValueError(f"feature: expected an index in [0, {x.shape[1]}), got {feature}")
+    cand = np.arange(x.shape[0])
+    if among is not None:
+        among = np.asarray(among)
+        cand = np.flatnonzero(among) if among.dtype == bool else among.astype(np.int64)
+    order = np.argsort(-x[cand, int(feature)], kind="stable")
+    return cand[order[:k]]
+
+
+def feature_heatmaps(
+    model: torch.nn.Module,
+    images,
+    conv_layer: str,
+    feature: int,
+    *,
+    batch_size: int = 32,
+    device=None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Heat maps (N, H, W) float32 in [0, 1]: channel ``feature`` of ``conv_layer``, min-max normalised
+    per image, bilinearly resized to the image size.
+
+    Parameters
+    ----------
+    model : takes images in [0, 1]; conv_layer : exact name of the last conv block (ResNet: ``"layer4"``).
+    images : float (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3).
+    """
+    x = as_image_tensor(images)
+    layer = get_module(model, conv_layer)
+    dev = get_device(device)
+    was_training = model.training
+    original = next(model.parameters(), torch.empty(0)).device
+    model.eval().to(dev)
+    la = LayerActivation(model, layer)
+    out = []
+    try:
+        for sl in iter_batches(len(x), batch_size, progress=progress, desc="heat maps"):
+            with torch.no_grad():
+                act = la.attribute(x[sl].to(dev))
+            if act.ndim != 4:
+                raise ValueError(
+                    f"conv_layer: expected a (N, C, h, w) map at {conv_layer!r}, got shape {tuple(act.shape)}"
+                )
+            if not 0 <= int(feature) < act.shape[1]:
+                raise ValueError(f"feature: expected a channel index in [0, {act.shape[1]}), got {feature}")
+            m = act[:, int(feature) : int(feature) + 1].float()
+            lo = m.amin(dim=(2, 3), keepdim=True)
+            hi = m.amax(dim=(2, 3), keepdim=True)
+            m = (m - lo) / (hi - lo).clamp_min(1e-12)
+            m = LayerAttribution.interpolate(m, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+            out.append(m[:, 0].clamp(0, 1).cpu())
+    finally:
+        model.train(was_training).to(original)
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+# A small perceptual colour map (dark blue -> cyan -> yellow -> red) sampled at 5 points. Written here
+# because matplotlib is not a dependency of failwidgets.
+_CMAP = np.array(
+    [[0.05, 0.05, 0.35], [0.0, 0.45, 0.85], [0.1, 0.85, 0.75], [0.98, 0.85, 0.15], [0.85, 0.1, 0.05]],
+    dtype=np.float32,
+)
+
+
+def _colorize(heat: np.ndarray) -> np.ndarray:
+    """(..., ) in [0, 1] -> (..., 3) RGB in [0, 1] by linear interpolation in ``_CMAP``."""
+    pos = np.clip(heat, 0, 1) * (len(_CMAP) - 1)
+    i = np.minimum(pos.astype(int), len(_CMAP) - 2)
+    t = (pos - i)[..., None]
+    return _CMAP[i] * (1 - t) + _CMAP[i + 1] * t
+
+
+def overlay_heatmap(images, heatmaps, alpha: float = 0.5) -> np.ndarray:
+    """Blend colour-mapped heat maps onto images.
+
+    Parameters
+    ----------
+    images : float (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3).
+    heatmaps : array (N, H, W) in [0, 1].
+    alpha : weight of the heat map.
+
+    Returns
+    -------
+    uint8 (N, H, W, 3).
+    """
+    img = as_image_tensor(images).permute(0, 2, 3, 1).numpy()
+    heat = check_array(heatmaps, "heatmaps", shape=(img.shape[0], img.shape[1], img.shape[2]), dtype="float")
+    blend = (1 - alpha) * img + alpha * _colorize(heat)
+    return np.clip(np.round(blend * 255), 0, 255).astype(np.uint8)
