@@ -1,0 +1,81 @@
+"""Captions built from factor values, e.g. ``"a small striped red circle on grass, on the left"``.
+
+:func:`make_caption` takes any subset of the factors (omitted ones are left out of the sentence), so it
+also builds caption candidates for the failure-direction method (Jain et al. 2023), e.g.
+``make_caption(shape="circle", background="sand")`` -> ``"a circle on sand"``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .factors import FACTOR_NAMES, FACTOR_VALUES, value_index
+
+__all__ = ["make_caption", "captions_from_factors"]
+
+
+def make_caption(
+    shape: Optional[str] = None,
+    colour: Optional[str] = None,
+    size: Optional[str] = None,
+    texture: Optional[str] = None,
+    background: Optional[str] = None,
+    position: Optional[str] = None,
+    *,
+    prefix: str = "a",
+    noun: str = "shape",
+) -> str:
+    """A caption naming the given factor values (``None`` = not mentioned).
+
+    Parameters
+    ----------
+    shape, colour, size, texture, background, position : str or None
+        Value names of the factors.
+    prefix : str, first word(s), e.g. ``"a photo of a"``
+    noun : str, used when ``shape`` is None (``"a red shape on sand"``)
+
+    Returns
+    -------
+    str, "{prefix} {size} {texture} {colour} {shape} on {background}, on the {position}"
+    """
+    values = dict(shape=shape, colour=colour, size=size, texture=texture, background=background, position=position)
+    for k, v in values.items():
+        if v is not None:
+            value_index(k, v, k)  # validates the value name
+    words = [prefix] if prefix else []
+    words += [w for w in (size, texture, colour) if w is not None]
+    words.append(shape if shape is not None else noun)
+    text = " ".join(words)
+    if background is not None:
+        text += f" on {background}"
+    if position is not None:
+        text += f", on the {position}"
+    return text
+
+
+def captions_from_factors(factors: Dict[str, np.ndarray]) -> List[str]:
+    """One full caption per image (every factor named).
+
+    Parameters
+    ----------
+    factors : dict factor name -> int (N,)
+
+    Returns
+    -------
+    list of N str
+    """
+    n = len(factors[FACTOR_NAMES[0]])
+    names = {f: FACTOR_VALUES[f] for f in FACTOR_NAMES}
+    # the 768 distinct captions are cheap to build once per combination seen
+    cache: Dict[tuple, str] = {}
+    out = []
+    cols = [np.asarray(factors[f]) for f in FACTOR_NAMES]
+    for i in range(n):
+        key = tuple(int(c[i]) for c in cols)
+        text = cache.get(key)
+        if text is None:
+            text = make_caption(**{f: names[f][k] for f, k in zip(FACTOR_NAMES, key)})
+            cache[key] = text
+        out.append(text)
+    return out
