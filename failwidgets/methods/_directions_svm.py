@@ -73,6 +73,7 @@ def _fit_precomputed(gram: np.ndarray, y: np.ndarray, C: float):
     """
     if _libsvm is not None:
         try:
+            _libsvm.set_verbosity_wrap(0)  # libsvm's print switch is global; SVC sets it before every fit
             support, _, _, dual, intercept, *_ = _libsvm.fit(
                 np.ascontiguousarray(gram, dtype=np.float64),
                 y.astype(np.float64),

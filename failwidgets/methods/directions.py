@@ -5,8 +5,9 @@ model's correct predictions (target 1) from its errors (target 0); its weight ve
 direction* and its cross-validated balanced accuracy the failure mode's *strength*. Negative decision
 values mean failure-aligned ("hard"), as everywhere in failwidgets (``_failures.py``).
 
-Beyond the paper, a class can have several failure modes: after a direction is found it is projected out
-of the class's embeddings and the SVM refitted, until the strength drops below ``min_mode_strength``.
+Beyond the paper, a class can have several failure modes: after a direction is found, the samples it
+flags (d < 0) are set aside, the direction is projected out of the rest and the SVM refitted, until the
+strength drops below ``min_mode_strength`` (0.5 is chance).
 
 Example
 -------
@@ -198,6 +199,9 @@ class FailureDirections:
     def _fit_modes(self, Z, y, svm, Cs, max_modes) -> list[FailureMode]:
         modes = []
         for rank in range(max_modes):
+            n_err = int(np.sum(y == ERROR))
+            if rank > 0 and min(n_err, len(y) - n_err) < self.n_splits:
+                break
             fit = svm(Z, y, Cs, self.n_splits, self.random_state)
             if rank > 0 and not fit.strength >= self.min_mode_strength:
                 break
@@ -205,10 +209,12 @@ class FailureDirections:
             norm = np.linalg.norm(fit.coef)
             if norm < 1e-12:  # the SVM found nothing to project out
                 break
+            # The next mode looks among what this one does not explain: drop the samples it flags
+            # (d < 0) and project its direction out. The next SVM's weights (a combination of projected
+            # points) are then orthogonal to it, so every mode scores preprocessed points directly.
+            keep = Z @ fit.coef + fit.intercept >= 0
             w = fit.coef / norm
-            # Project the found direction out; the next SVM's weights (a combination of projected points)
-            # are orthogonal to it, so every mode scores raw preprocessed points directly.
-            Z = Z - np.outer(Z @ w, w)
+            Z, y = Z[keep] - np.outer(Z[keep] @ w, w), y[keep]
         return modes
 
     # ------------------------------------------------------------------ scoring
