@@ -1,0 +1,254 @@
+"""``DirectionSlider``: failure directions (Jain et al. 2023) as a widget.
+
+Per-class strength bars (click to select a class), a histogram of decision values coloured by correct /
+error, the hardest and easiest images, the failure and easy captions, a slider from easier (-1) to harder
+(+1) whose decoded images follow it, a decoder choice, later failure modes, and an export of the flagged
+subset (decision value < 0) as a DataFrame and CSV.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any, Callable, Mapping
+
+import bqplot as bq
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import traitlets
+
+from failwidgets._validation import check_array, check_same_length
+from failwidgets.methods._failures import is_failure
+from failwidgets.methods.directions import Decoder, FailureDirections
+from failwidgets.widgets._parts import FailWidget, ImageGrid
+
+__all__ = ["DirectionSlider"]
+
+_CORRECT_COLOUR, _ERROR_COLOUR = "#4c78a8", "#e45756"
+
+
+class DirectionSlider(FailWidget):
+    """Explore a fitted :class:`FailureDirections`.
+
+    Parameters
+    ----------
+    method : FailureDirections (fitted)
+    images : uint8 ndarray (N, H, W, 3) or tensor (N, 3, H, W)
+        The validation images ``method`` was fitted on.
+    embeddings : ndarray (N, D)
+        Their raw embeddings (the default slerp reference is the class's mean embedding).
+    labels, preds : ndarray (N,)
+    class_names : list of str, optional
+    captions : callable ``(cls, mode) -> {"failure": [(caption, score)], "easy": [...]}``, optional
+        e.g. ``lambda c, m: method.top_captions(c, caps[c], cap_emb[c], ref_emb[c], mode=m)``.
+    reference_embeddings : ndarray (n_classes, D), optional
+        Slerp start per class (e.g. reference caption embeddings); default: class mean embeddings.
+    decoders : dict name -> Decoder
+    n_images, n_decoded : int
+        Hardest/easiest images shown, decoded images per slider position.
+    export_dir : str
+        Where the export button writes ``flagged_<class>.csv``.
+
+    Traits (saved by ``to_dict``)
+    -----------------------------
+    cls : int, alpha : float in [-1, 1], decoder : str, mode : int.
+    """
+
+    _state_traits = ("cls", "alpha", "decoder", "mode")
+    cls = traitlets.Int(0)
+    alpha = traitlets.Float(0.0)
+    decoder = traitlets.Unicode("")
+    mode = traitlets.Int(0)
+
+    def __init__(self, method: FailureDirections, images: Any, embeddings, labels, preds,
+                 class_names=None, captions: Callable[[int, int], Mapping] | None = None,
+                 reference_embeddings=None, decoders: Mapping[str, Decoder] | None = None,
+                 n_images: int = 8, n_decoded: int = 4, export_dir: str = ".", **kwargs):
+        super().__init__(method=method, **kwargs)
+        method._check_fitted()
+        self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
+        self.labels = np.asarray(labels)
+        self.failed = is_failure(labels, preds)
+        check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
+        self.images = images
+        n_classes = method.n_classes_
+        self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
+        if len(self.class_names) != n_classes:
+            raise ValueError(f"class_names: expected {n_classes} names, got {len(self.class_names)}")
+        if reference_embeddings is None:
+            D = self.embeddings.shape[1]
+            reference_embeddings = np.stack([self.embeddings[self.labels == c].mean(0) if np.any(self.labels == c)
+                                             else np.ones(D) for c in range(n_classes)])
+        self.references = check_array(reference_embeddings, "reference_embeddings",
+                                      shape=(n_classes, self.embeddings.shape[1]), dtype="float")
+        self.captions = captions
+        self.decoders = dict(decoders or {})
+        self.n_images, self.n_decoded, self.export_dir = n_images, n_decoded, export_dir
+        self.last_export: pd.DataFrame | None = None
+
+        strengths = np.nan_to_num(method.strength_, nan=0.0)
+        xs = bq.OrdinalScale()
+        ys = bq.LinearScale(min=0.0, max=1.0)
+        self.bars = bq.Bars(x=self.class_names, y=strengths, scales={"x": xs, "y": ys},
+                            interactions={"click": "select"}, colors=["#72b7b2"],
+                            tooltip=bq.Tooltip(fields=["x", "y"], formats=["", ".2f"]))
+        self.strength_chart = bq.Figure(marks=[self.bars], axes=[bq.Axis(scale=xs), bq.Axis(
+            scale=ys, side="left", label="strength")], title="failure-mode strength (0.5 = chance)",
+            layout=W.Layout(height="220px", width="100%"))
+        hx, hy = bq.OrdinalScale(), bq.LinearScale()
+        self.hist = bq.Bars(x=[], y=[[], []], scales={"x": hx, "y": hy}, type="grouped",
+                            colors=[_CORRECT_COLOUR, _ERROR_COLOUR], labels=["correct", "error"],
+                            display_legend=True)
+        self.hist_chart = bq.Figure(marks=[self.hist], axes=[bq.Axis(scale=hx, label="decision value"),
+                                    bq.Axis(scale=hy, side="left", label="count")],
+                                    title="decision values", layout=W.Layout(height="220px", width="100%"))
+        self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
+                                         description="class")
+        self.mode_dropdown = W.Dropdown(options=[("mode 1", 0)], description="failure mode")
+        self.status = W.HTML()
+        self.hard_grid = ImageGrid(columns=n_images, thumb_size=64)
+        self.easy_grid = ImageGrid(columns=n_images, thumb_size=64)
+        self.caption_html = W.HTML()
+        self.slider = W.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.05, description="easier ↔ harder",
+                                    readout_format=".2f", style={"description_width": "initial"})
+        self.decoder_dropdown = W.Dropdown(options=list(self.decoders), description="decoder")
+        self.decoded_grid = ImageGrid(columns=n_decoded, thumb_size=96)
+        self.export_button = W.Button(description="export flagged", icon="download")
+
+        self.observe_guarded(self._on_bar_select, names="selected", widget=self.bars)
+        self.observe_guarded(lambda ch: setattr(self, "cls", ch["new"]), names="value", widget=self.class_dropdown)
+        self.observe_guarded(lambda ch: setattr(self, "mode", ch["new"]), names="value", widget=self.mode_dropdown)
+        self.observe_guarded(lambda ch: setattr(self, "alpha", ch["new"]), names="value", widget=self.slider)
+        self.observe_guarded(lambda ch: setattr(self, "decoder", ch["new"] or ""), names="value",
+                             widget=self.decoder_dropdown)
+        self.observe_guarded(self._on_cls, names="cls")
+        self.observe_guarded(self._on_mode, names="mode")
+        self.observe_guarded(self._on_alpha, names="alpha")
+        self.observe_guarded(self._on_decoder, names="decoder")
+        self.on_click_guarded(self.export_button, self._on_export)
+
+        self.children = [
+            self.strength_chart, W.HBox([self.class_dropdown, self.mode_dropdown]), self.status, self.hist_chart,
+            W.HTML("<b>hardest</b>"), self.hard_grid, W.HTML("<b>easiest</b>"), self.easy_grid,
+            self.caption_html, W.HBox([self.slider, self.decoder_dropdown]), self.decoded_grid,
+            self.export_button, self.log,
+        ]
+        if self.decoders:
+            self.decoder = next(iter(self.decoders))
+        first_ok = np.flatnonzero(np.isfinite(method.strength_))
+        self.cls = int(first_ok[0]) if len(first_ok) else 0
+        self.run_guarded(self._render_class)
+
+    # ------------------------------------------------------------------ trait handlers
+    def _on_bar_select(self, change):
+        sel = change["new"]
+        if sel is not None and len(sel):
+            self.cls = int(sel[0])
+
+    def _on_cls(self, change):
+        c = change["new"]
+        if not 0 <= c < self.method.n_classes_:
+            raise ValueError(f"cls: expected a class index in [0, {self.method.n_classes_}), got {c}")
+        self.mode = 0
+        self._render_class()
+
+    def _on_mode(self, change):
+        n = len(self.method.modes_[self.cls])
+        if change["new"] and not 0 <= change["new"] < n:
+            raise ValueError(f"mode: expected an index in [0, {max(n, 1)}) for class {self.cls}, got {change['new']}")
+        self.mode_dropdown.value = change["new"]
+        self._render_mode()
+
+    def _on_alpha(self, change):
+        a = change["new"]
+        if not -1.0 <= a <= 1.0:
+            raise ValueError(f"alpha: expected a value in [-1, 1], got {a}")
+        self.slider.value = a
+        self._render_decoded()
+
+    def _on_decoder(self, change):
+        name = change["new"]
+        if name and name not in self.decoders:
+            raise ValueError(f"decoder: expected one of {list(self.decoders)}, got {name!r}")
+        self.decoder_dropdown.value = name or None
+        if name:
+            self.slider.continuous_update = bool(getattr(self.decoders[name], "interactive", True))
+        self._render_decoded()
+
+    # ------------------------------------------------------------------ rendering
+    def _has_direction(self) -> bool:
+        return bool(self.method.modes_[self.cls])
+
+    def _render_class(self):
+        c = self.cls
+        with self.hold_sync():
+            self.class_dropdown.value = c
+            self.bars.selected = [c]
+            modes = self.method.modes_[c]
+            self.mode_dropdown.options = [(f"mode {m.rank + 1} (strength {m.strength:.2f})", m.rank)
+                                          for m in modes] or [("none", 0)]
+            self.status.value = (f"<b>{html.escape(self.class_names[c])}</b>: {html.escape(self.method.status_[c])}, "
+                                 f"{int(self.method.n_errors_[c])} errors of {int(self.method.n_samples_[c])}")
+        self._render_mode()
+
+    def _render_mode(self):
+        c, m = self.cls, self.mode
+        if not self._has_direction():
+            with self.hold_sync():
+                self.hist.x, self.hist.y = [], [[], []]
+                for g in (self.hard_grid, self.easy_grid, self.decoded_grid):
+                    g.set_images(np.zeros((0, 8, 8, 3), np.uint8))
+                self.caption_html.value = ""
+            return
+        rows = np.flatnonzero(self.labels == c)
+        d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=m)
+        edges = np.histogram_bin_edges(d, bins=15)
+        counts = [np.histogram(d[self.failed[rows] == f], bins=edges)[0] for f in (False, True)]
+        hard_i, hard_d = self.method.hardest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
+        easy_i, easy_d = self.method.easiest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
+        with self.hold_sync():
+            self.hist.x = [f"{(a + b) / 2:.2f}" for a, b in zip(edges[:-1], edges[1:])]
+            self.hist.y = np.stack(counts)
+            self.hard_grid.set_images(self.images[hard_i], captions=[f"d={v:.2f}" for v in hard_d], keys=list(map(int, hard_i)))
+            self.easy_grid.set_images(self.images[easy_i], captions=[f"d={v:.2f}" for v in easy_d], keys=list(map(int, easy_i)))
+            self.caption_html.value = self._caption_table()
+        self._render_decoded()
+
+    def _caption_table(self) -> str:
+        if self.captions is None:
+            return "<i>no captions given</i>"
+        top = self.captions(self.cls, self.mode)
+        def rows(items):
+            return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td></tr>" for t, s in items)
+        return (f"<table><tr><th>failure captions</th><th>score</th></tr>{rows(top['failure'])}"
+                f"<tr><th>easy captions</th><th>score</th></tr>{rows(top['easy'])}</table>")
+
+    def decoded_embedding(self) -> np.ndarray:
+        """The rotated embedding (D,) for the current class, mode and slider value."""
+        return self.method.rotated_embedding(self.cls, self.alpha, self.references[self.cls], mode=self.mode)
+
+    def _render_decoded(self):
+        if not self.decoder or not self._has_direction():
+            return
+        images = self.decoders[self.decoder].decode_many(self.decoded_embedding(), self.n_decoded)
+        self.decoded_grid.set_images(images, captions=[f"alpha={self.alpha:+.2f}"] * len(images))
+
+    # ------------------------------------------------------------------ export
+    def flagged(self) -> pd.DataFrame:
+        """Validation samples of the current class and mode with decision value < 0, hardest first."""
+        rows = np.flatnonzero(self.labels == self.cls)
+        if not self._has_direction():
+            return pd.DataFrame({"index": np.zeros(0, np.int64), "decision_value": np.zeros(0, np.float32),
+                                 "error": np.zeros(0, bool)})
+        d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=self.mode)
+        keep = np.argsort(d, kind="stable")
+        keep = keep[d[keep] < 0]
+        return pd.DataFrame({"index": rows[keep], "decision_value": d[keep], "error": self.failed[rows[keep]]})
+
+    def _on_export(self, _button):
+        import os
+
+        df = self.flagged()
+        path = os.path.join(self.export_dir, f"flagged_{self.class_names[self.cls]}_mode{self.mode + 1}.csv")
+        df.to_csv(path, index=False)
+        self.last_export = df
+        self.log.info(f"exported {len(df)} flagged images of {self.class_names[self.cls]} to {path}")

@@ -1,0 +1,112 @@
+"""DirectionSlider in plain pytest: class selection, slider, decoder choice, export, state round-trip."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder
+from failwidgets.widgets.direction_slider import DirectionSlider
+
+D = 16
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """Three classes; in classes 0 and 2 a minority along e_3 fails; class 1 has no errors."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 120)
+    X = rng.normal(size=(360, D))
+    X[np.arange(360), 8 + labels] += 3.0
+    minority = rng.random(360) < 0.3
+    X[minority, 3] += 3.0
+    err = (rng.random(360) < np.where(minority, 0.8, 0.03)) & (labels != 1)
+    preds = np.where(err, (labels + 1) % 3, labels)
+    train = rng.normal(size=(500, D))
+    fd = FailureDirections(max_modes=2, progress=False).fit(X, labels, preds, train)
+    # images encode the minority flag in their red channel so decoded images can be checked
+    images = np.zeros((360, 8, 8, 3), np.uint8)
+    images[..., 0] = np.where(minority, 255, 0)[:, None, None]
+    gen = torch.nn.Sequential(torch.nn.Linear(D, 3 * 8 * 8), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (3, 8, 8)))
+    decoders = {"retrieval": RetrievalDecoder(X, images), "generator": GeneratorDecoder(gen, embed_dim=D)}
+    return fd, images, X, labels, preds, minority, decoders
+
+
+def make(setup, tmp_path, **kw):
+    fd, images, X, labels, preds, _, decoders = setup
+    captions = lambda c, m: {"failure": [("a photo of a thing on grass", -1.5)], "easy": [("indoors", 0.7)]}  # noqa
+    return DirectionSlider(fd, images, X, labels, preds, class_names=["cat", "dog", "cow"], captions=captions,
+                           decoders=decoders, export_dir=str(tmp_path), **kw)
+
+
+def test_select_class_by_bar_and_dropdown(setup, tmp_path):
+    w = make(setup, tmp_path)
+    fd, _, _, labels, _, minority, _ = setup
+    assert w.cls == 0 and list(w.bars.selected) == [0]
+    np.testing.assert_allclose(w.bars.y, np.nan_to_num(fd.strength_), rtol=1e-6)
+    w.bars.selected = [2]
+    assert w.cls == 2 and w.class_dropdown.value == 2
+    assert len(w.hard_grid) == w.n_images
+    assert all(labels[k] == 2 for k in w.hard_grid.tile_keys)
+    assert minority[w.hard_grid.tile_keys].mean() >= 0.8 and minority[w.easy_grid.tile_keys].mean() <= 0.2
+    hist = np.asarray(w.hist.y)
+    assert hist.shape[0] == 2 and hist.sum() == np.sum(labels == 2)
+    assert hist[1].sum() == np.sum((labels == 2) & (setup[4] != labels))  # error row counts the errors
+    assert "on grass" in w.caption_html.value
+    w.class_dropdown.value = 1  # no errors: a status, empty grids, no crash
+    assert w.cls == 1 and "no errors" in w.status.value and len(w.hard_grid) == 0
+    w.close()
+
+
+def test_slider_moves_decoded_images(setup, tmp_path):
+    w = make(setup, tmp_path, n_decoded=4)
+    assert w.decoder == "retrieval" and len(w.decoded_grid) == 4
+    before = [t.image.value for t in w.decoded_grid.tiles]
+    w.slider.value = 0.8
+    assert w.alpha == pytest.approx(0.8)
+    after = [t.image.value for t in w.decoded_grid.tiles]
+    assert before != after
+    # harder (+) retrieves the minority (red) images, easier (-) the majority
+    dec = setup[6]["retrieval"]
+    hard_idx = dec.nearest(w.decoded_embedding(), 4)[0][0]
+    w.alpha = -0.8
+    easy_idx = dec.nearest(w.decoded_embedding(), 4)[0][0]
+    minority = setup[5]
+    assert minority[hard_idx].mean() > minority[easy_idx].mean()
+    w.decoder = "generator"
+    assert w.decoder_dropdown.value == "generator" and len(w.decoded_grid) == 4
+    with pytest.raises(Exception, match="decoder: expected one of"):
+        w.decoder = "diffusion"
+    w.close()
+
+
+def test_export_flagged(setup, tmp_path):
+    w = make(setup, tmp_path)
+    w.export_button.click()
+    df = w.last_export
+    fd, _, X, labels, _, _, _ = setup
+    d = fd.decision_function(X, labels)
+    want = np.flatnonzero((labels == 0) & (d < 0))
+    assert isinstance(df, pd.DataFrame) and sorted(df["index"]) == sorted(want)
+    assert np.all(np.diff(df["decision_value"]) >= 0)
+    on_disk = pd.read_csv(tmp_path / "flagged_cat_mode1.csv")
+    np.testing.assert_array_equal(on_disk["index"], df["index"])
+    assert "exported" in w.log.text
+    w.close()
+
+
+def test_state_round_trip(setup, tmp_path):
+    w = make(setup, tmp_path)
+    fd = setup[0]
+    cls = int(np.argmax([len(m) for m in fd.modes_]))
+    w.cls, w.alpha, w.decoder = cls, -0.4, "generator"
+    if len(fd.modes_[cls]) > 1:
+        w.mode = 1
+    state = w.to_dict()
+    w2 = make(setup, tmp_path)
+    w2.from_dict(state)
+    assert (w2.cls, w2.alpha, w2.decoder, w2.mode) == (w.cls, -0.4, "generator", w.mode)
+    assert w2.slider.value == pytest.approx(-0.4) and w2.mode_dropdown.value == w.mode
+    np.testing.assert_allclose(w2.decoded_embedding(), w.decoded_embedding())
+    with pytest.raises(Exception, match="alpha: expected a value in"):
+        w2.alpha = 3.0
+    w.close(), w2.close()
