@@ -1,0 +1,241 @@
+"""LaViSE: formulas against hand-computed values, the method on a planted colour world."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from failwidgets.compute.words import WordSpace
+from failwidgets.methods._lavise_attention import _naive_attended_pooled
+from failwidgets.methods.lavise import (
+    LaViSE,
+    activation_masks,
+    activation_thresholds,
+    attended_pooled,
+    compare_groups,
+    filter_attention,
+    filter_concept_iou,
+    hinge_rank_loss,
+    qualified_share,
+    recall_at_k,
+    spatial_cosine,
+    whole_image_masks,
+)
+
+# ---------------------------------------------------------------------------------------------------
+# formulas
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_filter_attention_hand_computed():
+    f = torch.tensor([[[[1.0, 0.0]], [[1.0, 1.0]], [[0.0, 2.0]]]])  # (1, 3, 1, 2)
+    s = 2 ** -0.5
+    np.testing.assert_allclose(spatial_cosine(f)[0], [[1, s, 0], [s, 1, s], [0, s, 1]], atol=1e-6)
+    att = filter_attention(f, 0)[0]  # weights a(F_0, F_k) = 1, 1/sqrt2, 0
+    np.testing.assert_allclose(att[:, 0], [[1.0, 0.0], [s, s], [0.0, 0.0]], atol=1e-6)
+    pooled = attended_pooled(f, torch.tensor([0]), torch.tensor([0]))
+    np.testing.assert_allclose(pooled[0], [0.5, s, 0.0], atol=1e-6)
+
+
+def test_batched_attention_equals_naive_loop_any_map_size():
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(7, 5, 3, 4, generator=g)  # non-square 3x4 maps
+    f[2, 1] = 0  # an all-zero map must not produce NaN
+    img = torch.tensor([0, 2, 2, 6, 3, 1])
+    flt = torch.tensor([4, 1, 0, 2, 3, 3])
+    fast = attended_pooled(f, img, flt, chunk=4)
+    slow = _naive_attended_pooled(f, img, flt)
+    torch.testing.assert_close(fast, slow)
+    assert torch.isfinite(fast).all()
+
+
+def test_hinge_rank_loss_hand_computed():
+    concepts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    # pred along concept 0: cos = (1, 0, -1): max(0, 1-1+0) + max(0, 1-1-1) = 0
+    # pred along concept 1 with target 0: cos = (0, 1, 0): (1-0+1) + (1-0+0) = 3
+    pred = torch.tensor([[2.0, 0.0], [0.0, 5.0]])
+    loss = hinge_rank_loss(pred, torch.tensor([0, 0]), concepts, margin=1.0)
+    assert float(loss) == pytest.approx(1.5)
+
+
+def test_threshold_is_top_quantile():
+    f = torch.arange(1000, dtype=torch.float32).reshape(10, 1, 10, 10)
+    # 1 - 0.005 quantile of 0..999 with linear interpolation: 0.995 * 999 = 994.005
+    assert activation_thresholds(f, 0.005)[0] == pytest.approx(994.005, abs=1e-3)
+
+
+def test_activation_masks_keep_height_width_order():
+    f = torch.zeros(1, 1, 2, 3)
+    f[0, 0, 0, 2] = 1.0  # top-right cell of a 2x3 map
+    m = activation_masks(f, np.array([0.5]), (4, 6))[0, 0]
+    assert m.shape == (4, 6)
+    assert m[0, 5] and m[0, 4] and not m[3, 0] and not m[3, 5] and not m[0, 0]
+
+
+def test_iou_hand_computed():
+    f = torch.zeros(2, 1, 2, 2)
+    f[0, 0, 0, 0] = 1.0  # image 0: filter active in its top-left cell
+    masks = torch.zeros(2, 2, 2, 2, dtype=torch.bool)  # 2 concepts, 2 images, 2x2 images (= map size)
+    masks[0, 0, 0, 0] = True  # concept 0: exactly the active cell -> IoU 1
+    masks[1, 0, 0, :] = True  # concept 1: the top row (2 px) -> 1 / 2
+    masks[1, 1, 1, 1] = True  # ... plus one px on image 1 -> 1 / 3
+    iou = filter_concept_iou(f, np.array([0.5]), masks)
+    np.testing.assert_allclose(iou, [[1.0, 1 / 3]], atol=1e-6)
+
+
+def test_recall_and_qualified_share_hand_computed():
+    words = [["a", "b", "c"], ["c"], ["x"]]
+    matches = [{"a", "z"}, set(), {"x"}]
+    assert recall_at_k(words, matches, 1) == pytest.approx((0.5 + 1.0) / 2)
+    assert np.isnan(recall_at_k(words, [set()] * 3, 1))
+    maxact = np.array([[2.0, 0.0], [0.0, 0.0], [2.0, 2.0], [2.0, 0.0]])
+    share = qualified_share(maxact, np.array([1.0, 1.0]), np.array([0, 0, 1, 1]), [0, 1])
+    np.testing.assert_allclose(share, [[0.5, 0.0], [1.0, 0.5]])
+
+
+def test_whole_image_masks():
+    m = whole_image_masks([1, 0], ["cat", "dog"], (2, 3))
+    assert m["dog"].shape == (2, 2, 3) and m["dog"][0].all() and not m["dog"][1].any()
+
+
+# ---------------------------------------------------------------------------------------------------
+# a planted colour world: filter k of the model detects exactly one colour
+# ---------------------------------------------------------------------------------------------------
+COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1, 0)}
+H, W = 24, 32  # non-square on purpose
+
+
+class ColourNet(nn.Module):
+    """features: 1x1 conv, one filter per colour (+1 constant filter that sees nothing), ReLU, 4x4 average pool."""
+
+    def __init__(self):
+        super().__init__()
+        conv = nn.Conv2d(3, 5, 1)
+        with torch.no_grad():
+            conv.weight[:, :, 0, 0] = torch.tensor(
+                [[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, 1, -2], [0, 0, 0]], dtype=torch.float32
+            )
+            conv.bias[:] = torch.tensor([0.0, 0.0, 0.0, -1.0, 0.1])
+        self.features = nn.Sequential(conv, nn.ReLU(), nn.AvgPool2d(4))
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def colour_world(n, seed, bias=None):
+    """Grey images with two rectangles of different colours; exact masks per colour.
+
+    ``bias``: if given, images of group 1 always contain red (groups alternate).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(COLOURS)
+    img = np.full((n, H, W, 3), 0.5, dtype=np.float32)
+    masks = {c: np.zeros((n, H, W), dtype=bool) for c in names}
+    groups = np.arange(n) % 2
+    for i in range(n):
+        cols = rng.choice(4, size=2, replace=False)
+        if bias is not None and groups[i] == 1 and 0 not in cols:
+            cols[0] = 0
+        if bias is not None and groups[i] == 0:
+            cols = rng.choice([1, 2, 3], size=2, replace=False)
+        for j, c in enumerate(cols):
+            h, w = rng.integers(6, 12), rng.integers(6, 14)
+            y = rng.integers(0, H - h)
+            x = rng.integers(0, W // 2 - w // 2) + (W // 2 if j else 0)
+            x = min(x, W - w)
+            region = np.zeros((H, W), dtype=bool)
+            region[y:y + h, x:x + w] = True
+            for other in names:  # later rectangle paints over earlier ones
+                masks[other][i] &= ~region
+            masks[names[c]][i] |= region
+            img[i][region] = COLOURS[names[c]]
+    img = np.clip(img + rng.uniform(-0.1, 0.1, img.shape), 0, 1).astype(np.float32)
+    return torch.from_numpy(img).permute(0, 3, 1, 2).contiguous(), masks, groups
+
+
+@pytest.fixture(scope="module")
+def space():
+    rng = np.random.default_rng(1)
+    words = list(COLOURS) + ["grass", "sand", "snow", "circle"]
+    return WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
+
+
+@pytest.fixture(scope="module")
+def fitted(space):
+    torch.manual_seed(0)
+    model = ColourNet().eval()
+    images, masks, _ = colour_world(160, seed=0)
+    lav = LaViSE(model, "features", space, lr=3e-2, epochs=30, batch_size=160, p=10, s=1,
+                 quantile=0.05, progress=False, random_state=0)
+    return lav.fit(images, masks)
+
+
+def test_fit_learns_and_sets_attributes(fitted):
+    assert fitted.n_filters_ == 5 and fitted.feature_size_ == (6, 8)
+    assert fitted.train_concepts_ == list(COLOURS) and fitted.heldout_concepts_ == []
+    assert fitted.loss_history_[-1] < 0.5 * fitted.loss_history_[0]
+
+
+def test_attention_finds_planted_colours_and_beats_original(fitted):
+    images, masks, _ = colour_world(120, seed=1)
+    ex = fitted.explain(images, methods=("attention", "original", "activation_masking", "image_masking"))
+    top1 = ex.top_words("attention", 1)
+    assert [w[0] for w in top1[:4]] == list(COLOURS)  # filter k <-> colour k, planted
+    assert ex.filters_with_word("yellow", k=1)[0] == 3
+    assert not {0, 1, 2} & set(ex.filters_with_word("yellow", k=1))
+    # naive per-filter loop gives the same words
+    naive = fitted.explain(images, methods=("attention",), naive=True)
+    assert naive.words["attention"] == ex.words["attention"]
+    res = fitted.evaluate(ex, masks, ks=(1, 2))
+    # each colour filter matches its colour by IoU, and the constant filter matches none of them
+    assert [c for c, _ in ex.matches(0)][:1] == ["red"] and ex.matches(4) == []
+    assert res["n_matched_filters"] == 4
+    rec = res["recall"]["recall@1"]
+    assert rec["attention"] == 1.0 and rec["attention"] > rec["original"]
+    assert rec["activation_masking"] >= rec["original"]
+    assert {"filter", "words", "novel"} <= set(ex.table().columns)
+
+
+def test_group_comparison_finds_planted_bias(fitted):
+    images, masks, groups = colour_world(120, seed=2, bias=True)
+    ex = fitted.explain(images, methods=("attention",))
+    df = compare_groups(ex, groups)
+    assert df["filter"].iloc[0] == 0  # the red filter: red appears only in group 1
+    assert df["signed_difference"].iloc[0] > 0.5
+    assert df["words"].iloc[0].startswith("red")
+
+
+def test_holdout_and_novel_words(space):
+    model = ColourNet().eval()
+    images, masks, _ = colour_world(60, seed=3)
+    lav = LaViSE(model, "features", space, holdout=["yellow"], lr=1e-2, epochs=2, progress=False)
+    lav.fit(images, masks)
+    assert lav.heldout_concepts_ == ["yellow"] and "yellow" not in lav.train_concepts_
+    ex = lav.explain(images, filters=[0, 3], p=5, s=2)
+    assert ex.is_novel("yellow") and ex.is_novel("grass") and not ex.is_novel("red")
+    assert ex.top_images.shape == (2, 5) and ex.activation_maps.shape == (2, 5, 6, 8)
+    lav2 = LaViSE(model, "features", space, holdout_fraction=0.5, epochs=1, progress=False).fit(images, masks)
+    assert len(lav2.heldout_concepts_) == 2
+
+
+def test_bad_inputs_are_clear(space):
+    model = ColourNet().eval()
+    images, masks, _ = colour_world(20, seed=4)
+    with pytest.raises(ValueError, match=r"layer: 'fc' must output a conv feature map"):
+        LaViSE(model, "fc", space, epochs=1, progress=False).fit(images, masks)
+    with pytest.raises(ValueError, match=r"layer: no module named 'feature'"):
+        LaViSE(model, "feature", space, epochs=1, progress=False).fit(images, masks)
+    wrong = dict(masks, red=masks["red"][:, :, :24])  # transposed-size masks (24 x 24 instead of 24 x 32)
+    with pytest.raises(ValueError, match=r"concept_masks\['red'\]: expected masks of the image size"):
+        LaViSE(model, "features", space, epochs=1, progress=False).fit(images, wrong)
+    with pytest.raises(ValueError, match=r"concept_masks: 1 word\(s\) not in the planted word space: 'purple'"):
+        LaViSE(model, "features", space, epochs=1, progress=False).fit(images, dict(masks, purple=masks["red"]))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        LaViSE(model, "features", space).explain(images)
+    lav = LaViSE(model, "features", space, epochs=1, progress=False).fit(images, masks)
+    with pytest.raises(ValueError, match="methods: expected one of"):
+        lav.explain(images, methods=("gradcam",))
+    with pytest.raises(ValueError, match=r"filters: expected indices in \[0, 5\)"):
+        lav.explain(images, filters=[7])
+    with pytest.raises(ValueError, match="groups: expected a 1-D array with one group per image"):
+        compare_groups(lav.explain(images), [0, 1])
