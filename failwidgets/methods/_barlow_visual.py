@@ -3,7 +3,8 @@
 The heat map of feature ``j`` is channel ``j`` of the last convolutional map before global pooling,
 normalised to [0, 1] per image and resized to the image (CAM-style, the paper's Appendix B). This
 matches the penultimate feature ``j`` only when that feature is the global average of that channel, as
-in ResNets (``layer4`` -> ``avgpool``).
+in ResNets (``layer4`` -> ``avgpool``). Drawing the maps over the images is the widgets' job
+(``widgets._parts.ImageGrid`` overlays).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from captum.attr import LayerActivation, LayerAttribution
 from .._validation import check_array, check_positive_int
 from ..compute import as_image_tensor, get_device, get_module, iter_batches
 
-__all__ = ["top_activating", "feature_heatmaps", "overlay_heatmap"]
+__all__ = ["top_activating", "feature_heatmaps"]
 
 
 def top_activating(features, feature: int, k: int = 6, among=None) -> np.ndarray:
@@ -82,38 +83,3 @@ def feature_heatmaps(
     finally:
         model.train(was_training).to(original)
     return torch.cat(out).numpy().astype(np.float32)
-
-
-# A small perceptual colour map (dark blue -> cyan -> yellow -> red) sampled at 5 points. Written here
-# because matplotlib is not a dependency of failwidgets.
-_CMAP = np.array(
-    [[0.05, 0.05, 0.35], [0.0, 0.45, 0.85], [0.1, 0.85, 0.75], [0.98, 0.85, 0.15], [0.85, 0.1, 0.05]],
-    dtype=np.float32,
-)
-
-
-def _colorize(heat: np.ndarray) -> np.ndarray:
-    """(..., ) in [0, 1] -> (..., 3) RGB in [0, 1] by linear interpolation in ``_CMAP``."""
-    pos = np.clip(heat, 0, 1) * (len(_CMAP) - 1)
-    i = np.minimum(pos.astype(int), len(_CMAP) - 2)
-    t = (pos - i)[..., None]
-    return _CMAP[i] * (1 - t) + _CMAP[i + 1] * t
-
-
-def overlay_heatmap(images, heatmaps, alpha: float = 0.5) -> np.ndarray:
-    """Blend colour-mapped heat maps onto images.
-
-    Parameters
-    ----------
-    images : float (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3).
-    heatmaps : array (N, H, W) in [0, 1].
-    alpha : weight of the heat map.
-
-    Returns
-    -------
-    uint8 (N, H, W, 3).
-    """
-    img = as_image_tensor(images).permute(0, 2, 3, 1).numpy()
-    heat = check_array(heatmaps, "heatmaps", shape=(img.shape[0], img.shape[1], img.shape[2]), dtype="float")
-    blend = (1 - alpha) * img + alpha * _colorize(heat)
-    return np.clip(np.round(blend * 255), 0, 255).astype(np.uint8)
