@@ -37,8 +37,9 @@ _STRIPE_DARKEN = 0.3  # stripe pixels are the object colour times this
 _CHUNK = 256  # images rendered together; fixed so that the random stream does not depend on split size
 
 # radius (as a fraction of the image size) of small / large objects, and their relative jitter
-_RADIUS = {"small": 7.0 / 64, "large": 12.5 / 64}
-_RADIUS_JITTER = 0.08
+_RADIUS = {"small": 7.0 / 64, "large": 12.0 / 64}
+_RADIUS_JITTER = 0.06
+_CENTRE_JITTER_X = 1.0 / 64  # with the largest extent (star, 1.15 r) every object stays in its half
 _MAX_ROTATION = np.deg2rad(15.0)  # small, so that a square never becomes a diamond
 
 
@@ -74,7 +75,7 @@ def draw_geometry(factors: Dict[str, np.ndarray], image_size: int, rng: np.rando
     n = len(factors["shape"])
     s = float(image_size)
     left = factors["position"] == FACTOR_VALUES["position"].index("left")
-    cx = np.where(left, 0.25, 0.75) * s + rng.uniform(-0.04, 0.04, n) * s
+    cx = (np.where(left, 0.25, 0.75) + rng.uniform(-_CENTRE_JITTER_X, _CENTRE_JITTER_X, n)) * s
     cy = rng.uniform(0.32, 0.68, n) * s
     base_r = np.where(factors["size"] == FACTOR_VALUES["size"].index("large"), _RADIUS["large"], _RADIUS["small"])
     radius = base_r * s * rng.uniform(1 - _RADIUS_JITTER, 1 + _RADIUS_JITTER, n)
