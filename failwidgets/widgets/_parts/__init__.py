@@ -34,8 +34,11 @@ Parts
 - gallery: ``Gallery`` / ``gallery_html`` (read-only ipyplot gallery in an ``ipywidgets.HTML``).
 - ``AttributionSelector``: dropdown of captum attribution methods recomputing an ImageGrid's overlays.
 """
+from failwidgets.widgets._parts.attribution_selector import AttributionSelector
 from failwidgets.widgets._parts.base import FailWidget, close_recursively, walk_widgets
+from failwidgets.widgets._parts.charts import DIVERGING_COLORS, GROUP_COLORS, BarChart, GroupHistogram, MatrixHeatmap
 from failwidgets.widgets._parts.export import figure_to_svg, widget_to_html, widget_to_html_page
+from failwidgets.widgets._parts.gallery import Gallery, gallery_html
 from failwidgets.widgets._parts.image_grid import ImageGrid, Tile
 from failwidgets.widgets._parts.log import LogArea, guarded, on_click_guarded, should_raise_callback_errors
 from failwidgets.widgets._parts.thumbnails import (
@@ -51,6 +54,14 @@ from failwidgets.widgets._parts.thumbnails import (
 )
 
 __all__ = [
+    "AttributionSelector",
+    "BarChart",
+    "GroupHistogram",
+    "MatrixHeatmap",
+    "DIVERGING_COLORS",
+    "GROUP_COLORS",
+    "Gallery",
+    "gallery_html",
     "FailWidget",
     "close_recursively",
     "walk_widgets",

@@ -387,7 +387,8 @@ def figure_to_svg(fig: Any) -> str:
                             f"{_esc(lab)}</text>")
     for axis in fig.axes:
         if getattr(axis, "label", ""):
-            if axis.orientation == "vertical":
+            vertical = getattr(axis, "side", None) in ("left", "right") or getattr(axis, "orientation", "") == "vertical"
+            if vertical:
                 body.append(f'<text x="12" y="{_H / 2:.0f}" transform="rotate(-90 12 {_H / 2:.0f})" '
                             f'text-anchor="middle" font-size="11">{_esc(axis.label)}</text>')
             else:
