@@ -1,0 +1,554 @@
+"""``RelationshipAnnotator``: label attribute relations and see where a CNN's mined relations disagree
+(Zhang et al. 2018), on a fitted :class:`failwidgets.methods.relations.RelationMiner`.
+
+Layout (top to bottom): counter and filter; the n x n matrix of mined mean relations (bqplot
+``GridHeatMap``, click a cell to select a pair; labelled cells carry their level's short mark);
+navigation, level buttons, undo / redo and the hotkey box; the selected pair's histogram of r_ij with
+the fitted Gaussian of its level and the KL; example images with both attributes' heat maps; the KL
+per attribute; lists of blind spots and failure modes (with their test accuracy decrease when test
+predictions are given); load / save of the annotation file; the log.
+
+Hotkeys: ipywidgets has no global key events, so the widget has a small text box (``hotkeys``): every
+character typed into it acts at once and the box clears itself. ``1``..``L`` label the selected pair
+with that level (default five levels: 1 = definitely negative ... 5 = definitely positive), ``0``
+clears its label, ``u`` undoes, ``r`` redoes, ``n`` / ``p`` move to the next / previous pair. In tests
+``widget.hotkeys.value = "3"`` is the same as typing 3.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import bqplot as bq
+import ipywidgets as W
+import numpy as np
+import traitlets
+
+from failwidgets.methods.relations import (
+    RelationGraph,
+    RelationMiner,
+    evaluate_modes,
+    gaussian_density,
+    inference_map,
+)
+from failwidgets.widgets._parts import FailWidget, ImageGrid
+
+__all__ = ["RelationshipAnnotator"]
+
+FILTERS = ("all pairs", "unlabelled", "informative first")
+_MARKS_5 = ("--", "-", "0", "+", "++")
+
+
+def _level_marks(levels: Sequence[str]) -> list[str]:
+    if len(levels) == 5:
+        return list(_MARKS_5)
+    return [str(k + 1) for k in range(len(levels))]
+
+
+class RelationshipAnnotator(FailWidget):
+    """Annotate ground-truth attribute relations and diagnose a CNN against them.
+
+    Parameters
+    ----------
+    miner : RelationMiner
+        Fitted on the training images (``relations_``, ``masks_`` ...).
+    graph : RelationGraph, optional
+        Labels to start from (default: empty graph over ``miner.attribute_names_``).
+    images : uint8 ndarray (M, H, W, 3), optional
+        Example images (e.g. a subset of the training images) for the heat maps.
+    gradients : ndarray (M, n, *S), optional
+        Gradients of all attribute outputs at the miner's layer for ``images`` (from
+        ``failwidgets.compute.output_gradients``); needed for the heat maps.
+    example_attributes : ndarray (M, n), optional
+        Binary attributes of ``images``; examples are drawn from images with either attribute present.
+    test_predictions, test_attributes : ndarray (T, n), optional
+        Predicted and true binary attributes on test images: failure modes then show their accuracy
+        decrease (paper, Experiment 3).
+    autosave_path : str or Path, optional
+        Annotation file written (atomically) after every change; loaded at start when it exists.
+    n_examples : int
+        Example images shown for the selected pair.
+    auto_advance : bool
+        Move to the next pair of the current order after labelling.
+
+    Traits (saved by ``to_dict``)
+    -----------------------------
+    annotations : list of [attr_a, attr_b, level]
+    selected_pair : [i, j] with i < j (attribute indices)
+    filter_mode : one of "all pairs", "unlabelled", "informative first"
+    annotation_path : str, path used by the save / load buttons
+    """
+
+    _state_traits = ("annotations", "filter_mode", "selected_pair", "annotation_path")  # filter before pair
+    annotations = traitlets.List()
+    selected_pair = traitlets.List([0, 1])
+    filter_mode = traitlets.Unicode(FILTERS[0])
+    annotation_path = traitlets.Unicode("")
+    auto_advance = traitlets.Bool(True)
+
+    def __init__(
+        self,
+        miner: RelationMiner,
+        graph: RelationGraph | None = None,
+        images=None,
+        gradients=None,
+        example_attributes=None,
+        test_predictions=None,
+        test_attributes=None,
+        autosave_path=None,
+        n_examples: int = 4,
+        auto_advance: bool = True,
+        **kwargs: Any,
+    ):
+        if not isinstance(miner, RelationMiner) or not hasattr(miner, "relations_"):
+            raise ValueError("miner: expected a fitted RelationMiner (call fit() or fit_model() first)")
+        super().__init__(method=miner, **kwargs)
+        self.miner = miner
+        self.names = list(miner.attribute_names_)
+        self.n = len(self.names)
+        if graph is None:
+            graph = RelationGraph(self.names)
+        if graph.attribute_names != self.names:
+            raise ValueError(f"graph: expected attribute names {self.names} (the miner's), got {graph.attribute_names}")
+        self.graph = graph
+        self.levels = list(graph.levels)
+        self.marks = _level_marks(self.levels)
+        self._undo: list[tuple[tuple[int, int], int | None, int | None]] = []
+        self._redo: list[tuple[tuple[int, int], int | None, int | None]] = []
+        self._syncing = False
+        self.diagnosis = None
+        self.auto_advance = auto_advance
+        self._images = None if images is None else np.asarray(images)
+        self._gradients = None if gradients is None else np.asarray(gradients)
+        self._example_attrs = None if example_attributes is None else np.asarray(example_attributes)
+        self._test_pred = test_predictions
+        self._test_true = test_attributes
+        self.n_examples = n_examples
+        if self._gradients is not None and self._images is not None and len(self._gradients) != len(self._images):
+            raise ValueError(f"gradients: expected {len(self._images)} rows (one per image), got {len(self._gradients)}")
+
+        self._build()
+        self.annotation_path = str(autosave_path) if autosave_path is not None else ""
+        self.autosave = autosave_path is not None
+        if self.autosave and Path(autosave_path).exists():
+            self.graph = RelationGraph.load(autosave_path, self.names, self.levels)
+        self._push_annotations()
+        self.observe_guarded(self._on_annotations, names="annotations")
+        self.observe_guarded(self._on_selected_pair, names="selected_pair")
+        self.observe_guarded(self._on_filter_mode, names="filter_mode")
+        self._refresh_all()
+
+    # -- building ------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        n = self.n
+        self.header = W.HTML("<b>Attribute relations</b> (Zhang et al. 2018): mined mean r<sub>ij</sub>")
+        self.counter = W.HTML("")
+        self.filter = W.ToggleButtons(options=list(FILTERS), value=FILTERS[0], style={"button_width": "auto"})
+        self.observe_guarded(lambda ch: setattr(self, "filter_mode", ch["new"]), names="value", widget=self.filter)
+
+        # matrix of mined mean relations
+        sx, sy = bq.OrdinalScale(), bq.OrdinalScale(reverse=True)
+        self.color_scale = bq.ColorScale(min=-1, max=1, scheme="RdBu", mid=0.0)
+        idx = np.arange(n)
+        self.matrix = bq.GridHeatMap(
+            row=idx, column=idx, color=np.nan_to_num(self.miner.means_.astype(float)),
+            scales={"row": sy, "column": sx, "color": self.color_scale},
+            interactions={"click": "select"}, selected_style={"stroke": "black", "stroke-width": 3},
+        )
+        self.cell_marks = bq.Label(x=[], y=[], text=[], scales={"x": sx, "y": sy}, colors=["black"],
+                                   align="middle", default_size=12)
+        ax_x = bq.Axis(scale=sx, tick_format="", label="attribute j")
+        ax_y = bq.Axis(scale=sy, side="left", label="attribute i")
+        self.matrix_fig = bq.Figure(marks=[self.matrix, self.cell_marks], axes=[ax_x, ax_y],
+                                    layout=W.Layout(width="420px", height="420px"),
+                                    fig_margin={"top": 10, "bottom": 40, "left": 50, "right": 10})
+        self.observe_guarded(self._on_matrix_select, names="selected", widget=self.matrix)
+        self.legend = W.HTML(
+            "rows/columns: " + ", ".join(f"{k}={a}" for k, a in enumerate(self.names))
+            + "<br>marks: " + ", ".join(f"{m} {lv}" for m, lv in zip(self.marks, self.levels))
+        )
+
+        # navigation, labelling
+        self.prev_button = W.Button(description="◀ prev", layout=W.Layout(width="auto"))
+        self.next_button = W.Button(description="next ▶", layout=W.Layout(width="auto"))
+        self.on_click_guarded(self.prev_button, lambda _b: self.move(-1))
+        self.on_click_guarded(self.next_button, lambda _b: self.move(+1))
+        self.pair_label = W.HTML("")
+        self.level_buttons = []
+        for k, level in enumerate(self.levels):
+            b = W.Button(description=f"{k + 1}: {level}", layout=W.Layout(width="auto"),
+                         tooltip=f"hotkey {k + 1}")
+            self.on_click_guarded(b, lambda _b, k=k: self.label_selected(k))
+            self.level_buttons.append(b)
+        self.clear_button = W.Button(description="0: clear", layout=W.Layout(width="auto"))
+        self.undo_button = W.Button(description="undo (u)", icon="undo", layout=W.Layout(width="auto"))
+        self.redo_button = W.Button(description="redo (r)", icon="repeat", layout=W.Layout(width="auto"))
+        self.on_click_guarded(self.clear_button, lambda _b: self.label_selected(None))
+        self.on_click_guarded(self.undo_button, lambda _b: self.undo())
+        self.on_click_guarded(self.redo_button, lambda _b: self.redo())
+        self.hotkeys = W.Text(value="", placeholder=f"keys: 1-{len(self.levels)} label, 0 clear, u/r undo/redo, n/p",
+                              description="hotkeys", continuous_update=True, layout=W.Layout(width="360px"))
+        self.observe_guarded(self._on_hotkeys, names="value", widget=self.hotkeys)
+
+        # selected pair: histogram + Gaussian
+        bins = self.miner.histograms_.shape[-1]
+        self._centres = -1.0 + (np.arange(bins) + 0.5) * (2.0 / bins)
+        hx, hy = bq.LinearScale(min=-1, max=1), bq.LinearScale(min=0)
+        self.hist_bars = bq.Bars(x=self._centres, y=np.zeros(bins), scales={"x": hx, "y": hy}, colors=["#90a4ae"],
+                                 padding=0.05)
+        self.gauss_line = bq.Lines(x=np.linspace(-1, 1, 201), y=np.zeros(201), scales={"x": hx, "y": hy},
+                                   colors=["#d32f2f"], stroke_width=2)
+        self.hist_fig = bq.Figure(
+            marks=[self.hist_bars, self.gauss_line],
+            axes=[bq.Axis(scale=hx, label="r_ij"), bq.Axis(scale=hy, side="left", label="images")],
+            layout=W.Layout(width="420px", height="260px"), title="",
+            fig_margin={"top": 30, "bottom": 40, "left": 50, "right": 10},
+        )
+        self.pair_info = W.HTML("")
+        self.examples = ImageGrid(columns=4, thumb_size=112, multiple=False, signed_overlays=True)
+
+        # per attribute KL, lists
+        kx, ky = bq.OrdinalScale(), bq.LinearScale(min=0)
+        self.kl_bars = bq.Bars(x=list(self.names), y=np.zeros(n), scales={"x": kx, "y": ky}, colors=["#5c6bc0"])
+        self.kl_fig = bq.Figure(marks=[self.kl_bars],
+                                axes=[bq.Axis(scale=kx, tick_rotate=-45), bq.Axis(scale=ky, side="left",
+                                                                                  label="KL_i")],
+                                layout=W.Layout(width="420px", height="260px"), title="KL per attribute",
+                                fig_margin={"top": 30, "bottom": 70, "left": 50, "right": 10})
+        self.blind_list = W.HTML("")
+        self.failure_list = W.HTML("")
+
+        # files
+        self.path_box = W.Text(value="", description="file", placeholder="annotations.json",
+                               continuous_update=False, layout=W.Layout(width="360px"))
+        self.observe_guarded(lambda ch: setattr(self, "annotation_path", ch["new"]), names="value",
+                             widget=self.path_box)
+        self.save_button = W.Button(description="save", icon="save", layout=W.Layout(width="auto"))
+        self.load_button = W.Button(description="load", icon="folder-open", layout=W.Layout(width="auto"))
+        self.on_click_guarded(self.save_button, lambda _b: self.save())
+        self.on_click_guarded(self.load_button, lambda _b: self.load())
+        self.observe_guarded(lambda ch: setattr(self.path_box, "value", ch["new"]), names="annotation_path")
+
+        left = W.VBox([self.matrix_fig, self.legend])
+        right = W.VBox([self.pair_label, self.hist_fig, self.pair_info])
+        self.children = [
+            self.header,
+            W.HBox([self.counter, self.filter]),
+            W.HBox([left, right]),
+            W.HBox([self.prev_button, self.next_button, *self.level_buttons, self.clear_button,
+                    self.undo_button, self.redo_button]),
+            self.hotkeys,
+            self.examples,
+            W.HBox([self.kl_fig, W.VBox([self.blind_list, self.failure_list])]),
+            W.HBox([self.path_box, self.save_button, self.load_button]),
+            self.log,
+        ]
+
+    # -- pairs and order -----------------------------------------------------------------------------
+    def pair_order(self) -> list[tuple[int, int]]:
+        """Pairs (i < j) in the current filter's order."""
+        pairs = [(i, j) for i in range(self.n) for j in range(i + 1, self.n)]
+        labelled = self.graph.level_matrix()
+        if self.filter_mode == "unlabelled":
+            return [p for p in pairs if labelled[p] < 0]
+        if self.filter_mode == "informative first":
+            strength = np.nan_to_num(np.abs(self.miner.means_), nan=-1.0)
+            unl = [p for p in pairs if labelled[p] < 0]
+            return sorted(unl, key=lambda p: -strength[p])
+        return pairs
+
+    def move(self, step: int) -> None:
+        """Select the next (+1) or previous (-1) pair in the current order (wrapping around)."""
+        order = self.pair_order()
+        if not order:
+            self.log.info("no pair in this view")
+            return
+        cur = tuple(self.selected_pair)
+        k = order.index(cur) + step if cur in order else (0 if step > 0 else len(order) - 1)
+        self.selected_pair = list(order[k % len(order)])
+
+    # -- labelling -----------------------------------------------------------------------------------
+    def label_selected(self, level: int | str | None) -> None:
+        """Label the selected pair with ``level`` (index or name), or clear it with None."""
+        i, j = self.selected_pair
+        new = None if level is None else self.graph._level_index(level)
+        old = self.graph.level_matrix()[i, j]
+        old = None if old < 0 else int(old)
+        if new == old:
+            return
+        self._apply((i, j), new)
+        self._undo.append(((i, j), old, new))
+        self._redo.clear()
+        if new is not None and self.auto_advance:
+            self.move(+1)
+
+    def _apply(self, pair, level) -> None:
+        if level is None:
+            self.graph.clear(*pair)
+        else:
+            self.graph.set(pair[0], pair[1], level)
+        self._push_annotations()
+
+    def undo(self) -> None:
+        if not self._undo:
+            self.log.info("nothing to undo")
+            return
+        pair, old, new = self._undo.pop()
+        self._apply(pair, old)
+        self._redo.append((pair, old, new))
+        self.selected_pair = list(pair)
+
+    def redo(self) -> None:
+        if not self._redo:
+            self.log.info("nothing to redo")
+            return
+        pair, old, new = self._redo.pop()
+        self._apply(pair, new)
+        self._undo.append((pair, old, new))
+        self.selected_pair = list(pair)
+
+    def _on_hotkeys(self, change) -> None:
+        text = change["new"]
+        if not text:
+            return
+        self.hotkeys.value = ""
+        for ch in text:
+            if ch.isdigit():
+                k = int(ch)
+                if k == 0:
+                    self.label_selected(None)
+                elif k <= len(self.levels):
+                    self.label_selected(k - 1)
+                else:
+                    self.log.warning(f"hotkey {ch!r}: no level {k} (levels 1-{len(self.levels)})")
+            elif ch in "uU":
+                self.undo()
+            elif ch in "rR":
+                self.redo()
+            elif ch in "nN":
+                self.move(+1)
+            elif ch in "pP":
+                self.move(-1)
+            elif not ch.isspace():
+                self.log.warning(f"hotkey {ch!r}: unknown; use 0-{len(self.levels)}, u, r, n, p")
+
+    # -- state sync ----------------------------------------------------------------------------------
+    def _push_annotations(self) -> None:
+        """graph -> ``annotations`` trait (and autosave)."""
+        self._syncing = True
+        try:
+            self.annotations = [[self.names[i], self.names[j], self.levels[lv]] for i, j, lv in self.graph.edges()]
+        finally:
+            self._syncing = False
+        if self.autosave and self.annotation_path:
+            self.graph.save(self.annotation_path)
+        self._refresh_all()
+
+    def _on_annotations(self, change) -> None:
+        if self._syncing:
+            return
+        graph = RelationGraph(self.names, self.levels, self.graph.annotator)
+        for entry in change["new"]:
+            if len(entry) != 3:
+                raise ValueError(f"annotations: expected [attr_a, attr_b, level] entries, got {entry!r}")
+            a, b, level = entry
+            if graph.get(a, b) not in (None, level):
+                raise ValueError(f"annotations: pair ({a!r}, {b!r}) is labelled twice with different levels")
+            graph.set(a, b, level)
+        self.graph = graph
+        self._undo.clear()
+        self._redo.clear()
+        self._push_annotations()
+
+    def _on_selected_pair(self, change) -> None:
+        pair = list(change["new"])
+        if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= int(p) < self.n for p in pair):
+            raise ValueError(f"selected_pair: expected two different attribute indices in [0, {self.n}), got {pair}")
+        if pair[0] > pair[1]:
+            self.selected_pair = sorted(int(p) for p in pair)
+            return
+        self._refresh_pair()
+
+    def _on_filter_mode(self, change) -> None:
+        if change["new"] not in FILTERS:
+            raise ValueError(f"filter_mode: expected one of {list(FILTERS)}, got {change['new']!r}")
+        self.filter.value = change["new"]
+        order = self.pair_order()
+        if order and (change["new"] != "all pairs" or tuple(self.selected_pair) not in order):
+            self.selected_pair = list(order[0])  # a filtered / sorted view starts at its first pair
+        self._refresh_counter()
+
+    def _on_matrix_select(self, change) -> None:
+        sel = change["new"]
+        if sel is None or len(sel) == 0:
+            return
+        arr = np.asarray(sel)
+        if arr.ndim == 2:  # GridHeatMap selections are [row, column] pairs
+            i, j = (int(v) for v in arr[-1])
+        else:  # flat cell index
+            i, j = divmod(int(arr.reshape(-1)[-1]), self.n)
+        if i == j:
+            self.log.info(f"{self.names[i]!r} with itself has no relation to label")
+            return
+        self.selected_pair = sorted([i, j])
+
+    # -- files ---------------------------------------------------------------------------------------
+    def save(self, path=None) -> Path:
+        """Write the annotation file (atomically)."""
+        path = path or self.annotation_path
+        if not path:
+            raise ValueError("annotation_path: expected a file name to save to (type one in the 'file' box)")
+        out = self.graph.save(path)
+        self.log.info(f"saved {len(self.graph)} labels to {out}")
+        return out
+
+    def load(self, path=None) -> None:
+        """Load an annotation file (names checked against the miner's; partial graphs are fine)."""
+        path = path or self.annotation_path
+        if not path:
+            raise ValueError("annotation_path: expected a file name to load from (type one in the 'file' box)")
+        graph = RelationGraph.load(path, self.names, self.levels)
+        self.graph = graph
+        self._undo.clear()
+        self._redo.clear()
+        self._push_annotations()
+        self.log.info(f"loaded {len(graph)} labels from {path}")
+
+    # -- rendering -----------------------------------------------------------------------------------
+    def _refresh_all(self) -> None:
+        if not hasattr(self, "matrix"):
+            return
+        self._rediagnose()
+        self._refresh_counter()
+        self._refresh_matrix()
+        self._refresh_lists()
+        self._refresh_pair()
+
+    def _rediagnose(self) -> None:
+        if len(self.graph) == 0:
+            self.diagnosis = None
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.diagnosis = self.miner.diagnose(self.graph)
+        for w in caught:
+            self.log.warning(str(w.message))
+
+    def _refresh_counter(self) -> None:
+        self.counter.value = (f"<b>{len(self.graph)} of {self.graph.n_pairs} labelled</b> "
+                              f"({len(self.pair_order())} pairs in this view)")
+
+    def _refresh_matrix(self) -> None:
+        edges = self.graph.edges()
+        xs, ys, text = [], [], []
+        for i, j, lv in edges:
+            for r, c in ((i, j), (j, i)):
+                ys.append(r)
+                xs.append(c)
+                text.append(self.marks[lv])
+        with self.cell_marks.hold_sync():
+            self.cell_marks.x, self.cell_marks.y, self.cell_marks.text = xs, ys, text
+        kl = np.zeros(self.n)
+        if self.diagnosis is not None:
+            kl = np.nan_to_num(self.diagnosis.attribute_kl.to_numpy(dtype=float))
+        self.kl_bars.y = kl
+
+    def _modes_table(self):
+        diag = self.diagnosis
+        if diag is None:
+            return None, None
+        fm = diag.failure_modes
+        if len(fm) and self._test_pred is not None and self._test_true is not None:
+            fm = evaluate_modes(fm, self._test_pred, self._test_true)
+        return diag.blind_spots, fm
+
+    def _refresh_lists(self) -> None:
+        blind, fm = self._modes_table()
+        if blind is None:
+            self.blind_list.value = "<b>Blind spots</b>: label some pairs first"
+            self.failure_list.value = "<b>Failure modes</b>: label some pairs first"
+            return
+        rows = "".join(f"<li>{r.attr_i} – {r.attr_j}: E r = {r['mean']:+.2f}, expected {r.mu_level:+.2f} "
+                       f"({r.level}), KL {r.kl:.2f}</li>" for _, r in blind.iterrows())
+        self.blind_list.value = f"<b>Blind spots ({len(blind)})</b><ul>{rows}</ul>"
+        items = []
+        for _, r in fm.iterrows():
+            cell = f"({r.attr_i} {'+' if r.a > 0 else '−'}, {r.attr_j} {'+' if r.b > 0 else '−'})"
+            drop = ""
+            if "decrease" in fm:
+                drop = (f", accuracy decrease {100 * r.decrease:.1f} points on {r.n_mode} test images"
+                        if np.isfinite(r.decrease) else ", no test image in this mode")
+            items.append(f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({r.level}), KL {r.kl:.2f}{drop}</li>")
+        self.failure_list.value = f"<b>Failure modes ({len(fm)})</b><ul>{''.join(items)}</ul>"
+
+    def _refresh_pair(self) -> None:
+        if not hasattr(self, "hist_bars"):
+            return
+        i, j = self.selected_pair
+        lv = self.graph.level_matrix()[i, j]
+        level = self.levels[lv] if lv >= 0 else "unlabelled"
+        self.pair_label.value = f"<b>{self.names[i]}</b> – <b>{self.names[j]}</b>: {level}"
+        counts = self.miner.histograms_[i, j]
+        self.hist_bars.y = counts
+        self.hist_fig.title = f"r_ij over {int(counts.sum())} images with either attribute"
+        info = [f"mean {self.miner.means_[i, j]:+.3f}, spread {self.miner.spreads_[i, j]:.3f}"]
+        gx = self.gauss_line.x
+        gy = np.zeros_like(gx)
+        row = self._diag_row(i, j)
+        if row is not None and np.isfinite(row.mu_level):
+            width = 2.0 / len(counts)
+            gy = gaussian_density(gx, row.mu_level, row.sigma_level) * counts.sum() * width
+            info.append(f"level {row.level}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}")
+            if row.kind:
+                info.append(f"<b style='color:#b00020'>{row.kind}</b>")
+        self.gauss_line.y = gy
+        self.pair_info.value = "<br>".join(info)
+        self.matrix.selected = np.array([[i, j]])
+        self._refresh_examples(i, j)
+
+    def _diag_row(self, i, j):
+        if self.diagnosis is None:
+            return None
+        p = self.diagnosis.pairs
+        hit = p[(p.i == i) & (p.j == j)]
+        return None if hit.empty else hit.iloc[0]
+
+    def example_indices(self, i: int, j: int) -> np.ndarray:
+        """Indices of the example images for pair (i, j): images with either attribute present."""
+        if self._images is None:
+            return np.zeros(0, dtype=int)
+        m = len(self._images)
+        if self._example_attrs is not None:
+            ea = self._example_attrs > 0
+            cand = np.flatnonzero(ea[:, i] | ea[:, j])
+        else:
+            cand = np.arange(m)
+        return cand[: self.n_examples]
+
+    def _refresh_examples(self, i: int, j: int) -> None:
+        idx = self.example_indices(i, j)
+        if idx.size == 0 or self._gradients is None:
+            self.examples.set_images([], captions=[])
+            return
+        patterns = self.miner.inference_patterns(self._gradients[idx])  # (K, n, *S)
+        if patterns.ndim != 5:
+            self.log.warning("heat maps need a conv layer with (C, H, W) outputs")
+            self.examples.set_images([], captions=[])
+            return
+        images, captions, overlays = [], [], []
+        for k, img in zip(range(len(idx)), self._images[idx]):
+            for a in (i, j):
+                images.append(img)
+                overlays.append(inference_map(patterns[k, a]))
+                captions.append(f"#{int(idx[k])}: {self.names[a]}")
+        self.examples.set_images(images, captions=captions, overlays=overlays)
+
+    # -- lifetime ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if not hasattr(self, "_observers"):  # __init__ failed before the base class was set up
+            return
+        self.miner = None
+        self.diagnosis = None
+        self._images = self._gradients = self._example_attrs = None
+        super().close()

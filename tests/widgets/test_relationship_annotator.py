@@ -1,0 +1,204 @@
+"""RelationshipAnnotator driven like a user: buttons, hotkeys, matrix clicks, filters, files, state."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from failwidgets.methods.relations import RelationGraph, RelationMiner
+from failwidgets.widgets.relationship_annotator import RelationshipAnnotator
+from tests.methods.test_relations import N_ATTR, _attributes, _planted_gradients
+
+NAMES = [f"a{k}" for k in range(N_ATTR)]
+PLANTED = {(0, 1), (2, 3), (4, 5)}  # pairs with shared units (|mean r| > 0.3); all others disjoint
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    acts, grads = _planted_gradients(rng, 160, share_4_5=1.5)
+    attrs = _attributes(rng, 160)
+    miner = RelationMiner(progress=False, max_units=32).fit(acts, grads, attrs, NAMES)
+    images = rng.integers(0, 255, size=(160, 20, 24, 3), dtype=np.uint8)
+    return miner, grads, attrs, images
+
+
+@pytest.fixture
+def widget(data):
+    miner, grads, attrs, images = data
+    w = RelationshipAnnotator(miner, images=images[:8], gradients=grads[:8], example_attributes=attrs[:8],
+                              n_examples=3)
+    yield w
+    w.close()
+
+
+def test_initial_view(widget, data):
+    miner = data[0]
+    assert "0 of 15 labelled" in widget.counter.value
+    np.testing.assert_allclose(widget.matrix.color, miner.means_, atol=1e-6)
+    assert widget.selected_pair == [0, 1]
+    assert len(widget.level_buttons) == 5
+    np.testing.assert_array_equal(widget.hist_bars.y, miner.histograms_[0, 1])
+    assert len(widget.examples.tiles) == 6  # 3 images x the two attributes' heat maps
+
+
+def test_label_buttons_counter_and_auto_advance(widget):
+    widget.level_buttons[3].click()  # probably positive
+    assert widget.graph.get("a0", "a1") == "probably positive"
+    assert widget.annotations == [["a0", "a1", "probably positive"]]
+    assert "1 of 15 labelled" in widget.counter.value
+    assert widget.selected_pair == [0, 2]  # moved on to the next pair
+    assert list(widget.cell_marks.text) == ["+", "+"]  # both symmetric cells marked
+
+
+def test_hotkeys_label_clear_undo_redo(widget):
+    widget.auto_advance = False
+    widget.selected_pair = [2, 3]
+    widget.hotkeys.value = "2"
+    assert widget.graph.get("a2", "a3") == "probably negative"
+    assert widget.hotkeys.value == ""  # the box clears itself
+    widget.hotkeys.value = "0"
+    assert widget.graph.get("a2", "a3") is None
+    widget.hotkeys.value = "u"
+    assert widget.graph.get("a2", "a3") == "probably negative"
+    widget.hotkeys.value = "u"
+    assert widget.graph.get("a2", "a3") is None
+    widget.hotkeys.value = "r"
+    assert widget.graph.get("a2", "a3") == "probably negative"
+    widget.undo_button.click()
+    widget.redo_button.click()
+    assert len(widget.graph) == 1
+    widget.hotkeys.value = "n"
+    assert widget.selected_pair == [2, 4]
+    widget.hotkeys.value = "p"
+    assert widget.selected_pair == [2, 3]
+    widget.hotkeys.value = "x9"
+    assert "unknown" in widget.log.text and "no level 9" in widget.log.text
+
+
+def test_matrix_click_selects_pair(widget):
+    widget.matrix.selected = np.array([[5, 2]])
+    assert widget.selected_pair == [2, 5]
+    assert "a2" in widget.pair_label.value and "a5" in widget.pair_label.value
+    widget.matrix.selected = np.array([[3, 3]])  # diagonal: nothing to label
+    assert widget.selected_pair == [2, 5]
+
+
+def test_filters(widget):
+    widget.filter.value = "informative first"
+    assert widget.filter_mode == "informative first"
+    order = widget.pair_order()
+    assert set(order[:3]) == PLANTED
+    assert tuple(widget.selected_pair) == order[0]
+    widget.filter_mode = "unlabelled"
+    widget.selected_pair = [0, 1]
+    widget.hotkeys.value = "3"
+    assert (0, 1) not in widget.pair_order()
+    assert len(widget.pair_order()) == 14
+    with pytest.raises(Exception, match="filter_mode"):
+        widget.filter_mode = "nonsense"
+
+
+def _label_ground_truth(w):
+    w.auto_advance = False
+    for i in range(N_ATTR):
+        for j in range(i + 1, N_ATTR):
+            w.selected_pair = [i, j]
+            w.hotkeys.value = {(0, 1): "4", (2, 3): "2"}.get((i, j), "3")
+
+
+def test_diagnosis_panels_after_labelling(widget, data):
+    miner, grads, attrs, _ = data
+    # unbiased test images; predictions fail on a4 inside the (a4 -, a5 +) mode only
+    true = (np.random.default_rng(9).random((400, N_ATTR)) < 0.5).astype(np.float32)
+    pred = true.copy()
+    mode = (true[:, 4] == 0) & (true[:, 5] == 1)
+    pred[mode, 4] = 1
+    widget._test_pred, widget._test_true = pred, true
+    _label_ground_truth(widget)
+    assert "15 of 15 labelled" in widget.counter.value
+    assert "a4" in widget.failure_list.value and "a5" in widget.failure_list.value
+    assert "Failure modes (1)" in widget.failure_list.value
+    # in the mode: Acc(a4) = 0, Acc(a5) = 1 -> 0.5; ordinary: Acc(a4 | a4 -) = 1 - share of the mode
+    # among a4-negative images, Acc(a5 | a5 +) = 1
+    share = mode.sum() / (true[:, 4] == 0).sum()
+    expected = ((1 - share) + 1) / 2 - 0.5
+    assert f"accuracy decrease {100 * expected:.1f} points on {mode.sum()} test images" in widget.failure_list.value
+    kl = np.asarray(widget.kl_bars.y)
+    assert set(np.argsort(-kl)[:2]) == {4, 5}
+    widget.selected_pair = [4, 5]
+    assert "failure mode" in widget.pair_info.value
+    assert "KL(P‖Q)" in widget.pair_info.value
+    assert np.max(widget.gauss_line.y) > 0  # Gaussian of 'not related' drawn, scaled to counts
+    # the Gaussian's area matches the histogram's count
+    area = np.trapezoid(widget.gauss_line.y, widget.gauss_line.x) / (2.0 / len(widget.hist_bars.y))
+    assert area == pytest.approx(miner.histograms_[4, 5].sum(), rel=0.05)
+
+
+def test_single_pair_level_warns_in_log(widget):
+    widget.auto_advance = False
+    widget.selected_pair = [0, 1]
+    widget.hotkeys.value = "5"
+    assert "single labelled pair" in widget.log.text
+
+
+def test_state_roundtrip(widget, data):
+    widget.auto_advance = False
+    widget.selected_pair = [1, 4]
+    widget.hotkeys.value = "1"
+    widget.filter_mode = "unlabelled"
+    widget.selected_pair = [3, 5]
+    state = widget.to_dict()
+    json.dumps(state)
+    other = RelationshipAnnotator(data[0])
+    other.from_dict(state)
+    assert other.graph == widget.graph
+    assert other.selected_pair == [3, 5]
+    assert other.filter_mode == "unlabelled"
+    assert "1 of 15" in other.counter.value
+    other.close()
+
+
+def test_autosave_and_reload(tmp_path, data):
+    miner = data[0]
+    path = tmp_path / "ann.json"
+    w = RelationshipAnnotator(miner, autosave_path=path)
+    w.selected_pair = [2, 3]
+    w.level_buttons[0].click()
+    assert RelationGraph.load(path, NAMES).get("a2", "a3") == "definitely negative"
+    w.close()
+    w2 = RelationshipAnnotator(miner, autosave_path=path)
+    assert w2.graph.get("a2", "a3") == "definitely negative"
+    w2.close()
+
+
+def test_save_load_buttons_and_bad_file(tmp_path, widget):
+    widget.path_box.value = str(tmp_path / "x.json")
+    assert widget.annotation_path.endswith("x.json")
+    widget.hotkeys.value = "3"
+    widget.save_button.click()
+    widget.hotkeys.value = "u"
+    assert len(widget.graph) == 0
+    widget.load_button.click()
+    assert widget.graph.get("a0", "a1") == "not related"
+    bad = tmp_path / "bad.json"
+    g = RelationGraph(["a0", "wings"])
+    g.set(0, 1, "not related")
+    g.save(bad)
+    widget.path_box.value = str(bad)
+    with pytest.raises(ValueError, match="wings"):
+        widget.load_button.click()
+    assert "wings" in widget.log.text
+    assert widget.log.n_errors >= 1
+
+
+def test_rejects_unfitted_miner_and_bad_pair(data):
+    with pytest.raises(ValueError, match="fitted RelationMiner"):
+        RelationshipAnnotator(RelationMiner())
+    w = RelationshipAnnotator(data[0])
+    with pytest.raises(ValueError, match="selected_pair"):
+        w.selected_pair = [1, 1]
+    with pytest.raises(ValueError, match="graph"):
+        RelationshipAnnotator(data[0], graph=RelationGraph(["x", "y"]))
+    w.close()
