@@ -39,7 +39,8 @@ _CHUNK = 256  # images rendered together; fixed so that the random stream does n
 # radius (as a fraction of the image size) of small / large objects, and their relative jitter
 _RADIUS = {"small": 7.0 / 64, "large": 12.0 / 64}
 _RADIUS_JITTER = 0.06
-_CENTRE_JITTER_X = 1.0 / 64  # with the largest extent (star, 1.15 r) every object stays in its half
+# every shape fits in a disc of radius 1.15 r, so with this jitter every object stays inside its half
+_CENTRE_JITTER_X = 1.0 / 64
 _MAX_ROTATION = np.deg2rad(15.0)  # small, so that a square never becomes a diamond
 
 
@@ -98,18 +99,17 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "circle":
         return u * u + v * v <= 1.0
     if shape == "square":
-        return np.maximum(np.abs(u), np.abs(v)) <= 0.84
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.8
     if shape == "diamond":  # a rhombus taller than wide, so it never looks like a rotated square
         return np.abs(u) / 0.78 + np.abs(v) / 1.15 <= 1.0
     if shape == "cross":
         au, av = np.abs(u), np.abs(v)
         return ((au <= 0.34) & (av <= 1.0)) | ((av <= 0.34) & (au <= 1.0))
-    if shape == "triangle":  # equilateral, pointing up, circumradius 1.25, bounding box centred
-        r_in = 0.625
-        vv = v + 0.3125
-        inside = vv >= -r_in
+    if shape == "triangle":  # equilateral, pointing up, centred on its centroid, circumradius 1.15
+        r_in = 0.575  # inradius = circumradius / 2; edges' outward normals at 270, 30 and 150 degrees
+        inside = v >= -r_in
         for ang in (np.deg2rad(30.0), np.deg2rad(150.0)):
-            inside &= u * np.cos(ang) + vv * np.sin(ang) <= r_in
+            inside &= u * np.cos(ang) + v * np.sin(ang) <= r_in
         return inside
     if shape == "star":  # five points, outer radius 1.15, inner radius 0.5
         r_out, r_in, k = 1.15, 0.5, 5

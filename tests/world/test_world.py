@@ -108,12 +108,19 @@ def test_masks_are_exactly_the_drawn_pixels(world):
 
 
 def test_mask_areas_match_the_geometry():
-    """Hand-computed areas: circle pi r^2, square (1.68 r)^2, within the pixels the boundary can cut."""
-    for shape, area in (("circle", np.pi), ("square", 1.68**2), ("diamond", 2 * 0.78 * 1.15)):
-        r = render_image(shape=shape, size="large", jitter=False, background_rgb=(0, 0, 0))
-        radius = 12.0  # nominal large radius at 64 px
-        boundary = 2 * np.pi * radius * 1.2  # generous perimeter in pixels
-        assert abs(r.object_masks.sum() - area * radius**2) < 0.5 * boundary, shape
+    """Hand-computed areas (in units of r^2): circle pi, square 1.6^2, rhombus with half-diagonals 0.78
+    and 1.15, equilateral triangle of circumradius 1.15, plus of arm half-width 0.34 and half-length 1.
+    At 256 px (nominal large radius 48 px) pixelisation changes areas by under 3%."""
+    shapes = (
+        ("circle", np.pi),
+        ("square", 1.6**2),
+        ("diamond", 2 * 0.78 * 1.15),
+        ("triangle", 3 * np.sqrt(3) / 4 * 1.15**2),
+        ("cross", 2 * (2 * 0.34 * 2) - (2 * 0.34) ** 2),
+    )
+    for shape, area in shapes:
+        r = render_image(shape=shape, size="large", jitter=False, background_rgb=(0, 0, 0), image_size=256)
+        assert r.object_masks.sum() == pytest.approx(area * 48**2, rel=0.03), shape
     small = render_image(size="small", jitter=False).object_masks.sum()
     large = render_image(size="large", jitter=False).object_masks.sum()
     assert large / small == pytest.approx((12 / 7) ** 2, rel=0.1)
