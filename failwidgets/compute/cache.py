@@ -7,9 +7,10 @@ name, dtype, shape and bytes. ``entries()`` reads only headers; ``get()`` loads 
 the checksum and the key, so a truncated or bit-flipped file is reported (``CacheCorruptionWarning``),
 removed, and treated as a miss.
 
-Writes go to ``.tmp.<pid>.<host>.<token>`` in the same directory, are fsynced and then renamed over the
-entry with ``os.replace`` (atomic on POSIX and Windows), so a killed writer leaves at most a temp file,
-never a partial entry. Temp files of dead writers are removed when a cache is opened or cleared. Two
+Writes go to a private directory ``.tmp.<pid>.<host>.<token>/`` inside the root, are fsynced and then
+renamed over the entry with ``os.replace`` (atomic on POSIX and Windows), so a killed writer leaves at
+most a temp directory, never a partial entry. Temp directories of dead writers are removed when a cache
+is opened or cleared. Two
 processes writing the same key each rename their own complete file: the last one wins, and both hold
 the same content.
 
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import time
 import uuid
@@ -237,9 +239,13 @@ class EmbeddingCache:
                 "created": time.time(), "single": single,
                 "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in named.items()}}
         meta["sha256"] = _checksum(meta, named)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{_TMP_PREFIX}{os.getpid()}.{_HOST}.{uuid.uuid4().hex}"
+        # A private temp directory per write: save_file streams the arrays without copying them, and
+        # (safetensors >= 0.7) writes through its own temp file, which a killed writer would leave
+        # behind under a name we do not choose; inside our directory it is found and cleaned with it.
+        tmp_dir = self.root / f"{_TMP_PREFIX}{os.getpid()}.{_HOST}.{uuid.uuid4().hex}"
+        tmp_dir.mkdir(parents=True)
         try:
+            tmp = tmp_dir / f"{key}{_SUFFIX}"
             save_file(named, str(tmp), metadata={_META: json.dumps(meta, sort_keys=True)})
             _fsync_file(tmp)
             try:
@@ -250,7 +256,7 @@ class EmbeddingCache:
                 if not path.is_file():
                     raise
         finally:
-            tmp.unlink(missing_ok=True)  # after a successful rename there is nothing left to remove
+            shutil.rmtree(tmp_dir, ignore_errors=True)
         _fsync_dir(self.root)
         return path
 
@@ -327,7 +333,7 @@ class EmbeddingCache:
             pass
 
     def _remove_stale_temp_files(self) -> None:
-        """Remove temp files whose writer died (same host, pid gone) or that are older than a day."""
+        """Remove temp directories whose writer died (same host, pid gone) or older than a day."""
         if not self.root.is_dir():
             return
         for p in self.root.iterdir():
@@ -337,10 +343,14 @@ class EmbeddingCache:
             try:
                 age = time.time() - p.stat().st_mtime
                 dead = len(fields) == 3 and fields[1] == _HOST and not _pid_alive(int(fields[0]))
-                if dead or age > _STALE_SECONDS:
-                    p.unlink()
             except (FileNotFoundError, ValueError):
                 continue
+            if not (dead or age > _STALE_SECONDS):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
