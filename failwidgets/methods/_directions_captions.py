@@ -79,3 +79,17 @@ def caption_scores(caption_embeddings, reference_embedding, mean, std, coef, int
     caps = check_array(caption_embeddings, "caption_embeddings", ndim=2, dtype="float")
     ref = check_array(reference_embedding, "reference_embedding", shape=(caps.shape[1],), dtype="float")
     return (preprocess(caps - ref, mean, std) @ np.asarray(coef, np.float64) + intercept).astype(np.float32)
+
+
+def demo_vocabulary() -> dict:
+    """Default caption parts for the demo world (``failwidgets.world``): its colours, sizes and textures
+    as adjectives, its backgrounds and positions as phrases (each list starts with ``None`` = absent).
+
+    Use as ``generate_captions(class_name, **demo_vocabulary())``.
+    """
+    from ..world import FACTOR_VALUES  # the world's vocabulary; imported only when asked for
+
+    adjectives = [None, *FACTOR_VALUES["colour"], *FACTOR_VALUES["size"], *FACTOR_VALUES["texture"]]
+    phrases = [None, *(f"on {b}" for b in FACTOR_VALUES["background"]),
+               *(f"on the {p}" for p in FACTOR_VALUES["position"])]
+    return {"adjectives": adjectives, "phrases": phrases}

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
-from ._directions_captions import TEMPLATE, caption_scores, generate_captions, reference_caption
+from ._directions_captions import TEMPLATE, caption_scores, demo_vocabulary, generate_captions, reference_caption
 from ._directions_decoders import Decoder, GeneratorDecoder, RetrievalDecoder
 from ._directions_geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
 from ._directions_interventions import filter_pool, upweight
@@ -38,6 +38,7 @@ __all__ = [
     "RetrievalDecoder",
     "GeneratorDecoder",
     "generate_captions",
+    "demo_vocabulary",
     "reference_caption",
     "caption_scores",
     "TEMPLATE",

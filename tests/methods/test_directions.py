@@ -9,6 +9,7 @@ from failwidgets.methods.directions import (
     GeneratorDecoder,
     RetrievalDecoder,
     caption_scores,
+    demo_vocabulary,
     filter_pool,
     generate_captions,
     preprocess,
@@ -96,6 +97,9 @@ def test_generate_captions_parts_optional():
     assert caps == ["a photo of a cat on grass", "a photo of a white cat", "a photo of a white cat on grass"]
     assert reference_caption("cat") == "a photo of a cat"
     assert "a photo of a cat" in generate_captions("cat", [None], [None, "x"], include_reference=True)
+    caps = generate_captions("circle", **demo_vocabulary())
+    assert "a photo of a red circle on sand" in caps and "a photo of a striped circle" in caps
+    assert len(caps) == len(set(caps)) == 9 * 7 - 1  # (None + 8 adjectives) x (None + 6 phrases) - reference
 
 
 def test_interventions_hand_cases():
