@@ -8,7 +8,7 @@
 Factors: shape (= class), colour, size, texture, background, position; see :data:`FACTOR_VALUES`.
 """
 from .attributes import ATTRIBUTE_GROUPS, ATTRIBUTE_NAMES, RELATION_SCORES, compute_attributes
-from .captions import captions_from_factors, make_caption
+from .captions import caption_candidates, captions_from_factors, make_caption
 from .config import GENERATOR_VERSION, Correlation, Minority, WorldConfig
 from .factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
 from .render import Rendering, render_image
@@ -26,6 +26,7 @@ __all__ = [
     "Rendering",
     "make_caption",
     "captions_from_factors",
+    "caption_candidates",
     "compute_attributes",
     "FACTOR_VALUES",
     "FACTOR_NAMES",

@@ -6,13 +6,14 @@ also builds caption candidates for the failure-direction method (Jain et al. 202
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import itertools
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from .factors import FACTOR_NAMES, FACTOR_VALUES, value_index
 
-__all__ = ["make_caption", "captions_from_factors"]
+__all__ = ["make_caption", "captions_from_factors", "caption_candidates"]
 
 
 def make_caption(
@@ -78,4 +79,42 @@ def captions_from_factors(factors: Dict[str, np.ndarray]) -> List[str]:
             text = make_caption(**{f: names[f][k] for f, k in zip(FACTOR_NAMES, key)})
             cache[key] = text
         out.append(text)
+    return out
+
+
+def caption_candidates(
+    shape: Optional[str] = None,
+    factors: Sequence[str] = ("colour", "size", "texture", "background", "position"),
+    max_factors: int = 1,
+    *,
+    prefix: str = "a",
+) -> List[str]:
+    """Every caption that names ``shape`` and up to ``max_factors`` values of the given factors.
+
+    For the failure-direction method's caption scoring (Jain et al. 2023): with ``shape="circle"``,
+    ``max_factors=1`` gives "a circle", "a red circle", ..., "a circle on sand", "a circle, on the left".
+
+    Parameters
+    ----------
+    shape : str or None (None: the generic noun "shape")
+    factors : factor names that may be mentioned (not "shape")
+    max_factors : int >= 0, most factors named in one caption
+    prefix : str, first word(s), e.g. "a photo of a"
+
+    Returns
+    -------
+    list of str, without duplicates, the bare caption first
+    """
+    from failwidgets._validation import check_choice, check_positive_int
+
+    check_positive_int(max_factors, "max_factors", minimum=0)
+    for f in factors:
+        check_choice(f, "factors", [n for n in FACTOR_NAMES if n != "shape"])
+    out: List[str] = []
+    for k in range(0, max_factors + 1):
+        for combo in itertools.combinations(factors, k):
+            for values in itertools.product(*[FACTOR_VALUES[f] for f in combo]):
+                text = make_caption(shape=shape, prefix=prefix, **dict(zip(combo, values)))
+                if text not in out:
+                    out.append(text)
     return out

@@ -258,6 +258,32 @@ class World:
             f"Correlation/Minority, got {plant!r}"
         )
 
+    def describe(self) -> str:
+        """A short human-readable account of the world and its plants with the measured levels."""
+        sizes = ", ".join(f"{k} {v}" for k, v in self.config.split_sizes.items())
+        lines = [
+            f"failwidgets world (seed {self.config.seed}, {self.config.image_size}x{self.config.image_size} px; {sizes})",
+            "factors: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in self.factor_values.items()),
+        ]
+        if not self.planted:
+            lines.append("no planted bias: every split is balanced")
+        for p in self.planted:
+            lines.append(f"[{p['index']}] {p['description']}")
+            if p["kind"] == "correlation":
+                for split, m in p["measured"].items():
+                    lines.append(
+                        f"    {split}: P({p['factor_b']} = mapping[{p['factor_a']}]) = {m['p']:.3f} "
+                        f"(implied tau {m['tau']:.3f}, n={m['n']})"
+                    )
+            else:
+                for g in p["groups"]:
+                    m = g["measured"]["train"]
+                    lines.append(
+                        f"    {g['caption']}: train share {m['share']:.3f} (expected {g['expected_share']:.3f}, "
+                        f"normal {g['normal_share']:.3f}, n_class={m['n_class']})"
+                    )
+        return "\n".join(lines)
+
     def minority_mask(self, plant, split: str = "test") -> np.ndarray:
         """bool (N,): the images of ``split`` in the minority cells of ``plant``.
 

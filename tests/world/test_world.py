@@ -238,3 +238,23 @@ def test_ground_truth_relations(world):
         *[(s, "pointy") for s in ("triangle", "star", "diamond")],
     }
     assert world.attribute_groups["colour"] == FACTOR_VALUES["colour"]
+
+
+def test_caption_candidates_for_a_class():
+    from failwidgets.world import caption_candidates
+
+    cands = caption_candidates("circle")
+    # bare caption + 4 colours + 2 sizes + 2 textures + 4 backgrounds + 2 positions
+    assert len(cands) == 1 + 4 + 2 + 2 + 4 + 2
+    assert cands[0] == "a circle" and "a circle on sand" in cands and "a striped circle" in cands
+    two = caption_candidates("star", factors=("colour", "background"), max_factors=2, prefix="a photo of a")
+    assert len(two) == 1 + 4 + 4 + 4 * 4 and "a photo of a blue star on snow" in two
+    with pytest.raises(ValueError, match="factors: expected one of"):
+        caption_candidates("star", factors=("shape",))
+
+
+def test_describe_names_every_plant_and_its_measured_level(world):
+    text = world.describe()
+    assert "background follows shape at tau=0.95" in text and "size follows texture at tau=1" in text
+    p = world.planted[0]["measured"]["train"]["p"]
+    assert f"P(background = mapping[shape]) = {p:.3f}" in text
