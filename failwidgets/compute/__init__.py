@@ -11,19 +11,16 @@ from .encoders import (
     TorchvisionFeatureEncoder,
     encode_with_cache,
 )
+from .cache import EmbeddingCache, default_cache_dir
+from .fingerprint import fingerprint
 from .gradients import output_gradients
 from .hooks import capture, get_module, layer_activations, module_names
 from .images import Normalized, as_image_tensor, iter_batches
 
-_LAZY = {
-    "EmbeddingCache": ".cache",
-    "default_cache_dir": ".cache",
-    "fingerprint": ".fingerprint",
-    "attribution_maps": ".attribution",
-}
+_LAZY = {"attribution_maps": ".attribution"}
 
 
-def __getattr__(name):  # keep `import failwidgets.compute` light: cache/attribution load on first use
+def __getattr__(name):  # keep `import failwidgets.compute` light: captum loads on first use
     if name in _LAZY:
         import importlib
 
@@ -49,5 +46,8 @@ __all__ = [
     "encode_with_cache",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "EmbeddingCache",
+    "default_cache_dir",
+    "fingerprint",
     *_LAZY,
 ]
