@@ -14,18 +14,22 @@ Subclass :class:`Decoder` (or pass a callable to :class:`GeneratorDecoder`). For
 ``StableUnCLIPImg2ImgPipeline`` whose image encoder is the same CLIP model that produced the embeddings::
 
     class UnclipDecoder(Decoder):
-        def __init__(self, pipe, prompt="", steps=25):
-            self.pipe, self.prompt, self.steps = pipe, prompt, steps
+        interactive = False                      # seconds per call: no continuous slider updates
+        def __init__(self, pipe, embed_norm, prompt="", steps=25):
+            # embed_norm: the typical L2 norm of the pipeline's CLIP image embeddings (unCLIP was
+            # trained on unnormalised embeddings; ours are unit vectors)
+            self.pipe, self.embed_norm, self.prompt, self.steps = pipe, embed_norm, prompt, steps
         def decode(self, embeddings):
             emb = torch.as_tensor(embeddings, dtype=self.pipe.dtype, device=self.pipe.device)
-            # unCLIP expects unnormalised CLIP image embeddings: rescale unit vectors to the typical norm
-            out = self.pipe(prompt=[self.prompt] * len(emb), image_embeds=emb * typical_norm,
+            out = self.pipe(prompt=[self.prompt] * len(emb), image_embeds=emb * self.embed_norm,
                             num_inference_steps=self.steps, output_type="pt")
             return out.images.float().cpu().clamp(0, 1)          # (M, 3, H, W)
 
-then ``DirectionSlider(..., decoders={"unclip": UnclipDecoder(pipe)})``. Diffusion is slow: leave the
-slider's ``continuous_update`` off for such decoders (the widget does this for decoders whose
-``interactive`` attribute is False).
+then ``DirectionSlider(..., decoders={"unclip": UnclipDecoder(pipe, embed_norm)})``. The failure direction
+must live in the same CLIP space as the pipeline's image encoder (fit ``FailureDirections`` on embeddings
+from that encoder). Diffusion is slow: the widget turns the slider's ``continuous_update`` off for decoders
+whose ``interactive`` attribute is False. The demo's decoder plugs in directly:
+``GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim)``.
 """
 from __future__ import annotations
 
