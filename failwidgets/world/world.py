@@ -196,6 +196,7 @@ class World:
         self.factor_values = {k: list(v) for k, v in FACTOR_VALUES.items()}
         self.fingerprint = hashlib.sha256((GENERATOR_VERSION + "\n" + config.to_json()).encode()).hexdigest()[:32]
         self._splits: Dict[str, Split] = {}
+        self._factors: Dict[str, Dict[str, np.ndarray]] = {}
         self._planted: Optional[List[dict]] = None
 
     def __repr__(self) -> str:
@@ -217,14 +218,27 @@ class World:
         ss = np.random.SeedSequence(self.config.seed, spawn_key=(SPLITS.index(name),))
         return [np.random.default_rng(s) for s in ss.spawn(3)]
 
+    def factors(self, name: str) -> Dict[str, np.ndarray]:
+        """The factors of a split without rendering its images (cheap; same values as ``world[name].factors``)."""
+        check_choice(name, "split", SPLITS)
+        if name in self._splits:
+            return self._splits[name].factors
+        if name not in self._factors:
+            cfg = self.config
+            rng = self._seeds(name)[0]
+            n = cfg.split_sizes[name]
+            if name == "train":
+                f = sample_factors(n, rng, cfg.correlations, cfg.minorities)
+            else:
+                f = sample_factors(n, rng)
+            self._factors[name] = {k: _readonly(v) for k, v in f.items()}
+        return self._factors[name]
+
     def _generate(self, name: str) -> Split:
         cfg = self.config
-        n = cfg.split_sizes[name]
-        rng_factors, rng_geometry, rng_pixels = self._seeds(name)
-        if name == "train":
-            factors = sample_factors(n, rng_factors, cfg.correlations, cfg.minorities)
-        else:
-            factors = sample_factors(n, rng_factors)
+        _, rng_geometry, rng_pixels = self._seeds(name)
+        factors = {k: np.array(v) for k, v in self.factors(name).items()}
+        self._factors.pop(name, None)
         geometry = draw_geometry(factors, cfg.image_size, rng_geometry)
         r = render_batch(
             factors,
@@ -240,9 +254,9 @@ class World:
     @property
     def planted(self) -> List[dict]:
         """Ground truth of every plant, with its level measured in every split (see
-        :func:`failwidgets.world.planted.describe_plants`). Generates all splits on first use."""
+        :func:`failwidgets.world.planted.describe_plants`). Needs the factors only, not the images."""
         if self._planted is None:
-            self._planted = describe_plants(self.config, {s: self[s].factors for s in SPLITS})
+            self._planted = describe_plants(self.config, {s: self.factors(s) for s in SPLITS})
         return self._planted
 
     def _plant(self, plant) -> Correlation | Minority:
@@ -290,11 +304,11 @@ class World:
         Correlation a -> b: ``a`` mapped and ``b != mapping[a]``. Minority: images of a listed class
         with the rare value. ``plant`` is an index into :attr:`planted`, an entry of it, or the plant.
         """
-        return cell_masks(self._plant(plant), self[split].factors)[0]
+        return cell_masks(self._plant(plant), self.factors(split))[0]
 
     def majority_mask(self, plant, split: str = "test") -> np.ndarray:
         """bool (N,): the complementary cells (``b == mapping[a]``; listed classes without the rare value)."""
-        return cell_masks(self._plant(plant), self[split].factors)[1]
+        return cell_masks(self._plant(plant), self.factors(split))[1]
 
     # ---------------------------------------------------------------------------------------------
     def attribute_relations(self) -> Dict[Tuple[str, str], str]:

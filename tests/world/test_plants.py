@@ -92,7 +92,7 @@ def test_minority_on_a_class_driven_factor_scales_its_conditional_share():
     assert group["expected_share"] == pytest.approx(0.125)
     meas = group["measured"]["train"]
     assert abs(meas["share"] - 0.125) <= _tol(0.125, meas["n_class"])
-    train = world["train"].factors
+    train = world.factors("train")
     in_cls = train["shape"] == 0
     assert meas["n_class"] == in_cls.sum()
     assert meas["n_minority"] == np.sum(in_cls & (train["background"] == 0))
@@ -100,18 +100,19 @@ def test_minority_on_a_class_driven_factor_scales_its_conditional_share():
 
 @pytest.fixture(scope="module")
 def demo_world():
-    return make_world(WorldConfig.demo(n_train=3000, n_val=1500, n_test=1500, n_pool=200), cache=False)
+    # only factors are used here, so large splits cost nothing (no image is rendered)
+    return make_world(WorldConfig.demo(n_train=20000, n_val=10000, n_test=10000, n_pool=200), cache=False)
 
 
 def test_world_reports_measured_levels_in_train(demo_world):
     shape_bg, texture_size = demo_world.planted
-    train = demo_world["train"].factors
+    train = demo_world.factors("train")
     assert shape_bg["kind"] == "correlation" and shape_bg["factors"] == ("shape", "background")
     assert shape_bg["tau"] == 0.95 and shape_bg["expected_p"] == pytest.approx(0.9625)
     p = np.mean(train["background"] == train["shape"] % 4)
     meas = shape_bg["measured"]["train"]
-    assert meas["p"] == pytest.approx(p) and meas["n"] == 3000
-    assert abs(meas["p"] - 0.9625) <= _tol(0.9625, 3000)
+    assert meas["p"] == pytest.approx(p) and meas["n"] == 20000
+    assert abs(meas["p"] - 0.9625) <= _tol(0.9625, 20000)
     assert meas["tau"] == pytest.approx((p - 0.25) / 0.75)
     # tau 1: every striped object is large and every plain one small in training
     assert np.array_equal(train["size"], train["texture"])
@@ -120,8 +121,8 @@ def test_world_reports_measured_levels_in_train(demo_world):
 
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_held_out_splits_are_balanced_and_plant_pairs_independent(demo_world, split):
-    f = demo_world[split].factors
-    n = len(demo_world[split])
+    f = demo_world.factors(split)
+    n = len(f["shape"])
     for factor, values in FACTOR_VALUES.items():
         k = len(values)
         freq = np.bincount(f[factor], minlength=k) / n
@@ -136,7 +137,7 @@ def test_held_out_splits_are_balanced_and_plant_pairs_independent(demo_world, sp
 
 
 def test_minority_and_majority_cells(demo_world):
-    test = demo_world["test"].factors
+    test = demo_world.factors("test")
     off_map = test["background"] != test["shape"] % 4
     assert np.array_equal(demo_world.minority_mask(0, "test"), off_map)
     assert np.array_equal(demo_world.majority_mask(0, "test"), ~off_map)
@@ -149,7 +150,7 @@ def test_minority_and_majority_cells(demo_world):
 def test_minority_mask_of_a_minority_plant():
     cfg = WorldConfig(n_train=20, n_val=10, n_test=300, n_pool=10, minorities=[Minority("size", {"star": "small"})])
     world = make_world(cfg, cache=False)
-    f = world["test"].factors
+    f = world.factors("test")
     star = f["shape"] == _code("shape", "star")
     small = f["size"] == _code("size", "small")
     assert np.array_equal(world.minority_mask(0, "test"), star & small)
@@ -161,3 +162,14 @@ def test_control_world_has_no_correlation_in_train():
     meas = world.planted[0]["measured"]["train"]
     assert abs(meas["p"] - 0.25) <= _tol(0.25, 3000)
     assert abs(world.planted[1]["measured"]["train"]["p"] - 0.5) <= _tol(0.5, 3000)
+
+
+def test_factors_without_rendering_equal_the_rendered_split():
+    world = make_world(WorldConfig.demo(n_train=50, n_val=20, n_test=20, n_pool=20), cache=False)
+    before = {k: v.copy() for k, v in world.factors("train").items()}
+    assert not world._splits  # nothing rendered yet
+    _ = world.planted
+    assert not world._splits
+    split = world["train"]
+    assert all(np.array_equal(before[k], split.factors[k]) for k in before)
+    assert world.factors("train") is split.factors
