@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
 from .._validation import check_array
 from .fingerprint import fingerprint
@@ -50,6 +50,9 @@ _TMP_PREFIX = ".tmp."
 _STALE_SECONDS = 24 * 3600  # temp files older than this are stale even if their writer looks alive
 # dtypes safetensors stores for numpy (safetensors.numpy._TYPES)
 _DTYPES = frozenset(np.dtype(t) for t in ("f8", "f4", "f2", "i8", "u8", "i4", "u4", "i2", "u2", "i1", "u1", "?", "c8"))
+# What reading a damaged file raises: safetensors' own error (truncated / bad header), bad JSON or
+# missing / mistyped metadata fields.
+_PARSE_ERRORS = (SafetensorError, ValueError, KeyError, TypeError, AttributeError)
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
@@ -169,13 +172,13 @@ class EmbeddingCache:
         except FileNotFoundError:
             return None
         try:
-            with safe_open(str(path), framework="numpy") as f:
+            with safe_open(str(path), framework="numpy") as f:  # what load_file does, plus the header
                 meta = _parse_meta(f.metadata())
-            arrays = load_file(str(path))
+                arrays = {name: f.get_tensor(name) for name in f.keys()}
             problem = _verify(key, meta, arrays)
         except FileNotFoundError:  # removed between stat and open
             return None
-        except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a valid entry
+        except _PARSE_ERRORS as exc:  # not MemoryError / PermissionError: those say nothing of the file
             problem = f"{type(exc).__name__}: {exc}"
         if problem is not None:
             self._discard_corrupt(path, before, problem)
@@ -193,16 +196,15 @@ class EmbeddingCache:
                 stat = path.stat()
                 with safe_open(str(path), framework="numpy") as f:
                     meta = _parse_meta(f.metadata())
+                out.append(CacheEntry(
+                    key=path.stem, parts=meta["parts"], size_bytes=stat.st_size, created=meta["created"],
+                    shapes={n: tuple(a["shape"]) for n, a in meta["arrays"].items()},
+                    dtypes={n: a["dtype"] for n, a in meta["arrays"].items()}, path=path,
+                ))
             except FileNotFoundError:
                 continue
-            except Exception as exc:  # noqa: BLE001
+            except _PARSE_ERRORS as exc:
                 self._discard_corrupt(path, stat, f"{type(exc).__name__}: {exc}")
-                continue
-            out.append(CacheEntry(
-                key=path.stem, parts=meta["parts"], size_bytes=stat.st_size, created=meta["created"],
-                shapes={n: tuple(a["shape"]) for n, a in meta["arrays"].items()},
-                dtypes={n: a["dtype"] for n, a in meta["arrays"].items()}, path=path,
-            ))
         return sorted(out, key=lambda e: e.created)
 
     def size_bytes(self) -> int:
@@ -217,7 +219,7 @@ class EmbeddingCache:
 
     # -- write ----------------------------------------------------------------------------------------
     def put(self, key: str, arrays: Any, parts: Mapping[str, Any]) -> Path:
-        """Store ``arrays`` under ``key`` atomically (temp file in the same directory, fsync, rename).
+        """Store ``arrays`` under ``key`` atomically (temp directory inside the root, fsync, rename).
 
         Parameters
         ----------
@@ -240,7 +242,7 @@ class EmbeddingCache:
                 "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in named.items()}}
         meta["sha256"] = _checksum(meta, named)
         # A private temp directory per write: save_file streams the arrays without copying them, and
-        # (safetensors >= 0.7) writes through its own temp file, which a killed writer would leave
+        # recent safetensors (0.8) writes through its own temp file, which a killed writer would leave
         # behind under a name we do not choose; inside our directory it is found and cleaned with it.
         tmp_dir = self.root / f"{_TMP_PREFIX}{os.getpid()}.{_HOST}.{uuid.uuid4().hex}"
         tmp_dir.mkdir(parents=True)
@@ -414,6 +416,9 @@ def _parse_meta(header: Mapping[str, str] | None) -> dict:
     meta = json.loads((header or {})[_META])
     if meta.get("format") != _FORMAT:
         raise ValueError(f"unknown entry format {meta.get('format')!r}")
+    missing = {"key", "parts", "created", "single", "arrays", "sha256"} - set(meta)
+    if missing:
+        raise ValueError(f"header lacks {sorted(missing)}")
     meta["created"] = float(meta["created"])
     return meta
 

@@ -21,6 +21,7 @@ import failwidgets.compute.cache as cache_module
 from failwidgets.compute.cache import CacheCorruptionWarning, EmbeddingCache, default_cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
+_REAL_SAFE_OPEN = cache_module.safe_open
 
 
 class Counter:
@@ -161,6 +162,29 @@ def test_second_identical_request_computes_nothing(tmp_path):
     assert pair.calls == 1 and np.array_equal(out["txt"], emb[:3])
 
 
+class _HeaderOnly:
+    """A safe_open whose get_tensor fails: proves that its user reads headers only."""
+
+    def __init__(self, *args, **kwargs):
+        self._f = _REAL_SAFE_OPEN(*args, **kwargs)
+
+    def __enter__(self):
+        self._inner = self._f.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._f.__exit__(*exc)
+
+    def metadata(self):
+        return self._inner.metadata()
+
+    def keys(self):
+        return self._inner.keys()
+
+    def get_tensor(self, name):
+        raise AssertionError("an array was loaded")
+
+
 def test_entries_list_parts_sizes_and_times_without_loading_arrays(tmp_path, monkeypatch):
     cache = EmbeddingCache(tmp_path)
     t0 = time.time()
@@ -168,10 +192,7 @@ def test_entries_list_parts_sizes_and_times_without_loading_arrays(tmp_path, mon
     cache.get_or_compute({"layer": "b"}, lambda: {"x": _emb(20, 4), "y": np.arange(5)})
     t1 = time.time()
 
-    def no_loading(*args, **kwargs):
-        raise AssertionError("entries() loaded arrays")
-
-    monkeypatch.setattr(cache_module, "load_file", no_loading)
+    monkeypatch.setattr(cache_module, "safe_open", _HeaderOnly)
     entries = cache.entries()
     assert [e.parts for e in entries] == [{"layer": "a"}, {"layer": "b"}]
     assert [e.key for e in entries] == [cache.key({"layer": "a"}), cache.key({"layer": "b"})]
@@ -182,6 +203,9 @@ def test_entries_list_parts_sizes_and_times_without_loading_arrays(tmp_path, mon
     assert [e.size_bytes for e in entries] == sizes
     assert entries[0].size_bytes >= 10 * 4 * 4 and entries[1].size_bytes >= 20 * 4 * 4 + 5 * 8
     assert cache.size_bytes() == sum(sizes)
+    with pytest.raises(AssertionError, match="an array was loaded"):  # the guard is live
+        cache.get(entries[0].key)
+    assert cache.contains(entries[0].key)  # an error that is not corruption removes nothing
 
 
 def test_remove_and_clear(tmp_path):
@@ -333,50 +357,53 @@ def test_temp_files_of_live_writers_are_kept_and_stale_ones_removed(tmp_path):
     assert sorted(_temp_files(tmp_path)) == sorted([live, other_host_recent])
 
 
-_RACER = """
-import sys, time, warnings, numpy as np
-from pathlib import Path
-from failwidgets.compute.cache import EmbeddingCache, CacheCorruptionWarning
-warnings.simplefilter("error", CacheCorruptionWarning)
-root, role, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-cache = EmbeddingCache(root)
-parts = {"data": "shared"}
-key = cache.key(parts)
-expected = np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000)
-while not go.exists():
-    time.sleep(0.01)
-end, writes, hits = time.time() + 2.0, 0, 0
-while time.time() < end:
-    if role == "writer":
-        cache.put(key, expected, parts)
+_SHARED = np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000)
+
+
+def _race(root: str, seconds: float) -> tuple[int, int]:
+    """Put the shared entry, then read it back (any hit must be intact), until time is up."""
+    cache = EmbeddingCache(root)
+    parts = {"data": "shared"}
+    key = cache.key(parts)
+    end, writes, hits = time.time() + seconds, 0, 0
+    while time.time() < end:
+        cache.put(key, _SHARED, parts)
         writes += 1
-        assert np.array_equal(cache.get_or_compute(parts, lambda: expected), expected)
-    else:
-        got = cache.get(key)
-        if got is not None:
-            assert np.array_equal(got, expected)
-            hits += 1
-print(writes, hits)
+        for _ in range(3):
+            got = cache.get(key)
+            if got is not None:
+                assert np.array_equal(got, _SHARED)
+                hits += 1
+    return writes, hits
+
+
+_RACER = """
+import sys, time, warnings
+from pathlib import Path
+from failwidgets.compute.cache import CacheCorruptionWarning
+from tests.compute.test_cache import _race
+warnings.simplefilter("error", CacheCorruptionWarning)
+Path(sys.argv[2]).touch()  # ready: imports are done
+print(*_race(sys.argv[1], 2.0))
 """
 
 
-def test_concurrent_writers_of_one_key_do_not_corrupt_each_other_or_a_reader(tmp_path):
-    go = tmp_path / "go"
-    root = tmp_path / "cache"
-    procs = [_child(_RACER, str(root), role, str(go)) for role in ["writer", "writer", "reader"]]
-    time.sleep(0.5)
-    go.touch()
-    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
-    for rc, out, err in results:
-        assert rc == 0, err
-    writes = [int(out.split()[0]) for _, out, _ in results[:2]]
-    hits = int(results[2][1].split()[1])
-    assert min(writes) >= 2 and hits >= 1, (writes, hits)
+def test_two_processes_writing_one_key_do_not_corrupt_each_other(tmp_path):
+    root, ready = tmp_path / "cache", tmp_path / "ready"
+    proc = _child(_RACER, str(root), str(ready))
+    while not ready.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        writes, hits = _race(str(root), 2.0)  # this process writes and reads the same key meanwhile
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    child_writes, child_hits = map(int, out.split())
+    assert min(writes, child_writes) >= 2 and min(hits, child_hits) >= 1, (writes, child_writes)
     cache = EmbeddingCache(root)
     assert [e.parts for e in cache.entries()] == [{"data": "shared"}]
     assert _temp_files(root) == []
-    assert np.array_equal(cache.get(cache.key({"data": "shared"})),
-                          np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000))
+    assert np.array_equal(cache.get(cache.key({"data": "shared"})), _SHARED)
 
 
 def test_loading_100k_by_512_float32_is_fast(tmp_path):
@@ -388,4 +415,4 @@ def test_loading_100k_by_512_float32_is_fast(tmp_path):
     got = cache.get(key)  # load + checksum of 205 MB
     elapsed = time.perf_counter() - start
     assert np.array_equal(got, emb)
-    assert elapsed < 3.0, f"get() of 100k x 512 float32 took {elapsed:.2f} s"
+    assert elapsed < 5.0, f"get() of 100k x 512 float32 took {elapsed:.2f} s"  # 0.35 s idle, 1.0 s at load 16
