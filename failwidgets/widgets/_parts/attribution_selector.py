@@ -42,6 +42,7 @@ class AttributionSelector(W.HBox):
     """
 
     method = traitlets.Unicode("none")
+    log = traitlets.Instance(LogArea)  # replaces the widget's ``logging.Logger`` trait, as in FailWidget
 
     def __init__(self, grid: ImageGrid, model: Any, images: Any, target: Any, layer: str | None = None,
                  log: LogArea | None = None, batch_size: int = 32, **kwargs: Any):
@@ -55,8 +56,8 @@ class AttributionSelector(W.HBox):
         self.dropdown = W.Dropdown(options=[(_LABELS[o], o) for o in options], value="none",
                                    description="heat map", layout=W.Layout(width="320px"))
         super().__init__(children=[self.dropdown], **kwargs)
-        self._on_dropdown = guarded(self.log, "AttributionSelector")(self._dropdown_changed)
-        self._on_method = guarded(self.log, "AttributionSelector")(self._method_changed)
+        self._on_dropdown = guarded(self.log, "AttributionSelector")(self._on_dropdown_change)
+        self._on_method = guarded(self.log, "AttributionSelector")(self._on_method_change)
         self.dropdown.observe(self._on_dropdown, names="value")
         self.observe(self._on_method, names="method")
 
@@ -66,10 +67,10 @@ class AttributionSelector(W.HBox):
         self.maps_ = {}
         self._apply(self.method)
 
-    def _dropdown_changed(self, change: dict) -> None:
+    def _on_dropdown_change(self, change: dict) -> None:
         self.method = change["new"]
 
-    def _method_changed(self, change: dict) -> None:
+    def _on_method_change(self, change: dict) -> None:
         if self.dropdown.value != change["new"]:
             self.dropdown.value = change["new"]  # validates against the options
         self._apply(change["new"])
@@ -91,7 +92,8 @@ class AttributionSelector(W.HBox):
         self.grid.set_overlays(self.maps_[method])
 
     def close(self) -> None:
-        self.dropdown.unobserve(self._on_dropdown, names="value")
-        self.dropdown.close()
+        if getattr(self, "dropdown", None) is not None:
+            self.dropdown.unobserve(self._on_dropdown, names="value")
+            self.dropdown.close()
         self.maps_, self.model, self.images = {}, None, None
         super().close()
