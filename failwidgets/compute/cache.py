@@ -262,7 +262,9 @@ class EmbeddingCache:
         _fsync_dir(self.root)
         return path
 
-    def get_or_compute(self, parts: Mapping[str, Any], compute: Callable[[], Any]) -> np.ndarray | dict[str, np.ndarray]:
+    def get_or_compute(
+        self, parts: Mapping[str, Any], compute: Callable[[], Any]
+    ) -> np.ndarray | dict[str, np.ndarray]:
         """Return the cached value for ``parts``; on a miss call ``compute()`` once, store and return it.
 
         Parameters
@@ -306,7 +308,9 @@ class EmbeddingCache:
         int, the number of entries removed.
         """
         if predicate is not None and not callable(predicate):
-            raise TypeError(f"predicate: expected a callable CacheEntry -> bool or None, got {type(predicate).__name__}")
+            raise TypeError(
+                f"predicate: expected a callable CacheEntry -> bool or None, got {type(predicate).__name__}"
+            )
         self._remove_stale_temp_files()
         if predicate is None:
             return sum(self.remove(p.stem) for p in self._entry_paths())
@@ -323,13 +327,13 @@ class EmbeddingCache:
             return iter(())
         return (p for p in self.root.iterdir() if p.suffix == _SUFFIX and _KEY.fullmatch(p.stem))
 
-    def _discard_corrupt(self, path: Path, before: os.stat_result | None, problem: str) -> None:
+    def _discard_corrupt(self, path: Path, before: os.stat_result, problem: str) -> None:
         warnings.warn(f"embedding cache: entry {path.name} is corrupt ({problem}); removed, it will be "
                       "recomputed", CacheCorruptionWarning, stacklevel=3)
         try:
             now = path.stat()
             # Another process may have just replaced the bad file with a good one: leave that alone.
-            if before is None or (now.st_ino, now.st_mtime_ns, now.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size):
+            if (now.st_ino, now.st_mtime_ns, now.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size):
                 path.unlink()
         except FileNotFoundError:
             pass
@@ -446,11 +450,14 @@ def _fsync_dir(path: Path) -> None:
     """Make the rename durable (POSIX); directories cannot be opened for fsync on Windows."""
     if os.name != "posix":
         return
-    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # some file systems refuse fsync on directories; the rename itself is done
+        pass
 
 
 def _pid_alive(pid: int) -> bool:

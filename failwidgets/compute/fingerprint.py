@@ -124,7 +124,9 @@ def _update(h: "hashlib._Hash", obj: Any, path: str) -> None:
 
 def _update_array(h: "hashlib._Hash", arr: np.ndarray, path: str) -> None:
     if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None:
-        raise TypeError(f"{path}: cannot fingerprint an array of dtype {arr.dtype}; expected a numeric, bool or string dtype")
+        raise TypeError(
+            f"{path}: cannot fingerprint an array of dtype {arr.dtype}; expected a numeric, bool or string dtype"
+        )
     # One byte order for every machine, then a C-contiguous buffer hashed without a Python loop.
     arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
     _field(h, b"a", arr.dtype.name.encode())
