@@ -281,12 +281,12 @@ class TreeBrowser(FailWidget):
                 self.valid_ring.x, self.valid_ring.y = x[valid], y[valid]
                 self.node_labels.x, self.node_labels.y = x, y
                 self.node_labels.text = [f"ER {er:.2f} · EC {ec:.2f}" for er, ec in zip(nodes["ER"], nodes["EC"])]
-        if not keep_selection or r is None or self.selected_node >= len(r.fit.nodes):
-            if self.selected_node == -1:
-                self._on_selected_node({"new": -1})
-            self.selected_node = -1
+        if keep_selection and r is not None and self.selected_node < len(r.fit.nodes):
+            self._on_selected_node({"new": self.selected_node})  # same node, new metrics
+        elif self.selected_node == -1:
+            self._on_selected_node({"new": -1})  # the trait does not change: refresh the panels here
         else:
-            self._on_selected_node({"new": self.selected_node})
+            self.selected_node = -1
 
     # ------------------------------------------------------------------------------------ selection
     def _on_mark_selected(self, change: dict) -> None:
@@ -305,8 +305,9 @@ class TreeBrowser(FailWidget):
         r = self.result
         if r is None or node < 0:
             self.node_html.value = "<i>click a node</i>" if r is not None else ""
-            self.failures_grid.set_images([]) if self.images is not None else None
-            self.successes_grid.set_images([]) if self.images is not None else None
+            if self.images is not None:
+                self.failures_grid.set_images([])
+                self.successes_grid.set_images([])
             self.feature_html.value = ""
             self.visualise_button.disabled = True
             return
@@ -340,9 +341,8 @@ class TreeBrowser(FailWidget):
         member = r.tree.node_membership(self.features[r.fit_indices])[:, node]
         idx = r.fit_indices[member]
         rng = np.random.default_rng(self.random_state)
-        fails, oks = idx[self.failed[idx]], idx[~self.failed[idx]]
-        pick = lambda a: np.sort(rng.choice(a, size=min(self.n_samples, a.size), replace=False))  # noqa: E731
-        return pick(fails), pick(oks)
+        return tuple(np.sort(rng.choice(a, size=min(self.n_samples, a.size), replace=False))
+                     for a in (idx[self.failed[idx]], idx[~self.failed[idx]]))
 
     def _caption(self, i: int) -> str:
         return (f"label {html.escape(self.class_names[self.labels[i]])}<br>"
