@@ -179,12 +179,3 @@ def test_cache_key_changes_with_weights_dtype_preprocessing_layer_and_dataset():
     ]
     keys |= {EmbeddingCache.key(v) for v in variants}
     assert len(keys) == len(variants) + 1
-
-
-def test_a_25m_parameter_model_hashes_in_well_under_a_few_seconds():
-    model = nn.Sequential(*[nn.Linear(2500, 2500) for _ in range(4)])  # 25.01M parameters, 100 MB
-    assert sum(p.numel() for p in model.parameters()) >= 25_000_000
-    start = time.perf_counter()
-    fingerprint(model)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 3.0, f"hashing 25M parameters took {elapsed:.2f} s"
