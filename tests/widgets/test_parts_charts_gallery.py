@@ -72,6 +72,8 @@ def test_matrix_heatmap_selection_and_diverging_scale():
         hm.selected_cell = (5, 5)
     with pytest.raises(ValueError, match="row_labels"):
         hm.set_matrix(m, ["x"], ["a", "b", "c"])
+    hm.set_matrix(np.ones((4, 5)), list("ABCD"), list("vwxyz"))   # another shape
+    assert hm.grid.color.shape == (4, 5) and list(hm.grid.row) == list("ABCD") and hm.selected_cell is None
     hm.close()
 
 

@@ -233,3 +233,49 @@ def test_export_html_is_self_contained(tmp_path):
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
     assert "<script" not in html
     w.close()
+
+
+def test_grid_thumb_size_change_reencodes_at_new_size():
+    import io
+
+    from PIL import Image as PILImage
+
+    grid = ImageGrid(thumb_size=16)
+    grid.set_images(_images(2, size=64))
+    assert PILImage.open(io.BytesIO(grid.image_bytes(0))).size == (16, 16)
+    grid.thumb_size = 40
+    assert PILImage.open(io.BytesIO(grid.image_bytes(0))).size == (40, 40)
+    assert grid.tiles[0].image.layout.width == "40px" and "48px" in grid.grid.layout.grid_template_columns
+    grid.columns = 5
+    assert grid.grid.layout.grid_template_columns.startswith("repeat(5,")
+
+
+def test_run_guarded_shows_busy_then_clears():
+    w = FailWidget()
+    seen = []
+    assert w.run_guarded(lambda: seen.append(w.log.status.value) or 7, busy="fitting tree") == 7
+    assert "fitting tree" in seen[0] and w.log.status.value == ""
+    with pytest.raises(ZeroDivisionError):
+        w.run_guarded(lambda: 1 / 0, busy="x")
+    assert "ZeroDivisionError" in w.log.status.value and w.log.busy_depth == 0
+    w.close()
+
+
+def test_export_renders_outputs_tabs_and_skips_hidden_widgets():
+    png = thumbnail_bytes(np.zeros((4, 4, 3), np.uint8), fmt="png")
+    out = W.Output()
+    from IPython.display import Image as IPyImage
+
+    out.append_display_data(IPyImage(png))
+    out.append_stdout("plain <text>\n")
+    tabs = W.Tab(children=[W.HTML("first tab"), W.Label("second & tab")], titles=("one", "two"))
+    hidden = W.HTML("secret", layout=W.Layout(display="none"))
+    w = FailWidget(children=[out, tabs, hidden, W.Checkbox(value=True, description="only errors"),
+                             W.Dropdown(options=[("cats", 0), ("dogs", 1)], value=1, description="class")])
+    html = w.export_html()
+    assert "data:image/png;base64," + base64.b64encode(png).decode() in html
+    assert "plain &lt;text&gt;" in html
+    assert "<summary>one</summary>" in html and "first tab" in html and "second &amp; tab" in html
+    assert "secret" not in html
+    assert "&#9745; only errors" in html and "class</b> dogs" in html
+    w.close()

@@ -92,8 +92,10 @@ class AttributionSelector(W.HBox):
         self.grid.set_overlays(self.maps_[method])
 
     def close(self) -> None:
-        if getattr(self, "dropdown", None) is not None:
-            self.dropdown.unobserve(self._on_dropdown, names="value")
-            self.dropdown.close()
+        dropdown = getattr(self, "dropdown", None)
+        if dropdown is not None:  # idempotent: ipywidgets calls close() again from __del__
+            self.dropdown = None
+            dropdown.unobserve(self._on_dropdown, names="value")
+            dropdown.close()
         self.maps_, self.model, self.images = {}, None, None
         super().close()

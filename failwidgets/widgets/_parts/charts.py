@@ -336,8 +336,9 @@ class MatrixHeatmap(_Chart):
                 hi = float(vmax) if vmax is not None else (float(finite.max()) if finite.size else 1.0)
                 self.color_scale.min, self.color_scale.max = lo, hi if hi > lo else lo + 1.0
             self.row_scale.domain, self.col_scale.domain = rows, cols
-            self.grid.row, self.grid.column = rows, cols
-            self.grid.color = m
+            with self.grid.hold_trait_notifications():  # validate row/column against the new color shape
+                self.grid.color = m
+                self.grid.row, self.grid.column = rows, cols
 
     @property
     def selected_value(self) -> float | None:

@@ -263,7 +263,16 @@ class _Axis:
     def ticks(self) -> list[tuple[float, str]]:
         if self.ordinal:
             return [(self(d), str(d)) for d in self.domain][:40]
-        return [(self(t), f"{t:.3g}") for t in np.linspace(self.lo, self.hi, 5)]
+        return [(self(t), f"{t:.4g}") for t in _nice_ticks(self.lo, self.hi)]
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 5) -> np.ndarray:
+    """Round tick values (steps of 1, 2 or 5 times a power of ten) inside [lo, hi]."""
+    raw = (hi - lo) / max(target - 1, 1)
+    mag = 10.0 ** np.floor(np.log10(raw)) if raw > 0 else 1.0
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    ticks = np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step)
+    return np.round(ticks / step) * step + 0.0  # no -0.0 or 0.30000000000000004
 
 
 def _colour(c: Any, i: int) -> str:
