@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "RelationGraph",
     "merge_annotations",
+    "RELATION_LEVELS",
 ]
 
 DEFAULT_LEVELS = (
@@ -32,6 +33,14 @@ DEFAULT_LEVELS = (
     "probably positive",
     "definitely positive",
 )
+#: default level of each kind of true relation (e.g. ``failwidgets.world.attributes.attribute_relations()``)
+RELATION_LEVELS = {
+    "exclusive": "definitely negative",
+    "negative": "probably negative",
+    "independent": "not related",
+    "positive": "probably positive",
+    "implies": "definitely positive",
+}
 SCHEMA = "failwidgets.relation-annotations"
 SCHEMA_VERSION = 1
 
@@ -198,6 +207,35 @@ class RelationGraph:
                     f"({graph.levels[graph._labels[pair]]!r} and {e['level']!r}); expected one level per pair"
                 )
             graph._labels[pair] = lv
+        return graph
+
+    @classmethod
+    def from_relations(cls, attribute_names: Sequence[str], relations: Mapping, levels=DEFAULT_LEVELS,
+                       level_of: Mapping[str, str] | None = None, pairs=None, annotator="ground truth"):
+        """A graph from known true relations, e.g. the demo world's.
+
+        Parameters
+        ----------
+        attribute_names : sequence of str
+        relations : mapping (name_a, name_b) -> relation kind ("exclusive", "negative", "independent",
+            "positive", "implies"; either order of the pair may be given)
+        level_of : mapping kind -> level name (default :data:`RELATION_LEVELS`)
+        pairs : iterable of (name_a, name_b), optional
+            Label only these pairs (a partial graph); default every pair in ``relations``.
+        """
+        level_of = dict(RELATION_LEVELS if level_of is None else level_of)
+        graph = cls(attribute_names, levels, annotator)
+        wanted = None if pairs is None else {graph._pair(a, b) for a, b in pairs}
+        for (a, b), kind in relations.items():
+            if a not in graph._index or b not in graph._index:
+                continue
+            pair = graph._pair(a, b)
+            if wanted is not None and pair not in wanted:
+                continue
+            if kind not in level_of:
+                raise ValueError(f"relations: unknown relation kind {kind!r} for ({a!r}, {b!r}); "
+                                 f"expected one of {sorted(level_of)}")
+            graph._labels[pair] = graph._level_index(level_of[kind])
         return graph
 
     def save(self, path) -> Path:

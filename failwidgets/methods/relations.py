@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_choice, check_in_range, check_positive_int
-from ._relations_annotations import DEFAULT_LEVELS, RelationGraph, merge_annotations
+from ._relations_annotations import DEFAULT_LEVELS, RELATION_LEVELS, RelationGraph, merge_annotations
 from ._relations_eval import (
     entropy_baseline,
     evaluate_modes,
@@ -56,6 +56,7 @@ __all__ = [
     "RelationDiagnosis",
     "RelationGraph",
     "DEFAULT_LEVELS",
+    "RELATION_LEVELS",
     "merge_annotations",
     "entropy_baseline",
     "evaluate_modes",
@@ -116,6 +117,9 @@ class RelationMiner:
         if it lowers that error by more than ``l1_penalty`` times the empty mask's error).
     max_units : int or None
         L1 budget: at most this many units per mask.
+    mask_images : int or None
+        The masks are shared over images (Eq. 3); they are selected on a random subset of this many
+        images (None: all). The relations are then computed on every image.
     bins : int
         Histogram bins of Q over [-1, 1]. Odd by default so that one bin is centred on r = 0 (a pair
         whose patterns are exactly orthogonal would otherwise sit on a bin edge, and a narrow P
@@ -129,11 +133,14 @@ class RelationMiner:
     relation_threshold, deviation_threshold : float
         The paper's 0.2 thresholds on |E r_ij| and |E r_ij - mu_level|.
     batch_size : int
-        Images per batch for the relation matrices and for :meth:`fit_model`'s gradients.
+        Images per batch for the relation matrices and for :meth:`fit_model`'s gradients (which are
+        streamed in chunks of ``4 * batch_size`` images).
     progress : bool
         Show tqdm progress bars.
     device : str or torch.device, optional
         Passed to the compute layer in :meth:`fit_model`.
+    random_state : int or None
+        Seed of the mask-selection subset.
 
     Attributes
     ----------
@@ -160,6 +167,7 @@ class RelationMiner:
         selection: str = "lars",
         l1_penalty: float = 1e-3,
         max_units: int | None = 256,
+        mask_images: int | None = 512,
         bins: int = 41,
         smoothing: float = 1.0,
         grid_size: int = 2000,
@@ -169,10 +177,12 @@ class RelationMiner:
         batch_size: int = 64,
         progress: bool = True,
         device=None,
+        random_state=0,
     ):
         self.selection = selection
         self.l1_penalty = l1_penalty
         self.max_units = max_units
+        self.mask_images = mask_images
         self.bins = bins
         self.smoothing = smoothing
         self.grid_size = grid_size
@@ -182,10 +192,16 @@ class RelationMiner:
         self.batch_size = batch_size
         self.progress = progress
         self.device = device
+        self.random_state = random_state
 
     # -- fitting -----------------------------------------------------------------------------
     def fit_model(self, model, images, layer: str, attributes, attribute_names=None, outputs=None):
-        """Compute the per-image gradients of all attribute outputs at ``layer`` and :meth:`fit`.
+        """Mine relations of a model's attribute outputs at ``layer`` on ``images``, memory-bounded.
+
+        Two passes through ``failwidgets.compute.output_gradients``: the gradients of the
+        ``mask_images`` mask-selection images are computed and the masks selected; then the images are
+        streamed in chunks of ``4 * batch_size`` and only their relation matrices (M, n, n) are kept,
+        so the (M, n, *S) gradients of all images never sit in memory at once.
 
         Parameters
         ----------
@@ -200,14 +216,34 @@ class RelationMiner:
         outputs : callable, optional
             Maps the model's output to the (B, n) attribute scores Y_1..Y_n (default: the model output,
             which must then be 2-D); passed to ``failwidgets.compute.output_gradients``.
-        """
-        from ..compute import output_gradients
 
-        acts, grads = output_gradients(
-            model, images, layer, outputs=outputs, batch_size=self.batch_size, device=self.device,
-            progress=self.progress,
-        )
-        return self.fit(acts, grads, attributes, attribute_names=attribute_names)
+        Returns
+        -------
+        self
+        """
+        from ..compute import as_image_tensor, output_gradients
+
+        x = as_image_tensor(images)
+        m = x.shape[0]
+        signs, names = self._check_attributes(attributes, m, None, attribute_names)
+        sub = self._mask_subset(m)
+
+        def grads_of(idx):
+            return output_gradients(model, x[idx], layer, outputs=outputs, batch_size=self.batch_size,
+                                    device=self.device, progress=False)
+
+        acts, grads = grads_of(torch.as_tensor(sub))
+        n = grads.shape[1]
+        signs, names = self._check_attributes(attributes, m, n, attribute_names)
+        self._select_masks(acts.numpy(), grads.numpy(), names)
+        del acts, grads
+        chunk = 4 * self.batch_size
+        rel = np.empty((m, n, n), dtype=np.float32)
+        for start in tqdm(range(0, m, chunk), desc="gradients and relations", disable=not self.progress):
+            stop = min(start + chunk, m)
+            _, g = grads_of(torch.arange(start, stop))
+            rel[start:stop] = self._relations(g.numpy())
+        return self._finish(rel, signs, names)
 
     def fit(self, activations, gradients, attributes, attribute_names=None):
         """Select the masks and mine the relations from precomputed activations and gradients.
@@ -227,9 +263,6 @@ class RelationMiner:
         -------
         self
         """
-        check_choice(self.selection, "selection", SELECTIONS)
-        check_positive_int(self.bins, "bins", minimum=2)
-        check_positive_int(self.batch_size, "batch_size")
         acts = check_array(activations, "activations", ndim=range(2, 8), dtype="float")
         grads = check_array(gradients, "gradients", ndim=acts.ndim + 1, dtype="float")
         m, n = grads.shape[:2]
@@ -238,23 +271,42 @@ class RelationMiner:
                 f"gradients: expected shape ({acts.shape[0]}, n, {', '.join(map(str, acts.shape[1:]))}) to match "
                 f"activations {acts.shape}, got {grads.shape}"
             )
-        if n < 2:
-            raise ValueError(f"gradients: expected at least 2 attribute outputs, got {n}")
+        signs, names = self._check_attributes(attributes, m, n, attribute_names)
+        sub = self._mask_subset(m)
+        self._select_masks(acts[sub], grads[sub], names)
+        rel = np.empty((m, n, n), dtype=np.float32)
+        for start in tqdm(range(0, m, self.batch_size), desc="relations r_ij", disable=not self.progress):
+            stop = min(start + self.batch_size, m)
+            rel[start:stop] = self._relations(grads[start:stop])
+        return self._finish(rel, signs, names)
+
+    # -- fitting steps -----------------------------------------------------------------------------
+    def _check_attributes(self, attributes, m, n, attribute_names):
+        check_choice(self.selection, "selection", SELECTIONS)
+        check_positive_int(self.bins, "bins", minimum=2)
+        check_positive_int(self.batch_size, "batch_size")
         signs = to_signs(attributes, "attributes")
-        if signs.shape != (m, n):
-            raise ValueError(f"attributes: expected shape ({m}, {n}) (images x attribute outputs), got {signs.shape}")
+        if signs.shape[0] != m or (n is not None and signs.shape[1] != n):
+            want = f"({m}, {n})" if n is not None else f"({m}, n)"
+            raise ValueError(f"attributes: expected shape {want} (images x attribute outputs), got {signs.shape}")
+        n = signs.shape[1]
+        if n < 2:
+            raise ValueError(f"attributes: expected at least 2 attributes, got {n}")
         names = [f"attr{k}" for k in range(n)] if attribute_names is None else [str(a) for a in attribute_names]
         if len(names) != n:
             raise ValueError(f"attribute_names: expected {n} names (one per attribute output), got {len(names)}")
-        absent = [names[k] for k in range(n) if not (signs[:, k] > 0).any()]
-        if absent:
-            warnings.warn(
-                f"attributes: {absent} have no positive images; their relations rely on the other "
-                "attribute's positive images only",
-                UserWarning,
-                stacklevel=2,
-            )
+        return signs, names
 
+    def _mask_subset(self, m: int) -> np.ndarray:
+        """Indices (sorted) of the images the masks are selected on."""
+        if self.mask_images is None or self.mask_images >= m:
+            return np.arange(m)
+        k = check_positive_int(self.mask_images, "mask_images", minimum=2)
+        rng = np.random.default_rng(self.random_state)
+        return np.sort(rng.choice(m, size=k, replace=False))
+
+    def _select_masks(self, acts, grads, names) -> None:
+        m, n = grads.shape[:2]
         self.unit_shape_ = tuple(acts.shape[1:])
         flat_x = acts.reshape(m, -1)
         flat_g = grads.reshape(m, n, -1)
@@ -269,20 +321,27 @@ class RelationMiner:
         empty = [names[k] for k in range(n) if not masks[k].any()]
         if empty:
             warnings.warn(f"masks: no unit selected for {empty} (zero gradients?); their relations are undefined",
-                          UserWarning, stacklevel=2)
-
-        rel = np.empty((m, n, n), dtype=np.float32)
-        mask_t = torch.from_numpy(masks)
-        for start in tqdm(range(0, m, self.batch_size), desc="relations r_ij", disable=not self.progress):
-            stop = min(start + self.batch_size, m)
-            v = torch.as_tensor(flat_g[start:stop]) * mask_t  # v_i^I = rho_i o nu_i^I, (B, n, N)
-            rel[start:stop] = relation_matrices(v)
-
-        pos = signs > 0
-        in_q = (pos[:, :, None] | pos[:, None, :]) & np.isfinite(rel)
+                          UserWarning, stacklevel=3)
         self.masks_ = masks
+
+    def _relations(self, grads) -> np.ndarray:
+        """r_ij^I (B, n, n) of a batch of gradients (B, n, *S) with the selected masks."""
+        g = torch.as_tensor(np.asarray(grads, dtype=np.float32))
+        v = g.reshape(g.shape[0], g.shape[1], -1) * torch.from_numpy(self.masks_)  # v_i^I = rho_i o nu_i^I
+        return relation_matrices(v)
+
+    def _finish(self, rel, signs, names):
+        absent = [names[k] for k in range(signs.shape[1]) if not (signs[:, k] > 0).any()]
+        if absent:
+            warnings.warn(
+                f"attributes: {absent} have no positive images; their relations rely on the other "
+                "attribute's positive images only",
+                UserWarning,
+                stacklevel=3,
+            )
+        pos = signs > 0
         self.relations_ = rel
-        self.in_q_ = in_q
+        self.in_q_ = (pos[:, :, None] | pos[:, None, :]) & np.isfinite(rel)
         self.attribute_names_ = names
         self.mode_counts_ = mode_counts(signs)
         self._summarise()

@@ -453,3 +453,68 @@ def test_evaluate_modes_mean_decrease():
 def test_density_from_counts_requires_positive_smoothing():
     with pytest.raises(ValueError, match="smoothing"):
         density_from_counts(np.ones(4), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# through a torch model: per-image gradients of all outputs, streamed fit_model
+def _tiny_model():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5)).eval()
+
+
+def test_output_gradients_match_single_backward_passes():
+    import torch
+
+    from failwidgets.compute import output_gradients
+
+    model = _tiny_model()
+    x = torch.rand(3, 3, 8, 8)
+    acts, grads = output_gradients(model, x, "0", progress=False)
+    assert grads.shape == (3, 5, 4, 8, 8)
+    for img in range(3):
+        for out in range(5):
+            a = model[0](x[img:img + 1]).detach().requires_grad_(True)
+            y = model[1:](a)[0, out]
+            (g,) = torch.autograd.grad(y, a)
+            torch.testing.assert_close(grads[img, out], g[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(acts[img], a[0].detach(), atol=1e-6, rtol=0)
+
+
+def test_fit_model_streams_to_the_same_relations_as_fit():
+    import torch
+
+    from failwidgets.compute import output_gradients
+
+    model = _tiny_model()
+    x = torch.rand(40, 3, 8, 8)
+    attrs = (np.random.default_rng(0).random((40, 5)) < 0.5).astype(np.float32)
+    streamed = RelationMiner(progress=False, batch_size=4, mask_images=16).fit_model(model, x, "0", attrs)
+    acts, grads = output_gradients(model, x, "0", progress=False)
+    direct = RelationMiner(progress=False, mask_images=16).fit(acts, grads, attrs)
+    np.testing.assert_array_equal(streamed.masks_, direct.masks_)
+    np.testing.assert_allclose(streamed.relations_, direct.relations_, atol=1e-5, equal_nan=True)
+    assert streamed.unit_shape_ == (4, 8, 8)
+    assert streamed.masks_.any(axis=1).all()
+    with pytest.raises(ValueError, match="attributes"):
+        RelationMiner(progress=False).fit_model(model, x, "0", attrs[:, :3])
+    with pytest.raises(ValueError, match="layer|conv9"):
+        RelationMiner(progress=False).fit_model(model, x, "conv9", attrs)
+
+
+def test_graph_from_world_relations():
+    from failwidgets.world import ATTRIBUTE_NAMES
+    from failwidgets.world.attributes import attribute_relations
+
+    g = RelationGraph.from_relations(ATTRIBUTE_NAMES, attribute_relations())
+    assert len(g) == g.n_pairs  # every pair of the world has a true relation
+    assert g.get("striped", "large") == "not related"  # independent factors
+    assert g.get("red", "green") == "definitely negative"  # one-hot colour
+    assert g.get("red", "warm") == "probably positive"
+    part = RelationGraph.from_relations(ATTRIBUTE_NAMES, attribute_relations(), pairs=[("large", "striped")])
+    assert len(part) == 1
+    with pytest.raises(ValueError, match="unknown relation kind"):
+        RelationGraph.from_relations(["a", "b"], {("a", "b"): "sideways"})
