@@ -22,7 +22,7 @@ from .factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
 __all__ = ["Correlation", "Minority", "WorldConfig", "GENERATOR_VERSION"]
 
 #: bump whenever the generator changes the pixels or factors it produces for a given config
-GENERATOR_VERSION = "failwidgets-world-1"
+GENERATOR_VERSION = "failwidgets-world-2"
 
 
 @dataclass(frozen=True)
