@@ -2,7 +2,7 @@
 (Zhang et al. 2018), on a fitted :class:`failwidgets.methods.relations.RelationMiner`.
 
 Layout (top to bottom): counter and filter; the n x n matrix of mined mean relations (bqplot
-``GridHeatMap``, click a cell to select a pair; labelled cells carry their level's short mark);
+``GridHeatMap`` through the shared ``MatrixHeatmap`` part, click a cell to select a pair; labelled cells carry their level's short mark);
 navigation, level buttons, undo / redo and the hotkey box; the selected pair's histogram of r_ij with
 the fitted Gaussian of its level and the KL; example images with both attributes' heat maps; the KL
 per attribute; lists of blind spots and failure modes (with their test accuracy decrease when test
@@ -33,6 +33,7 @@ from failwidgets.methods.relations import (
     inference_map,
 )
 from failwidgets.widgets._parts import FailWidget, ImageGrid
+from failwidgets.widgets._parts.charts import BarChart, MatrixHeatmap
 
 __all__ = ["RelationshipAnnotator"]
 
@@ -147,26 +148,16 @@ class RelationshipAnnotator(FailWidget):
         self.filter = W.ToggleButtons(options=list(FILTERS), value=FILTERS[0], style={"button_width": "auto"})
         self.observe_guarded(lambda ch: setattr(self, "filter_mode", ch["new"]), names="value", widget=self.filter)
 
-        # matrix of mined mean relations
-        sx, sy = bq.OrdinalScale(), bq.OrdinalScale(reverse=True)
-        self.color_scale = bq.ColorScale(min=-1, max=1, scheme="RdBu", mid=0.0)
-        idx = np.arange(n)
-        self.matrix = bq.GridHeatMap(
-            row=idx, column=idx, color=np.nan_to_num(self.miner.means_.astype(float)),
-            scales={"row": sy, "column": sx, "color": self.color_scale},
-            interactions={"click": "select"}, selected_style={"stroke": "black", "stroke-width": 3},
-        )
-        self.cell_marks = bq.Label(x=[], y=[], text=[], scales={"x": sx, "y": sy}, colors=["black"],
-                                   align="middle", default_size=12)
-        ax_x = bq.Axis(scale=sx, tick_format="", label="attribute j")
-        ax_y = bq.Axis(scale=sy, side="left", label="attribute i")
-        self.matrix_fig = bq.Figure(marks=[self.matrix, self.cell_marks], axes=[ax_x, ax_y],
-                                    layout=W.Layout(width="420px", height="420px"),
-                                    fig_margin={"top": 10, "bottom": 40, "left": 50, "right": 10})
-        self.observe_guarded(self._on_matrix_select, names="selected", widget=self.matrix)
+        # matrix of mined mean relations (shared MatrixHeatmap part) with the labelled levels marked
+        self.matrix_chart = MatrixHeatmap(diverging=True, title="mined mean relation E r_ij")
+        self.matrix_chart.set_matrix(self.miner.means_.astype(float), self.names, self.names, vmax=1.0)
+        self.matrix = self.matrix_chart.grid
+        self.cell_marks = bq.Label(x=[], y=[], text=[], colors=["black"], align="middle", default_size=12,
+                                   scales={"x": self.matrix_chart.col_scale, "y": self.matrix_chart.row_scale})
+        self.matrix_chart.figure.marks = [*self.matrix_chart.figure.marks, self.cell_marks]
+        self.observe_guarded(self._on_matrix_select, names="selected_cell", widget=self.matrix_chart)
         self.legend = W.HTML(
-            "rows/columns: " + ", ".join(f"{k}={a}" for k, a in enumerate(self.names))
-            + "<br>marks: " + ", ".join(f"{m} {lv}" for m, lv in zip(self.marks, self.levels))
+            "marks: " + ", ".join(f"{m} {lv}" for m, lv in zip(self.marks, self.levels))
         )
 
         # navigation, labelling
@@ -208,14 +199,8 @@ class RelationshipAnnotator(FailWidget):
         self.pair_info = W.HTML("")
         self.examples = ImageGrid(columns=4, thumb_size=112, multiple=False, signed_overlays=True)
 
-        # per attribute KL, lists
-        kx, ky = bq.OrdinalScale(), bq.LinearScale(min=0)
-        self.kl_bars = bq.Bars(x=list(self.names), y=np.zeros(n), scales={"x": kx, "y": ky}, colors=["#5c6bc0"])
-        self.kl_fig = bq.Figure(marks=[self.kl_bars],
-                                axes=[bq.Axis(scale=kx, tick_rotate=-45), bq.Axis(scale=ky, side="left",
-                                                                                  label="KL_i")],
-                                layout=W.Layout(width="420px", height="260px"), title="KL per attribute",
-                                fig_margin={"top": 30, "bottom": 70, "left": 50, "right": 10})
+        # per attribute KL (shared BarChart part), lists
+        self.kl_chart = BarChart(self.names, np.zeros(n), title="KL per attribute", y_label="KL_i")
         self.blind_list = W.HTML("")
         self.failure_list = W.HTML("")
 
@@ -230,7 +215,7 @@ class RelationshipAnnotator(FailWidget):
         self.on_click_guarded(self.load_button, lambda _b: self.load())
         self.observe_guarded(lambda ch: setattr(self.path_box, "value", ch["new"]), names="annotation_path")
 
-        left = W.VBox([self.matrix_fig, self.legend])
+        left = W.VBox([self.matrix_chart, self.legend])
         right = W.VBox([self.pair_label, self.hist_fig, self.pair_info])
         self.children = [
             self.header,
@@ -240,7 +225,7 @@ class RelationshipAnnotator(FailWidget):
                     self.undo_button, self.redo_button]),
             self.hotkeys,
             self.examples,
-            W.HBox([self.kl_fig, W.VBox([self.blind_list, self.failure_list])]),
+            W.HBox([self.kl_chart, W.VBox([self.blind_list, self.failure_list])]),
             W.HBox([self.path_box, self.save_button, self.load_button]),
             self.log,
         ]
@@ -380,14 +365,10 @@ class RelationshipAnnotator(FailWidget):
         self._refresh_counter()
 
     def _on_matrix_select(self, change) -> None:
-        sel = change["new"]
-        if sel is None or len(sel) == 0:
+        cell = change["new"]
+        if cell is None:
             return
-        arr = np.asarray(sel)
-        if arr.ndim == 2:  # GridHeatMap selections are [row, column] pairs
-            i, j = (int(v) for v in arr[-1])
-        else:  # flat cell index
-            i, j = divmod(int(arr.reshape(-1)[-1]), self.n)
+        i, j = (int(v) for v in cell)
         if i == j:
             self.log.info(f"{self.names[i]!r} with itself has no relation to label")
             return
@@ -448,11 +429,13 @@ class RelationshipAnnotator(FailWidget):
                 xs.append(c)
                 text.append(self.marks[lv])
         with self.cell_marks.hold_sync():
-            self.cell_marks.x, self.cell_marks.y, self.cell_marks.text = xs, ys, text
+            self.cell_marks.x = [self.names[c] for c in xs]
+            self.cell_marks.y = [self.names[r] for r in ys]
+            self.cell_marks.text = text
         kl = np.zeros(self.n)
         if self.diagnosis is not None:
             kl = np.nan_to_num(self.diagnosis.attribute_kl.to_numpy(dtype=float))
-        self.kl_bars.y = kl
+        self.kl_chart.set_data(self.names, kl)
 
     def _modes_table(self):
         diag = self.diagnosis
@@ -504,7 +487,8 @@ class RelationshipAnnotator(FailWidget):
                 info.append(f"<b style='color:#b00020'>{row.kind}</b>")
         self.gauss_line.y = gy
         self.pair_info.value = "<br>".join(info)
-        self.matrix.selected = np.array([[i, j]])
+        if self.matrix_chart.selected_cell != (i, j):
+            self.matrix_chart.selected_cell = (i, j)
         self._refresh_examples(i, j)
 
     def _diag_row(self, i, j):

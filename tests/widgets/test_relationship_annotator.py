@@ -37,6 +37,7 @@ def test_initial_view(widget, data):
     miner = data[0]
     assert "0 of 15 labelled" in widget.counter.value
     np.testing.assert_allclose(widget.matrix.color, miner.means_, atol=1e-6)
+    assert widget.matrix_chart.selected_cell == (0, 1)
     assert widget.selected_pair == [0, 1]
     assert len(widget.level_buttons) == 5
     np.testing.assert_array_equal(widget.hist_bars.y, miner.histograms_[0, 1])
@@ -125,7 +126,7 @@ def test_diagnosis_panels_after_labelling(widget, data):
     share = mode.sum() / (true[:, 4] == 0).sum()
     expected = ((1 - share) + 1) / 2 - 0.5
     assert f"accuracy decrease {100 * expected:.1f} points on {mode.sum()} test images" in widget.failure_list.value
-    kl = np.asarray(widget.kl_bars.y)
+    kl = widget.kl_chart.values
     assert set(np.argsort(-kl)[:2]) == {4, 5}
     widget.selected_pair = [4, 5]
     assert "failure mode" in widget.pair_info.value
