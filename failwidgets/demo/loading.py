@@ -87,42 +87,43 @@ class Demo:
     metadata : dict
         The shipped metadata (configs, fingerprints, measured accuracies).
     cache : failwidgets.compute.EmbeddingCache
+    progress : bool
+        Default of the ``progress`` argument of the per-split methods.
     """
 
-    def __init__(self, variant, world, target, robust, vl, decoder, metadata, cache) -> None:
+    def __init__(self, variant, world, target, robust, vl, decoder, metadata, cache, progress: bool = True) -> None:
         self.variant, self.world, self.target, self.robust = variant, world, target, robust
         self.vl, self.decoder, self.metadata, self.cache = vl, decoder, metadata, cache
-        self._fingerprints: dict[int, str] = {}
+        self.progress = progress
 
     def __repr__(self) -> str:
         sizes = {s: len(self.world[s].labels) for s in _SPLITS}
         return f"Demo(variant={self.variant!r}, classes={self.world.class_names}, splits={sizes})"
 
     # -- cached outputs ----------------------------------------------------------------------------
-    def _model_fingerprint(self, model: nn.Module) -> str:
+    def _cached(self, output: str, model: nn.Module, split: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        # the model is hashed on every call (milliseconds for these sizes) so a fine-tuned model
+        # never reads another model's cached outputs
         from failwidgets.compute import fingerprint
 
-        if id(model) not in self._fingerprints:
-            self._fingerprints[id(model)] = fingerprint(model)
-        return self._fingerprints[id(model)]
-
-    def _cached(self, output: str, model: nn.Module, split: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         check_choice(split, "split", _SPLITS)
-        parts = {"what": output, "model": self._model_fingerprint(model),
+        parts = {"what": output, "model": fingerprint(model),
                  "world": self.world.fingerprint, "split": split}
         return self.cache.get_or_compute(parts, compute)
 
-    def class_logits(self, split: str = "test", *, progress: bool = True) -> np.ndarray:
+    def class_logits(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target class logits: ndarray float32 (N, n_classes)."""
+        progress = self.progress if progress is None else progress
         return self._cached("class_logits", self.target, split, lambda: predict_batches(
             self.target, self.world[split].images, progress=progress, desc=f"target logits {split}"))
 
-    def predictions(self, split: str = "test", *, progress: bool = True) -> np.ndarray:
+    def predictions(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target class predictions: ndarray int64 (N,)."""
         return self.class_logits(split, progress=progress).argmax(1).astype(np.int64)
 
-    def attribute_logits(self, split: str = "test", *, progress: bool = True) -> np.ndarray:
+    def attribute_logits(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target attribute logits: ndarray float32 (N, n_attributes)."""
+        progress = self.progress if progress is None else progress
         return self._cached("attribute_logits", self.target, split, lambda: predict_batches(
             self.target, self.world[split].images, fn=self.target.attributes, progress=progress,
             desc=f"target attributes {split}"))
@@ -131,7 +132,7 @@ class Demo:
         """Target accuracy on a split."""
         return float(np.mean(self.predictions(split, progress=False) == self.world[split].labels))
 
-    def embeddings(self, split: str = "test", model: str = "vl", *, progress: bool = True) -> np.ndarray:
+    def embeddings(self, split: str = "test", model: str = "vl", *, progress: bool | None = None) -> np.ndarray:
         """Per-image embeddings of a split.
 
         Parameters
@@ -145,6 +146,7 @@ class Demo:
         """
         check_choice(model, "model", ["vl", "robust", "target"])
         check_choice(split, "split", _SPLITS)
+        progress = self.progress if progress is None else progress
         images = self.world[split].images
         if model == "vl":
             from failwidgets.compute import encode_with_cache
@@ -181,7 +183,7 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
     cache : EmbeddingCache, directory path or None (the default cache directory, see
         :class:`failwidgets.compute.EmbeddingCache`) for the per-split outputs of :class:`Demo`.
     progress : bool
-        Show progress while the world is generated.
+        Default for the progress bars of the returned :class:`Demo`'s per-split methods.
     device : str or torch.device, optional
         Passed to :func:`failwidgets.compute.get_device`.
 
@@ -194,7 +196,7 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
     check_choice(variant, "variant", list(VARIANTS))
     cache = _as_cache(cache)
     metadata = load_metadata()
-    world = _make_world(make_world, world_config(variant), progress)
+    world = make_world(world_config(variant))
     recorded = metadata["worlds"][variant]["fingerprint"]
     if world.fingerprint != recorded:
         warnings.warn(
@@ -204,12 +206,5 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
             RuntimeWarning, stacklevel=2)
     models = {name: load_model(name, metadata, device) for name in (f"target-{variant}", "robust", "vl", "decoder")}
     return Demo(variant, world, models[f"target-{variant}"], models["robust"], models["vl"], models["decoder"],
-                metadata, cache)
+                metadata, cache, progress)
 
-
-def _make_world(make_world, config, progress: bool):
-    import inspect
-
-    if "progress" in inspect.signature(make_world).parameters:
-        return make_world(config, progress=progress)
-    return make_world(config)

@@ -8,11 +8,11 @@ Module names that the methods hook (stable, part of the public contract):
 =====================  ==========================================  ===============================
 model                  name                                        output
 =====================  ==========================================  ===============================
-``TargetCNN``          ``conv1`` .. ``conv4``                      conv maps (N, 16, 64, 64) ..
+``TargetCNN``          ``conv1`` .. ``conv4``                      conv maps (N, 16, 32, 32) ..
                                                                    (N, 128, 8, 8), after BN+ReLU
 ``TargetCNN``          ``pool``                                    pooled features (N, 128)
-``RobustNet``          ``layer3``                                  last conv map (N, 128, 8, 8)
-``RobustNet``          ``features``                                penultimate features (N, 128)
+``RobustNet``          ``layer3``                                  last conv map (N, 64, 8, 8)
+``RobustNet``          ``features``                                penultimate features (N, 64)
 ``DemoVisionLanguage`` ``image_tower.conv4``                       last conv map (N, 128, 8, 8)
 =====================  ==========================================  ===============================
 """
@@ -66,19 +66,20 @@ def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class _ConvTrunk(nn.Module):
-    """``normalize`` -> ``conv1`` (stride 1) -> ``conv2`` .. ``conv4`` (stride 2) -> ``pool``.
+    """``normalize`` -> ``conv1`` .. ``conv3`` (stride 2) -> ``conv4`` (stride 1) -> ``pool``.
 
-    Spatial sizes for 64x64 inputs: 64, 32, 16, 8. ``pool`` is global average pooling + flatten.
+    Spatial sizes for 64x64 inputs: 32, 16, 8, 8. ``pool`` is global average pooling + flatten.
+    (Striding from the first block keeps training to about a minute on two CPU cores.)
     """
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64, 128)) -> None:
         super().__init__()
         w1, w2, w3, w4 = widths
         self.normalize = _Normalize()
-        self.conv1 = _conv_block(3, w1, 1)
+        self.conv1 = _conv_block(3, w1, 2)
         self.conv2 = _conv_block(w1, w2, 2)
         self.conv3 = _conv_block(w2, w3, 2)
-        self.conv4 = _conv_block(w3, w4, 2)
+        self.conv4 = _conv_block(w3, w4, 1)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.out_dim = w4
 
@@ -161,18 +162,19 @@ class AttributeModel(nn.Module):
 class RobustNet(nn.Module):
     """A small ResNet (torchvision ``BasicBlock``) trained with L2 PGD adversarial training.
 
-    ``stem`` (64x64) -> ``layer1`` (32x32) -> ``layer2`` (16x16) -> ``layer3`` (8x8, the last conv
+    ``stem`` (stride 2: 32x32) -> ``layer1`` (32x32) -> ``layer2`` (16x16) -> ``layer3`` (8x8, the last conv
     map, for heat maps) -> ``features`` (global average pool + flatten: the penultimate features,
     ``(N, widths[-1])``, what Barlow uses) -> ``fc`` (class logits).
     """
 
-    def __init__(self, n_classes: int, widths: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(self, n_classes: int, widths: Sequence[int] = (16, 32, 64)) -> None:
         super().__init__()
         self.n_classes = int(n_classes)
         w1, w2, w3 = widths
         self.normalize = _Normalize()
-        self.stem = nn.Sequential(nn.Conv2d(3, w1, 3, padding=1, bias=False), nn.BatchNorm2d(w1), nn.ReLU(inplace=True))
-        self.layer1 = self._stage(w1, w1, 2)
+        self.stem = nn.Sequential(nn.Conv2d(3, w1, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w1),
+                                  nn.ReLU(inplace=True))
+        self.layer1 = BasicBlock(w1, w1)
         self.layer2 = self._stage(w1, w2, 2)
         self.layer3 = self._stage(w2, w3, 2)
         self.features = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -256,11 +258,11 @@ class DemoVisionLanguageEncoder(nn.Module):
 class EmbeddingDecoder(nn.Module):
     """Maps unit-norm VL image embeddings ``(N, D)`` back to images ``(N, 3, 64, 64)`` in ``[0, 1]``.
 
-    MLP to a 4x4x128 grid, then four transposed-conv upsamplings (4 -> 8 -> 16 -> 32 -> 64) and a
+    MLP to a 4x4x``width`` grid, then four transposed-conv upsamplings (4 -> 8 -> 16 -> 32 -> 64) and a
     sigmoid. Used by the failure-direction slider to show what a rotated embedding looks like.
     """
 
-    def __init__(self, embed_dim: int = 50, width: int = 128) -> None:
+    def __init__(self, embed_dim: int = 50, width: int = 64) -> None:
         super().__init__()
         self.embed_dim = int(embed_dim)
         self.width = int(width)
@@ -271,8 +273,8 @@ class EmbeddingDecoder(nn.Module):
             return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1),
                                  nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
-        self.deconv = nn.Sequential(up(self.width, 96), up(96, 64), up(64, 32), up(32, 16),
-                                    nn.Conv2d(16, 3, 3, padding=1), nn.Sigmoid())
+        self.deconv = nn.Sequential(up(self.width, 48), up(48, 32), up(32, 16), up(16, 8),
+                                    nn.Conv2d(8, 3, 3, padding=1), nn.Sigmoid())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z : Tensor (N, D) -> images (N, 3, 64, 64) in [0, 1]."""

@@ -72,7 +72,7 @@ def _loop(model: nn.Module, n: int, *, epochs: int, batch_size: int, lr: float, 
                 sched.step()
                 done += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     finally:
         bar.close()
     model.eval()
@@ -84,7 +84,7 @@ def _split_tensors(world, split: str, device: torch.device):
     return s, s.as_tensor().to(device)
 
 
-def train_target(world, *, split: str = "train", epochs: int = 6, batch_size: int = 64, lr: float = 3e-3,
+def train_target(world, *, split: str = "train", epochs: int = 2, batch_size: int = 64, lr: float = 3e-3,
                  attribute_weight: float = 1.0, widths=(16, 32, 64, 128), seed: int = 0,
                  max_steps: int | None = None, device=None, progress: bool = True) -> TargetCNN:
     """Train a :class:`TargetCNN` on a world split: cross-entropy on the class (shape) plus binary
@@ -106,8 +106,8 @@ def train_target(world, *, split: str = "train", epochs: int = 6, batch_size: in
     dev = get_device(device)
     torch.manual_seed(seed)
     s, x = _split_tensors(world, split, dev)
-    y = torch.as_tensor(s.labels, device=dev)
-    a = torch.as_tensor(s.attributes, device=dev)
+    y = torch.from_numpy(np.array(s.labels)).to(dev)
+    a = torch.from_numpy(np.array(s.attributes)).to(dev)
     model = TargetCNN(len(world.class_names), len(world.attribute_names), widths).to(dev)
     model.normalize.fit(x)
 
@@ -120,8 +120,8 @@ def train_target(world, *, split: str = "train", epochs: int = 6, batch_size: in
     return model
 
 
-def train_robust(world, *, split: str = "train", epochs: int = 6, batch_size: int = 64, lr: float = 3e-3,
-                 eps: float = ROBUST_EPS, attack_steps: int = 3, widths=(16, 32, 64), seed: int = 0,
+def train_robust(world, *, split: str = "train", epochs: int = 1, batch_size: int = 64, lr: float = 3e-3,
+                 eps: float = ROBUST_EPS, attack_steps: int = 2, widths=(16, 32, 64), seed: int = 0,
                  max_steps: int | None = None, device=None, progress: bool = True) -> RobustNet:
     """Adversarial training (Madry et al.) of a :class:`RobustNet`: each batch is replaced by its
     L2 PGD adversarial examples (radius ``eps``, ``attack_steps`` steps, random start), generated with
@@ -134,7 +134,7 @@ def train_robust(world, *, split: str = "train", epochs: int = 6, batch_size: in
     dev = get_device(device)
     torch.manual_seed(seed)
     s, x = _split_tensors(world, split, dev)
-    y = torch.as_tensor(s.labels, device=dev)
+    y = torch.from_numpy(np.array(s.labels)).to(dev)
     model = RobustNet(len(world.class_names), widths).to(dev)
     model.normalize.fit(x)
 
@@ -149,7 +149,7 @@ def train_robust(world, *, split: str = "train", epochs: int = 6, batch_size: in
     return model
 
 
-def train_vl(world, *, split: str = "train", epochs: int = 8, batch_size: int = 64, lr: float = 3e-3,
+def train_vl(world, *, split: str = "train", epochs: int = 3, batch_size: int = 64, lr: float = 3e-3,
              widths=(16, 32, 64, 128), text=None, seed: int = 0, max_steps: int | None = None,
              device=None, progress: bool = True) -> DemoVisionLanguageEncoder:
     """Train the image side of a :class:`DemoVisionLanguageEncoder` against its locked text side.
@@ -181,7 +181,7 @@ def train_vl(world, *, split: str = "train", epochs: int = 8, batch_size: int = 
     return model
 
 
-def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train", epochs: int = 10,
+def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train", epochs: int = 2,
                   batch_size: int = 64, lr: float = 2e-3, seed: int = 0, max_steps: int | None = None,
                   device=None, progress: bool = True) -> EmbeddingDecoder:
     """Train an :class:`EmbeddingDecoder` to invert the (frozen) VL image embeddings: L1 loss between
@@ -260,76 +260,107 @@ def measure(worlds: dict, models: dict, *, n_attack: int = 500) -> dict:
     return out
 
 
-def main(argv=None) -> dict:
-    """Train every demo model, measure them and write the weights + ``metadata.json`` to ``--out``."""
-    import argparse
+def demo_worlds() -> tuple[dict, dict]:
+    """The two worlds the demo is trained on: ``{"default": World, "control": World}`` and the seconds
+    each took to generate (all splits)."""
+    from failwidgets.world import WorldConfig, make_world
+
+    worlds, seconds = {}, {}
+    for variant, cfg in {"default": WorldConfig.demo(), "control": WorldConfig.control()}.items():
+        t0 = time.perf_counter()
+        worlds[variant] = make_world(cfg)
+        for split in worlds[variant].splits:
+            worlds[variant][split]
+        seconds[variant] = round(time.perf_counter() - t0, 1)
+    return worlds, seconds
+
+
+def train_models(worlds: dict, names=("target-default", "target-control", "robust", "vl", "decoder"), *,
+                 seed: int = 0, max_steps: int | None = None, progress: bool = True, vl=None) -> tuple[dict, dict]:
+    """Train the named demo models with their default settings; returns ``(models, info)``.
+
+    The decoder needs the VL encoder: trained here when ``"vl"`` is among the names, else pass ``vl``.
+    """
+    balanced = worlds["control"]
+    recipes = {
+        "target-default": (lambda **kw: train_target(worlds["default"], **kw), "default/train"),
+        "target-control": (lambda **kw: train_target(worlds["control"], **kw), "control/train"),
+        "robust": (lambda **kw: train_robust(balanced, **kw), "control/train"),
+        "vl": (lambda **kw: train_vl(balanced, **kw), "control/train"),
+        "decoder": (lambda **kw: train_decoder(balanced, models.get("vl", vl), **kw),
+                    "control/train (VL image embeddings -> images)"),
+    }
+    models, info = {}, {}
+    for name in names:
+        fn, data = recipes[name]
+        models[name], secs = _timed(fn, seed=seed, max_steps=max_steps, progress=progress)
+        info[name] = {"trained_on": data, "seed": seed, "train_seconds": secs}
+    return models, info
+
+
+_KWARGS = {
+    TargetCNN: lambda m: {"n_classes": m.n_classes, "n_attributes": m.n_attributes},
+    RobustNet: lambda m: {"n_classes": m.n_classes},
+    DemoVisionLanguageEncoder: lambda m: {"embed_dim": m.embed_dim},
+    EmbeddingDecoder: lambda m: {"embed_dim": m.embed_dim},
+}
+
+
+def save_weights(out: str, worlds: dict, world_seconds: dict, models: dict, info: dict, *,
+                 quick: bool = False, n_attack: int = 500, extra: dict | None = None) -> dict:
+    """Write ``<name>.safetensors`` for every model, measure them, and write ``metadata.json``."""
     import json
     import os
     import platform
 
     from safetensors.torch import save_file
 
-    from failwidgets.world import WorldConfig, make_world
+    os.makedirs(out, exist_ok=True)
+    entries = {}
+    for name, model in models.items():
+        model.cpu()
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, f"{name}.safetensors"))
+        entries[name] = {"class": type(model).__name__, "kwargs": _KWARGS[type(model)](model),
+                         "file": f"{name}.safetensors",
+                         "parameters": int(sum(p.numel() for p in model.parameters())), **info[name]}
+    measurements, measure_seconds = _timed(measure, worlds, models, n_attack=n_attack)
+    metadata = {
+        "format": 1,
+        "worlds": {v: {"config": worlds[v].config.to_dict(), "fingerprint": worlds[v].fingerprint,
+                       "generation_seconds": world_seconds[v]} for v in worlds},
+        "models": entries,
+        "robust_training": {"norm": "L2", "eps": ROBUST_EPS, "steps": 2, "random_start": True},
+        "quick": bool(quick),
+        "measurements": measurements,
+        "measure_seconds": measure_seconds,
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                        "device": str(get_device())},
+        **(extra or {}),
+    }
+    with open(os.path.join(out, "metadata.json"), "w") as f:
+        json.dump(metadata, f, indent=1, sort_keys=True, default=str)
+    return metadata
+
+
+def main(argv=None) -> dict:
+    """Train every demo model, measure them and write the weights + ``metadata.json`` to ``--out``."""
+    import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="directory for *.safetensors and metadata.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test of the pipeline: 2 optimisation steps per model (useless weights)")
     args = parser.parse_args(argv)
-    progress = not args.no_progress
-    os.makedirs(args.out, exist_ok=True)
-    t_start = time.perf_counter()
-    configs = {"default": WorldConfig.demo(), "control": WorldConfig.control()}
-    worlds, world_seconds = {}, {}
-    for variant, cfg in configs.items():
-        worlds[variant], world_seconds[variant] = _timed(make_world, cfg)
-    balanced = worlds["control"]
-    s = args.seed
-    recipes = {
-        "target-default": (train_target, (worlds["default"],), dict(seed=s), "default/train"),
-        "target-control": (train_target, (worlds["control"],), dict(seed=s), "control/train"),
-        "robust": (train_robust, (balanced,), dict(seed=s), "control/train"),
-        "vl": (train_vl, (balanced,), dict(seed=s), "control/train"),
-    }
-    models, info = {}, {}
-    for name, (fn, fargs, kw, data) in recipes.items():
-        models[name], secs = _timed(fn, *fargs, progress=progress, **kw)
-        info[name] = {"trained_on": data, "seed": s, "train_seconds": secs}
-    models["decoder"], secs = _timed(train_decoder, balanced, models["vl"], seed=s, progress=progress)
-    info["decoder"] = {"trained_on": "control/train (VL image embeddings -> images)", "seed": s, "train_seconds": secs}
-
-    files = {}
-    for name, model in models.items():
-        model.cpu()
-        files[name] = f"{name}.safetensors"
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(args.out, files[name]))
-    measurements, measure_seconds = _timed(measure, worlds, models)
-    kwargs = {
-        "target-default": {"n_classes": models["target-default"].n_classes,
-                           "n_attributes": models["target-default"].n_attributes},
-        "robust": {"n_classes": models["robust"].n_classes},
-        "vl": {"embed_dim": models["vl"].embed_dim},
-        "decoder": {"embed_dim": models["decoder"].embed_dim},
-    }
-    kwargs["target-control"] = kwargs["target-default"]
-    metadata = {
-        "format": 1,
-        "worlds": {v: {"config": worlds[v].config.to_dict(), "fingerprint": worlds[v].fingerprint,
-                       "generation_seconds": world_seconds[v]} for v in worlds},
-        "models": {name: {"class": type(m).__name__, "kwargs": kwargs[name], "file": files[name],
-                          "parameters": int(sum(p.numel() for p in m.parameters())), **info[name]}
-                   for name, m in models.items()},
-        "robust_training": {"norm": "L2", "eps": ROBUST_EPS, "steps": 3, "random_start": True},
-        "measurements": measurements,
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                        "device": str(get_device())},
-        "measure_seconds": measure_seconds,
-        "total_seconds": round(time.perf_counter() - t_start, 1),
-    }
-    with open(os.path.join(args.out, "metadata.json"), "w") as f:
-        json.dump(metadata, f, indent=1, sort_keys=True, default=str)
-    return metadata
+    t0 = time.perf_counter()
+    worlds, world_seconds = demo_worlds()
+    models, info = train_models(worlds, seed=args.seed, max_steps=2 if args.quick else None,
+                                progress=not args.no_progress)
+    return save_weights(args.out, worlds, world_seconds, models, info, quick=args.quick,
+                        n_attack=32 if args.quick else 500,
+                        extra={"total_seconds": round(time.perf_counter() - t0, 1)})
 
 
 if __name__ == "__main__":
