@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
@@ -83,7 +85,7 @@ class FailureMode:
     rank: int = 0
 
 
-class FailureDirections:
+class FailureDirections(BaseEstimator):
     """Per-class failure directions (Jain et al. 2023), scikit-learn style.
 
     Parameters
@@ -220,8 +222,7 @@ class FailureDirections:
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self):
-        if not hasattr(self, "modes_"):
-            raise RuntimeError("FailureDirections: call fit(...) first")
+        check_is_fitted(self, "modes_")
 
     def mode(self, cls: int, mode: int = 0) -> FailureMode:
         """The ``mode``-th failure mode of class ``cls``; ValueError (with the class's status) if absent."""

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from failwidgets.methods._directions_svm import _reference_cv_svm, balanced_accuracy, cv_linear_svm
 from failwidgets.methods.directions import (
@@ -232,8 +233,9 @@ def test_clear_errors_on_bad_input():
         fd.fit(X, labels, preds, train[:, :5])
     with pytest.raises(ValueError, match="labels: expected class indices in \\[0, 1\\)"):
         fd.fit(X, labels, preds, train, n_classes=1)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         FailureDirections().hardest(0)
+    assert FailureDirections(max_modes=3).get_params()["max_modes"] == 3  # scikit-learn estimator contract
 
 
 # ---------------------------------------------------------------- decoders
