@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .._validation import check_array, check_positive_int
+from ._directions_geometry import l2_normalize
 
 
 class Decoder:
@@ -82,8 +83,7 @@ class RetrievalDecoder(Decoder):
 
     def __init__(self, embeddings, images: Any, candidates=None):
         emb = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        self._bank = (emb / np.maximum(norms, 1e-12)).astype(np.float32)
+        self._bank = l2_normalize(emb).astype(np.float32)
         self.embed_dim = emb.shape[1]
         if not callable(images) and len(images) != len(emb):
             raise ValueError(f"images: expected {len(emb)} images (one per embedding), got {len(images)}")
@@ -105,7 +105,7 @@ class RetrievalDecoder(Decoder):
         """Indices (M, k) into the cache (hardest match first) and cosine similarities (M, k)."""
         q = self._check(embeddings)
         k = check_positive_int(k, "k")
-        q = (q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        q = l2_normalize(q).astype(np.float32)
         bank = self._bank if self._rows is None else self._bank[self._rows]
         k = min(k, len(bank))
         sims = q @ bank.T  # (M, N')
@@ -161,7 +161,7 @@ class GeneratorDecoder(Decoder):
 
         emb = self._check(embeddings)
         if self.normalize:
-            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            emb = l2_normalize(emb)
         device = get_device(self.device)
         if isinstance(self.generator, torch.nn.Module):
             self.generator.eval().to(device)
