@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 from typing import Any, Callable, Mapping
 
-import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import pandas as pd
@@ -19,12 +18,9 @@ import traitlets
 from failwidgets._validation import check_array, check_same_length
 from failwidgets.methods._failures import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
-from failwidgets.widgets._parts import FailWidget, ImageGrid
+from failwidgets.widgets._parts import BarChart, FailWidget, GroupHistogram, ImageGrid
 
 __all__ = ["DirectionSlider"]
-
-_CORRECT_COLOUR, _ERROR_COLOUR = "#4c78a8", "#e45756"
-
 
 class DirectionSlider(FailWidget):
     """Explore a fitted :class:`FailureDirections`.
@@ -85,22 +81,12 @@ class DirectionSlider(FailWidget):
         self.n_images, self.n_decoded, self.export_dir = n_images, n_decoded, export_dir
         self.last_export: pd.DataFrame | None = None
 
-        strengths = np.nan_to_num(method.strength_, nan=0.0)
-        xs = bq.OrdinalScale()
-        ys = bq.LinearScale(min=0.0, max=1.0)
-        self.bars = bq.Bars(x=self.class_names, y=strengths, scales={"x": xs, "y": ys},
-                            interactions={"click": "select"}, colors=["#72b7b2"],
-                            tooltip=bq.Tooltip(fields=["x", "y"], formats=["", ".2f"]))
-        self.strength_chart = bq.Figure(marks=[self.bars], axes=[bq.Axis(scale=xs), bq.Axis(
-            scale=ys, side="left", label="strength")], title="failure-mode strength (0.5 = chance)",
-            layout=W.Layout(height="220px", width="100%"))
-        hx, hy = bq.OrdinalScale(), bq.LinearScale()
-        self.hist = bq.Bars(x=[], y=[[], []], scales={"x": hx, "y": hy}, type="grouped",
-                            colors=[_CORRECT_COLOUR, _ERROR_COLOUR], labels=["correct", "error"],
-                            display_legend=True)
-        self.hist_chart = bq.Figure(marks=[self.hist], axes=[bq.Axis(scale=hx, label="decision value"),
-                                    bq.Axis(scale=hy, side="left", label="count")],
-                                    title="decision values", layout=W.Layout(height="220px", width="100%"))
+        self.strength_chart = BarChart(self.class_names, np.nan_to_num(method.strength_, nan=0.0),
+                                       title="failure-mode strength (0.5 = chance)", y_label="strength")
+        self.strength_chart.y_scale.min, self.strength_chart.y_scale.max = 0.0, 1.0
+        self.hist_chart = GroupHistogram(bins=15, mode="stacked", title="decision values (< 0: flagged)",
+                                         x_label="decision value")
+        self.hist_chart.vline = 0.0
         self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
                                          description="class")
         self.mode_dropdown = W.Dropdown(options=[("mode 1", 0)], description="failure mode")
@@ -114,7 +100,7 @@ class DirectionSlider(FailWidget):
         self.decoded_grid = ImageGrid(columns=n_decoded, thumb_size=96)
         self.export_button = W.Button(description="export flagged", icon="download")
 
-        self.observe_guarded(self._on_bar_select, names="selected", widget=self.bars)
+        self.observe_guarded(self._on_bar_select, names="selected_index", widget=self.strength_chart)
         self.observe_guarded(lambda ch: setattr(self, "cls", ch["new"]), names="value", widget=self.class_dropdown)
         self.observe_guarded(lambda ch: setattr(self, "mode", ch["new"]), names="value", widget=self.mode_dropdown)
         self.observe_guarded(lambda ch: setattr(self, "alpha", ch["new"]), names="value", widget=self.slider)
@@ -140,9 +126,8 @@ class DirectionSlider(FailWidget):
 
     # ------------------------------------------------------------------ trait handlers
     def _on_bar_select(self, change):
-        sel = change["new"]
-        if sel is not None and len(sel):
-            self.cls = int(sel[0])
+        if change["new"] is not None:
+            self.cls = int(change["new"])
 
     def _on_cls(self, change):
         c = change["new"]
@@ -182,7 +167,7 @@ class DirectionSlider(FailWidget):
         c = self.cls
         with self.hold_sync():
             self.class_dropdown.value = c
-            self.bars.selected = [c]
+            self.strength_chart.selected_index = c
             modes = self.method.modes_[c]
             self.mode_dropdown.options = [(f"mode {m.rank + 1} (strength {m.strength:.2f})", m.rank)
                                           for m in modes] or [("none", 0)]
@@ -194,20 +179,18 @@ class DirectionSlider(FailWidget):
         c, m = self.cls, self.mode
         if not self._has_direction():
             with self.hold_sync():
-                self.hist.x, self.hist.y = [], [[], []]
+                self.hist_chart.layout.display = "none"
                 for g in (self.hard_grid, self.easy_grid, self.decoded_grid):
                     g.set_images(np.zeros((0, 8, 8, 3), np.uint8))
                 self.caption_html.value = ""
             return
         rows = np.flatnonzero(self.labels == c)
         d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=m)
-        edges = np.histogram_bin_edges(d, bins=15)
-        counts = [np.histogram(d[self.failed[rows] == f], bins=edges)[0] for f in (False, True)]
         hard_i, hard_d = self.method.hardest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
         easy_i, easy_d = self.method.easiest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
         with self.hold_sync():
-            self.hist.x = [f"{(a + b) / 2:.2f}" for a, b in zip(edges[:-1], edges[1:])]
-            self.hist.y = np.stack(counts)
+            self.hist_chart.layout.display = ""
+            self.hist_chart.set_data(d, self.failed[rows].astype(np.int64), ["correct", "error"])
             self.hard_grid.set_images(self.images[hard_i], captions=[f"d={v:.2f}" for v in hard_d], keys=list(map(int, hard_i)))
             self.easy_grid.set_images(self.images[easy_i], captions=[f"d={v:.2f}" for v in easy_d], keys=list(map(int, easy_i)))
             self.caption_html.value = self._caption_table()

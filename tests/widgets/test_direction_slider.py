@@ -41,19 +41,20 @@ def make(setup, tmp_path, **kw):
 def test_select_class_by_bar_and_dropdown(setup, tmp_path):
     w = make(setup, tmp_path)
     fd, _, _, labels, _, minority, _ = setup
-    assert w.cls == 0 and list(w.bars.selected) == [0]
-    np.testing.assert_allclose(w.bars.y, np.nan_to_num(fd.strength_), rtol=1e-6)
-    w.bars.selected = [2]
+    assert w.cls == 0 and list(w.strength_chart.bars.selected) == [0]
+    np.testing.assert_allclose(w.strength_chart.values, np.nan_to_num(fd.strength_), rtol=1e-6)
+    w.strength_chart.bars.selected = [2]  # what a click in the browser writes
     assert w.cls == 2 and w.class_dropdown.value == 2
     assert len(w.hard_grid) == w.n_images
     assert all(labels[k] == 2 for k in w.hard_grid.tile_keys)
     assert minority[w.hard_grid.tile_keys].mean() >= 0.8 and minority[w.easy_grid.tile_keys].mean() <= 0.2
-    hist = np.asarray(w.hist.y)
+    hist = w.hist_chart.counts_
     assert hist.shape[0] == 2 and hist.sum() == np.sum(labels == 2)
     assert hist[1].sum() == np.sum((labels == 2) & (setup[4] != labels))  # error row counts the errors
     assert "on grass" in w.caption_html.value
     w.class_dropdown.value = 1  # no errors: a status, empty grids, no crash
     assert w.cls == 1 and "no errors" in w.status.value and len(w.hard_grid) == 0
+    assert w.hist_chart.layout.display == "none"
     w.close()
 
 
