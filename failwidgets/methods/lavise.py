@@ -583,7 +583,8 @@ def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str
     Parameters
     ----------
     explanations : FilterExplanations of the dataset the groups index
-    groups : array (N,), a group value per image (two or more distinct values)
+    groups : array (N,), a group value per image (two or more distinct values); None / NaN entries
+        belong to no group and are left out
     method : whose words to attach
     k : number of words to attach
     top : keep only the ``top`` filters by difference
@@ -598,11 +599,12 @@ def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str
     groups = np.asarray(groups)
     if groups.ndim != 1 or len(groups) != n:
         raise ValueError(f"groups: expected a 1-D array with one group per image ({n}), got shape {groups.shape}")
-    values = sorted(set(groups.tolist()), key=str)
+    keep = np.array([g is not None and g == g for g in groups.tolist()], dtype=bool)  # None / NaN: no group
+    values = sorted(set(groups[keep].tolist()), key=str)
     if len(values) < 2:
         raise ValueError(f"groups: expected at least 2 distinct groups, got {values}")
-    share = qualified_share(explanations.max_activations[:, explanations.filters],
-                            explanations.thresholds[explanations.filters], groups, values)
+    share = qualified_share(explanations.max_activations[keep][:, explanations.filters],
+                            explanations.thresholds[explanations.filters], groups[keep], values)
     df = pd.DataFrame({"filter": explanations.filters.astype(int)})
     for g, row in zip(values, share):
         df[f"share[{g}]"] = row

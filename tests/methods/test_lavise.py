@@ -203,6 +203,14 @@ def test_group_comparison_finds_planted_bias(fitted):
     assert df["filter"].iloc[0] == 0  # the red filter: red appears only in group 1
     assert df["signed_difference"].iloc[0] > 0.5
     assert df["words"].iloc[0].startswith("red")
+    # images without a group (None) are left out: same shares as on the subset by hand
+    g = groups.astype(object)
+    g[:40] = None
+    df2 = compare_groups(ex, g).set_index("filter")
+    q = ex.max_activations[40:] > ex.thresholds[None]
+    want = q[groups[40:] == 1].mean(0)
+    np.testing.assert_allclose(df2.loc[list(range(5)), "share[1]"], want, atol=1e-6)
+    assert [c for c in df2.columns if c.startswith("share")] == ["share[0]", "share[1]"]
 
 
 def test_holdout_and_novel_words(space):
