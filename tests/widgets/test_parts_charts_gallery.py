@@ -68,6 +68,8 @@ def test_matrix_heatmap_selection_and_diverging_scale():
     assert hm.selected_cell == (1, 0) and hm.selected_value == pytest.approx(0.4)
     hm.selected_cell = (0, 2)
     assert np.array_equal(hm.grid.selected, [[0, 2]])
+    hm.grid.set_state({"selected": [[1, 2]]})  # the message a click sends (plain JSON, bqplot issue #1632)
+    assert hm.selected_cell == (1, 2)
     with pytest.raises(ValueError, match="selected_cell"):
         hm.selected_cell = (5, 5)
     with pytest.raises(ValueError, match="row_labels"):

@@ -12,6 +12,8 @@ import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import traitlets
+from bqplot.traits import array_from_json, array_to_json
+from traittypes import Array
 
 from failwidgets._validation import check_array, check_choice, check_positive_int
 from failwidgets.widgets._parts.base import close_recursively
@@ -270,6 +272,23 @@ class GroupHistogram(_Chart):
                 self._mirroring = False
 
 
+def _cells_from_json(value: Any, obj: Any = None) -> np.ndarray | None:
+    """Selected cells sent by the browser: a plain list of ``[row, col]`` pairs -> int array (K, 2).
+
+    bqplot's own deserialiser turns that list into an object array, which it then fails to serialise
+    back ("Unsupported dtype object", bqplot issue #1632), so observers never see a click on a cell.
+    """
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.int64).reshape(-1, 2) if value else None
+    return array_from_json(value, obj)
+
+
+class _GridHeatMap(bq.GridHeatMap):
+    """``bqplot.GridHeatMap`` whose ``selected`` survives a click in the browser (see above)."""
+
+    selected = Array(None, allow_none=True).tag(sync=True, from_json=_cells_from_json, to_json=array_to_json)
+
+
 class MatrixHeatmap(_Chart):
     """An n x m matrix as a bqplot ``GridHeatMap`` with cell selection and a diverging colour scale.
 
@@ -288,10 +307,11 @@ class MatrixHeatmap(_Chart):
 
     def __init__(self, diverging: bool = True, title: str = "", **kwargs: Any):
         self.diverging = bool(diverging)
-        self.row_scale, self.col_scale = bq.OrdinalScale(reverse=False), bq.OrdinalScale()
+        # reverse=True puts row 0 at the top, as in a printed matrix (bqplot's default is the bottom)
+        self.row_scale, self.col_scale = bq.OrdinalScale(reverse=True), bq.OrdinalScale()
         self.color_scale = (bq.ColorScale(colors=DIVERGING_COLORS, mid=0.0) if self.diverging
                             else bq.ColorScale(scheme="viridis"))
-        self.grid = bq.GridHeatMap(color=np.zeros((2, 2)), scales={"row": self.row_scale, "column": self.col_scale,
+        self.grid = _GridHeatMap(color=np.zeros((2, 2)), scales={"row": self.row_scale, "column": self.col_scale,
                                                                    "color": self.color_scale},
                                    interactions={"click": "select"}, selected_style={"stroke": "black",
                                                                                        "stroke-width": 3},
@@ -301,6 +321,7 @@ class MatrixHeatmap(_Chart):
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right")
         super().__init__([self.grid], [self.row_axis, self.col_axis, self.color_axis], title=title, **kwargs)
         self.figure.layout.height = "420px"
+        self.figure.fig_margin = {"top": 40, "bottom": 60, "left": 80, "right": 70}  # room for the colour bar
         self.matrix_ = np.zeros((0, 0))
         self.row_labels: list[str] = []
         self.col_labels: list[str] = []

@@ -28,7 +28,7 @@ class Tile(W.VBox):
     def __init__(self, thumb_size: int):
         self.image = W.Image(format="jpeg", layout=W.Layout(width=f"{thumb_size}px", height="auto"))
         self.caption = W.HTML("", layout=W.Layout(width=f"{thumb_size}px"))
-        self.button = W.ToggleButton(value=False, description="select", icon="", tooltip="select this image",
+        self.button = W.ToggleButton(value=False, description="select", tooltip="select this image",
                                      layout=W.Layout(width=f"{thumb_size}px"))
         super().__init__(children=[self.image, self.caption, self.button],
                          layout=W.Layout(border="2px solid transparent", padding="2px"))
@@ -40,7 +40,7 @@ class Tile(W.VBox):
 
     def show_selected(self, on: bool) -> None:
         self.layout.border = "2px solid #1976d2" if on else "2px solid transparent"
-        self.button.icon = "check" if on else ""
+        self.button.description = "selected" if on else "select"
 
     def close(self) -> None:
         for w in (self.image, self.caption, self.button):
