@@ -199,9 +199,10 @@ class RelationMiner:
         """Mine relations of a model's attribute outputs at ``layer`` on ``images``, memory-bounded.
 
         Two passes through ``failwidgets.compute.output_gradients``: the gradients of the
-        ``mask_images`` mask-selection images are computed and the masks selected; then the images are
-        streamed in chunks of ``4 * batch_size`` and only their relation matrices (M, n, n) are kept,
-        so the (M, n, *S) gradients of all images never sit in memory at once.
+        ``mask_images`` mask-selection images are computed and the masks selected; then the other
+        images are streamed in chunks of ``4 * batch_size`` and only their relation matrices (M, n, n)
+        are kept, so the (M, n, *S) gradients of all images never sit in memory at once. Each image's
+        gradients are computed once.
 
         Parameters
         ----------
@@ -236,13 +237,16 @@ class RelationMiner:
         n = grads.shape[1]
         signs, names = self._check_attributes(attributes, m, n, attribute_names)
         self._select_masks(acts.numpy(), grads.numpy(), names)
-        del acts, grads
-        chunk = 4 * self.batch_size
         rel = np.empty((m, n, n), dtype=np.float32)
-        for start in tqdm(range(0, m, chunk), desc="gradients and relations", disable=not self.progress):
-            stop = min(start + chunk, m)
-            _, g = grads_of(torch.arange(start, stop))
-            rel[start:stop] = self._relations(g.numpy())
+        for start in range(0, len(sub), self.batch_size):  # the subset's gradients are already here
+            rel[sub[start:start + self.batch_size]] = self._relations(grads[start:start + self.batch_size].numpy())
+        del acts, grads
+        rest = np.setdiff1d(np.arange(m), sub)
+        chunk = 4 * self.batch_size
+        for start in tqdm(range(0, len(rest), chunk), desc="gradients and relations", disable=not self.progress):
+            idx = rest[start:start + chunk]
+            _, g = grads_of(torch.as_tensor(idx))
+            rel[idx] = self._relations(g.numpy())
         return self._finish(rel, signs, names)
 
     def fit(self, activations, gradients, attributes, attribute_names=None):
