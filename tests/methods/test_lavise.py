@@ -1,4 +1,6 @@
 """LaViSE: formulas against hand-computed values, the method on a planted colour world."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -247,3 +249,21 @@ def test_bad_inputs_are_clear(space):
         lav.explain(images, filters=[7])
     with pytest.raises(ValueError, match="groups: expected a 1-D array with one group per image"):
         compare_groups(lav.explain(images), [0, 1])
+
+
+def test_features_go_through_the_embedding_cache(tmp_path, space):
+    from failwidgets.compute import EmbeddingCache
+
+    images, _, _ = colour_world(12, seed=6)
+    cache = EmbeddingCache(tmp_path)
+    model = ColourNet().eval()
+    first = LaViSE(model, "features", space, cache=cache, progress=False).features(images)
+    assert len(cache.entries()) == 1
+    again = LaViSE(copy.deepcopy(model), "features", space, cache=cache, progress=False).features(images)
+    torch.testing.assert_close(again, first)
+    assert len(cache.entries()) == 1  # same weights, layer and data: loaded, not added
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.features[0].bias.add_(1.0)  # other weights -> another key, recomputed
+    LaViSE(other, "features", space, cache=cache, progress=False).features(images)
+    assert len(cache.entries()) == 2
