@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
+import torch
 import traitlets
 
 from failwidgets.methods.relations import (
@@ -139,6 +140,26 @@ class RelationshipAnnotator(FailWidget):
         self.observe_guarded(self._on_selected_pair, names="selected_pair")
         self.observe_guarded(self._on_filter_mode, names="filter_mode")
         self._refresh_all()
+
+    @classmethod
+    def from_model(cls, miner: RelationMiner, model, layer: str, images, example_attributes=None,
+                   outputs=None, n_images: int = 64, **kwargs: Any) -> "RelationshipAnnotator":
+        """Build the widget and compute the example gradients of the first ``n_images`` images.
+
+        Parameters
+        ----------
+        miner : fitted RelationMiner (on ``layer`` of ``model``)
+        model, layer, outputs : as in :meth:`RelationMiner.fit_model`
+        images : uint8 ndarray (M, H, W, 3) or Tensor (M, 3, H, W) in [0, 1]
+        example_attributes : ndarray (M, n), optional
+        """
+        from failwidgets.compute import as_image_tensor, output_gradients
+
+        x = as_image_tensor(images)[:n_images]
+        _, grads = output_gradients(model, x, layer, outputs=outputs, progress=False)
+        shown = (x.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        ea = None if example_attributes is None else np.asarray(example_attributes)[:n_images]
+        return cls(miner, images=shown, gradients=grads.numpy(), example_attributes=ea, **kwargs)
 
     # -- building ------------------------------------------------------------------------------------
     def _build(self) -> None:

@@ -203,3 +203,18 @@ def test_rejects_unfitted_miner_and_bad_pair(data):
     with pytest.raises(ValueError, match="graph"):
         RelationshipAnnotator(data[0], graph=RelationGraph(["x", "y"]))
     w.close()
+
+
+def test_from_model_computes_example_heat_maps():
+    from tests.methods.test_relations import _tiny_model
+
+    import torch
+
+    model = _tiny_model()
+    x = torch.rand(12, 3, 8, 8)
+    attrs = (np.random.default_rng(0).random((12, 5)) < 0.5).astype(np.float32)
+    miner = RelationMiner(progress=False).fit_model(model, x, "0", attrs)
+    w = RelationshipAnnotator.from_model(miner, model, "0", x, attrs, n_images=6, n_examples=2)
+    assert len(w.examples.tiles) == 4  # 2 images x 2 attributes
+    assert w._gradients.shape == (6, 5, 4, 8, 8)
+    w.close()
