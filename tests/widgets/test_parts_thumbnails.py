@@ -59,6 +59,13 @@ def test_resize_map_bilinear_matches_hand_values():
     assert np.allclose(out, [[0.0, 0.25, 0.75, 1.0]])
 
 
+def test_resize_map_upsampling_matches_torch_interpolate():
+    m = np.random.default_rng(0).random((7, 5)).astype(np.float32)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=(56, 40), mode="bilinear",
+                                          align_corners=False)[0, 0].numpy()
+    assert np.allclose(resize_map(m, (56, 40)), ref, atol=1e-5)
+
+
 def test_normalize_map_unsigned_and_signed():
     m = np.array([[2.0, 4.0], [6.0, 10.0]])
     assert np.allclose(normalize_map(m), [[0.0, 0.25], [0.5, 1.0]])
