@@ -157,6 +157,7 @@ class _Demo(FailWidget):
                                             scales={"x": bq.OrdinalScale(), "y": bq.LinearScale()})],
                              title="errors per group")
         self.calls = []
+        self.spare_panel = W.VBox([W.HTML("shown later")])   # an attribute, not in the tree yet
         self.observe_guarded(self._on_slider, names="value", widget=self.slider)
         self.on_click_guarded(self.button, self._on_run)
         self.children = [W.HTML("<h3>Finding</h3>"), self.slider, self.button, self.grid, self.fig, self.log]

@@ -241,9 +241,15 @@ class FailWidget(W.VBox):
         for button, handler in self._guarded_clicks:
             button.on_click(handler, remove=True)
         self._observers, self._guarded_clicks = [], []
-        if self.log is not None and self.log not in list(walk_widgets(self)):
-            close_recursively(self.log)
         close_recursively(self, include_root=False)
+        # widgets kept as attributes but not shown right now (spare panels, the log if not placed)
+        for name, value in list(vars(self).items()):
+            if name.startswith("_trait") or name == "comm":
+                continue
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, W.Widget) and item is not self:
+                    close_recursively(item)
         self._drop_heavy()
         super().close()
 
