@@ -168,17 +168,19 @@ def _fmt_v(v: Any) -> str:
     return str(v)
 
 
-def write_json(rows: list[Row], env: dict, profile: str, path: Path | None = None) -> Path:
+def write_json(rows: list[Row], env: dict, profile: str, path: Path | None = None, latest: bool = True) -> Path:
     """Write ``{"environment", "profile", "rows"}`` to ``path`` (default ``results/<profile>-<time>.json``)
-    and a copy to ``results/latest.json``."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    and, with ``latest``, a copy to ``results/latest.json``."""
     stamp = env["time_utc"].replace(":", "").replace("+0000", "Z")
     path = Path(path) if path is not None else RESULTS_DIR / f"{profile}-{stamp}.json"
+    if latest:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {"environment": env, "profile": profile, "rows": [dataclasses.asdict(r) for r in rows]}
     text = json.dumps(payload, indent=1, default=_json_default)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    (RESULTS_DIR / "latest.json").write_text(text)
+    if latest:
+        (RESULTS_DIR / "latest.json").write_text(text)
     return path
 
 
@@ -197,15 +199,3 @@ def pick(profile: str, toy: Any, quick: Any, full: Any) -> Any:
     if profile not in PROFILES:
         raise ValueError(f"profile: expected one of {PROFILES}, got {profile!r}")
     return {"toy": toy, "quick": quick, "full": full}[profile]
-
-
-def world_images(n: int, seed: int = 0, image_size: int = 64):
-    """``n`` images (uint8 (n, H, W, 3)), labels and attributes of the planted-bias world's validation
-    split, or None when the world module is missing."""
-    try:
-        from failwidgets.world import WorldConfig, make_world
-    except ImportError:
-        return None
-    world = make_world(WorldConfig(seed=seed, image_size=image_size, n_train=2, n_val=n, n_test=0, n_pool=0))
-    split = world["val"]
-    return split.images, split.labels, split.attributes, world

@@ -50,7 +50,7 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
 
 
 def _mi_tree(profile, BarlowTree) -> Row:
-    n, d = pick(profile, (200, 300), (650, 512), (1300, 2048))
+    n, d = pick(profile, (120, 64), (650, 512), (1300, 2048))
     k = 20
     x, fail, planted = planted_group(n, d)
     fit = lambda method: BarlowTree(max_depth=3, k=k, mi_method=method, random_state=0).fit(x, fail)  # noqa: E731
@@ -77,7 +77,7 @@ def _attack(profile, device) -> Row:
     except ImportError as exc:
         return not_available(ITEM, "feature attack", "-", "-", f"missing code ({exc})")
     model, source = _robust_model()
-    steps = pick(profile, 5, 100, 1000)
+    steps = pick(profile, 3, 100, 1000)
     n_img = pick(profile, 2, 6, 6)
     images = torch.from_numpy(np.random.default_rng(0).random((n_img, 3, 64, 64), dtype=np.float32))
     with torch.no_grad():

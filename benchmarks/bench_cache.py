@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from ._common import Row, not_available, pick, timed, world_images
+from ._common import Row, not_available, pick, timed
 
 ITEM = "cache"
 
@@ -31,8 +31,7 @@ def _cold_warm(profile, device, EmbeddingCache, TorchvisionFeatureEncoder, encod
     import torchvision
 
     n = pick(profile, 16, 64, 1000)
-    data = world_images(n)
-    images = data[0] if data is not None else np.random.default_rng(0).integers(0, 256, (n, 64, 64, 3), np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (n, 64, 64, 3), np.uint8)  # content does not change the cost
     encoder = TorchvisionFeatureEncoder(torchvision.models.resnet18(weights=None), device=device)
     with tempfile.TemporaryDirectory() as root:
         cache = EmbeddingCache(root)

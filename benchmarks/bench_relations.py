@@ -26,11 +26,11 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         from .bench_gradients import _model, loop_gradients
     except ImportError as exc:
         return [not_available(ITEM, "relation mining", "images/s", "-", f"missing code ({exc})")]
-    m = pick(profile, 8, 48, 160)
+    m = pick(profile, 4, 32, 160)
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.random((m, 3, 64, 64), dtype=np.float32))
     rows = []
-    for n in (12, 40):
+    for n in pick(profile, (3, 5), (12, 40), (12, 40)):  # toy: code paths only
         attributes = (rng.random((m, n)) < 0.4).astype(np.float32)
         attributes[0], attributes[1] = 1.0, 0.0  # every attribute has a positive and a negative image
         model = _model(n)

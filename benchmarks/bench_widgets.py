@@ -27,6 +27,7 @@ from ._common import Row, not_available, pick
 
 ITEM = "widgets"
 TARGET_S = 0.1
+_RAISE = "FAILWIDGETS_RAISE_CALLBACK_ERRORS"
 
 
 def _steps(widget, trait: str, values) -> list[float]:
@@ -55,7 +56,18 @@ def _pool_images(n_pool: int, size: int = 224) -> np.ndarray:
 
 
 def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
-    os.environ["FAILWIDGETS_RAISE_CALLBACK_ERRORS"] = "1"
+    old = os.environ.get(_RAISE)
+    os.environ[_RAISE] = "1"
+    try:
+        return _run(profile)
+    finally:
+        if old is None:
+            os.environ.pop(_RAISE, None)
+        else:
+            os.environ[_RAISE] = old
+
+
+def _run(profile: str) -> list[Row]:
     try:
         from failwidgets.methods.directions import FailureDirections, RetrievalDecoder
         from failwidgets.widgets.direction_slider import DirectionSlider
