@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from failwidgets._validation import check_array, check_same_length
+from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets.methods._failures import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets._parts import BarChart, FailWidget, GroupHistogram, ImageGrid
@@ -62,7 +62,7 @@ class DirectionSlider(FailWidget):
         super().__init__(method=method, **kwargs)
         method._check_fitted()
         self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
-        self.labels = np.asarray(labels)
+        self.labels = check_labels(labels, "labels")
         self.failed = is_failure(labels, preds)
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
