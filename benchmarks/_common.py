@@ -100,15 +100,15 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(module: str, args: list[str], timeout: float = 900) -> dict:
+def run_child(module: str, args: list[str], timeout: float = 900) -> list[dict]:
     """Run ``python -m <module> <args>`` in a fresh process (so its peak RSS is its own) and parse the
-    JSON object it prints on its last stdout line."""
+    JSON objects it prints, one per stdout line starting with ``{``."""
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=root, capture_output=True, text=True,
                           timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{module} {args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def environment() -> dict:

@@ -26,7 +26,7 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         from .bench_gradients import _model, loop_gradients
     except ImportError as exc:
         return [not_available(ITEM, "relation mining", "images/s", "-", f"missing code ({exc})")]
-    m = pick(profile, 4, 32, 160)
+    m = pick(profile, 4, 16, 64)
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.random((m, 3, 64, 64), dtype=np.float32))
     rows = []

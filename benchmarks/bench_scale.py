@@ -1,9 +1,9 @@
 """Item 8: scale curves -- each method's time and peak memory at 1k, 10k and 100k images.
 
-In the full profile each point runs in a fresh process (``benchmarks.scale_child``) so its peak RSS is
-its own (``maxrss`` minus the resident size once the inputs exist). In the quick and toy profiles the
-points run in this process and memory is the ``tracemalloc`` peak of the work (numpy allocations;
-torch tensor storage is not traced), because a fresh process costs ~25 s of imports on this machine. Inputs are
+Memory is the ``tracemalloc`` peak of the work (numpy allocations; torch tensor storage is not traced).
+In the full profile each method runs in a fresh process (``benchmarks.scale_child``, sizes ascending),
+which also reports the resident high-water mark (``getrusage`` maxrss) after each size; in the quick
+and toy profiles the points run in this process, because a fresh one costs ~20 s of imports here. Inputs are
 synthetic (512-d embeddings / features, 32 x 7 x 7 LaViSE maps, 12 attributes x 256 units of relation
 gradients). Methods: cache put+get (N x 512), failure directions (100 classes, N/100 per class),
 Barlow MI + depth-3 tree on one group of N x 512, LaViSE explain (attention) over N images' maps,
@@ -27,15 +27,15 @@ ITEM = "scale"
 def run(profile: str = "quick", device: str = "cpu", methods=None, subprocess: bool | None = None) -> list[Row]:
     from .scale_child import METHODS, measure_in_process
 
-    sizes = pick(profile, [100, 1000], [1000, 10_000], [1000, 10_000, 100_000])
+    sizes = pick(profile, [100, 1000], [500, 5000], [1000, 10_000, 100_000])
     subprocess = profile == "full" if subprocess is None else subprocess
     rows = []
     for method in methods or METHODS:
-        points = []
         try:
-            for n in sizes:
-                points.append(run_child("benchmarks.scale_child", [method, str(n)]) if subprocess
-                              else measure_in_process(method, n))
+            if subprocess:
+                points = run_child("benchmarks.scale_child", [method, *map(str, sizes)])
+            else:
+                points = [measure_in_process(method, n) for n in sizes]
         except Exception as exc:  # a failed point is reported, not hidden
             rows.append(Row(ITEM, method, "linear or better", "/".join(map(str, sizes)), "cpu", available=False,
                             note=f"not available: {str(exc).splitlines()[0][:200]}"))

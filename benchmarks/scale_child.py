@@ -1,8 +1,10 @@
-"""One point of a scale curve, run in its own process: ``python -m benchmarks.scale_child METHOD N``.
+"""Points of a scale curve, run in a fresh process: ``python -m benchmarks.scale_child METHOD N [N ...]``.
 
-Prints one JSON line: ``{"method", "n", "time_s", "rss_before_mb", "maxrss_mb", "peak_delta_mb"}``, where
-``maxrss_mb`` is this process's peak resident set size (``resource.getrusage``) and ``peak_delta_mb`` its
-growth over the resident size after the synthetic inputs were built (the method's own peak, roughly).
+For each N (ascending) prints one JSON line ``{"method", "n", "time_s", "peak_delta_mb", "maxrss_mb",
+"memory"}``: ``peak_delta_mb`` is the ``tracemalloc`` peak of the work (numpy / Python allocations;
+torch tensor storage is not traced), ``maxrss_mb`` the process's resident high-water mark
+(``resource.getrusage``) after that N -- sizes ascend tenfold, so at the largest N it is that N's peak.
+One process per method (not per size) because importing torch costs ~20 s on this loaded machine.
 """
 from __future__ import annotations
 
@@ -99,19 +101,18 @@ def measure_in_process(method: str, n: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    import gc
     import resource
     import warnings
 
     warnings.simplefilter("ignore")
-    method, n = argv[0], int(argv[1])
-    work = _prepare(method, n)
-    before = _current_rss_mb()
-    start = time.perf_counter()
-    work()
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"method": method, "n": n, "time_s": elapsed, "rss_before_mb": before, "maxrss_mb": peak,
-                      "peak_delta_mb": max(peak - before, 0.0), "memory": "maxrss"}))
+    method = argv[0]
+    for n in map(int, argv[1:]):
+        point = measure_in_process(method, n)
+        point["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        point["rss_now_mb"] = _current_rss_mb()
+        print(json.dumps(point), flush=True)
+        gc.collect()
 
 
 if __name__ == "__main__":

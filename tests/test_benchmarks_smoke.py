@@ -125,11 +125,15 @@ def test_row_ratio_and_not_available_by_hand():
         pick("huge", 1, 2, 3)
 
 
-def test_scale_child_prints_one_json_point(capsys):
-    scale_child.main(["retrieval", "50"])
-    point = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert point["method"] == "retrieval" and point["n"] == 50 and point["memory"] == "maxrss"
-    assert point["time_s"] > 0 and point["maxrss_mb"] >= point["peak_delta_mb"] >= 0
+def test_scale_child_prints_one_json_point_per_size(capsys):
+    scale_child.main(["retrieval", "50", "500"])
+    points = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [(p["method"], p["n"]) for p in points] == [("retrieval", 50), ("retrieval", 500)]
+    for p in points:
+        assert p["memory"] == "tracemalloc" and p["time_s"] > 0 and p["peak_delta_mb"] > 0
+        assert p["maxrss_mb"] > 0 and p["rss_now_mb"] > 0
+    # the bank is 500 x 512 float32 (~1 MiB) plus its normalised copy: the traced peak must see it
+    assert points[1]["peak_delta_mb"] >= 500 * 512 * 4 / 2**20
 
 
 def test_run_child_reports_a_failing_point():
