@@ -239,3 +239,15 @@ def test_bad_inputs_give_clear_errors():
         BarlowTree(k=3).fit(x[labels == 1], preds[labels == 1] != 1).report(x[:, :5], np.zeros(400, bool))
     with pytest.raises(RuntimeError, match="fit"):
         BarlowTree().apply(x)
+
+
+def test_aler_is_at_least_ber_and_some_leaf_reaches_aler():
+    # Proposition 1 of the paper plus Cauchy-Schwarz: for any partition, BER <= ALER <= max leaf ER.
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        sizes = rng.integers(1, 40, size=rng.integers(1, 6))
+        errors = np.array([rng.integers(0, s + 1) for s in sizes])
+        if errors.sum() == 0:
+            continue
+        a = aler(errors, sizes)
+        assert errors.sum() / sizes.sum() - 1e-12 <= a <= (errors / sizes).max() + 1e-12
