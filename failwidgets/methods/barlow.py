@@ -36,7 +36,7 @@ from .._validation import (
 )
 from ._barlow_metrics import aler, error_coverage, error_rate, importance_value, is_valid_failure_mode
 from ._barlow_selection import MI_METHODS, mutual_info, select_top_k
-from ._failures import ERROR, failure_target, is_failure
+from ._failures import CORRECT, ERROR, is_failure
 
 __all__ = [
     "GROUPINGS",
@@ -239,7 +239,7 @@ class BarlowTree(BaseEstimator):
         self.n_features_in_ = x.shape[1]
         self.mi_ = mutual_info(x, f, self.mi_method, n_bins=self.n_bins, random_state=self.random_state)
         self.selected_features_ = select_top_k(self.mi_, self.k)
-        target = np.where(f, ERROR, 1 - ERROR)
+        target = np.where(f, ERROR, CORRECT)  # the convention of methods._failures
         self.tree_model_ = DecisionTreeClassifier(
             criterion="entropy",
             max_depth=self.max_depth,

@@ -21,7 +21,7 @@ from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets.methods._barlow_attack import feature_attack
 from failwidgets.methods._barlow_visual import feature_heatmaps, top_activating
 from failwidgets.methods._failures import is_failure
-from failwidgets.methods.barlow import GROUPINGS, ClassTree, fit_class_tree
+from failwidgets.methods.barlow import ClassTree, fit_class_tree
 from failwidgets.widgets._parts import FailWidget, ImageGrid
 
 __all__ = ["TreeBrowser"]
@@ -374,16 +374,16 @@ class TreeBrowser(FailWidget):
         top = top_activating(self.features, feat, k=self.n_top, among=group)
         imgs = [self._image(i) for i in top]
         captions = [f"feature[{feat}] = {self.features[i, feat]:.3g}" for i in top]
+        batch = np.stack([np.asarray(im) for im in imgs])
         heat = None
         if self.feature_model is not None and self.conv_layer is not None:
             with self.log.busy(f"heat maps of feature[{feat}]..."):
-                heat = feature_heatmaps(self.feature_model, np.stack([np.asarray(im) for im in imgs]),
-                                        self.conv_layer, feat)
+                heat = feature_heatmaps(self.feature_model, batch, self.conv_layer, feat)
         self.top_grid.set_images(imgs, captions=captions, overlays=heat, keys=[int(i) for i in top])
         if self.feature_model is not None and self.feature_layer is not None:
             with self.log.busy(f"feature attacks on feature[{feat}]..."):
-                att = feature_attack(self.feature_model, np.stack([np.asarray(im) for im in imgs]),
-                                     self.feature_layer, feat, steps=self.attack_steps, cache=self.cache)
+                att = feature_attack(self.feature_model, batch, self.feature_layer, feat,
+                                     steps=self.attack_steps, cache=self.cache)
             self.attack_grid.set_images(
                 att.images, keys=[int(i) for i in top],
                 captions=[f"{a:.3g} → {b:.3g} ({s} steps)" for a, b, s in
