@@ -5,6 +5,7 @@ them live in ``tests/browser/conftest.py``.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -24,15 +25,27 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORT = {"width": 1400, "height": 2600}  # tall: a whole widget fits in one screenshot
 PAGE_TIMEOUT_MS = 180_000  # a kernel importing torch on 2 busy cores can take a minute or two
 
-__all__ = ["REPO", "CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "PAGE_TIMEOUT_MS", "require_playwright",
+__all__ = ["REPO", "CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "PAGE_TIMEOUT_MS", "playwright",
            "launch_chromium", "start_voila", "stop_voila", "PageRecord"]
 
+_PLAYWRIGHT = None
 
-def require_playwright():
-    """Playwright's ``sync_playwright`` once Chromium and Playwright are known to be there.
 
-    Fails loudly (never skips) with the command that installs what is missing.
+def playwright():
+    """The process's one running Playwright (sync API), started on first use, stopped at exit.
+
+    The sync API cannot run twice in one thread (the first instance's event loop is still running), so
+    every browser test of the session shares this one. Fails loudly (never skips) with the command that
+    installs what is missing.
     """
+    global _PLAYWRIGHT
+    if _PLAYWRIGHT is None:
+        _PLAYWRIGHT = _require_playwright()().start()
+        atexit.register(_PLAYWRIGHT.stop)
+    return _PLAYWRIGHT
+
+
+def _require_playwright():
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install_browser.sh (browser tests never skip)",
                     pytrace=False)

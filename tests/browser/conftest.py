@@ -1,10 +1,12 @@
 """Real-browser fixtures: one Voilà server for the fixture notebooks, one headless Debian Chromium.
 
-- ``voila_server`` (session): ``voila tests/browser/notebooks`` on 127.0.0.1 and a free port.
-- ``chromium`` (session): Playwright persistent context of ``/usr/bin/chromium``, headless, flags that
+Scopes are ``package``: the server, its kernels and the browser go away when tests/browser is done.
+
+- ``voila_server``: ``voila tests/browser/notebooks`` on 127.0.0.1 and a free port.
+- ``chromium``: Playwright persistent context of ``/usr/bin/chromium``, headless, flags that
   keep it off the network, a fresh ``--user-data-dir`` in tmp.
-- ``widget_pages`` (session): every widget notebook requested at once, so the four kernels start and
-  run in parallel; a test waits for its own page. The tabs stay open for the session.
+- ``widget_pages``: every widget notebook requested at once, so the four kernels start and
+  run in parallel; a test waits for its own page. The tabs stay open until tests/browser is done.
 - ``open_page`` (function): ``open_page(url=None, allowed=..., ignore=...)`` -> PageRecord, a new tab
   that fails the test at teardown if the page logged JavaScript errors.
 - ``screenshot_dir``: ``test-artifacts/screenshots/`` (gitignored).
@@ -19,7 +21,7 @@ from typing import Callable
 
 import pytest
 
-from tests.browser._voila import REPO, PageRecord, launch_chromium, require_playwright, start_voila, stop_voila
+from tests.browser._voila import REPO, PageRecord, launch_chromium, playwright, start_voila, stop_voila
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 WIDGET_NOTEBOOKS = ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")
@@ -40,7 +42,7 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def voila_server(tmp_path_factory):
     """Base URL of one Voilà server over ``tests/browser/notebooks``."""
     folder = tmp_path_factory.mktemp("voila")
@@ -51,21 +53,19 @@ def voila_server(tmp_path_factory):
         stop_voila(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(tmp_path_factory):
     """A headless Chromium browser context (fresh profile directory, closed at the end)."""
-    sync_playwright = require_playwright()
     profile = tmp_path_factory.mktemp("chromium") / "profile"
-    with sync_playwright() as p:
-        context = launch_chromium(p, profile)
-        try:
-            yield context
-        finally:
-            context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+    context = launch_chromium(playwright(), profile)
+    try:
+        yield context
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def widget_pages(chromium, voila_server) -> dict[str, PageRecord]:
     """name -> PageRecord of each widget notebook, all requested at once (not waited for)."""
     pages = {}

@@ -9,6 +9,8 @@ stay free of JavaScript console errors; a screenshot of each widget goes to
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -143,14 +145,17 @@ def test_relationship_annotator_click_cell_and_label(widget_pages, screenshot_di
     root.locator("rect.heatmapcell").nth(2 * 6 + 3).click()
     expect(pair).to_contain_text("a2 – a3", timeout=UPDATE_MS)
     expect(pair).to_contain_text("unlabelled")
-    root.get_by_role("button", name="4: probably positive").click()
+    # planted: a3 uses half of a2's units with the opposite sign, so a person labels it negative
+    root.get_by_role("button", name="2: probably negative").click()
     expect(counter).to_contain_text(f"1 of {N_PAIRS} labelled", timeout=UPDATE_MS)
-    expect(pair).to_contain_text("probably positive")
-    # the labelled level's mark appears in both symmetric cells of the matrix
-    expect(root.locator(".bqplot.figure text.label", has_text="+")).to_have_count(2, timeout=UPDATE_MS)
+    expect(pair).to_contain_text("probably negative")
+    # the level's mark ("-") appears in both symmetric cells of the matrix
+    marks = root.locator(".bqplot.figure text.label").filter(has_text=re.compile(r"^-$"))
+    expect(marks).to_have_count(2, timeout=UPDATE_MS)
     root.get_by_role("button", name="undo (u)").click()
     expect(counter).to_contain_text(f"0 of {N_PAIRS} labelled", timeout=UPDATE_MS)
-    root.get_by_role("button", name="4: probably positive").click()
+    expect(marks).to_have_count(0, timeout=UPDATE_MS)
+    root.get_by_role("button", name="redo (r)").click()
     expect(counter).to_contain_text(f"1 of {N_PAIRS} labelled", timeout=UPDATE_MS)
     root.screenshot(path=str(screenshot_dir / "relationship_annotator.png"))
     rec.check_no_errors()
