@@ -5,22 +5,12 @@ browser reach the Python traits (tile toggle -> ImageGrid.selected, bar -> BarCh
 histogram bar -> GroupHistogram.selected_bin, heat-map cell -> MatrixHeatmap.selected_cell, which
 needs our workaround for bqplot issue #1632).
 """
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
-
 import nbformat
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+from tests.browser._voila import PageRecord, launch_chromium, playwright, start_voila, stop_voila
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 _CELL = r'''
 import numpy as np, ipywidgets as W
@@ -41,73 +31,32 @@ FailWidget(children=[status, grid, W.HBox([bars, hist, mat])])
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def voila_url(tmp_path_factory):
     folder = tmp_path_factory.mktemp("voila")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_CELL)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "parts.ipynb")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("FAILWIDGETS_RAISE_CALLBACK_ERRORS", "PYTEST_CURRENT_TEST")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    log = open(folder / "voila.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-                             "parts.ipynb"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    proc, url = start_voila(folder / "parts.ipynb", folder, folder / "voila.log")
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "api", timeout=2)
-                break
-            except urllib.error.HTTPError:  # any HTTP answer means the server is up
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"voila did not start: {(folder / 'voila.log').read_text()[-2000:]}")
-                time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+        stop_voila(proc)
 
 
 def test_clicks_in_the_browser_reach_the_python_traits(voila_url, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    errors, external = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])  # playwright gives each launch a fresh profile
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-
-        def route(r):  # offline: anything not served by Voilà is refused (and recorded)
-            if r.request.url.startswith(voila_url):
-                r.continue_()
-            else:
-                external.append(r.request.url)
-                r.abort()
-
-        page.route("**/*", route)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource"
-                not in m.text else None)
+    browser = launch_chromium(playwright(), tmp_path / "profile")  # headless, offline flags, fresh profile
+    try:
+        rec = PageRecord(browser.new_page(), allowed=(voila_url,))  # refuses (and records) the rest
+        page = rec.page
         page.goto(voila_url, timeout=120_000)
         page.wait_for_selector(".fw-status", timeout=120_000)
         status = page.locator(".fw-status")
 
-        def wait_status(part: str) -> str:
+        def wait_status(part: str, absent: str | None = None) -> str:
             for _ in range(60):
-                if part in status.inner_text():
+                text = status.inner_text()
+                if part in text and (absent is None or absent not in text):
                     break
                 page.wait_for_timeout(250)
             return status.inner_text()
@@ -118,9 +67,10 @@ def test_clicks_in_the_browser_reach_the_python_traits(voila_url, tmp_path):
         page.locator("rect.bar").nth(1).click()                       # BarChart: bar "b"
         assert "bar=1" in wait_status("bar=1")
         page.locator("rect.bar").nth(3 + 7).click()                   # histogram, 2nd group's bars
-        assert "bin=" in wait_status("bin=") and "bin=None" not in status.inner_text()
+        assert "bin=" in wait_status("bin=", absent="bin=None") and "bin=None" not in status.inner_text()
         page.locator("rect.heatmapcell").nth(1).click()              # row 0, column 1
         assert "cell=(0, 1)" in wait_status("cell=(0, 1)")
+    finally:
         browser.close()
-    assert errors == []
-    assert all("fontawesome" in u for u in external), external     # only Voilà's icon CSS is external
+    assert rec.errors == []
+    assert all("fontawesome" in u for u in rec.refused), rec.refused  # only Voilà's icon CSS is external
