@@ -84,6 +84,19 @@ def test_iou_hand_computed():
     np.testing.assert_allclose(iou, [[1.0, 1 / 3]], atol=1e-6)
 
 
+def test_iou_sparse_gather_equals_dense_definition():
+    """The fast IoU (qualified images only, gathered at mask pixels) equals the NetDissect definition
+    written densely: sum_i |A_iu & M_ic| / sum_i |A_iu | M_ic| over upsampled masks of every image."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(30, 5, 3, 4, generator=g) ** 4  # non-square maps, a few high cells
+    masks = torch.rand(3, 30, 12, 16, generator=g) > 0.7
+    thr = activation_thresholds(f, 0.05)
+    act = activation_masks(f, thr, (12, 16))  # (N, d, H, W), dense
+    inter = torch.einsum("nduv,cnuv->dc", act.float(), masks.float())
+    union = act.sum((0, 2, 3)).float()[:, None] + masks.sum((1, 2, 3)).float()[None] - inter
+    np.testing.assert_allclose(filter_concept_iou(f, thr, masks, chunk=1), (inter / union).numpy(), atol=1e-6)
+
+
 def test_recall_and_qualified_share_hand_computed():
     words = [["a", "b", "c"], ["c"], ["x"]]
     matches = [{"a", "z"}, set(), {"x"}]
