@@ -14,6 +14,8 @@ The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it co
 from __future__ import annotations
 
 import html
+import os
+import warnings
 from typing import Any, Mapping, Sequence
 
 import ipywidgets as W
@@ -54,6 +56,7 @@ class FilterWordExplorer(FailWidget):
     """
 
     _state_traits = ("layer", "search", "sort_by", "selected_filter", "view")
+    _heavy_attrs = ("demo", "evaluation")
     layer = traitlets.Unicode("")
     search = traitlets.Unicode("")
     sort_by = traitlets.Unicode("filter")
@@ -124,6 +127,86 @@ class FilterWordExplorer(FailWidget):
         self.observe_guarded(self._on_selected_filter, names="selected_filter")
         self.observe_guarded(self._on_view, names="view")
         self.layer = next(iter(self.explanations))
+
+    # -- construction from the demo ---------------------------------------------------------------------
+    @classmethod
+    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
+                  split: str = "train", n_images: int | None = None,
+                  groups: str | tuple | None = ("shape", "circle", "square"),
+                  methods: Sequence[str] | None = None, progress: bool = False,
+                  **kwargs: Any) -> "FilterWordExplorer":
+        """The explorer on the demo world: the demo target's ``conv4`` explained with the shipped head.
+
+        Loads the shipped explainer head (:func:`failwidgets.demo.train_lavise.load_explainer`; it is
+        trained here only when the shipped one does not fit the target, with a warning), computes the
+        layer's features through the demo's :class:`~failwidgets.compute.EmbeddingCache`, explains every
+        filter (p = 25, s = 5), scores the words against the world's exact concept masks and opens the
+        group view.
+
+        Parameters
+        ----------
+        demo : failwidgets.demo.Demo, optional
+            Default: ``failwidgets.demo.load(variant)``.
+        variant : ``"default"`` or ``"control"`` (ignored when ``demo`` is given)
+        small : bool, optional
+            Fewer images and only the cheap methods (attention and original image) so a notebook runs
+            fast in CI. Default: True when the environment variable ``FAILWIDGETS_NOTEBOOK_TEST`` is set.
+        split : the world split to explain (default ``"train"``: the planted correlations live there,
+            so the group view shows them)
+        n_images : the first ``n_images`` of the split (default 2000, small: 600)
+        groups : ``(factor, value_a, value_b)`` -- images with one of the two values, the others left
+            out -- or a factor name (one group per value), or None (no group view). Default: circles
+            vs squares, which the training split pairs with grass and sand backgrounds.
+        methods : inference methods (default: all four of :data:`~failwidgets.methods.lavise.METHODS`;
+            small: attention and original)
+        progress : progress bars while computing
+        **kwargs : passed to the constructor (``k``, ``n_bars``, ``thumb_size``).
+
+        Returns
+        -------
+        FilterWordExplorer, with ``.evaluation`` (the dict of :meth:`LaViSE.evaluate`) and ``.demo``.
+        """
+        from failwidgets.demo import load
+        from failwidgets.demo.train_lavise import feature_data_id, load_explainer, train_explainer
+        from failwidgets.methods.lavise import METHODS
+        from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
+
+        if small is None:
+            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
+        if demo is None:
+            demo = load(variant, progress=progress)
+        try:
+            lav = load_explainer(demo, progress=progress)
+        except (FileNotFoundError, ValueError) as exc:
+            warnings.warn(f"{exc}; training an explainer now (slower)", RuntimeWarning, stacklevel=2)
+            lav = train_explainer(demo, n_images=1000 if small else None, progress=progress)
+        data = demo.world[split]
+        n = min(len(data), n_images if n_images is not None else (600 if small else 2000))
+        idx = np.arange(n)
+        images = data.as_tensor(idx)
+        feats = lav.features(images, data_id=feature_data_id(demo, split, n))
+        if methods is None:
+            methods = ("attention", "original") if small else METHODS
+        ex = lav.explain(images, features=feats, methods=methods)
+        masks = {c: data.concept_masks(c, idx) for c in demo.world.concepts}
+        evaluation = lav.evaluate(ex, masks, ks=(5, 10))
+        del masks
+        labels = None
+        if groups is not None:
+            factor, wanted = (groups, None) if isinstance(groups, str) else (groups[0], list(groups[1:]))
+            if factor not in FACTOR_NAMES:
+                raise ValueError(f"groups: expected a factor name among {FACTOR_NAMES}, got {factor!r}")
+            names = np.asarray(FACTOR_VALUES[factor], dtype=object)[data.factors[factor][:n]]
+            if wanted is not None:
+                for v in wanted:
+                    if v not in FACTOR_VALUES[factor]:
+                        raise ValueError(f"groups: {v!r} is not a value of {factor!r} {FACTOR_VALUES[factor]}")
+                names = np.where(np.isin(names, wanted), names, None)
+            labels = names
+        widget = cls(ex, np.asarray(data.images[:n]), labels, method=lav, **kwargs)
+        widget.evaluation = evaluation
+        widget.demo = demo
+        return widget
 
     # -- data -------------------------------------------------------------------------------------------
     @property
