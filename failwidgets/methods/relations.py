@@ -195,7 +195,8 @@ class RelationMiner:
         self.random_state = random_state
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit_model(self, model, images, layer: str, attributes, attribute_names=None, outputs=None):
+    def fit_model(self, model, images, layer: str, attributes, attribute_names=None, outputs=None, *,
+                  cache=None, data_id: str | None = None):
         """Mine relations of a model's attribute outputs at ``layer`` on ``images``, memory-bounded.
 
         Two passes through ``failwidgets.compute.output_gradients``: the gradients of the
@@ -203,6 +204,14 @@ class RelationMiner:
         images are streamed in chunks of ``4 * batch_size`` and only their relation matrices (M, n, n)
         are kept, so the (M, n, *S) gradients of all images never sit in memory at once. Each image's
         gradients are computed once.
+
+        With ``cache`` the masks and relation matrices (the slow part) are stored in an
+        :class:`~failwidgets.compute.EmbeddingCache` under a key made of ``fingerprint(model)``, the
+        layer, the images (``data_id`` or a hash of the image bytes) and the mask-selection parameters
+        (``selection``, ``l1_penalty``, ``max_units``, ``mask_images``, ``random_state``); a second
+        identical call computes no gradient. Q, the histograms and the diagnosis parameters (``bins``,
+        ``smoothing``, thresholds ...) are recomputed from the cached relations, so changing them does not
+        invalidate the entry.
 
         Parameters
         ----------
@@ -216,24 +225,69 @@ class RelationMiner:
         attribute_names : list of str, optional
         outputs : callable, optional
             Maps the model's output to the (B, n) attribute scores Y_1..Y_n (default: the model output,
-            which must then be 2-D); passed to ``failwidgets.compute.output_gradients``.
+            which must then be 2-D); passed to ``failwidgets.compute.output_gradients``. Cannot be
+            combined with ``cache`` (a callable has no stable identity for the key).
+        cache : EmbeddingCache, optional
+            Store / reuse the masks and relations (see above).
+        data_id : str, optional
+            Identity of ``images`` for the cache key (e.g. the world's fingerprint, split and count);
+            default: a hash of the image bytes.
 
         Returns
         -------
         self
         """
-        from ..compute import as_image_tensor, output_gradients
+        from ..compute import as_image_tensor, fingerprint
 
         x = as_image_tensor(images)
         m = x.shape[0]
         signs, names = self._check_attributes(attributes, m, None, attribute_names)
+        if cache is None:
+            masks, unit_shape, rel = self._mine_model(model, x, layer, outputs, attributes, attribute_names)
+        else:
+            if outputs is not None:
+                raise ValueError("outputs: cannot be combined with cache (a callable has no stable identity for "
+                                 "the cache key); wrap the model so that its forward gives the (B, n) outputs")
+            if not hasattr(cache, "get_or_compute"):
+                raise TypeError(f"cache: expected an EmbeddingCache, got {type(cache).__name__}")
+            parts = {
+                "what": "zhang2018_relations",
+                "model": fingerprint(model),
+                "layer": str(layer),
+                "data": str(data_id) if data_id is not None else fingerprint(x),
+                "n_images": int(m),
+                "selection": self.selection,
+                "l1_penalty": float(self.l1_penalty),
+                "max_units": self.max_units,
+                "mask_images": self.mask_images,
+                "random_state": self.random_state,
+            }
+
+            def compute():
+                mk, shape, rl = self._mine_model(model, x, layer, outputs, attributes, attribute_names)
+                return {"masks": mk, "unit_shape": np.asarray(shape, dtype=np.int64), "relations": rl}
+
+            hit = cache.get_or_compute(parts, compute)
+            masks, unit_shape, rel = hit["masks"], tuple(int(v) for v in hit["unit_shape"]), hit["relations"]
+        if rel.shape != (m, signs.shape[1], signs.shape[1]):
+            raise ValueError(f"attributes: expected shape ({m}, {rel.shape[1]}) (images x attribute outputs), "
+                             f"got {signs.shape}")
+        self.masks_ = np.asarray(masks, dtype=bool)
+        self.unit_shape_ = unit_shape
+        return self._finish(np.asarray(rel, dtype=np.float32), signs, names)
+
+    def _mine_model(self, model, x, layer, outputs, attributes, attribute_names):
+        """Masks (n, N), unit shape and relations (M, n, n) of ``model`` at ``layer`` on images ``x``."""
+        from ..compute import output_gradients
+
+        m = x.shape[0]
         sub = self._mask_subset(m)
 
-        def grads_of(idx):
+        def grads_of(idx, progress=False):
             return output_gradients(model, x[idx], layer, outputs=outputs, batch_size=self.batch_size,
-                                    device=self.device, progress=False)
+                                    device=self.device, progress=progress)
 
-        acts, grads = grads_of(torch.as_tensor(sub))
+        acts, grads = grads_of(torch.as_tensor(sub), progress=self.progress)  # the mask-selection images
         n = grads.shape[1]
         signs, names = self._check_attributes(attributes, m, n, attribute_names)
         self._select_masks(acts.numpy(), grads.numpy(), names)
@@ -247,7 +301,7 @@ class RelationMiner:
             idx = rest[start:start + chunk]
             _, g = grads_of(torch.as_tensor(idx))
             rel[idx] = self._relations(g.numpy())
-        return self._finish(rel, signs, names)
+        return self.masks_, self.unit_shape_, rel
 
     def fit(self, activations, gradients, attributes, attribute_names=None):
         """Select the masks and mine the relations from precomputed activations and gradients.

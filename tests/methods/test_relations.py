@@ -518,3 +518,40 @@ def test_graph_from_world_relations():
     assert len(part) == 1
     with pytest.raises(ValueError, match="unknown relation kind"):
         RelationGraph.from_relations(["a", "b"], {("a", "b"): "sideways"})
+
+
+def test_fit_model_cache_reuses_masks_and_relations(tmp_path, monkeypatch):
+    import torch
+
+    from failwidgets.compute import EmbeddingCache
+    from failwidgets.methods import relations as rel_module
+
+    model = _tiny_model()
+    x = torch.rand(20, 3, 8, 8)
+    attrs = (np.random.default_rng(0).random((20, 5)) < 0.5).astype(np.float32)
+    cache = EmbeddingCache(tmp_path)
+    plain = RelationMiner(progress=False, mask_images=10).fit_model(model, x, "0", attrs)
+    first = RelationMiner(progress=False, mask_images=10).fit_model(model, x, "0", attrs, cache=cache, data_id="x20")
+    assert [e.parts["what"] for e in cache.entries()] == ["zhang2018_relations"]
+    calls = []
+    original = rel_module.RelationMiner._mine_model
+    monkeypatch.setattr(rel_module.RelationMiner, "_mine_model",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    # a hit: nothing recomputed, identical results; Q parameters (bins) are not part of the key
+    again = RelationMiner(progress=False, mask_images=10, bins=21).fit_model(model, x, "0", attrs, cache=cache,
+                                                                           data_id="x20")
+    assert calls == []
+    for m in (first, again):
+        np.testing.assert_array_equal(m.masks_, plain.masks_)
+        np.testing.assert_allclose(m.relations_, plain.relations_, atol=1e-6, equal_nan=True)
+        assert m.unit_shape_ == (4, 8, 8)
+    assert again.histograms_.shape == (5, 5, 21)
+    # a different mask parameter, data id or model is a miss
+    RelationMiner(progress=False, mask_images=12).fit_model(model, x, "0", attrs, cache=cache, data_id="x20")
+    RelationMiner(progress=False, mask_images=10).fit_model(model, x, "0", attrs, cache=cache, data_id="other")
+    with torch.no_grad():
+        model[0].bias.add_(0.1)
+    RelationMiner(progress=False, mask_images=10).fit_model(model, x, "0", attrs, cache=cache, data_id="x20")
+    assert len(calls) == 3 and len(cache.entries()) == 4
+    with pytest.raises(ValueError, match="outputs: cannot be combined with cache"):
+        RelationMiner(progress=False).fit_model(model, x, "0", attrs, outputs=lambda y: y, cache=cache)

@@ -218,3 +218,55 @@ def test_from_model_computes_example_heat_maps():
     assert len(w.examples.tiles) == 4  # 2 images x 2 attributes
     assert w._gradients.shape == (6, 5, 4, 8, 8)
     w.close()
+
+
+@pytest.mark.slow
+def test_from_demo_builds_a_working_widget_and_reuses_the_cache():
+    import time
+    import warnings
+
+    from failwidgets.demo import load
+
+    demo = load("default", progress=False)
+    names = list(demo.world.attribute_names)
+    kwargs = dict(small=True, n_images=120, mask_images=60, n_example_images=8, n_examples=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # undertrained heads may leave a mask empty
+        start = time.perf_counter()
+        w = RelationshipAnnotator.from_demo(demo, **kwargs)
+        cold = time.perf_counter() - start
+    assert w.demo is demo and w.names == names
+    assert w.miner.relations_.shape == (120, len(names), len(names))
+    assert w.miner.unit_shape_ == (64, 8, 8)  # conv3 by default
+    assert len(w.graph) == w.graph.n_pairs  # the world's ground truth, every pair
+    assert w.graph.get("striped", "large") == "not related"
+    assert w.diagnosis is not None and len(w.diagnosis.pairs) == w.graph.n_pairs
+    entries = [e for e in demo.cache.entries() if e.parts.get("what") == "zhang2018_relations"]
+    assert len(entries) == 1 and entries[0].parts["layer"] == "conv3"
+    assert entries[0].parts["data"] == f"{demo.world.fingerprint}/train[:120]"
+    # an interaction updates the view: select the planted pair, relabel it, undo
+    i, j = sorted((names.index("striped"), names.index("large")))
+    w.matrix.selected = np.array([[j, i]])
+    assert w.selected_pair == [i, j]
+    np.testing.assert_array_equal(w.hist_bars.y, w.miner.histograms_[i, j])
+    assert "not related" in w.pair_label.value and "KL(P‖Q)" in w.pair_info.value
+    w.auto_advance = False
+    w.hotkeys.value = "5"
+    assert w.graph.get("striped", "large") == "definitely positive"
+    assert "definitely positive" in w.pair_label.value
+    row = w.diagnosis.pairs[(w.diagnosis.pairs.i == i) & (w.diagnosis.pairs.j == j)].iloc[0]
+    assert row.level == "definitely positive"
+    w.hotkeys.value = "u"
+    assert w.graph.get("striped", "large") == "not related"
+    assert len(w.examples.tiles) == 4  # 2 example images x the pair's two heat maps
+    w.close()
+    # a second call reads the mined relations from the cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        start = time.perf_counter()
+        w2 = RelationshipAnnotator.from_demo(demo, graph=None, **kwargs)
+        warm = time.perf_counter() - start
+    assert len(w2.graph) == 0 and w2.diagnosis is None
+    assert len([e for e in demo.cache.entries() if e.parts.get("what") == "zhang2018_relations"]) == 1
+    print(f"from_demo cold {cold:.1f} s, warm {warm:.1f} s")
+    w2.close()
