@@ -47,7 +47,8 @@ class Decoder:
 
     ``decode_many(embedding (D,), k)`` returns up to ``k`` images for one embedding (default: ``decode``
     repeated, which suits stochastic generators). ``interactive`` says whether a call is fast enough to run
-    while a slider moves.
+    while a slider moves. ``select_class(cls)`` is called by the widget before decoding for a class
+    (default: nothing; :class:`RetrievalDecoder` with ``labels`` searches that class's images only).
     """
 
     interactive: bool = True
@@ -59,6 +60,10 @@ class Decoder:
     def decode_many(self, embedding, k: int = 1) -> torch.Tensor:
         emb = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         return self.decode(np.repeat(emb, check_positive_int(k, "k"), axis=0))
+
+    def select_class(self, cls: int | None) -> "Decoder":
+        """Hook: the widget announces the class it decodes for (None: no class). Default: ignored."""
+        return self
 
     def _check(self, embeddings) -> np.ndarray:
         emb = check_array(embeddings, "embeddings", ndim=(1, 2), dtype="float")
@@ -79,16 +84,33 @@ class RetrievalDecoder(Decoder):
         The images, or a loader; only the retrieved ones are converted.
     candidates : ndarray (N,) bool, optional
         Restrict retrieval to these rows (e.g. one class); can be changed later with :meth:`restrict`.
+    labels : ndarray (N,) int, optional
+        Class of each cached image; then :meth:`select_class` (called by the widget) restricts retrieval
+        to the selected class, so the slider shows images of the class moving along its direction.
     """
 
-    def __init__(self, embeddings, images: Any, candidates=None):
+    def __init__(self, embeddings, images: Any, candidates=None, labels=None):
         emb = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
         self._bank = l2_normalize(emb).astype(np.float32)
         self.embed_dim = emb.shape[1]
         if not callable(images) and len(images) != len(emb):
             raise ValueError(f"images: expected {len(emb)} images (one per embedding), got {len(images)}")
         self._images = images
+        self._labels = None
+        if labels is not None:
+            from .._validation import check_labels, check_same_length
+
+            self._labels = check_labels(labels, "labels")
+            check_same_length(embeddings=emb, labels=self._labels)
         self.restrict(candidates)
+
+    def select_class(self, cls: int | None) -> "RetrievalDecoder":
+        """With ``labels``: search only the images of class ``cls`` (None or a class without cached
+        images: all). Without ``labels``: nothing changes."""
+        if self._labels is not None:
+            mask = None if cls is None else self._labels == int(cls)
+            self.restrict(mask if mask is not None and mask.any() else None)
+        return self
 
     def restrict(self, candidates=None) -> "RetrievalDecoder":
         """Search only the rows where ``candidates`` (bool (N,)) is True; None searches all."""
@@ -142,10 +164,16 @@ class GeneratorDecoder(Decoder):
     batch_size : int
     device : str or torch.device, optional
         Chosen by ``failwidgets.compute.get_device``.
+    jitter : float
+        ``decode_many`` adds Gaussian noise of this standard deviation per coordinate to the embedding
+        (before normalisation) so a deterministic generator shows ``k`` nearby images, not ``k`` copies.
+    random_state : int
+        Seed of that noise (the same embedding always decodes to the same images).
     """
 
     def __init__(self, generator: Callable, embed_dim: int | None = None, normalize: bool = True,
-                 batch_size: int = 64, device=None, interactive: bool = True):
+                 batch_size: int = 64, device=None, interactive: bool = True, jitter: float = 0.0,
+                 random_state: int = 0):
         if not callable(generator):
             raise TypeError(f"generator: expected a torch module or callable, got {type(generator).__name__}")
         self.generator = generator
@@ -154,6 +182,17 @@ class GeneratorDecoder(Decoder):
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.device = device
         self.interactive = interactive
+        if not float(jitter) >= 0:
+            raise ValueError(f"jitter: expected a number >= 0, got {jitter!r}")
+        self.jitter, self.random_state = float(jitter), random_state
+
+    def decode_many(self, embedding, k: int = 1) -> torch.Tensor:
+        emb = np.repeat(self._check(embedding), check_positive_int(k, "k"), axis=0).astype(np.float32)
+        if self.jitter > 0 and k > 1:
+            noise = np.random.default_rng(self.random_state).normal(size=emb.shape).astype(np.float32)
+            noise[0] = 0.0  # the first image is the embedding itself
+            emb = emb + self.jitter * noise
+        return self.decode(emb)
 
     @torch.no_grad()
     def decode(self, embeddings) -> torch.Tensor:

@@ -134,7 +134,8 @@ class FailureDirections(BaseEstimator):
         self.progress = progress
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, embeddings, labels, preds, train_embeddings, n_classes: int | None = None) -> "FailureDirections":
+    def fit(self, embeddings, labels, preds, train_embeddings=None, n_classes: int | None = None, *,
+            whitening=None) -> "FailureDirections":
         """Fit one SVM (or several modes) per class.
 
         Parameters
@@ -143,19 +144,20 @@ class FailureDirections(BaseEstimator):
             Raw encoder embeddings of the validation split.
         labels, preds : ndarray (N,) int
             True classes and the model's predictions.
-        train_embeddings : ndarray (M, D)
+        train_embeddings : ndarray (M, D), optional
             Raw embeddings of the training split (whitening statistics only).
         n_classes : int, optional
             Number of classes (default: largest label or prediction + 1); classes absent from the
             validation split get a status.
+        whitening : tuple (mean (D,), std (D,)), optional
+            The training split's statistics (``whitening_stats(train_embeddings)``) instead of
+            ``train_embeddings``, e.g. precomputed ones; give exactly one of the two.
         """
         X = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
         labels = check_labels(labels, "labels", n_classes=n_classes)
         preds = check_labels(preds, "preds", n_classes=n_classes)
         check_same_length(embeddings=X, labels=labels, preds=preds)
-        T = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2)
-        if T.shape[1] != X.shape[1]:
-            raise ValueError(f"train_embeddings: expected {X.shape[1]} columns (as embeddings), got {T.shape[1]}")
+        mean, std = self._whitening(train_embeddings, whitening, X.shape[1])
         n_splits = check_positive_int(self.n_splits, "n_splits", minimum=2)
         max_modes = check_positive_int(self.max_modes, "max_modes")
         check_choice(self.solver, "solver", ("fast", "reference"))
@@ -165,7 +167,7 @@ class FailureDirections(BaseEstimator):
         svm = cv_linear_svm if self.solver == "fast" else _reference_cv_svm
 
         self.n_classes_ = int(n_classes) if n_classes is not None else int(max(labels.max(), preds.max())) + 1
-        self.mean_, self.std_ = whitening_stats(T)
+        self.mean_, self.std_ = mean, std
         self._Z = preprocess(X, self.mean_, self.std_)
         self._labels = labels
         target = failure_target(labels, preds)
@@ -184,6 +186,24 @@ class FailureDirections(BaseEstimator):
         self.intercept_ = np.array([m[0].intercept if m else np.nan for m in self.modes_])
         self.decision_values_ = self._decide(self._Z, labels, 0)
         return self
+
+    @staticmethod
+    def _whitening(train_embeddings, whitening, D: int):
+        if (train_embeddings is None) == (whitening is None):
+            raise ValueError("train_embeddings: expected the training split's embeddings or, instead, "
+                             "whitening=(mean, std); give exactly one of the two")
+        if whitening is None:
+            T = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2)
+            if T.shape[1] != D:
+                raise ValueError(f"train_embeddings: expected {D} columns (as embeddings), got {T.shape[1]}")
+            return whitening_stats(T)
+        if len(whitening) != 2:
+            raise ValueError(f"whitening: expected a pair (mean, std), got {len(whitening)} items")
+        mean = check_array(whitening[0], "whitening mean", shape=(D,), dtype="float").astype(np.float64)
+        std = check_array(whitening[1], "whitening std", shape=(D,), dtype="float").astype(np.float64)
+        if np.any(std <= 0):
+            raise ValueError("whitening std: expected positive values (whitening_stats replaces zeros by 1)")
+        return mean, std
 
     @staticmethod
     def _status(n: int, n_err: int, n_splits: int) -> str:

@@ -124,6 +124,75 @@ class DirectionSlider(FailWidget):
         self.cls = int(first_ok[0]) if len(first_ok) else 0
         self.run_guarded(self._render_class)
 
+    # ------------------------------------------------------------------ construction from the demo
+    @classmethod
+    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
+                  reference: str = "caption", max_modes: int | None = None, progress: bool = False,
+                  **kwargs: Any) -> "DirectionSlider":
+        """The slider on the demo world: failure directions of the demo target in the demo's VL space.
+
+        Fits :class:`FailureDirections` with the paper's defaults (C in ``logspace(-6, 0, 7)``, 2-fold
+        stratified CV on balanced accuracy, whitening with the training split's statistics -- shipped,
+        see :mod:`failwidgets.demo.train_directions`) on the validation split's cached VL embeddings and
+        the target's cached predictions, scores the demo vocabulary's captions per class, and offers two
+        decoders: retrieval (the pool split's images of the selected class, nearest to the rotated
+        embedding) and the demo's generator (``demo.decoder``).
+
+        Parameters
+        ----------
+        demo : failwidgets.demo.Demo, optional
+            Default: ``failwidgets.demo.load(variant)``.
+        variant : ``"default"`` or ``"control"`` (ignored when ``demo`` is given)
+        small : bool, optional
+            Retrieve from the validation split instead of the pool (nothing more to render or encode)
+            and one failure mode per class, so a notebook runs fast in CI. Default: True when the
+            environment variable ``FAILWIDGETS_NOTEBOOK_TEST`` is set.
+        reference : ``"caption"`` (the paper: slerp starts at ``"a photo of a <class>"``'s embedding) or
+            ``"mean"`` (the class's mean validation image embedding)
+        max_modes : failure modes per class (default 3, small: 1); further modes beyond the paper
+        progress : progress bars while loading, encoding and fitting
+        **kwargs : passed to the constructor (``n_images``, ``n_decoded``, ``export_dir``).
+
+        Returns
+        -------
+        DirectionSlider, with ``.demo`` (the Demo) and ``.caption_data`` (captions, their embeddings
+        and the reference embeddings per class).
+        """
+        import os
+
+        from failwidgets._validation import check_choice
+        from failwidgets.demo import load
+        from failwidgets.demo.train_directions import demo_captions, whitening
+        from failwidgets.methods.directions import GeneratorDecoder, RetrievalDecoder
+
+        check_choice(reference, "reference", ["caption", "mean"])
+        if small is None:
+            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
+        if demo is None:
+            demo = load(variant, progress=progress)
+        val = demo.world["val"]
+        emb = demo.embeddings("val", progress=progress)
+        preds = demo.predictions("val", progress=progress)
+        names = demo.world.class_names
+        fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
+                               progress=progress)
+        fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
+        caps, cap_emb, refs = demo_captions(demo)
+
+        def captions(c, m):
+            return fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=5, mode=m)
+
+        bank = val if small else demo.world["pool"]
+        bank_emb = emb if small else demo.embeddings("pool", progress=progress)
+        decoders = {"retrieval": RetrievalDecoder(bank_emb, bank.images, labels=bank.labels),
+                    "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
+        references = refs if reference == "caption" else None
+        widget = cls(fd, val.images, emb, val.labels, preds, class_names=names, captions=captions,
+                     reference_embeddings=references, decoders=decoders, **kwargs)
+        widget.demo = demo
+        widget.caption_data = {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}
+        return widget
+
     # ------------------------------------------------------------------ trait handlers
     def _on_bar_select(self, change):
         if change["new"] is not None:
@@ -212,7 +281,9 @@ class DirectionSlider(FailWidget):
     def _render_decoded(self):
         if not self.decoder or not self._has_direction():
             return
-        images = self.decoders[self.decoder].decode_many(self.decoded_embedding(), self.n_decoded)
+        dec = self.decoders[self.decoder]
+        dec.select_class(self.cls)
+        images = dec.decode_many(self.decoded_embedding(), self.n_decoded)
         self.decoded_grid.set_images(images, captions=[f"alpha={self.alpha:+.2f}"] * len(images))
 
     # ------------------------------------------------------------------ export

@@ -268,3 +268,51 @@ def test_generator_decoder_wraps_any_module():
     torch.testing.assert_close(out, want)
     with pytest.raises(ValueError, match="generator: expected outputs of shape"):
         GeneratorDecoder(lambda x: x).decode(emb)
+
+
+def test_fit_with_precomputed_whitening_matches_train_embeddings():
+    X, labels, preds, train, _, _ = planted(n_classes=2, n_per_class=80)
+    a = FailureDirections(progress=False).fit(X, labels, preds, train)
+    b = FailureDirections(progress=False).fit(X, labels, preds, whitening=whitening_stats(train))
+    np.testing.assert_allclose(a.coef_, b.coef_)
+    np.testing.assert_allclose(a.strength_, b.strength_)
+    with pytest.raises(ValueError, match="give exactly one of the two"):
+        FailureDirections(progress=False).fit(X, labels, preds)
+    with pytest.raises(ValueError, match="give exactly one of the two"):
+        FailureDirections(progress=False).fit(X, labels, preds, train, whitening=whitening_stats(train))
+    with pytest.raises(ValueError, match="whitening mean: expected shape \\(24\\)"):
+        FailureDirections(progress=False).fit(X, labels, preds, whitening=(np.zeros(5), np.ones(5)))
+    with pytest.raises(ValueError, match="whitening std: expected positive"):
+        FailureDirections(progress=False).fit(X, labels, preds, whitening=(np.zeros(D), np.zeros(D)))
+
+
+def test_retrieval_decoder_select_class_searches_that_class():
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(300, 8)).astype(np.float32)
+    labels = np.repeat(np.arange(3), 100)
+    images = rng.integers(0, 256, size=(300, 4, 4, 3), dtype=np.uint8)
+    dec = RetrievalDecoder(emb, images, labels=labels)
+    q = emb[5]  # class 0's own image is the global nearest
+    assert dec.nearest(q, 1)[0][0, 0] == 5
+    idx, _ = dec.select_class(2).nearest(q, k=10)
+    assert np.all(labels[idx] == 2)
+    assert dec.select_class(None).nearest(q, 1)[0][0, 0] == 5
+    assert dec.select_class(7).nearest(q, 1)[0][0, 0] == 5  # a class without cached images: search all
+    plain = RetrievalDecoder(emb, images)
+    assert plain.select_class(2).nearest(q, 1)[0][0, 0] == 5  # without labels the hook changes nothing
+    with pytest.raises(ValueError, match="labels"):
+        RetrievalDecoder(emb, images, labels=labels[:10])
+
+
+def test_generator_decoder_jitter_gives_distinct_nearby_images():
+    gen = torch.nn.Sequential(torch.nn.Linear(6, 3 * 2 * 2), torch.nn.Unflatten(1, (3, 2, 2)))
+    e = np.random.default_rng(0).normal(size=6).astype(np.float32)
+    plain = GeneratorDecoder(gen, embed_dim=6).decode_many(e, 3)
+    torch.testing.assert_close(plain[0], plain[2])  # without jitter: k copies
+    dec = GeneratorDecoder(gen, embed_dim=6, jitter=0.1, random_state=3)
+    out = dec.decode_many(e, 3)
+    torch.testing.assert_close(out[0], plain[0])  # first image: the embedding itself
+    assert (out[1] - out[2]).abs().max() > 1e-3
+    torch.testing.assert_close(out, dec.decode_many(e, 3))  # seeded
+    with pytest.raises(ValueError, match="jitter: expected a number >= 0"):
+        GeneratorDecoder(gen, jitter=-1)

@@ -111,3 +111,37 @@ def test_state_round_trip(setup, tmp_path):
     with pytest.raises(Exception, match="alpha: expected a value in"):
         w2.alpha = 3.0
     w.close(), w2.close()
+
+
+@pytest.mark.slow
+def test_from_demo_builds_a_working_widget(tmp_path):
+    from failwidgets.demo import load
+    from failwidgets.demo.train_directions import whitening
+
+    demo = load("default", progress=False)
+    w = DirectionSlider.from_demo(demo, small=True, export_dir=str(tmp_path))
+    fd, val = w.method, demo.world["val"]
+    assert w.class_names == demo.world.class_names and fd.n_classes_ == 6
+    # fitted on the demo's validation split with the training split's whitening statistics
+    assert np.array_equal(w.labels, val.labels) and len(fd.decision_values_) == len(val.labels)
+    mean, std = whitening(demo)
+    np.testing.assert_allclose(fd.mean_, mean) and np.testing.assert_allclose(fd.std_, std)
+    assert set(w.decoders) == {"retrieval", "generator"} and w.decoder == "retrieval"
+    ok = [c for c in range(6) if fd.status_[c] == "ok"]
+    assert ok, fd.status_
+    c = ok[-1]
+    w.strength_chart.bars.selected = [c]
+    assert w.cls == c and f"<b>{demo.world.class_names[c]}</b>" in w.status.value
+    assert demo.world.class_names[c] in w.caption_html.value  # the class's captions are shown
+    w.slider.value = 0.5
+    # retrieval follows the selected class: every decoded image is a validation image of class c
+    idx = w.decoders["retrieval"].nearest(w.decoded_embedding(), w.n_decoded)[0][0]
+    assert np.all(val.labels[idx] == c)
+    before = [t.image.value for t in w.decoded_grid.tiles]
+    w.slider.value = -0.5
+    assert [t.image.value for t in w.decoded_grid.tiles] != before
+    w.decoder = "generator"
+    assert len(w.decoded_grid) == w.n_decoded
+    w.export_button.click()
+    assert (w.last_export["decision_value"] < 0).all() and (tmp_path / f"flagged_{w.class_names[c]}_mode1.csv").exists()
+    w.close()
