@@ -3,7 +3,7 @@
 For each N (ascending) prints one JSON line ``{"method", "n", "time_s", "peak_delta_mb", "maxrss_mb",
 "memory"}``: ``peak_delta_mb`` is the ``tracemalloc`` peak of the work (numpy / Python allocations;
 torch tensor storage is not traced), ``maxrss_mb`` the process's resident high-water mark
-(``resource.getrusage``) after that N -- sizes ascend tenfold, so at the largest N it is that N's peak.
+(``VmHWM``) after that N -- sizes ascend tenfold, so at the largest N it is that N's peak.
 One process per method (not per size) because importing torch costs ~20 s on this loaded machine.
 """
 from __future__ import annotations
@@ -22,6 +22,18 @@ def _current_rss_mb() -> float:
     import os
 
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mb() -> float:
+    """Resident high-water mark of this process (``VmHWM``). Not ``getrusage(...).ru_maxrss``: Linux keeps
+    that across ``exec``, so a child started from a big parent reports the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _prepare(method: str, n: int):
@@ -102,14 +114,13 @@ def measure_in_process(method: str, n: int) -> dict:
 
 def main(argv: list[str]) -> None:
     import gc
-    import resource
     import warnings
 
     warnings.simplefilter("ignore")
     method = argv[0]
     for n in map(int, argv[1:]):
         point = measure_in_process(method, n)
-        point["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        point["maxrss_mb"] = _peak_rss_mb()
         point["rss_now_mb"] = _current_rss_mb()
         print(json.dumps(point), flush=True)
         gc.collect()

@@ -74,7 +74,7 @@ def test_both_sides_agree(suite):
         assert r.agreement["same_best_C"] == 1.0
         assert r.agreement["min_coef_cosine"] > 0.999
     (lav,) = _rows(suite, "lavise")
-    assert lav.agreement["same_words_all_filters"] is True
+    assert lav.agreement["share_filters_same_top_word"] >= 0.99
     assert lav.agreement["attention_max_abs_diff"] < 1e-5
     rel = _rows(suite, "relations")
     assert rel
