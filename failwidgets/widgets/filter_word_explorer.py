@@ -257,7 +257,7 @@ class FilterWordExplorer(FailWidget):
         self.sort_by = change["new"]
 
     def _on_list_pick(self, change: dict) -> None:
-        if change["new"] is not None:
+        if change["new"] is not None and not getattr(self, "_listing", False):
             self.selected_filter = int(change["new"])
 
     def _on_bar_pick(self, change: dict) -> None:
@@ -310,9 +310,15 @@ class FilterWordExplorer(FailWidget):
     # -- rendering --------------------------------------------------------------------------------------
     def _refresh_list(self) -> None:
         filters = self.visible_filters()
-        with self.filter_list.hold_sync():
-            self.filter_list.options = [(self._row_label(u), u) for u in filters]
-            self.filter_list.value = self.selected_filter if self.selected_filter in filters else None
+        keep = self.selected_filter
+        # new options make the Select pick its first one; that is not a user's pick of a filter
+        self._listing = True
+        try:
+            with self.filter_list.hold_sync():
+                self.filter_list.options = [(self._row_label(u), u) for u in filters]
+                self.filter_list.value = keep if keep in filters else None
+        finally:
+            self._listing = False
         total = len(self.current.filters)
         what = f" with {html.escape(self.search)!s}" if self.search.strip() else ""
         self.count_label.value = f"{len(filters)} of {total} filters{what} (<b>*</b> = novel word)"
