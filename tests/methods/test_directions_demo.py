@@ -1,0 +1,265 @@
+"""Failure directions on the demo world with the shipped demo models: the planted checks of issue 4.
+
+The helpers ``measure_*`` return the numbers; the tests assert the issue's thresholds on them. Running
+this module as a script (``python -m tests.methods.test_directions_demo``) prints every number,
+including the larger configurations of the training experiments that are too slow for the suite.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from failwidgets.methods.directions import (FailureDirections, GeneratorDecoder, RetrievalDecoder,
+                                            reference_caption)
+
+pytestmark = pytest.mark.slow
+
+BACKGROUNDS = ("grass", "sand", "water", "snow")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@torch.no_grad()
+def predict(model, images, batch_size=512) -> np.ndarray:
+    """Class predictions (N,) of ``model`` for float images (N, 3, H, W) or uint8 (N, H, W, 3)."""
+    from failwidgets.compute import as_image_tensor
+
+    x = as_image_tensor(images)
+    dev = next(model.parameters()).device
+    return torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)]).numpy()
+
+
+def fit_demo(demo) -> FailureDirections:
+    """Paper defaults on the demo's validation VL embeddings and target predictions."""
+    from failwidgets.demo.train_directions import whitening
+
+    val = demo.world["val"]
+    return FailureDirections(progress=False).fit(demo.embeddings("val", progress=False), val.labels,
+                                                 demo.predictions("val", progress=False),
+                                                 n_classes=len(demo.world.class_names), whitening=whitening(demo))
+
+
+def _correlation_plant(world) -> int:
+    return next(i for i, p in enumerate(world.planted) if p.get("factor_b") == "background")
+
+
+def measure_spurious(demo, fd) -> dict:
+    """Per class: target accuracy on minority / majority cells of the shape -> background plant (validation
+    split, where backgrounds are balanced), the direction's strength, the minority share among the 50
+    hardest images, and the top failure caption."""
+    from failwidgets.demo.train_directions import demo_captions
+
+    world, val = demo.world, demo.world["val"]
+    plant = _correlation_plant(world)
+    mapping = world.planted[plant]["mapping"]
+    minority = world.minority_mask(plant, "val")
+    correct = demo.predictions("val", progress=False) == val.labels
+    caps, cap_emb, refs = demo_captions(demo)
+    out = {}
+    for c, name in enumerate(world.class_names):
+        rows = val.labels == c
+        rec = {"status": fd.status_[c], "majority_background": mapping[name],
+               "acc_minority": float(correct[rows & minority].mean()),
+               "acc_majority": float(correct[rows & ~minority].mean()),
+               "minority_share_of_class": float(minority[rows].mean())}
+        if fd.status_[c] == "ok":
+            idx, _ = fd.hardest(c, k=50)
+            top = fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=3)
+            failure = top["failure"][0][0]
+            rec.update(strength=float(fd.strength_[c]), minority_share_top50=float(minority[idx].mean()),
+                       failure_captions=top["failure"], easy_captions=top["easy"],
+                       caption_names_minority=any(f"on {b}" in failure for b in BACKGROUNDS if b != mapping[name]))
+        out[name] = rec
+    return out
+
+
+def planted_class(spurious: dict, names) -> int:
+    """The class whose accuracy gap (majority - minority) is largest: where the target learned the planted
+    shortcut. Chosen from the model's behaviour, not from the method's output."""
+    gaps = [spurious[n]["acc_majority"] - spurious[n]["acc_minority"] for n in names]
+    return int(np.argmax(gaps))
+
+
+def measure_slider(demo, fd, c: int, n: int = 20, alphas=(0.5, -0.5)) -> dict:
+    """Target accuracy on ``n`` images decoded at each alpha for class ``c``, with both decoders."""
+    pool = demo.world["pool"]
+    ref = demo.text_embeddings([reference_caption(demo.world.class_names[c])])[0]
+    decoders = {"retrieval": RetrievalDecoder(demo.embeddings("pool", progress=False), pool.images,
+                                              labels=pool.labels).select_class(c),
+                "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
+    out = {}
+    for name, dec in decoders.items():
+        for a in alphas:
+            imgs = dec.decode_many(fd.rotated_embedding(c, a, ref), n)
+            out[f"{name}@{a:+.1f}"] = float(np.mean(predict(demo.target, imgs) == c))
+    return out
+
+
+class _Subset:
+    """A training split made of given tensors (what ``train_target`` reads: labels, attributes, as_tensor)."""
+
+    def __init__(self, images, labels, attributes):
+        self._x, self.labels, self.attributes = images, labels, attributes
+
+    def as_tensor(self):
+        return self._x
+
+
+class _TrainOnly:
+    def __init__(self, world, split):
+        self.class_names, self.attribute_names, self._split = world.class_names, world.attribute_names, split
+
+    def __getitem__(self, name):
+        return self._split
+
+
+def measure_filtering(demo, fd, k: int = 75, epochs: int = 1, seed: int = 0) -> dict:
+    """Retrain the target on train + the ``k`` most negative pool images per class (true labels) vs train +
+    ``k`` random pool images per class; accuracy on the test split's minority cells of the background plant."""
+    from failwidgets.demo.train import train_target
+
+    world = demo.world
+    train, pool, test = world["train"], world["pool"], world["test"]
+    plant = _correlation_plant(world)
+    chosen = fd.filter_pool(demo.embeddings("pool", progress=False), pool.labels, k=k)
+    rng = np.random.default_rng(seed)
+    rand = np.concatenate([rng.choice(np.flatnonzero(pool.labels == c), k, replace=False)
+                           for c in range(len(world.class_names))])
+    pool_min = world.minority_mask(plant, "pool")
+    test_min = world.minority_mask(plant, "test")
+    out = {"k": k, "epochs": epochs, "minority_share_filtered": float(pool_min[chosen].mean()),
+           "minority_share_random": float(pool_min[rand].mean())}
+    xt, xp = train.as_tensor(), pool.as_tensor()
+    for tag, idx in (("filtered", chosen), ("random", rand)):
+        split = _Subset(torch.cat([xt, xp[idx]]), np.concatenate([train.labels, pool.labels[idx]]),
+                        np.concatenate([train.attributes, pool.attributes[idx]]))
+        model = train_target(_TrainOnly(world, split), epochs=epochs, max_steps=None, seed=seed, progress=False)
+        correct = predict(model, test.images) == test.labels
+        out[f"{tag}_minority_acc"] = float(correct[test_min].mean())
+        out[f"{tag}_test_acc"] = float(correct.mean())
+    return out
+
+
+def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=2, seed=1, fraction=0.25) -> dict:
+    """One colour per class cut to ``fraction`` of its share in training; a target trained here; the rank
+    of the minority colour's caption among the four colour captions of the class (1 = top failure)."""
+    from failwidgets.demo.train import train_target
+    from failwidgets.world import FACTOR_VALUES, Minority, WorldConfig, make_world
+
+    names, cols = FACTOR_VALUES["shape"], FACTOR_VALUES["colour"]
+    rare = {n: cols[i % len(cols)] for i, n in enumerate(names)}
+    world = make_world(WorldConfig(seed=seed, n_train=n_train, n_val=n_val, n_test=10, n_pool=10,
+                                   minorities=(Minority("colour", rare, fraction),)))
+    target = train_target(world, epochs=epochs, max_steps=None, progress=False)
+    val = world["val"]
+    preds = predict(target, val.images)
+    emb = {s: vl.encode_images(world[s].images, progress=False) for s in ("train", "val")}
+    fd = FailureDirections(progress=False).fit(emb["val"], val.labels, preds, emb["train"], n_classes=len(names))
+    colour = val.factors["colour"]
+    out = {"val_acc": float(np.mean(preds == val.labels)), "classes": {}}
+    for c, n in enumerate(names):
+        rows = val.labels == c
+        is_rare = colour == cols.index(rare[n])
+        rec = {"rare": rare[n], "status": fd.status_[c],
+               "acc_rare": float(np.mean((preds == val.labels)[rows & is_rare])),
+               "acc_common": float(np.mean((preds == val.labels)[rows & ~is_rare]))}
+        if fd.status_[c] == "ok":
+            caps = [f"a photo of a {col} {n}" for col in cols]
+            sc = fd.score_captions(c, vl.encode_texts(caps), vl.encode_texts([reference_caption(n)])[0])
+            rec.update(strength=float(fd.strength_[c]),
+                       rank=int(np.argsort(sc, kind="stable").tolist().index(cols.index(rare[n]))) + 1)
+        out["classes"][n] = rec
+    ranks = [r.get("rank") for r in out["classes"].values()]
+    out["top1_share"] = float(np.mean([r == 1 for r in ranks]))
+    out["top2_share"] = float(np.mean([r is not None and r <= 2 for r in ranks]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def demo():
+    from failwidgets.demo import load
+
+    return load("default", progress=False)
+
+
+@pytest.fixture(scope="module")
+def fitted(demo):
+    return fit_demo(demo)
+
+
+@pytest.fixture(scope="module")
+def spurious(demo, fitted):
+    return measure_spurious(demo, fitted)
+
+
+# ---------------------------------------------------------------------------------------------- tests
+def test_spurious_correlation_class_is_found(demo, fitted, spurious):
+    names = demo.world.class_names
+    c = planted_class(spurious, names)
+    rec = spurious[names[c]]
+    assert rec["acc_majority"] > rec["acc_minority"], rec  # the target learned the shortcut here
+    assert rec["status"] == "ok", rec
+    assert rec["strength"] >= 0.70, rec
+    assert rec["minority_share_top50"] >= 0.80, rec
+    assert rec["caption_names_minority"], rec
+
+
+def test_control_world_strengths_near_chance():
+    from failwidgets.demo import load
+
+    fd = fit_demo(load("control", progress=False))
+    s = fd.strength_[np.isfinite(fd.strength_)]
+    assert len(s) and np.all(s < 0.6), (fd.strength_, fd.status_)
+
+
+def test_slider_harder_side_is_harder_for_the_target(demo, fitted, spurious):
+    c = planted_class(spurious, demo.world.class_names)
+    acc = measure_slider(demo, fitted, c)
+    assert acc["retrieval@+0.5"] < acc["retrieval@-0.5"], acc
+    assert acc["generator@+0.5"] < acc["generator@-0.5"], acc
+
+
+def test_filtering_beats_random_on_minority_accuracy(demo, fitted):
+    out = measure_filtering(demo, fitted, k=75, epochs=1)
+    assert out["minority_share_filtered"] > out["minority_share_random"], out
+    assert out["filtered_minority_acc"] > out["random_minority_acc"], out
+
+
+def test_underrepresented_subclass_caption_ranks_first(demo):
+    out = measure_subclasses(demo.vl)
+    assert out["top1_share"] >= 0.8 and out["top2_share"] >= 0.95, out
+
+
+if __name__ == "__main__":  # measurements for the report
+    import time
+
+    from failwidgets.demo import load
+
+    which = sys.argv[1:] or ["spurious", "control", "slider", "filtering", "subclasses"]
+    d = load("default", progress=False)
+    fd = fit_demo(d)
+    sp = measure_spurious(d, fd)
+    c = planted_class(sp, d.world.class_names)
+    res = {"val_acc": float(np.mean(d.predictions("val", progress=False) == d.world["val"].labels)),
+           "planted_class": d.world.class_names[c]}
+    for w in which:
+        t = time.perf_counter()
+        if w == "spurious":
+            res[w] = sp
+        elif w == "control":
+            ctl = fit_demo(load("control", progress=False))
+            res[w] = {"strength": ctl.strength_.tolist(), "status": ctl.status_}
+        elif w == "slider":
+            res[w] = {n: measure_slider(d, fd, i) for i, n in enumerate(d.world.class_names) if fd.status_[i] == "ok"}
+        elif w == "filtering":
+            res[w] = measure_filtering(d, fd, k=75, epochs=1)
+        elif w == "subclasses":
+            res[w] = measure_subclasses(d.vl)
+        res[f"{w}_seconds"] = round(time.perf_counter() - t, 1)
+        print(json.dumps({w: res[w], "seconds": res[f"{w}_seconds"]}, default=str), flush=True)
+    print(json.dumps(res, default=str, indent=1))
