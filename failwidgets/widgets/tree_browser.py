@@ -9,6 +9,7 @@ feature attacks; the failure rules export as text and as a DataFrame.
 from __future__ import annotations
 
 import html
+import os
 from typing import Any, Sequence
 
 import bqplot as bq
@@ -218,6 +219,68 @@ class TreeBrowser(FailWidget):
         ]
         self.run_guarded(self.refit)
 
+    # ------------------------------------------------------------------------------ from the demo
+    @classmethod
+    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
+                  features: str = "robust", fit_split: str = "val", heldout_split: str = "test",
+                  n_images: int | None = None, class_index: int | None = None, progress: bool = False,
+                  **kwargs: Any) -> "TreeBrowser":
+        """The browser on the demo world with the paper's defaults (k = 20, depth 1, delta 0.1, tau 0.2).
+
+        Features of ``demo.robust`` at its penultimate layer ``features`` (heat maps from its last conv
+        map ``layer3``; feature attacks on it), the target model's predictions, trees fitted on
+        ``fit_split`` and reported on ``heldout_split``; features, predictions and feature attacks go
+        through the demo's :class:`~failwidgets.compute.EmbeddingCache`.
+
+        Parameters
+        ----------
+        demo : failwidgets.demo.Demo, optional
+            Default: ``failwidgets.demo.load(variant)``.
+        variant : ``"default"`` or ``"control"`` (ignored when ``demo`` is given).
+        small : bool, optional
+            Fewer images per split (1,000) and at most 50 attack steps, so a notebook runs fast in CI.
+            Default: True when the environment variable ``FAILWIDGETS_NOTEBOOK_TEST`` is set.
+        features : ``"robust"`` (the paper's choice) or ``"target"`` (the diagnosed model's own pooled
+            ``conv4`` features, for the paper's robust-versus-standard comparison).
+        fit_split, heldout_split : world splits (default ``"val"`` and ``"test"``: the training split's
+            shape -> background shortcut is broken in both).
+        n_images : the first ``n_images`` of each split (default: all 2,000; small: 1,000).
+        class_index : the class shown first (default: the class whose depth-1 tree has the largest
+            held-out ALER - BER).
+        progress : progress bars while computing.
+        **kwargs : passed to the constructor (``max_depth``, ``k``, ``n_samples``, ``attack_steps``, ...).
+
+        Returns
+        -------
+        TreeBrowser, with ``.demo`` and ``.fit_data`` / ``.heldout_data``
+        (:class:`~failwidgets.methods._barlow_demo.DemoSplit`).
+        """
+        from failwidgets.demo import load
+        from failwidgets.methods._barlow_demo import FEATURE_MODELS, demo_class_trees, demo_split
+
+        if small is None:
+            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
+        if demo is None:
+            demo = load(variant, progress=progress)
+        if n_images is None:
+            n_images = 1000 if small else None
+        fit = demo_split(demo, fit_split, features=features, n_images=n_images, progress=progress)
+        held = demo_split(demo, heldout_split, features=features, n_images=n_images, progress=progress)
+        if class_index is None:
+            trees = demo_class_trees(fit, held, grouping=kwargs.get("grouping", "label"),
+                                     max_depth=kwargs.get("max_depth", 1), k=kwargs.get("k", 20))
+            scores = {c: t.heldout.aler_minus_ber for c, t in trees.items() if not isinstance(t, str)}
+            scores = {c: s for c, s in scores.items() if np.isfinite(s)}
+            class_index = max(scores, key=scores.get) if scores else 0
+        model_attr, layer, conv = FEATURE_MODELS[features]
+        kwargs.setdefault("attack_steps", 50 if small else 200)
+        kwargs.setdefault("cache", demo.cache)
+        widget = cls(fit.features, fit.labels, fit.preds, images=fit.images, heldout=held.heldout,
+                     class_names=demo.world.class_names, feature_model=getattr(demo, model_attr),
+                     feature_layer=layer, conv_layer=conv, class_index=int(class_index), **kwargs)
+        widget.demo, widget.fit_data, widget.heldout_data = demo, fit, held
+        return widget
+
     # ------------------------------------------------------------------------------------------ fit
     def refit(self) -> None:
         """Fit the tree of the current class / grouping / depth / k and redraw; bad groups set ``status``."""
@@ -418,4 +481,5 @@ class TreeBrowser(FailWidget):
         self.result = None
         self.feature_model = None
         self.images = None
+        self.demo = self.fit_data = self.heldout_data = None
         super().close()

@@ -175,3 +175,49 @@ def test_visualise_feature_shows_top_images_heat_maps_and_attacks():
         assert "visualised feature[0]" in w.log.text
     finally:
         w.close()
+
+
+
+@pytest.mark.slow
+def test_from_demo_builds_a_working_browser_and_clicks_update_it():
+    from failwidgets.demo import load
+
+    demo = load(progress=False)
+    w = TreeBrowser.from_demo(demo, small=True, n_images=600, attack_steps=3)
+    try:
+        # robust penultimate features of the first val images, the target's predictions, world classes
+        assert w.features.shape == (600, demo.robust.feature_dim)
+        np.testing.assert_allclose(w.features[:4], extract_features(demo.robust, demo.world["val"].images[:4],
+                                                                    "features", progress=False), atol=1e-4)
+        np.testing.assert_array_equal(w.preds, demo.predictions("val", progress=False)[:600])
+        np.testing.assert_array_equal(w.labels, demo.world["val"].labels[:600])
+        np.testing.assert_array_equal(w.heldout[2], demo.predictions("test", progress=False)[:600])
+        assert w.class_names == demo.world.class_names
+        assert (w.feature_model, w.feature_layer, w.conv_layer) == (demo.robust, "features", "layer3")
+        # the paper's defaults; the class shown first has the best held-out ALER - BER of all classes
+        assert w.result is not None and (w.k, w.max_depth, w.delta, w.tau) == (20, 1, 0.1, 0.2)
+        first, shown = w.class_index, w.result.heldout.aler_minus_ber
+        for c in range(len(w.class_names)):
+            w.class_dropdown.value = c  # the user picks each class in turn
+            assert w.class_index == c and (w.result is None) == ("no tree" in w.status)
+            if w.result is not None:
+                assert w.result.class_index == c and w.result.heldout.aler_minus_ber <= shown + 1e-12
+        w.class_dropdown.value = first
+        # click the root: its rule, fit and held-out metrics; then visualise the split feature
+        w.nodes_mark.selected = [0]
+        assert "held-out" in w.node_html.value and "all samples" in w.node_html.value
+        feat = w.split_feature(0)
+        assert 0 <= feat < demo.robust.feature_dim and f"feature[{feat}]" in w.visualise_button.description
+        w.visualise_button.click()
+        top = np.asarray(w.top_grid.tile_keys)
+        assert len(top) == 6 and np.all(w.labels[top] == first)  # top activating images of the group
+        assert np.all(np.diff(w.features[top, feat]) <= 0)
+        assert w.top_grid._overlays is not None and len(w.attack_grid) == 6
+        # three L2 steps of size 1 uphill: every attacked image activates the feature more than before
+        for tile in w.attack_grid.tiles:
+            before, after = (float(v) for v in tile.caption.value.split(" (")[0].split(" → "))
+            assert after > before
+        w.depth_slider.value = 2
+        assert len(w.nodes_mark.x) == len(w.result.fit.nodes) >= 3 and w.result.tree.max_depth == 2
+    finally:
+        w.close()
