@@ -1,16 +1,17 @@
-"""Barlow on the demo world: the planted shape -> background shortcut (tau 0.95 in train) must show up
-as a valid failure mode of a depth-1 tree on held-out data, made of the planted minority images.
+"""Barlow on the demo world with the shipped demo models (issue 5, "What it must show on the demo world").
 
-Trees are fitted on the validation split (where background no longer follows shape, so the target model
-fails on the minority images) and evaluated on the test split.
+Every class has its training backgrounds planted at tau 0.95 (shape -> background). Trees are fitted on
+the validation split, where backgrounds are uniform again (so about 3 in 4 images of a class are in the
+planted *minority*: background != the class's training background), and reported on the test split.
+Nothing here depends on which class the retrained weights happen to fail on: every class is examined and
+the per-class numbers are printed (``pytest -s``).
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from failwidgets.methods.barlow import fit_class_tree
-from failwidgets.world.planted import cell_masks
+from failwidgets.methods._barlow_demo import demo_class_trees, demo_split
 
 pytestmark = pytest.mark.slow
 
@@ -23,71 +24,64 @@ def demo():
 
 
 @pytest.fixture(scope="module")
-def splits(demo):
-    plant = next(p for p in demo.world.planted if tuple(p["factors"]) == ("shape", "background"))
-    assert plant["tau"] == pytest.approx(0.95)
-    out = {}
-    for split in ("val", "test"):
-        s = demo.world[split]
-        minority, _ = cell_masks(plant["plant"], s.factors)
-        out[split] = {
-            "labels": s.labels,
-            "preds": demo.predictions(split, progress=False),
-            "minority": minority,
-            "robust": demo.embeddings(split, "robust", progress=False),
-            "target": demo.embeddings(split, "target", progress=False),
-        }
-    return out
+def data(demo):
+    return {feats: (demo_split(demo, "val", features=feats), demo_split(demo, "test", features=feats))
+            for feats in ("robust", "target")}
 
 
-def _tree(splits, features: str, cls: int, depth: int = 1):
-    v, t = splits["val"], splits["test"]
-    return fit_class_tree(v[features], v["labels"], v["preds"], cls, grouping="label", max_depth=depth, k=20,
-                          heldout=(t[features], t["labels"], t["preds"]))
-
-
-def _check_class(splits, cls: int) -> dict:
-    """The three claims of the issue for one class (label grouping, depth 1, robust features)."""
-    try:
-        res = _tree(splits, "robust", cls)
-    except ValueError as exc:  # a class the model never (or always) gets right has no failure tree
-        return {"class": cls, "valid_held_out": False, "minority_share": 0.0, "aler_minus_ber": float("nan"),
-                "rule": str(exc)}
-    leaf = res.fit.top_leaf()
-    t = splits["test"]
-    in_leaf = res.heldout_indices[res.tree.node_membership(t["robust"][res.heldout_indices])[:, leaf]]
-    errors = in_leaf[t["preds"][in_leaf] != t["labels"][in_leaf]]
-    return {
-        "class": cls,
-        "valid_held_out": bool(res.heldout.nodes.set_index("node").loc[leaf, "valid"]),
-        "minority_share": float(t["minority"][errors].mean()) if errors.size else 0.0,
-        "aler_minus_ber": res.heldout.aler_minus_ber,
-        "rule": res.fit.nodes.loc[leaf, "rule"],
-    }
-
-
-def test_depth1_top_leaf_is_a_held_out_failure_mode_of_the_planted_minority(splits):
-    # Every class has a planted background at tau 0.95. A class whose held-out BER exceeds 1 - delta
-    # cannot have a valid leaf (ER > BER + 0.1 is impossible), so the claim is required of most classes,
-    # not all. Shipped (undertrained) demo models: 4 of 6 pass (minority share 1.0, ALER - BER 0.20-0.27);
-    # circle and square have only failures on val, so no tree. Stand-in models trained longer: 5 of 6.
-    rows = [_check_class(splits, c) for c in np.unique(splits["val"]["labels"])]
-    print("\n" + "\n".join(map(str, rows)))
-    passing = [r for r in rows if r["valid_held_out"] and r["minority_share"] >= 0.7 and r["aler_minus_ber"] >= 0.05]
-    assert len(passing) >= len(rows) // 2 + 1, rows
-
-
-def test_robust_versus_target_features_aler_minus_ber(splits):
-    """The paper's comparison (printed with -s). ALER >= BER holds for any partition, so the check is
-    that each feature set explains a substantial share of the error on held-out data on average."""
+def _class_rows(fit, held, depth: int = 1) -> list[dict]:
+    """Per class (label grouping): the fit-data top-IV leaf judged on held-out data."""
     rows = []
+    for c, res in demo_class_trees(fit, held, max_depth=depth, k=20).items():
+        group = held.labels == c
+        row = {"class": c, "held_ber": float(np.mean(held.preds[group] != c)) if group.any() else np.nan,
+               "minority_in_class": float(held.minority[group].mean()) if group.any() else np.nan}
+        if isinstance(res, str):  # no failures or only failures in the fit group: no tree (a status)
+            rows.append({**row, "valid": False, "minority_share": np.nan, "aler_minus_ber": np.nan, "rule": res})
+            continue
+        leaf = res.fit.top_leaf()
+        idx = res.heldout_indices
+        in_leaf = idx[res.tree.node_membership(held.features[idx])[:, leaf]]
+        errors = in_leaf[held.preds[in_leaf] != held.labels[in_leaf]]
+        rows.append({**row, "valid": bool(res.heldout.nodes.loc[leaf, "valid"]),
+                     "minority_share": float(held.minority[errors].mean()) if errors.size else np.nan,
+                     "minority_share_all_errors": float(held.minority[idx][held.preds[idx] != c].mean()),
+                     "aler_minus_ber": res.heldout.aler_minus_ber, "rule": res.fit.nodes.loc[leaf, "rule"]})
+    return rows
+
+
+def _passes(row: dict) -> bool:
+    return row["valid"] and row["minority_share"] >= 0.7 and row["aler_minus_ber"] >= 0.05
+
+
+def test_depth1_top_leaf_is_a_held_out_failure_mode_of_the_planted_minority(data):
+    # The issue's claim, for a class: the depth-1 tree's highest-IV leaf (chosen on the fit split) is a
+    # valid failure mode on held-out data (ER > BER + 0.1, EC > 0.2), >= 70% of its held-out errors are
+    # planted-minority images, and held-out ALER - BER >= 0.05.
+    rows = _class_rows(*data["robust"])
+    print("\nrobust features, depth 1, label grouping (fit val, held-out test):")
+    for r in rows:
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
+    passing = [r for r in rows if _passes(r)]
+    print(f"{len(passing)} of {len(rows)} classes meet all three criteria")
+    assert passing, rows
+    # A 70% minority share is not much on its own here: ~75% of every class's val/test images are in the
+    # minority. So also require the passing leaves' errors to be *more* minority than the class's images.
+    assert all(r["minority_share"] > r["minority_in_class"] for r in passing), passing
+
+
+def test_robust_versus_target_features_aler_minus_ber(data):
+    """The paper's comparison (printed with -s): mean held-out ALER - BER over the classes that have a
+    tree, robust penultimate features versus the target model's own pooled features, depth 1 and 3.
+
+    ALER >= BER for any partition, so the check is that each feature set explains a substantial share of
+    the error on held-out data on average (>= 0.05, the issue's per-class bar)."""
+    table = []
     for feats in ("robust", "target"):
         for depth in (1, 3):
-            v = splits["val"]
-            scores = [_tree(splits, feats, c, depth).heldout.aler_minus_ber
-                      for c in np.unique(v["labels"])
-                      if 0 < np.mean(v["preds"][v["labels"] == c] != c) < 1]  # classes that have a tree
-            rows.append((feats, depth, float(np.nanmean(scores))))
-    print("\nmean held-out ALER - BER by label grouping:", rows)
-    for _, _, score in rows:
-        assert score >= 0.05
+            rows = _class_rows(*data[feats], depth=depth)
+            scores = [r["aler_minus_ber"] for r in rows if np.isfinite(r["aler_minus_ber"])]
+            table.append((feats, depth, len(scores), float(np.mean(scores)) if scores else np.nan))
+    print("\nmean held-out ALER - BER (features, depth, classes with a tree, mean):", table)
+    for feats, depth, n, score in table:
+        assert n >= 1 and score >= 0.05, (feats, depth, table)
