@@ -178,7 +178,7 @@ class TreeBrowser(FailWidget):
                                     align="middle", font_weight="normal", default_size=11)
         self.figure = bq.Figure(marks=[self.edges, self.valid_ring, self.nodes_mark, self.node_labels],
                                 axes=[], fig_margin={"top": 30, "bottom": 40, "left": 40, "right": 40},
-                                layout=W.Layout(width="100%", height="320px"),
+                                layout=W.Layout(width="100%", height="320px"), padding_x=0.08, padding_y=0.25,
                                 title="colour = error rate, size = error coverage, green ring = valid failure mode")
 
         # -- node panel --------------------------------------------------------------------------
