@@ -21,18 +21,20 @@ from typing import Callable
 
 import pytest
 
-from tests.browser._voila import REPO, PageRecord, launch_chromium, playwright, start_voila, stop_voila
+from tests.browser._voila import (
+    BQPLOT_HIDDEN_FIGURE_NOISE,
+    REPO,
+    PageRecord,
+    launch_chromium,
+    playwright,
+    start_voila,
+    stop_voila,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 WIDGET_NOTEBOOKS = ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")
-# Console errors diagnosed as harmless, per notebook (each with its reason):
-KNOWN_NOISE = {
-    # bqplot draws the "Groups" tab's bar chart while that tab is hidden (display: none, size 0), so
-    # its plot area is 0 minus the margins and Chromium rejects the negative <rect> sizes. The chart is
-    # laid out again when the tab is shown; test_filter_word_explorer checks its bars then have size.
-    "filter_word_explorer": ("<rect> attribute width: A negative value is not valid",
-                             "<rect> attribute height: A negative value is not valid"),
-}
+# Console errors diagnosed as harmless, per notebook (the reasons are next to the constants)
+KNOWN_NOISE = {"filter_word_explorer": BQPLOT_HIDDEN_FIGURE_NOISE}
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser._builders import CLASS_NAMES, N_FILTERS, N_PAIRS, PLANTED_WORD, PLANTED_WORD_FILTER, TREE_SPLIT_FEATURE
+from tests.browser._builders import (
+    CLASS_NAMES,
+    N_FILTERS,
+    N_PAIRS,
+    PLANTED_WORD,
+    PLANTED_WORD_FILTER,
+    TREE_SPLIT_FEATURE,
+)
 from tests.browser._voila import PAGE_TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,6 +48,16 @@ _TOP_BAND_RGB = """els => els.map(img => {
     const n = d.length / 4;
     return s.map(v => v / n);
 })"""
+
+# JS: texts / dots of a bqplot figure whose box pokes out of its plot area (by more than 1 px).
+_OUTSIDE_PLOT_AREA = """fig => {
+    const area = fig.querySelector('rect.plotarea_background').getBoundingClientRect();
+    return [...fig.querySelectorAll('text.label, path.dot')].filter(e => {
+        const b = e.getBoundingClientRect();
+        return b.width > 0 && (b.left < area.left - 1 || b.right > area.right + 1
+                               || b.top < area.top - 1 || b.bottom > area.bottom + 1);
+    }).map(e => e.textContent || e.getAttribute('class'));
+}"""
 
 
 def _ready(rec):
@@ -123,6 +140,10 @@ def test_tree_browser_click_node(widget_pages, screenshot_dir):
     # leaf, right leaf), then labels; node 1 = the left leaf (feature[9] <= threshold, the failures)
     dots = root.locator(".bqplot.figure path.dot")
     expect(dots).to_have_count(1 + 3)
+    # every node and its "ER · EC" label lies inside the plot area (none cut off at the edges)
+    expect(root.locator(".bqplot.figure text.label")).to_have_count(3)
+    outside = root.locator(".bqplot.figure").first.evaluate(_OUTSIDE_PLOT_AREA)
+    assert outside == [], outside
     dots.nth(2).click()
     expect(panel).to_contain_text("node 1 (leaf)", timeout=UPDATE_MS)
     expect(panel).to_contain_text(f"feature[{TREE_SPLIT_FEATURE}] <=")
@@ -179,7 +200,7 @@ def test_filter_word_explorer_search_word(widget_pages, screenshot_dir):
     expect(root).to_contain_text(f"conv4 filter {PLANTED_WORD_FILTER}", timeout=UPDATE_MS)
     _loaded_images(page, ".fw-test-root .widget-gridbox img", 5)
     root.screenshot(path=str(screenshot_dir / "filter_word_explorer.png"))
-    # the Groups tab: its bar chart was drawn while hidden (see KNOWN_NOISE); shown, it has real bars
+    # the Groups tab: its bar chart was drawn while hidden (see BQPLOT_HIDDEN_FIGURE_NOISE); shown, it has real bars
     root.get_by_role("tab", name="Groups").click()
     bars = root.locator(".bqplot.figure rect.bar")
     expect(bars.first).to_be_visible(timeout=UPDATE_MS)
