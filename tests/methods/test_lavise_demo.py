@@ -148,3 +148,17 @@ def load_explainer_with_space(lav, space):
     other = copy.copy(lav)
     other.word_space = space
     return other
+
+
+def test_shipped_head_refuses_another_target(demo):
+    import copy
+    import types
+
+    other = copy.deepcopy(demo.target)
+    with torch.no_grad():
+        other.conv4[0].weight.add_(1e-3)
+    fake = types.SimpleNamespace(variant="default", world=demo.world, target=other, cache=demo.cache)
+    with pytest.raises(ValueError, match="trained for another target"):
+        load_explainer(fake)
+    with pytest.raises(FileNotFoundError, match="no shipped LaViSE explainer"):
+        load_explainer(types.SimpleNamespace(variant="nosuch", world=demo.world, target=other, cache=demo.cache))
