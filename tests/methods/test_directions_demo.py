@@ -144,6 +144,36 @@ def measure_filtering(demo, fd, k: int = 75, epochs: int = 1, seed: int = 0) -> 
     return out
 
 
+def measure_filtering_head(demo, fd, k: int = 75, seed: int = 0) -> dict:
+    """The filtering experiment at the suite's size: the target's trunk stays frozen and only its class head
+    is retrained (logistic regression on the target's pooled features, as in last-layer retraining), on
+    train + the ``k`` most negative pool images per class vs train + ``k`` random ones per class.
+    Returns the minority-cell accuracy on the test split for both."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    world = demo.world
+    train, pool, test = world["train"], world["pool"], world["test"]
+    plant = _correlation_plant(world)
+    feats = {s: demo.embeddings(s, model="target", progress=False) for s in ("train", "pool", "test")}
+    chosen = fd.filter_pool(demo.embeddings("pool", progress=False), pool.labels, k=k)
+    rng = np.random.default_rng(seed)
+    rand = np.concatenate([rng.choice(np.flatnonzero(pool.labels == c), k, replace=False)
+                           for c in range(len(world.class_names))])
+    test_min = world.minority_mask(plant, "test")
+    out = {"k": k, "minority_share_filtered": float(world.minority_mask(plant, "pool")[chosen].mean()),
+           "minority_share_random": float(world.minority_mask(plant, "pool")[rand].mean())}
+    for tag, idx in (("filtered", chosen), ("random", rand)):
+        X = np.concatenate([feats["train"], feats["pool"][idx]])
+        y = np.concatenate([train.labels, pool.labels[idx]])
+        head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
+        correct = head.predict(feats["test"]) == test.labels
+        out[f"{tag}_minority_acc"] = float(correct[test_min].mean())
+        out[f"{tag}_test_acc"] = float(correct.mean())
+    return out
+
+
 def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=2, seed=1, fraction=0.25) -> dict:
     """One colour per class cut to ``fraction`` of its share in training; a target trained here; the rank
     of the minority colour's caption among the four colour captions of the class (1 = top failure)."""
@@ -225,22 +255,27 @@ def test_slider_harder_side_is_harder_for_the_target(demo, fitted, spurious):
 
 
 def test_filtering_beats_random_on_minority_accuracy(demo, fitted):
-    out = measure_filtering(demo, fitted, k=75, epochs=1)
+    # Retraining the whole CNN twice takes ~5 minutes on this shared CPU (measure_filtering, run by the
+    # script below, gives the numbers of the report); the suite retrains the class head on frozen features.
+    out = measure_filtering_head(demo, fitted, k=75)
     assert out["minority_share_filtered"] > out["minority_share_random"], out
     assert out["filtered_minority_acc"] > out["random_minority_acc"], out
 
 
 def test_underrepresented_subclass_caption_ranks_first(demo):
-    out = measure_subclasses(demo.vl)
+    # the script below measures the larger world (3000 training images, 2 epochs); the suite's world is
+    # half that size so the training fits the time budget
+    out = measure_subclasses(demo.vl, n_train=1500, n_val=900, epochs=2)
     assert out["top1_share"] >= 0.8 and out["top2_share"] >= 0.95, out
 
 
 if __name__ == "__main__":  # measurements for the report
+    import os
     import time
 
     from failwidgets.demo import load
 
-    which = sys.argv[1:] or ["spurious", "control", "slider", "filtering", "subclasses"]
+    which = sys.argv[1:] or ["spurious", "control", "slider", "filtering_head", "filtering", "subclasses"]
     d = load("default", progress=False)
     fd = fit_demo(d)
     sp = measure_spurious(d, fd)
@@ -257,7 +292,9 @@ if __name__ == "__main__":  # measurements for the report
         elif w == "slider":
             res[w] = {n: measure_slider(d, fd, i) for i, n in enumerate(d.world.class_names) if fd.status_[i] == "ok"}
         elif w == "filtering":
-            res[w] = measure_filtering(d, fd, k=75, epochs=1)
+            res[w] = measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "1")))
+        elif w == "filtering_head":
+            res[w] = measure_filtering_head(d, fd, k=75)
         elif w == "subclasses":
             res[w] = measure_subclasses(d.vl)
         res[f"{w}_seconds"] = round(time.perf_counter() - t, 1)
