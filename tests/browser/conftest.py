@@ -2,11 +2,11 @@
 
 Scopes are ``package``: the server, its kernels and the browser go away when tests/browser is done.
 
-- ``voila_server``: ``voila tests/browser/notebooks`` on 127.0.0.1 and a free port.
+- ``voila_server``: ``voila <repository>`` on 127.0.0.1 and a free port.
 - ``chromium``: Playwright persistent context of ``/usr/bin/chromium``, headless, flags that
   keep it off the network, a fresh ``--user-data-dir`` in tmp.
-- ``widget_pages``: every widget notebook requested at once, so the four kernels start and
-  run in parallel; a test waits for its own page. The tabs stay open until tests/browser is done.
+- ``voila_pages``: the tour and every widget fixture notebook requested at once, so their kernels
+  start and run in parallel (the tour takes longest); a test waits for its own page. The tabs stay open until tests/browser is done.
 - ``open_page`` (function): ``open_page(url=None, allowed=..., ignore=...)`` -> PageRecord, a new tab
   that fails the test at teardown if the page logged JavaScript errors.
 - ``screenshot_dir``: ``test-artifacts/screenshots/`` (gitignored).
@@ -31,10 +31,15 @@ from tests.browser._voila import (
     stop_voila,
 )
 
-NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
-WIDGET_NOTEBOOKS = ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")
-# Console errors diagnosed as harmless, per notebook (the reasons are next to the constants)
-KNOWN_NOISE = {"filter_word_explorer": BQPLOT_HIDDEN_FIGURE_NOISE}
+# name -> notebook (relative to the repository, which the server serves)
+PAGES = {
+    "tour": "notebooks/00_tour.ipynb",
+    **{name: f"tests/browser/notebooks/{name}.ipynb"
+       for name in ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")},
+}
+# Console errors diagnosed as harmless, per page (the reasons are next to the constants); the tour
+# holds a FilterWordExplorer too
+KNOWN_NOISE = {"filter_word_explorer": BQPLOT_HIDDEN_FIGURE_NOISE, "tour": BQPLOT_HIDDEN_FIGURE_NOISE}
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +51,12 @@ def screenshot_dir() -> Path:
 
 @pytest.fixture(scope="package")
 def voila_server(tmp_path_factory):
-    """Base URL of one Voilà server over ``tests/browser/notebooks``."""
+    """Base URL of one Voilà server over the repository (the fixture notebooks and the tour).
+
+    ``FAILWIDGETS_NOTEBOOK_TEST=1`` lets the tour pick its small settings, as in the notebook test.
+    """
     folder = tmp_path_factory.mktemp("voila")
-    proc, url = start_voila(NOTEBOOKS, NOTEBOOKS, folder / "voila.log")
+    proc, url = start_voila(REPO, REPO, folder / "voila.log", extra_env={"FAILWIDGETS_NOTEBOOK_TEST": "1"})
     try:
         yield url
     finally:
@@ -68,12 +76,14 @@ def chromium(tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def widget_pages(chromium, voila_server) -> dict[str, PageRecord]:
-    """name -> PageRecord of each widget notebook, all requested at once (not waited for)."""
+def voila_pages(chromium, voila_server) -> dict[str, PageRecord]:
+    """name (a key of ``PAGES``) -> PageRecord, all requested at once (not waited for)."""
+    missing = [path for path in PAGES.values() if not (REPO / path).exists()]
+    assert not missing, f"notebooks missing: {missing}"
     pages = {}
-    for name in WIDGET_NOTEBOOKS:
+    for name, path in PAGES.items():
         rec = PageRecord(chromium.new_page(), allowed=(voila_server,), ignore=KNOWN_NOISE.get(name, ()))
-        rec.goto(f"{voila_server}voila/render/{name}.ipynb", wait_until="commit")
+        rec.goto(f"{voila_server}voila/render/{path}", wait_until="commit")
         pages[name] = rec
     yield pages
     for rec in pages.values():

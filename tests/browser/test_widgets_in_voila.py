@@ -89,8 +89,8 @@ def _is_red(rgb) -> bool:
     return rgb[0] > 180 and rgb[1] < 90 and rgb[2] < 90
 
 
-def test_direction_slider_pick_class_and_drag_slider(widget_pages, screenshot_dir):
-    rec = widget_pages["direction_slider"]
+def test_direction_slider_pick_class_and_drag_slider(voila_pages, screenshot_dir):
+    rec = voila_pages["direction_slider"]
     page, root = _ready(rec)
     status = root.locator(".widget-html-content", has_text="errors of")
     expect(status).to_contain_text(f"{CLASS_NAMES[0]}:", timeout=UPDATE_MS)
@@ -130,8 +130,8 @@ def test_direction_slider_pick_class_and_drag_slider(widget_pages, screenshot_di
     rec.check_no_errors()
 
 
-def test_tree_browser_click_node(widget_pages, screenshot_dir):
-    rec = widget_pages["tree_browser"]
+def test_tree_browser_click_node(voila_pages, screenshot_dir):
+    rec = voila_pages["tree_browser"]
     page, root = _ready(rec)
     panel = root.locator(".fw-test-node")
     expect(panel).to_have_text("click a node", timeout=UPDATE_MS)
@@ -156,8 +156,8 @@ def test_tree_browser_click_node(widget_pages, screenshot_dir):
     rec.check_no_errors()
 
 
-def test_relationship_annotator_click_cell_and_label(widget_pages, screenshot_dir):
-    rec = widget_pages["relationship_annotator"]
+def test_relationship_annotator_click_cell_and_label(voila_pages, screenshot_dir):
+    rec = voila_pages["relationship_annotator"]
     page, root = _ready(rec)
     counter, pair = root.locator(".fw-test-counter"), root.locator(".fw-test-pair")
     expect(counter).to_contain_text(f"0 of {N_PAIRS} labelled", timeout=UPDATE_MS)
@@ -182,8 +182,8 @@ def test_relationship_annotator_click_cell_and_label(widget_pages, screenshot_di
     rec.check_no_errors()
 
 
-def test_filter_word_explorer_search_word(widget_pages, screenshot_dir):
-    rec = widget_pages["filter_word_explorer"]
+def test_filter_word_explorer_search_word(voila_pages, screenshot_dir):
+    rec = voila_pages["filter_word_explorer"]
     page, root = _ready(rec)
     count = root.locator(".fw-test-count")
     options = root.locator(".fw-test-list option")
