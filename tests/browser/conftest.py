@@ -1,4 +1,4 @@
-"""Real-browser fixtures: one Voilà server for the fixture notebooks, one headless Debian Chromium.
+"""Real-browser fixtures: one Voilà server (fixture notebooks and the tour), one headless Debian Chromium.
 
 Scopes are ``package``: the server, its kernels and the browser go away when tests/browser is done.
 
@@ -6,7 +6,8 @@ Scopes are ``package``: the server, its kernels and the browser go away when tes
 - ``chromium``: Playwright persistent context of ``/usr/bin/chromium``, headless, flags that
   keep it off the network, a fresh ``--user-data-dir`` in tmp.
 - ``voila_pages``: the tour and every widget fixture notebook requested at once, so their kernels
-  start and run in parallel (the tour takes longest); a test waits for its own page. The tabs stay open until tests/browser is done.
+  start and run in parallel (the tour takes longest); a test waits for its own page. The tabs stay
+  open until tests/browser is done.
 - ``open_page`` (function): ``open_page(url=None, allowed=..., ignore=...)`` -> PageRecord, a new tab
   that fails the test at teardown if the page logged JavaScript errors.
 - ``screenshot_dir``: ``test-artifacts/screenshots/`` (gitignored).
