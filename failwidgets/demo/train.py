@@ -90,9 +90,9 @@ def _split_tensors(world, split: str, device: torch.device):
     return s, s.as_tensor().to(device)
 
 
-def train_target(world, *, split: str = "train", epochs: int = 1, batch_size: int = 64, lr: float = 3e-3,
+def train_target(world, *, split: str = "train", epochs: int = 12, batch_size: int = 64, lr: float = 3e-3,
                  attribute_weight: float = 1.0, widths=(16, 32, 64, 128), seed: int = 0,
-                 max_steps: int | None = 60, device=None, progress: bool = True) -> TargetCNN:
+                 max_steps: int | None = None, device=None, progress: bool = True) -> TargetCNN:
     """Train a :class:`TargetCNN` on a world split: cross-entropy on the class (shape) plus binary
     cross-entropy on the attributes. No augmentation (the planted shortcut must stay usable).
 
@@ -126,9 +126,9 @@ def train_target(world, *, split: str = "train", epochs: int = 1, batch_size: in
     return model
 
 
-def train_robust(world, *, split: str = "train", epochs: int = 1, batch_size: int = 64, lr: float = 3e-3,
+def train_robust(world, *, split: str = "train", epochs: int = 5, batch_size: int = 64, lr: float = 3e-3,
                  eps: float = ROBUST_EPS, attack_steps: int = 2, widths=(16, 32, 64), seed: int = 0,
-                 max_steps: int | None = 40, device=None, progress: bool = True) -> RobustNet:
+                 max_steps: int | None = None, device=None, progress: bool = True) -> RobustNet:
     """Adversarial training (Madry et al.) of a :class:`RobustNet`: each batch is replaced by its
     L2 PGD adversarial examples (radius ``eps``, ``attack_steps`` steps, random start), generated with
     the model in eval mode, and the model is trained on them with cross-entropy.
@@ -155,8 +155,8 @@ def train_robust(world, *, split: str = "train", epochs: int = 1, batch_size: in
     return model
 
 
-def train_vl(world, *, split: str = "train", epochs: int = 2, batch_size: int = 64, lr: float = 3e-3,
-             widths=(16, 32, 64, 128), text=None, seed: int = 0, max_steps: int | None = 120,
+def train_vl(world, *, split: str = "train", epochs: int = 8, batch_size: int = 64, lr: float = 3e-3,
+             widths=(16, 32, 64, 128), text=None, seed: int = 0, max_steps: int | None = None,
              device=None, progress: bool = True) -> DemoVisionLanguageEncoder:
     """Train the image side of a :class:`DemoVisionLanguageEncoder` against its locked text side.
 
@@ -187,8 +187,8 @@ def train_vl(world, *, split: str = "train", epochs: int = 2, batch_size: int = 
     return model
 
 
-def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train", epochs: int = 2,
-                  batch_size: int = 64, lr: float = 2e-3, seed: int = 0, max_steps: int | None = 60,
+def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train", epochs: int = 8,
+                  batch_size: int = 64, lr: float = 2e-3, seed: int = 0, max_steps: int | None = None,
                   device=None, progress: bool = True) -> EmbeddingDecoder:
     """Train an :class:`EmbeddingDecoder` to invert the (frozen) VL image embeddings: L1 loss between
     the decoded and the original images.
