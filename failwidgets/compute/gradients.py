@@ -73,7 +73,9 @@ def output_gradients(
         with capture(model, layer, keep_graph=True) as store:
             for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"gradients {layer}"):
                 with torch.enable_grad():
-                    y = model(x[sl].to(dev))
+                    # the input requires grad so the graph reaches the layer even when every
+                    # parameter is frozen (requires_grad=False)
+                    y = model(x[sl].to(dev).requires_grad_(True))
                     y = outputs(y) if outputs is not None else y
                     if not isinstance(y, torch.Tensor) or y.ndim != 2:
                         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

@@ -153,6 +153,9 @@ class AttributeModel(nn.Module):
         for name in ("normalize", "conv1", "conv2", "conv3", "conv4", "pool", "attribute_head"):
             setattr(self, name, getattr(target, name))
         self.n_attributes = target.n_attributes
+        # mirror the target's mode: the view shares its BatchNorm layers, so a view left in train mode
+        # would put the target's BatchNorm into train mode whenever a caller restores the view's mode
+        self.train(target.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x)

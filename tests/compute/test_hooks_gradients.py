@@ -137,3 +137,14 @@ def test_device_choice(monkeypatch):
             get_device("cuda")
     with pytest.raises(ValueError, match="device"):
         get_device("tpu9")
+
+
+def test_output_gradients_with_frozen_parameters(net):
+    for p in net.parameters():
+        p.requires_grad_(False)
+    x = _images(3)
+    _, frozen = output_gradients(net, x, "conv2", progress=False)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    _, live = output_gradients(net, x, "conv2", progress=False)
+    torch.testing.assert_close(frozen, live)

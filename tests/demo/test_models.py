@@ -164,3 +164,13 @@ def test_decoder_training_is_deterministic(tiny_world):
     kw = dict(epochs=1, batch_size=16, max_steps=2, progress=False)
     a, b = train.train_decoder(tiny_world, vl, seed=1, **kw), train.train_decoder(tiny_world, vl, seed=1, **kw)
     assert _same(_state(a), _state(b))
+
+
+def test_attribute_view_mirrors_the_target_mode_and_leaves_it_alone():
+    from failwidgets.compute import output_gradients
+
+    target = TargetCNN(6, 20).eval()
+    view = target.attribute_model()
+    assert not view.training
+    output_gradients(view, torch.rand(2, 3, 64, 64), "conv3", progress=False)
+    assert not any(m.training for m in target.modules()), "the target's shared BatchNorm stays in eval mode"
