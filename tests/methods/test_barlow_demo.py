@@ -64,7 +64,10 @@ def test_depth1_top_leaf_is_a_held_out_failure_mode_of_the_planted_minority(data
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()})
     passing = [r for r in rows if _passes(r)]
     print(f"{len(passing)} of {len(rows)} classes meet all three criteria")
-    assert passing, rows
+    # The issue asks it of a class. Shipped weights of e3a4fdb: 5 of 6 classes (class 1 misses only on
+    # ALER - BER, 0.049); held-out BER 0.62-0.84 because the target still follows the background. Every
+    # class has the planted background, so we require it of most classes, not just one.
+    assert len(passing) >= len(rows) // 2 + 1, rows
     # A 70% minority share is not much on its own here: ~75% of every class's val/test images are in the
     # minority. So also require the passing leaves' errors to be *more* minority than the class's images.
     assert all(r["minority_share"] > r["minority_in_class"] for r in passing), passing
@@ -75,7 +78,9 @@ def test_robust_versus_target_features_aler_minus_ber(data):
     tree, robust penultimate features versus the target model's own pooled features, depth 1 and 3.
 
     ALER >= BER for any partition, so the check is that each feature set explains a substantial share of
-    the error on held-out data on average (>= 0.05, the issue's per-class bar)."""
+    the error on held-out data on average (>= 0.05, the issue's per-class bar). Shipped weights of
+    e3a4fdb (6 classes with a tree): robust 0.118 (depth 1) and 0.142 (depth 3), target 0.151 and 0.184,
+    i.e. robust features are *not* better than the target's own features on the demo world."""
     table = []
     for feats in ("robust", "target"):
         for depth in (1, 3):
