@@ -82,7 +82,12 @@ def test_planted_pair_is_a_top3_failure_mode_on_the_rare_cell(mined_default):
     counts = miner.mode_counts_[row.i, row.j]
     a, b = (int(row.a) + 1) // 2, (int(row.b) + 1) // 2
     candidates = [counts[1, 0], counts[0, 1]] if row["mean"] > 0 else [counts[1, 1], counts[0, 0]]
+    print(f"training counts of the candidate cells {candidates}, chosen cell (large={int(row.a):+d}, "
+          f"striped={int(row.b):+d}) with {counts[a, b]} training images")
     assert counts[a, b] == min(candidates)  # the rarer training cell of the two candidates
+    # tau = 1 over two binary factors (plain -> small, striped -> large) empties both off-diagonal cells in
+    # training, so the chosen cell is one the target never saw.
+    assert counts[a, b] == 0
 
 
 def test_control_pair_is_not_in_top3(mined_control):
@@ -102,6 +107,7 @@ def test_failure_modes_beat_the_entropy_baseline(mined_default):
     d_ours, d_base = np.nanmean(ours.decrease), np.nanmean(base.decrease)
     print(f"top-5 accuracy decrease: ours {100 * d_ours:.1f} points, entropy {100 * d_base:.1f} points")
     print(ours[["attr_i", "attr_j", "a", "b", "decrease", "n_mode"]])
+    print(base[["attr_i", "attr_j", "a", "b", "decrease", "n_mode"]])
     assert len(ours) == 5
     assert d_ours > d_base
 
