@@ -32,10 +32,16 @@ def test_filter_attention_hand_computed():
     f = torch.tensor([[[[1.0, 0.0]], [[1.0, 1.0]], [[0.0, 2.0]]]])  # (1, 3, 1, 2)
     s = 2 ** -0.5
     np.testing.assert_allclose(spatial_cosine(f)[0], [[1, s, 0], [s, 1, s], [0, s, 1]], atol=1e-6)
-    att = filter_attention(f, 0)[0]  # weights a(F_0, F_k) = 1, 1/sqrt2, 0
-    np.testing.assert_allclose(att[:, 0], [[1.0, 0.0], [s, s], [0.0, 0.0]], atol=1e-6)
+    # target u = 0: F_0 / |F_0| = (1, 0) is the spatial attention, so F_k^att = F_k * (1, 0)
+    att = filter_attention(f, 0)[0]
+    np.testing.assert_allclose(att[:, 0], [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], atol=1e-6)
     pooled = attended_pooled(f, torch.tensor([0]), torch.tensor([0]))
-    np.testing.assert_allclose(pooled[0], [0.5, s, 0.0], atol=1e-6)
+    np.testing.assert_allclose(pooled[0], [0.5, 0.5, 0.0], atol=1e-6)
+    # = a(F_0, F_k) |F_k| / (h w) with a = 1, 1/sqrt2, 0 and |F_k| = 1, sqrt2, 2
+    np.testing.assert_allclose(pooled[0], [1 * 1 / 2, s * 2 ** 0.5 / 2, 0.0], atol=1e-6)
+    # target u = 2: F_2 / |F_2| = (0, 1)
+    pooled2 = attended_pooled(f, torch.tensor([0]), torch.tensor([2]))
+    np.testing.assert_allclose(pooled2[0], [0.0, 0.5, 1.0], atol=1e-6)
 
 
 def test_batched_attention_equals_naive_loop_any_map_size():
