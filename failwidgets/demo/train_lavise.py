@@ -155,7 +155,8 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
     ----------
     demo : failwidgets.demo.Demo
     root : directory holding ``lavise-<variant>.{safetensors,json}`` (default: the package data)
-    **params : inference parameters to override (``p``, ``s``, ``quantile``, ``iou_threshold``); the
+    **params : inference parameters to override (``p``, ``s``, ``quantile``, ``iou_threshold``,
+        ``attention_pooling``); the
         training parameters are the shipped ones.
 
     Raises
@@ -170,7 +171,8 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
     from failwidgets.methods.lavise import LaViSE
 
     for k in params:
-        check_choice(k, "params", ["p", "s", "quantile", "iou_threshold", "feature_batch_size", "device"])
+        check_choice(k, "params", ["p", "s", "quantile", "iou_threshold", "attention_pooling", "feature_batch_size",
+                                   "device"])
     base = Path(root) if root is not None else None
     weights, meta = _files(demo.variant)
     meta_file = (base / meta) if base is not None else _shipped_dir() / meta

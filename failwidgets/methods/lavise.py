@@ -41,6 +41,7 @@ from .._validation import (
     check_probability,
 )
 from ._lavise_attention import (
+    POOLINGS,
     _naive_attended_pooled,
     activation_masked_pooled,
     attended_pooled,
@@ -226,6 +227,10 @@ class LaViSE:
         T_u is the top ``quantile`` of the filter's activations (0.005).
     iou_threshold : float
         A concept matches a filter when IoU > this (0.04).
+    attention_pooling : {"reweight", "spatial"}
+        How filter attention pools the attended maps for the explainer: ``"reweight"`` is the paper's
+        ``a(F_u, F_k) F_k`` averaged over the map; ``"spatial"`` is the authors' released code, u's
+        normalised map as a spatial attention. See :mod:`failwidgets.methods._lavise_attention`.
     feature_batch_size : int
     cache : EmbeddingCache, optional
         Cache the layer's features on disk (content-addressed by model, layer and data).
@@ -248,7 +253,8 @@ class LaViSE:
                  holdout_fraction: float = 0.0, holdout: Sequence[str] | None = None,
                  margin: float = 1.0, lr: float = 1e-4, epochs: int = 30, batch_size: int = 64,
                  hidden_dim: int | None = None, dropout: float = 0.1, p: int = 25, s: int = 5,
-                 quantile: float = 0.005, iou_threshold: float = 0.04, feature_batch_size: int = 64,
+                 quantile: float = 0.005, iou_threshold: float = 0.04, attention_pooling: str = "reweight",
+                 feature_batch_size: int = 64,
                  cache: Any = None, device: Any = None, random_state: int = 0, progress: bool = True) -> None:
         self.model = model
         self.layer = layer
@@ -265,6 +271,7 @@ class LaViSE:
         self.s = s
         self.quantile = quantile
         self.iou_threshold = iou_threshold
+        self.attention_pooling = attention_pooling
         self.feature_batch_size = feature_batch_size
         self.cache = cache
         self.device = device
@@ -432,7 +439,7 @@ class LaViSE:
     def _method_inputs(self, method: str, feats: torch.Tensor, img: torch.Tensor, flt: torch.Tensor,
                        thr: torch.Tensor, images: Any) -> torch.Tensor:
         if method == "attention":
-            return attended_pooled(feats, img, flt)
+            return attended_pooled(feats, img, flt, pooling=self.attention_pooling)
         if method == "original":
             return feats[img].mean(dim=(2, 3))
         if method == "activation_masking":
@@ -478,6 +485,7 @@ class LaViSE:
         p = check_positive_int(self.p if p is None else p, "p")
         s = check_positive_int(self.s if s is None else s, "s")
         check_in_range(self.quantile, "quantile", 0.0, 1.0, inclusive=False)
+        check_choice(self.attention_pooling, "attention_pooling", list(POOLINGS))
         feats = self._given_features(features, images)
         if feats.shape[1] != self.n_filters_:
             raise ValueError(
@@ -510,7 +518,7 @@ class LaViSE:
                 idx, val = idx[inv.numpy()], val[inv.numpy()]
             else:
                 if method == "attention" and naive:
-                    x = _naive_attended_pooled(feats, img, flt)
+                    x = _naive_attended_pooled(feats, img, flt, self.attention_pooling)
                 else:
                     x = self._method_inputs(method, feats, img, flt, thr, images)
                 idx, val = space.nearest(self.embed(x), s)

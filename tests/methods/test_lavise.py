@@ -32,15 +32,20 @@ def test_filter_attention_hand_computed():
     f = torch.tensor([[[[1.0, 0.0]], [[1.0, 1.0]], [[0.0, 2.0]]]])  # (1, 3, 1, 2)
     s = 2 ** -0.5
     np.testing.assert_allclose(spatial_cosine(f)[0], [[1, s, 0], [s, 1, s], [0, s, 1]], atol=1e-6)
-    # target u = 0: F_0 / |F_0| = (1, 0) is the spatial attention, so F_k^att = F_k * (1, 0)
+    # the paper's equation: weights a(F_0, F_k) = 1, 1/sqrt2, 0 on whole maps
     att = filter_attention(f, 0)[0]
-    np.testing.assert_allclose(att[:, 0], [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(att[:, 0], [[1.0, 0.0], [s, s], [0.0, 0.0]], atol=1e-6)
     pooled = attended_pooled(f, torch.tensor([0]), torch.tensor([0]))
+    np.testing.assert_allclose(pooled[0], [0.5, s, 0.0], atol=1e-6)
+    # the authors' code: F_0 / |F_0| = (1, 0) is a spatial attention, so F_k^att = F_k * (1, 0)
+    att = filter_attention(f, 0, "spatial")[0]
+    np.testing.assert_allclose(att[:, 0], [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], atol=1e-6)
+    pooled = attended_pooled(f, torch.tensor([0]), torch.tensor([0]), pooling="spatial")
     np.testing.assert_allclose(pooled[0], [0.5, 0.5, 0.0], atol=1e-6)
     # = a(F_0, F_k) |F_k| / (h w) with a = 1, 1/sqrt2, 0 and |F_k| = 1, sqrt2, 2
     np.testing.assert_allclose(pooled[0], [1 * 1 / 2, s * 2 ** 0.5 / 2, 0.0], atol=1e-6)
     # target u = 2: F_2 / |F_2| = (0, 1)
-    pooled2 = attended_pooled(f, torch.tensor([0]), torch.tensor([2]))
+    pooled2 = attended_pooled(f, torch.tensor([0]), torch.tensor([2]), pooling="spatial")
     np.testing.assert_allclose(pooled2[0], [0.0, 0.5, 1.0], atol=1e-6)
 
 
@@ -50,10 +55,11 @@ def test_batched_attention_equals_naive_loop_any_map_size():
     f[2, 1] = 0  # an all-zero map must not produce NaN
     img = torch.tensor([0, 2, 2, 6, 3, 1])
     flt = torch.tensor([4, 1, 0, 2, 3, 3])
-    fast = attended_pooled(f, img, flt, chunk=4)
-    slow = _naive_attended_pooled(f, img, flt)
-    torch.testing.assert_close(fast, slow)
-    assert torch.isfinite(fast).all()
+    for pooling in ("reweight", "spatial"):
+        fast = attended_pooled(f, img, flt, chunk=4, pooling=pooling)
+        slow = _naive_attended_pooled(f, img, flt, pooling)
+        torch.testing.assert_close(fast, slow)
+        assert torch.isfinite(fast).all()
 
 
 def test_hinge_rank_loss_hand_computed():
@@ -214,6 +220,15 @@ def test_attention_finds_planted_colours_and_beats_original(fitted):
     rec = res["recall"]["recall@1"]
     assert rec["attention"] == 1.0 and rec["attention"] > rec["original"]
     assert rec["activation_masking"] >= rec["original"]
+    # the authors' spatial pooling finds the planted colours too
+    fitted.attention_pooling = "spatial"
+    try:
+        spatial = fitted.explain(images, methods=("attention",))
+        assert [w[0] for w in spatial.top_words("attention", 1)[:4]] == list(COLOURS)
+        naive = fitted.explain(images, methods=("attention",), naive=True)
+        assert naive.words["attention"] == spatial.words["attention"]
+    finally:
+        fitted.attention_pooling = "reweight"
     assert {"filter", "words", "novel"} <= set(ex.table().columns)
 
 
@@ -264,6 +279,10 @@ def test_bad_inputs_are_clear(space):
     lav = LaViSE(model, "features", space, epochs=1, progress=False).fit(images, masks)
     with pytest.raises(ValueError, match="methods: expected one of"):
         lav.explain(images, methods=("gradcam",))
+    lav.attention_pooling = "max"
+    with pytest.raises(ValueError, match=r"attention_pooling: expected one of \['reweight', 'spatial'\], got 'max'"):
+        lav.explain(images)
+    lav.attention_pooling = "reweight"
     with pytest.raises(ValueError, match=r"filters: expected indices in \[0, 5\)"):
         lav.explain(images, filters=[7])
     with pytest.raises(ValueError, match="groups: expected a 1-D array with one group per image"):
