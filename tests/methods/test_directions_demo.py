@@ -174,7 +174,7 @@ def measure_filtering_head(demo, fd, k: int = 75, seed: int = 0) -> dict:
     return out
 
 
-def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=2, seed=1, fraction=0.25) -> dict:
+def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=0.25) -> dict:
     """One colour per class cut to ``fraction`` of its share in training; a target trained here; the rank
     of the minority colour's caption among the four colour captions of the class (1 = top failure)."""
     from failwidgets.demo.train import train_target
@@ -300,14 +300,11 @@ def test_filtering_selects_the_minority_more_than_random(demo, fitted):
 
 
 def test_underrepresented_subclass_caption_ranks_first(demo):
-    # the script below measures the larger world (3000 training images, 2 epochs); the suite's world is
-    # half that size so the training fits the time budget
-    out = measure_subclasses(demo.vl, n_train=1500, n_val=900, epochs=2)
-    # The issue's top-2 figure (>= 95 % of classes) holds. Its top-1 figure (>= 80 %) did not: measured
-    # 4 of 6 classes (0.67) here and at 3000 images; asserted is >= 50 %, twice the 25 % of a random
-    # ranking of the four colour captions (see the report).
-    assert out["top2_share"] >= 0.95, out
-    assert out["top1_share"] >= 0.5, out
+    # The script below measures 3000 training images; the suite's world is half that size so the training
+    # fits the time budget. Both at 8 epochs: with 2 epochs the target is barely trained (21 % accurate)
+    # and the top-1 share drops to 4 of 6 classes.
+    out = measure_subclasses(demo.vl, n_train=1500, n_val=900, epochs=8)
+    assert out["top1_share"] >= 0.8 and out["top2_share"] >= 0.95, out
 
 
 if __name__ == "__main__":  # measurements for the report
@@ -340,7 +337,7 @@ if __name__ == "__main__":  # measurements for the report
         elif w == "filtering_head":
             res[w] = measure_filtering_head(d, fd, k=75)
         elif w == "subclasses":
-            res[w] = measure_subclasses(d.vl)
+            res[w] = measure_subclasses(d.vl, n_train=3000, n_val=1200, epochs=8)
         res[f"{w}_seconds"] = round(time.perf_counter() - t, 1)
         print(json.dumps({w: res[w], "seconds": res[f"{w}_seconds"]}, default=str), flush=True)
     print(json.dumps(res, default=str, indent=1))
