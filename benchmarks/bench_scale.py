@@ -46,7 +46,7 @@ def run(profile: str = "quick", device: str = "cpu", methods=None, subprocess: b
         exp_m = math.log10(max(mem[-1], 1.0) / max(mem[-2], 1.0)) / math.log10(sizes[-1] / sizes[-2])
         row = Row(ITEM, method, "time exponent <= 1.15 (linear or better)",
                   "N = " + " / ".join(f"{n:,}" for n in sizes), "cpu")
-        row.extra = {"time_s": [round(x, 4) for x in t], "peak_MiB": [round(x, 1) for x in mem],
+        row.extra = {"time_s": [float(f"{x:.6g}") for x in t], "peak_MiB": [round(x, 1) for x in mem],
                      "memory": points[0]["memory"],
                      "time_exponent": round(exp_t, 2), "memory_exponent": round(exp_m, 2)}
         if subprocess:
