@@ -283,11 +283,12 @@ def test_slider_harder_side_is_harder_for_the_target(demo, fitted, spurious):
 
 def test_filtering_selects_the_minority_more_than_random(demo, fitted):
     # The claim -- retraining with the K most negative pool images per class raises minority
-    # accuracy more than K random ones -- did NOT hold when measured (measure_filtering: full CNN
-    # retraining, and measure_filtering_head: class head retrained on frozen features; both run by the
-    # script below, minutes each, numbers in the report). The demo pool is unbiased, so random pool images
-    # are already ~75 % minority. Asserted here is the weaker property the intervention rests on: the
-    # filtered images are minority images far more often than random pool images of the same classes.
+    # accuracy more than K random ones -- holds with the shipped recipe (measure_filtering, 12 epochs, K 75:
+    # test minority accuracy 0.309 filtered vs 0.167 random, ~5 minutes on this CPU, run by the script
+    # below), but not at the sizes the suite can afford (1 or 4 epochs: both models near 0; the class head
+    # alone retrained on frozen features, measure_filtering_head: 0.214 vs 0.233). Asserted here is the
+    # property the intervention rests on: the filtered images are minority images far more often than
+    # random pool images of the same classes (the demo pool is unbiased: ~75 % minority already).
     world, pool = demo.world, demo.world["pool"]
     minority = world.minority_mask(_correlation_plant(world), "pool")
     k = 75
@@ -333,7 +334,7 @@ if __name__ == "__main__":  # measurements for the report
         elif w == "slider":
             res[w] = {n: measure_slider(d, fd, i) for i, n in enumerate(d.world.class_names) if fd.status_[i] == "ok"}
         elif w == "filtering":
-            res[w] = measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "1")))
+            res[w] = measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "12")))
         elif w == "filtering_head":
             res[w] = measure_filtering_head(d, fd, k=75)
         elif w == "subclasses":
