@@ -2,7 +2,7 @@
 
 Imports nothing from ``failwidgets.methods`` or ``failwidgets.widgets``.
 """
-from .device import autocast, get_device, set_default_device
+from .device import autocast, eval_on, get_device, set_default_device
 from .encoders import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -32,6 +32,7 @@ __all__ = [
     "get_device",
     "set_default_device",
     "autocast",
+    "eval_on",
     "as_image_tensor",
     "iter_batches",
     "Normalized",

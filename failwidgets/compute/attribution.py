@@ -21,7 +21,7 @@ from torch import nn
 
 from failwidgets._validation import check_choice, check_labels, check_positive_int
 
-from .device import get_device
+from .device import eval_on
 from .hooks import get_module
 from .images import as_image_tensor, iter_batches
 
@@ -88,13 +88,8 @@ def attribution_maps(
         module = get_module(model, layer)
     elif layer is not None:
         raise ValueError(f"layer: only used by method='grad_cam', got layer={layer!r} with method={method!r}")
-    dev = get_device(device)
-    was_training = model.training
-    original_device = next(model.parameters(), torch.empty(0)).device
-    model.eval()
-    model.to(dev)
     out = np.empty((n, H, W), dtype=np.float32)
-    try:
+    with eval_on(model, device) as dev:
         if method == "saliency":
             explainer: Any = Saliency(model)
         elif method == "integrated_gradients":
@@ -118,7 +113,4 @@ def attribution_maps(
                     )
                 a = LayerAttribution.interpolate(cam, (H, W), interpolate_mode="bilinear")[:, 0]
             out[sl] = a.detach().float().cpu().numpy()
-    finally:
-        model.train(was_training)
-        model.to(original_device)
     return out

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-__all__ = ["get_device", "set_default_device", "autocast", "ENV_DEVICE"]
+__all__ = ["get_device", "set_default_device", "autocast", "eval_on", "ENV_DEVICE"]
 
 ENV_DEVICE = "FAILWIDGETS_DEVICE"
 _default: torch.device | None = None
@@ -55,3 +55,21 @@ def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
             yield
     else:
         yield
+
+
+@contextlib.contextmanager
+def eval_on(model: "torch.nn.Module", device: str | torch.device | None = None) -> Iterator[torch.device]:
+    """Run ``model`` in eval mode on ``get_device(device)`` inside the block; yields that device.
+
+    The caller's train/eval mode and the model's original device are restored on exit, also when the
+    block raises.
+    """
+    dev = get_device(device)
+    was_training = model.training
+    original = next(model.parameters(), torch.empty(0)).device
+    model.eval().to(dev)
+    try:
+        yield dev
+    finally:
+        model.train(was_training)
+        model.to(original)

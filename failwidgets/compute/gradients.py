@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .device import get_device
+from .device import eval_on
 from .hooks import capture, get_module
 from .images import as_image_tensor, iter_batches
 
@@ -61,33 +61,24 @@ def output_gradients(
     grads : Tensor (N, n, *S) — dY_i/dx at x^I, float32, on the CPU.
     """
     x = as_image_tensor(images)
-    dev = get_device(device)
     get_module(model, layer)
-    was_training = model.training
-    model.eval()
-    original_device = next(model.parameters(), torch.empty(0)).device
-    model.to(dev)
     acts_out: list[torch.Tensor] = []
     grads_out: list[torch.Tensor] = []
-    try:
-        with capture(model, layer, keep_graph=True) as store:
-            for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"gradients {layer}"):
-                with torch.enable_grad():
-                    # the input requires grad so the graph reaches the layer even when every
-                    # parameter is frozen (requires_grad=False)
-                    y = model(x[sl].to(dev).requires_grad_(True))
-                    y = outputs(y) if outputs is not None else y
-                    if not isinstance(y, torch.Tensor) or y.ndim != 2:
-                        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                        raise ValueError(f"outputs: expected (batch, n) scalar outputs, got {got}")
-                    act = store[layer]
-                    g = _batched_vjp(y, act)  # (n, B, *S)
-                acts_out.append(act.detach().float().cpu())
-                grads_out.append(g.detach().float().transpose(0, 1).cpu())
-                store.clear()
-    finally:
-        model.train(was_training)
-        model.to(original_device)
+    with eval_on(model, device) as dev, capture(model, layer, keep_graph=True) as store:
+        for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"gradients {layer}"):
+            with torch.enable_grad():
+                # the input requires grad so the graph reaches the layer even when every
+                # parameter is frozen (requires_grad=False)
+                y = model(x[sl].to(dev).requires_grad_(True))
+                y = outputs(y) if outputs is not None else y
+                if not isinstance(y, torch.Tensor) or y.ndim != 2:
+                    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                    raise ValueError(f"outputs: expected (batch, n) scalar outputs, got {got}")
+                act = store[layer]
+                g = _batched_vjp(y, act)  # (n, B, *S)
+            acts_out.append(act.detach().float().cpu())
+            grads_out.append(g.detach().float().transpose(0, 1).cpu())
+            store.clear()
     if not acts_out:
         raise ValueError("images: expected at least one image")
     return torch.cat(acts_out), torch.cat(grads_out)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from .device import autocast, get_device
+from .device import autocast, eval_on
 from .images import as_image_tensor, iter_batches
 
 __all__ = ["get_module", "capture", "layer_activations", "module_names"]
@@ -114,25 +114,16 @@ def layer_activations(
     if reduce is not None and reduce not in _REDUCERS:
         raise ValueError(f"reduce: expected None, 'mean' or 'max', got {reduce!r}")
     x = as_image_tensor(images)
-    dev = get_device(device)
     get_module(model, layer)  # validate before any work
-    was_training = model.training
-    model.eval()
-    original_device = next(model.parameters(), torch.empty(0)).device
-    model.to(dev)
     chunks: list[torch.Tensor] = []
-    try:
-        with torch.no_grad(), capture(model, layer) as store:
-            for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"activations {layer}"):
-                with autocast(dev):
-                    model(x[sl].to(dev))
-                act = store[layer].float()
-                if reduce is not None:
-                    act = _REDUCERS[reduce](act)
-                chunks.append(act.cpu())
-    finally:
-        model.train(was_training)
-        model.to(original_device)
+    with eval_on(model, device) as dev, torch.no_grad(), capture(model, layer) as store:
+        for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"activations {layer}"):
+            with autocast(dev):
+                model(x[sl].to(dev))
+            act = store[layer].float()
+            if reduce is not None:
+                act = _REDUCERS[reduce](act)
+            chunks.append(act.cpu())
     if not chunks:
         raise ValueError("images: expected at least one image")
     return torch.cat(chunks)

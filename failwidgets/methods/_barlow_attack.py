@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .._validation import check_in_range, check_positive_int
-from ..compute import as_image_tensor, capture, get_device, get_module, iter_batches
+from ..compute import as_image_tensor, capture, eval_on, get_module, iter_batches
 
 __all__ = ["FeatureAttack", "feature_attack"]
 
@@ -120,17 +120,11 @@ def feature_attack(
     get_module(model, layer)
 
     def compute() -> dict[str, np.ndarray]:
-        dev = get_device(device)
-        was_training = model.training
-        original = next(model.parameters(), torch.empty(0)).device
-        model.eval().to(dev)
         outs = []
-        try:
+        with eval_on(model, device) as dev:
             for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"feature attack {feature}"):
                 outs.append([t.cpu() for t in _attack_batch(
                     model, x[sl].to(dev), layer, feature, steps, step_size, patience, tol)])
-        finally:
-            model.train(was_training).to(original)
         cat = [torch.cat(parts) for parts in zip(*outs)]
         return {
             "images": cat[0].numpy().astype(np.float32),

@@ -13,7 +13,7 @@ import torch
 from captum.attr import LayerActivation, LayerAttribution
 
 from .._validation import check_array, check_positive_int
-from ..compute import as_image_tensor, get_device, get_module, iter_batches
+from ..compute import as_image_tensor, eval_on, get_module, iter_batches
 
 __all__ = ["top_activating", "feature_heatmaps"]
 
@@ -58,13 +58,9 @@ def feature_heatmaps(
     """
     x = as_image_tensor(images)
     layer = get_module(model, conv_layer)
-    dev = get_device(device)
-    was_training = model.training
-    original = next(model.parameters(), torch.empty(0)).device
-    model.eval().to(dev)
     la = LayerActivation(model, layer)
     out = []
-    try:
+    with eval_on(model, device) as dev:
         for sl in iter_batches(len(x), batch_size, progress=progress, desc="heat maps"):
             with torch.no_grad():
                 act = la.attribute(x[sl].to(dev))
@@ -80,6 +76,4 @@ def feature_heatmaps(
             m = (m - lo) / (hi - lo).clamp_min(1e-12)
             m = LayerAttribution.interpolate(m, tuple(x.shape[-2:]), interpolate_mode="bilinear")
             out.append(m[:, 0].clamp(0, 1).cpu())
-    finally:
-        model.train(was_training).to(original)
     return torch.cat(out).numpy().astype(np.float32)

@@ -148,3 +148,14 @@ def test_output_gradients_with_frozen_parameters(net):
         p.requires_grad_(True)
     _, live = output_gradients(net, x, "conv2", progress=False)
     torch.testing.assert_close(frozen, live)
+
+
+def test_eval_on_restores_mode_and_device_even_when_the_block_raises(net):
+    from failwidgets.compute import eval_on
+
+    net.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        with eval_on(net, "cpu") as dev:
+            assert dev.type == "cpu" and not net.training
+            raise RuntimeError("boom")
+    assert net.training
