@@ -24,7 +24,9 @@ def as_image_tensor(images: Any, name: str = "images") -> torch.Tensor:
     if isinstance(images, torch.Tensor):
         t = images.detach()
     elif isinstance(images, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(images))
+        arr = np.ascontiguousarray(images)
+        # torch cannot share a read-only buffer (the world's arrays are read-only): copy those
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     elif isinstance(images, Sequence) and len(images) and isinstance(images[0], (np.ndarray, torch.Tensor)):
         return torch.cat([as_image_tensor(im, name) for im in images])
     else:
