@@ -22,7 +22,7 @@ from failwidgets.compute import get_device
 from ._inference import predict_batches
 from .models import DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
 
-__all__ = ["Demo", "load", "load_metadata", "load_model", "VARIANTS", "world_config"]
+__all__ = ["Demo", "load", "load_metadata", "load_model", "resolve", "VARIANTS", "world_config"]
 
 #: variant -> (WorldConfig constructor name, target weights file stem)
 VARIANTS = {"default": "demo", "control": "control"}
@@ -208,3 +208,15 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
     return Demo(variant, world, models[f"target-{variant}"], models["robust"], models["vl"], models["decoder"],
                 metadata, cache, progress)
 
+
+
+def resolve(demo: "Demo | None" = None, variant: str = "default", small: bool | None = None,
+            progress: bool = True) -> "tuple[Demo, bool]":
+    """What every widget's ``from_demo`` starts with: the given demo or ``load(variant)``, and the size
+    setting (``small=None`` means small when the environment variable ``FAILWIDGETS_NOTEBOOK_TEST`` is
+    set, as in the notebook tests)."""
+    if small is None:
+        small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
+    if demo is None:
+        demo = load(variant, progress=progress)
+    return demo, bool(small)

@@ -158,18 +158,13 @@ class DirectionSlider(FailWidget):
         DirectionSlider, with ``.demo`` (the Demo) and ``.caption_data`` (captions, their embeddings
         and the reference embeddings per class).
         """
-        import os
-
         from failwidgets._validation import check_choice
-        from failwidgets.demo import load
+        from failwidgets.demo.loading import resolve
         from failwidgets.demo.train_directions import demo_captions, whitening
         from failwidgets.methods.directions import GeneratorDecoder, RetrievalDecoder
 
         check_choice(reference, "reference", ["caption", "mean"])
-        if small is None:
-            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
-        if demo is None:
-            demo = load(variant, progress=progress)
+        demo, small = resolve(demo, variant, small, progress)
         val = demo.world["val"]
         emb = demo.embeddings("val", progress=progress)
         preds = demo.predictions("val", progress=progress)

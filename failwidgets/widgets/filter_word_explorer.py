@@ -14,7 +14,6 @@ The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it co
 from __future__ import annotations
 
 import html
-import os
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -166,15 +165,12 @@ class FilterWordExplorer(FailWidget):
         -------
         FilterWordExplorer, with ``.evaluation`` (the dict of :meth:`LaViSE.evaluate`) and ``.demo``.
         """
-        from failwidgets.demo import load
+        from failwidgets.demo.loading import resolve
         from failwidgets.demo.train_lavise import feature_data_id, load_explainer, train_explainer
         from failwidgets.methods.lavise import METHODS
         from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
 
-        if small is None:
-            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
-        if demo is None:
-            demo = load(variant, progress=progress)
+        demo, small = resolve(demo, variant, small, progress)
         try:
             lav = load_explainer(demo, progress=progress)
         except (FileNotFoundError, ValueError) as exc:

@@ -212,14 +212,9 @@ class RelationshipAnnotator(FailWidget):
         -------
         RelationshipAnnotator, with ``.demo`` set.
         """
-        import os
+        from failwidgets.demo.loading import resolve
 
-        from failwidgets.demo import load
-
-        if small is None:
-            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
-        if demo is None:
-            demo = load(variant, progress=progress)
+        demo, small = resolve(demo, variant, small, progress)
         world = demo.world
         train, test = world["train"], world["test"]
         names = list(world.attribute_names)

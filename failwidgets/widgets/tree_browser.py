@@ -9,7 +9,6 @@ feature attacks; the failure rules export as text and as a DataFrame.
 from __future__ import annotations
 
 import html
-import os
 from typing import Any, Sequence
 
 import bqplot as bq
@@ -255,13 +254,10 @@ class TreeBrowser(FailWidget):
         TreeBrowser, with ``.demo`` and ``.fit_data`` / ``.heldout_data``
         (:class:`~failwidgets.methods._barlow_demo.DemoSplit`).
         """
-        from failwidgets.demo import load
+        from failwidgets.demo.loading import resolve
         from failwidgets.methods._barlow_demo import FEATURE_MODELS, demo_class_trees, demo_split
 
-        if small is None:
-            small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
-        if demo is None:
-            demo = load(variant, progress=progress)
+        demo, small = resolve(demo, variant, small, progress)
         if n_images is None:
             n_images = 1000 if small else None
         fit = demo_split(demo, fit_split, features=features, n_images=n_images, progress=progress)
