@@ -85,25 +85,8 @@ def _run(profile: str) -> list[Row]:
 
 
 def _fitted_directions(FailureDirections, emb, labels, preds, train):
-    """A fitted FailureDirections, and a note if its fitted-check had to be worked around.
-
-    ``FailureDirections._check_fitted`` calls scikit-learn's ``check_is_fitted``, which (scikit-learn >=
-    1.6) requires ``__sklearn_tags__`` from ``BaseEstimator``; FailureDirections does not inherit it, so
-    every fitted check raises AttributeError. Until the library fixes it, the benchmark uses a subclass
-    whose check only tests ``modes_`` (the same condition); the timed code paths are otherwise the library's.
-    """
-    fd = FailureDirections(progress=False).fit(emb, labels, preds, train)
-    try:
-        fd._check_fitted()
-        return fd, ""
-    except AttributeError:
-        class _Checked(FailureDirections):
-            def _check_fitted(self):
-                if not hasattr(self, "modes_"):
-                    raise RuntimeError("not fitted")
-
-        fd.__class__ = _Checked
-        return fd, "FailureDirections._check_fitted raises AttributeError (sklearn tags); worked around"
+    """A fitted FailureDirections and an (empty) note for the widget rows."""
+    return FailureDirections(progress=False).fit(emb, labels, preds, train), ""
 
 
 def _direction_slider(profile, FailureDirections, RetrievalDecoder, DirectionSlider) -> list[Row]:
