@@ -269,6 +269,7 @@ def test_from_demo_builds_a_working_widget_and_reuses_the_cache():
         w2 = RelationshipAnnotator.from_demo(demo, graph=None, **kwargs)
         warm = time.perf_counter() - start
     assert len(w2.graph) == 0 and w2.diagnosis is None
-    assert len([e for e in demo.cache.entries() if e.parts.get("what") == "zhang2018_relations"]) == 1
+    assert [e.key for e in demo.cache.entries()
+            if e.parts.get("what") == "zhang2018_relations" and e.parts.get("data") == data_id] == [entries[0].key]
     print(f"from_demo cold {cold:.1f} s, warm {warm:.1f} s")
     w2.close()
