@@ -6,7 +6,8 @@ plain trait (``selected_index``, ``selected_bin``, ``selected_cell``) in both di
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+from typing import Any, Iterator, Sequence
 
 import bqplot as bq
 import ipywidgets as W
@@ -41,6 +42,16 @@ class _Chart(W.VBox):
                                 layout=W.Layout(**_FIG_LAYOUT))
         self._mirroring = False
         super().__init__(children=[self.figure], **kwargs)
+
+    @contextlib.contextmanager
+    def _mirror(self) -> Iterator[None]:
+        """Guard for copying a selection between the mark and the widget's trait in either direction, so
+        that the copy does not echo back."""
+        self._mirroring = True
+        try:
+            yield
+        finally:
+            self._mirroring = False
 
     def close(self) -> None:
         if getattr(self, "figure", None) is not None:
@@ -108,11 +119,8 @@ class BarChart(_Chart):
         if self._mirroring:
             return
         first = _first(change["new"])
-        self._mirroring = True
-        try:
+        with self._mirror():
             self.selected_index = None if first is None else int(first)
-        finally:
-            self._mirroring = False
 
     def _to_mark(self, change: dict) -> None:
         i = change["new"]
@@ -120,11 +128,8 @@ class BarChart(_Chart):
             self.selected_index = change["old"]
             raise ValueError(f"selected_index: expected an index in [0, {len(self.labels)}) or None, got {i}")
         if not self._mirroring:
-            self._mirroring = True
-            try:
+            with self._mirror():
                 self.bars.selected = None if i is None else [i]
-            finally:
-                self._mirroring = False
 
 
 class GroupHistogram(_Chart):
@@ -252,11 +257,8 @@ class GroupHistogram(_Chart):
         if self._mirroring:
             return
         first = _first(change["new"])
-        self._mirroring = True
-        try:
+        with self._mirror():
             self.selected_bin = None if first is None else int(first)
-        finally:
-            self._mirroring = False
 
     def _to_mark(self, change: dict) -> None:
         b = change["new"]
@@ -265,11 +267,8 @@ class GroupHistogram(_Chart):
             self.selected_bin = change["old"]
             raise ValueError(f"selected_bin: expected a bin index in [0, {n}) or None, got {b}")
         if not self._mirroring:
-            self._mirroring = True
-            try:
+            with self._mirror():
                 self.bars.selected = None if b is None else [b]
-            finally:
-                self._mirroring = False
 
 
 def _cells_from_json(value: Any, obj: Any = None) -> np.ndarray | None:
@@ -376,11 +375,8 @@ class MatrixHeatmap(_Chart):
         if sel is not None and len(sel):
             first = np.asarray(sel).reshape(-1, 2)[0]
             cell = (int(first[0]), int(first[1]))
-        self._mirroring = True
-        try:
+        with self._mirror():
             self.selected_cell = cell
-        finally:
-            self._mirroring = False
 
     def _to_mark(self, change: dict) -> None:
         cell = change["new"]
@@ -390,8 +386,5 @@ class MatrixHeatmap(_Chart):
                 self.selected_cell = change["old"]
                 raise ValueError(f"selected_cell: expected (row, col) inside a {R} x {C} matrix or None, got {cell}")
         if not self._mirroring:
-            self._mirroring = True
-            try:
+            with self._mirror():
                 self.grid.selected = None if cell is None else np.array([list(cell)])
-            finally:
-                self._mirroring = False
