@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import EmbeddingCache
 from .device import autocast, get_device
+from .fingerprint import fingerprint
 from .hooks import get_module
 from .images import as_image_tensor, iter_batches
 
@@ -42,12 +44,6 @@ class Encoder(Protocol):
     def encode_images(self, images: Any, *, batch_size: int = 64, progress: bool = True) -> np.ndarray: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def _model_fingerprint(model: nn.Module) -> str:
-    from .fingerprint import fingerprint
-
-    return fingerprint(model)
 
 
 def _resize_normalize(x: torch.Tensor, size: int | tuple[int, int] | None, mean, std) -> torch.Tensor:
@@ -108,7 +104,7 @@ class OpenClipEncoder:
             self._identity = {
                 "encoder": self.name,
                 "pretrained": None if self.pretrained is None else str(self.pretrained),
-                "weights": _model_fingerprint(self.model),
+                "weights": fingerprint(self.model),
                 "image_size": list(self.image_size),
                 "mean": list(self.mean),
                 "std": list(self.std),
@@ -186,7 +182,7 @@ class TorchvisionFeatureEncoder:
         if self._identity is None:
             self._identity = {
                 "encoder": self.name,
-                "weights": _model_fingerprint(self.model),
+                "weights": fingerprint(self.model),
                 "layer": self._hook_name,
                 "input_of_layer": self._hook_input,
                 "image_size": self.image_size,
@@ -246,9 +242,6 @@ def encode_with_cache(
     fingerprint plus the split name) or, when not given, a hash of the image bytes. A second identical
     request loads from disk and computes nothing.
     """
-    from .cache import EmbeddingCache
-    from .fingerprint import fingerprint
-
     if cache is None:
         cache = EmbeddingCache()
     parts = {
