@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from failwidgets.compute import as_image_tensor, autocast, iter_batches
+from failwidgets.compute import as_image_tensor, autocast, eval_on, iter_batches
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -37,16 +37,11 @@ def predict_batches(
     """
     x = as_image_tensor(images)
     fn = model if fn is None else fn
-    dev = model_device(model)
-    was_training = model.training
-    model.eval()
     chunks = []
-    try:
+    with eval_on(model, model_device(model)) as dev:  # stays where it is; mode restored
         for sl in iter_batches(len(x), batch_size, progress=progress, desc=desc):
             with autocast(dev):
                 chunks.append(fn(x[sl].to(dev)).float().cpu())
-    finally:
-        model.train(was_training)
     if not chunks:
         raise ValueError("images: expected at least one image")
     return torch.cat(chunks).numpy()

@@ -62,22 +62,17 @@ def adversarial_accuracy(model, images, labels, *, eps: float, steps: int, batch
                          seed: int = 0) -> float:
     """Accuracy under an untargeted L2 PGD attack (:func:`~failwidgets.demo.attacks.l2_pgd`, no
     random start) of radius ``eps``. images (N, 3, H, W) in [0, 1] tensor or uint8 (N, H, W, 3)."""
-    from failwidgets.compute import as_image_tensor
+    from failwidgets.compute import as_image_tensor, eval_on
 
     x = as_image_tensor(images)
     y = torch.as_tensor(np.asarray(labels))
-    dev = model_device(model)
-    was_training = model.training
-    model.eval()
     correct = 0
-    try:
+    with eval_on(model, model_device(model)) as dev:  # stays where it is; mode restored
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
             adv = l2_pgd(model, xb, yb, eps=eps, steps=steps)
             with torch.no_grad():
                 correct += int((model(adv).argmax(1) == yb).sum())
-    finally:
-        model.train(was_training)
     return correct / max(len(x), 1)
 
 
