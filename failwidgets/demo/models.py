@@ -289,14 +289,12 @@ class EmbeddingDecoder(nn.Module):
         """embeddings : ndarray (N, D) -> ndarray float32 (N, 3, 64, 64) in [0, 1]."""
         from failwidgets._validation import check_array
 
+        from failwidgets.compute import eval_on
+
         from ._inference import model_device
 
         z = check_array(embeddings, "embeddings", ndim=2, shape=(None, self.embed_dim), dtype="float")
-        z = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(model_device(self))
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_on(self, model_device(self)) as dev:
+            z = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(dev)
             out = [self(z[i:i + batch_size]).cpu() for i in range(0, len(z), batch_size)]
-        finally:
-            self.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
