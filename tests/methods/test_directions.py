@@ -4,7 +4,8 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-from failwidgets.methods._directions_svm import _reference_cv_svm, balanced_accuracy, cv_linear_svm
+from failwidgets.methods._directions_svm import (_reference_cv_svm, balanced_accuracy, cv_linear_svm,
+                                                permutation_strengths)
 from failwidgets.methods.directions import (
     FailureDirections,
     GeneratorDecoder,
@@ -151,6 +152,36 @@ def test_no_signal_gives_chance_strength():
     assert np.all(fd.strength_ < 0.6), fd.strength_
 
 
+def test_permutation_strengths_are_the_recipe_on_permuted_targets():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, 16))
+    y = (rng.random(60) < 0.7).astype(int)
+    null = permutation_strengths(X, y, n_permutations=3, seed=11)
+    perm = np.random.default_rng(11)
+    expected = [cv_linear_svm(X, perm.permutation(y)).strength for _ in range(3)]
+    np.testing.assert_allclose(null, expected, atol=1e-12)
+
+
+def test_chance_level_separates_signal_from_few_error_noise():
+    # Few errors and no signal: the best-of-7 two-fold score is above 0.5 by chance, so some classes pass
+    # a fixed 0.6 line; none beats its permutation chance level. The planted case beats it everywhere.
+    X, labels, preds, train, _, _ = planted(n_per_class=150, p_err_minority=0.03, p_err_majority=0.03, seed=2,
+                                            n_classes=6)
+    fd = FailureDirections(n_permutations=50, progress=False).fit(X, labels, preds, train)
+    ok = np.isfinite(fd.strength_)
+    assert ok.sum() >= 4 and np.any(fd.strength_[ok] >= 0.6), (fd.strength_, fd.n_errors_)
+    assert np.all(fd.strength_[ok] <= fd.chance_[ok]), (fd.strength_, fd.chance_)
+    assert np.all(fd.p_value_[ok] > 0.05)
+    assert not any(fd.mode(c).above_chance for c in np.flatnonzero(ok))
+    X, labels, preds, train, _, _ = planted()
+    fd = FailureDirections(n_permutations=50, progress=False).fit(X, labels, preds, train)
+    assert np.all(fd.strength_ > fd.chance_) and np.all(fd.p_value_ == 1 / 51), (fd.strength_, fd.chance_)
+    assert fd.mode(0).above_chance is True
+    assert np.isnan(FailureDirections(progress=False).fit(X, labels, preds, train).chance_).all()
+    with pytest.raises(ValueError, match="n_permutations: expected an integer >= 0"):
+        FailureDirections(n_permutations=-1, progress=False).fit(X, labels, preds, train)
+
+
 def test_failure_caption_names_the_planted_factor():
     X, labels, preds, train, _, _ = planted()
     fd = FailureDirections(progress=False).fit(X, labels, preds, train)
@@ -184,6 +215,12 @@ def test_second_failure_mode_is_found_and_then_stops():
         assert abs(cos) < 1e-6
         idx, _ = fd.hardest(c, k=20, mode=1)
         assert other[idx].mean() >= 0.8
+    # with chance levels, every kept mode beats its own, and the search stops at chance
+    fd = FailureDirections(max_modes=4, n_permutations=30, progress=False).fit(X, labels, preds, train)
+    for c in range(2):
+        modes = fd.modes_[c]
+        assert 2 <= len(modes) < 4 and all(m.strength > m.chance for m in modes), [
+            (m.strength, m.chance) for m in modes]
 
 
 def test_hardest_on_another_split_and_rotation():

@@ -28,6 +28,23 @@ def test_bar_chart_selection_both_ways():
     chart.close()
 
 
+def test_bar_chart_reference_markers():
+    chart = BarChart(["cat", "dog", "fox"], [0.7, 0.9, 0.5])
+    assert not chart.reference.visible and np.isnan(chart.reference_values).all()
+    chart.set_reference([0.6, np.nan, 0.55], label="chance")
+    assert chart.reference.visible and list(chart.reference.x) == ["cat", "fox"]
+    np.testing.assert_allclose(chart.reference_values, [0.6, np.nan, 0.55])
+    assert figure_to_svg(chart.figure).count("<circle") == 2  # the static export draws the two markers
+    with pytest.raises(ValueError, match="one per bar"):
+        chart.set_reference([0.5, 0.5])
+    chart.set_reference([np.nan] * 3)
+    assert not chart.reference.visible
+    chart.set_reference([0.6, 0.6, 0.6])
+    chart.set_data(["a", "b"], [1.0, 2.0])     # new bars drop the old markers
+    assert not chart.reference.visible and np.isnan(chart.reference_values).all()
+    chart.close()
+
+
 def test_group_histogram_counts_match_hand_counts_and_bin_members():
     values = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
     groups = np.array([0, 0, 0, 1, 1, 1, 1])

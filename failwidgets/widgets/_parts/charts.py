@@ -72,6 +72,11 @@ class BarChart(_Chart):
     Traits
     ------
     selected_index : int or None, index of the selected bar; mirrors ``bars.selected`` both ways.
+
+    Attributes
+    ----------
+    reference : bqplot Scatter, one marker per bar (e.g. a chance level), set by :meth:`set_reference`;
+        hidden until then.
     """
 
     selected_index = traitlets.Int(None, allow_none=True)
@@ -84,7 +89,9 @@ class BarChart(_Chart):
                             unselected_style={"opacity": 0.6}, colors=[GROUP_COLORS[0]])
         self.x_axis = bq.Axis(scale=self.x_scale, label=x_label, tick_rotate=-30 if labels else 0)
         self.y_axis = bq.Axis(scale=self.y_scale, side="left", label=y_label, grid_lines="dashed")
-        super().__init__([self.bars], [self.x_axis, self.y_axis], title=title, **kwargs)
+        self.reference = bq.Scatter(x=[], y=[], scales={"x": self.x_scale, "y": self.y_scale}, marker="diamond",
+                                    colors=["black"], default_size=48, visible=False)
+        super().__init__([self.bars, self.reference], [self.x_axis, self.y_axis], title=title, **kwargs)
         self.labels: list[str] = []
         self.bars.observe(self._from_mark, names="selected")
         self.observe(self._to_mark, names="selected_index")
@@ -106,10 +113,34 @@ class BarChart(_Chart):
             self.bars.x, self.bars.y = labels, vals
             if colors is not None:
                 self.bars.colors = [colors] if isinstance(colors, str) else list(colors)
+        with self.reference.hold_sync():  # markers belong to the old bars
+            self.reference.x, self.reference.y, self.reference.visible = [], np.zeros(0), False
+
+    def set_reference(self, values: Any, label: str = "") -> None:
+        """A marker over each bar at ``values`` (N,); NaN entries get none, all-NaN hides the mark."""
+        vals = np.asarray(values, dtype=float)
+        if vals.shape != (len(self.labels),):
+            raise ValueError(f"values: expected {len(self.labels)} values (one per bar), got shape {vals.shape}")
+        keep = np.isfinite(vals)
+        with self.reference.hold_sync():
+            self.reference.x = [lab for lab, k in zip(self.labels, keep) if k]
+            self.reference.y = vals[keep]
+            self.reference.labels = [label] if label else []
+            self.reference.visible = bool(keep.any())
 
     @property
     def values(self) -> np.ndarray:
         return np.asarray(self.bars.y, dtype=float)
+
+    @property
+    def reference_values(self) -> np.ndarray:
+        """The markers' values per bar (N,), NaN where there is none."""
+        out = np.full(len(self.labels), np.nan)
+        if self.reference.visible:
+            where = {lab: i for i, lab in enumerate(self.labels)}
+            for lab, v in zip(self.reference.x, np.asarray(self.reference.y, dtype=float)):
+                out[where[str(lab)]] = v
+        return out
 
     @property
     def selected_label(self) -> str | None:
