@@ -81,9 +81,14 @@ class DirectionSlider(FailWidget):
         self.n_images, self.n_decoded, self.export_dir = n_images, n_decoded, export_dir
         self.last_export: pd.DataFrame | None = None
 
-        self.strength_chart = BarChart(self.class_names, np.nan_to_num(method.strength_, nan=0.0),
-                                       title="failure-mode strength (0.5 = chance)", y_label="strength")
+        has_chance = bool(np.isfinite(method.chance_).any())
+        self.strength_chart = BarChart(
+            self.class_names, np.nan_to_num(method.strength_, nan=0.0), y_label="strength",
+            title="failure-mode strength (◆ chance: 95th percentile on permuted targets)" if has_chance
+            else "failure-mode strength (CV balanced accuracy; chance not computed, n_permutations=0)")
         self.strength_chart.y_scale.min, self.strength_chart.y_scale.max = 0.0, 1.0
+        if has_chance:
+            self.strength_chart.set_reference(method.chance_, label="chance")
         self.hist_chart = GroupHistogram(bins=15, mode="stacked", title="decision values (< 0: flagged)",
                                          x_label="decision value")
         self.hist_chart.vline = 0.0
@@ -127,7 +132,8 @@ class DirectionSlider(FailWidget):
     # ------------------------------------------------------------------ construction from the demo
     @classmethod
     def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
-                  reference: str = "caption", max_modes: int | None = None, progress: bool = False,
+                  reference: str = "caption", max_modes: int | None = None, n_permutations: int | None = None,
+                  progress: bool = False,
                   **kwargs: Any) -> "DirectionSlider":
         """The slider on the demo world: failure directions of the demo target in the demo's VL space.
 
@@ -150,6 +156,7 @@ class DirectionSlider(FailWidget):
         reference : ``"caption"`` (the paper: slerp starts at ``"a photo of a <class>"``'s embedding) or
             ``"mean"`` (the class's mean validation image embedding)
         max_modes : failure modes per class (default 3, small: 1); further modes beyond the paper
+        n_permutations : permuted-target refits per mode for the chance markers (default 50, small: 20)
         progress : progress bars while loading, encoding and fitting
         **kwargs : passed to the constructor (``n_images``, ``n_decoded``, ``export_dir``).
 
@@ -170,6 +177,7 @@ class DirectionSlider(FailWidget):
         preds = demo.predictions("val", progress=progress)
         names = demo.world.class_names
         fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
+                               n_permutations=(20 if small else 50) if n_permutations is None else n_permutations,
                                progress=progress)
         fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
         caps, cap_emb, refs = demo_captions(demo)
@@ -233,11 +241,20 @@ class DirectionSlider(FailWidget):
             self.class_dropdown.value = c
             self.strength_chart.selected_index = c
             modes = self.method.modes_[c]
-            self.mode_dropdown.options = [(f"mode {m.rank + 1} (strength {m.strength:.2f})", m.rank)
+            self.mode_dropdown.options = [(f"mode {m.rank + 1} (strength {m.strength:.2f}"
+                                           f"{'' if m.above_chance is not False else ', not above chance'})", m.rank)
                                           for m in modes] or [("none", 0)]
             self.status.value = (f"<b>{html.escape(self.class_names[c])}</b>: {html.escape(self.method.status_[c])}, "
-                                 f"{int(self.method.n_errors_[c])} errors of {int(self.method.n_samples_[c])}")
+                                 f"{int(self.method.n_errors_[c])} errors of {int(self.method.n_samples_[c])}"
+                                 f"{self._chance_text(modes[0]) if modes else ''}")
         self._render_mode()
+
+    @staticmethod
+    def _chance_text(mode) -> str:
+        if mode.above_chance is None:
+            return ""
+        verdict = "above chance" if mode.above_chance else "<b>not above chance</b>: too weak to call a failure mode"
+        return f"; strength {mode.strength:.2f} vs chance {mode.chance:.2f} (p = {mode.p_value:.2f}), {verdict}"
 
     def _render_mode(self):
         c, m = self.cls, self.mode

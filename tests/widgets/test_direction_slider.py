@@ -114,6 +114,28 @@ def test_state_round_trip(setup, tmp_path):
 
 
 @pytest.mark.slow
+def test_chance_markers_and_verdicts(setup, tmp_path):
+    fd, images, X, labels, preds, minority, decoders = setup
+    w = make(setup, tmp_path)  # fitted without permutations: no markers, no verdict, no claim of 0.5
+    assert not w.strength_chart.reference.visible and "chance not computed" in w.strength_chart.figure.title
+    assert "chance" not in w.status.value
+    w.close()
+    # class 2 keeps its planted minority; class 0 gets 4 errors at random: chance decides between them
+    rng = np.random.default_rng(1)
+    preds2 = labels.copy()
+    preds2[(labels == 2) & minority & (rng.random(len(labels)) < 0.8)] = 0
+    preds2[rng.choice(np.flatnonzero(labels == 0), 4, replace=False)] = 1
+    fd2 = FailureDirections(n_permutations=40, progress=False).fit(X, labels, preds2, X)
+    w = DirectionSlider(fd2, images, X, labels, preds2, class_names=["cat", "dog", "cow"], decoders=decoders,
+                        export_dir=str(tmp_path))
+    np.testing.assert_allclose(w.strength_chart.reference_values, fd2.chance_)
+    assert w.cls == 0 and "not above chance" in w.status.value, w.status.value
+    assert "not above chance" in w.mode_dropdown.options[0][0]
+    w.cls = 2
+    assert "above chance" in w.status.value and "not above chance" not in w.status.value, w.status.value
+    w.close()
+
+
 def test_from_demo_builds_a_working_widget(tmp_path):
     from failwidgets.demo import load
     from failwidgets.demo.train_directions import whitening
@@ -129,6 +151,8 @@ def test_from_demo_builds_a_working_widget(tmp_path):
     assert set(w.decoders) == {"retrieval", "generator"} and w.decoder == "retrieval"
     ok = [c for c in range(6) if fd.status_[c] == "ok"]
     assert ok, fd.status_
+    assert fd.n_permutations == 20 and np.isfinite(fd.chance_[ok]).all()  # small setting: chance markers
+    np.testing.assert_allclose(w.strength_chart.reference_values, fd.chance_)
     c = ok[-1]
     w.strength_chart.bars.selected = [c]
     assert w.cls == c and f"<b>{demo.world.class_names[c]}</b>" in w.status.value
