@@ -209,6 +209,30 @@ def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=
     return out
 
 
+def measure_modes(demo, max_modes: int = 2, n_permutations: int = 30) -> dict:
+    """Per class and failure mode: strength, chance, and the share of the 50 hardest validation images in
+    each plant's minority (background off the class's mapping; texture/size off the training mapping)."""
+    from failwidgets.demo.train_directions import demo_captions, whitening
+
+    world, val = demo.world, demo.world["val"]
+    fd = FailureDirections(max_modes=max_modes, n_permutations=n_permutations, progress=False).fit(
+        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
+        n_classes=len(world.class_names), whitening=whitening(demo))
+    bg = world.minority_mask(_correlation_plant(world), "val")
+    ts = world.minority_mask(next(i for i, p in enumerate(world.planted) if p.get("factor_b") == "size"), "val")
+    caps, cap_emb, refs = demo_captions(demo)
+    out = {}
+    for c, name in enumerate(world.class_names):
+        modes = []
+        for m in fd.modes_[c]:
+            idx, _ = fd.hardest(c, k=50, mode=m.rank)
+            modes.append({"strength": m.strength, "chance": m.chance, "background_minority_top50": float(bg[idx].mean()),
+                          "texture_size_minority_top50": float(ts[idx].mean()),
+                          "failure_caption": fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=1, mode=m.rank)["failure"][0][0]})
+        out[name] = {"status": fd.status_[c], "modes": modes}
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def demo():
@@ -239,39 +263,70 @@ def test_spurious_correlation_class_is_found(demo, fitted, spurious):
     assert rec["caption_names_minority"], rec
 
 
-def permutation_null(demo, c: int, n_permutations: int = 50, seed: int = 0) -> np.ndarray:
-    """Strengths of class ``c`` refitted on randomly permuted correct/error targets (same CV recipe): what
-    "chance" gives with this class's number of errors."""
+def fit_control(demo, n_permutations: int = 50) -> FailureDirections:
+    """``fit_demo`` with each class's permutation chance level."""
     from failwidgets.demo.train_directions import whitening
-    from failwidgets.methods._directions_svm import DEFAULT_CS, cv_linear_svm
-    from failwidgets.methods.directions import preprocess
 
     val = demo.world["val"]
-    rows = val.labels == c
-    Z = preprocess(demo.embeddings("val", progress=False)[rows], *whitening(demo))
-    y = (demo.predictions("val", progress=False)[rows] == c).astype(np.int64)
-    rng = np.random.default_rng(seed)
-    return np.array([cv_linear_svm(Z, rng.permutation(y), DEFAULT_CS, 2, None).strength
-                     for _ in range(n_permutations)])
+    return FailureDirections(n_permutations=n_permutations, progress=False).fit(
+        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
+        n_classes=len(demo.world.class_names), whitening=whitening(demo))
+
+
+def measure_control_large(ctl, n_val: int = 12000, seed: int = 101, n_permutations: int = 30) -> dict:
+    """The control target (tau 0) on a fresh control validation split of ``n_val`` images, enough for tens
+    of errors per class: strength, chance level, and what the 50 hardest images of each class are."""
+    from failwidgets.demo.train_directions import whitening
+    from failwidgets.world import WorldConfig, make_world
+
+    val = make_world(WorldConfig.control(seed=seed, n_train=0, n_val=n_val, n_test=0, n_pool=0))["val"]
+    preds = predict(ctl.target, val.images)
+    emb = ctl.vl.encode_images(val.images, progress=False)
+    fd = FailureDirections(n_permutations=n_permutations, progress=False).fit(
+        emb, val.labels, preds, n_classes=len(ctl.world.class_names), whitening=whitening(ctl))
+    small, striped = val.factors["size"] == 0, val.factors["texture"] == 1
+    out = {"acc": float(np.mean(preds == val.labels)), "error_rate_small": float(np.mean(preds[small] != val.labels[small])),
+           "error_rate_large": float(np.mean(preds[~small] != val.labels[~small])), "classes": {}}
+    for c, name in enumerate(ctl.world.class_names):
+        rec = {"status": fd.status_[c], "errors": int(fd.n_errors_[c])}
+        if fd.status_[c] == "ok":
+            idx, _ = fd.hardest(c, k=50)
+            rec.update(strength=float(fd.strength_[c]), chance=float(fd.chance_[c]), p_value=float(fd.p_value_[c]),
+                       small_share_top50=float(small[idx].mean()), striped_share_top50=float(striped[idx].mean()))
+        out["classes"][name] = rec
+    return out
 
 
 def test_control_world_strengths_near_chance(fitted):
-    # The issue asks for strengths below 0.6 at tau = 0. With the retrained control target (98.9 %
-    # accurate) a class has only 0-6 validation errors, and 2-fold CV balanced accuracy on so few errors,
-    # maximised over 7 values of C, is itself above 0.5 by chance: on permuted targets it averages
-    # 0.56-0.61 with 95th percentiles of 0.70-0.84. Measured control strengths are 0.54-0.74, so 0.6 does
-    # not hold; what is asserted instead is what "near chance" means here: no control class beats its own
-    # permutation null, and each is weaker than the same class's direction in the planted world.
+    # The issue asks for strengths below 0.6 at tau = 0. The control target is 98.9 % accurate, so a class
+    # has only 0-6 validation errors, and with so few errors the best of seven 2-fold CV scores is far above
+    # 0.5 by chance: on permuted targets its 95th percentile is 0.70-0.84. So 0.6 is not a chance line at
+    # these error counts, and the measured control strengths (0.54-0.74) cross it. What is asserted is
+    # "near chance" measured properly: no control class beats its own permutation chance level (the
+    # method's ``chance_``), and each is weaker than the same class's direction in the planted world.
     from failwidgets.demo import load
 
-    ctl = load("control", progress=False)
-    fd = fit_demo(ctl)
+    fd = fit_control(load("control", progress=False))
     ok = np.flatnonzero(np.isfinite(fd.strength_))
     assert len(ok), fd.status_
     for c in ok:
-        null = permutation_null(ctl, int(c))
-        assert fd.strength_[c] <= np.quantile(null, 0.95), (c, fd.strength_[c], np.quantile(null, 0.95))
+        assert fd.strength_[c] <= fd.chance_[c], (c, fd.strength_[c], fd.chance_[c])
         assert fd.strength_[c] < fitted.strength_[c], (c, fd.strength_[c], fitted.strength_[c])
+    planted = fit_control(load("default", progress=False))
+    assert np.all(planted.strength_ > planted.chance_), (planted.strength_, planted.chance_)
+
+
+def test_control_target_weakness_found_with_enough_data():
+    # Given tens of errors per class (12,000 control images), the control target's strengths do rise above
+    # chance -- because it has a real, unplanted weakness: small objects (error rate ~1.7 % vs ~0.3 % for
+    # large ones). The directions point at it, not at a background: the hardest images are small objects.
+    from failwidgets.demo import load
+
+    out = measure_control_large(load("control", progress=False))
+    assert out["error_rate_small"] > 3 * out["error_rate_large"], out
+    found = [r for r in out["classes"].values() if r["status"] == "ok" and r["strength"] > r["chance"]
+             and r["small_share_top50"] >= 0.8]
+    assert len(found) >= 4, out
 
 
 def test_slider_harder_side_is_harder_for_the_target(demo, fitted, spurious):
@@ -281,23 +336,27 @@ def test_slider_harder_side_is_harder_for_the_target(demo, fitted, spurious):
     assert acc["generator@+0.5"] < acc["generator@-0.5"], acc
 
 
-def test_filtering_selects_the_minority_more_than_random(demo, fitted):
-    # The issue's claim -- retraining with the K most negative pool images per class raises minority
-    # accuracy more than K random ones -- holds with the shipped recipe (measure_filtering, 12 epochs, K 75:
-    # test minority accuracy 0.309 filtered vs 0.167 random, ~5 minutes on this CPU, run by the script
-    # below), but not at the sizes the suite can afford (1 or 4 epochs: both models near 0; the class head
-    # alone retrained on frozen features, measure_filtering_head: 0.214 vs 0.233). Asserted here is the
-    # property the intervention rests on: the filtered images are minority images far more often than
-    # random pool images of the same classes (the demo pool is unbiased: ~75 % minority already).
-    world, pool = demo.world, demo.world["pool"]
-    minority = world.minority_mask(_correlation_plant(world), "pool")
-    k = 75
-    chosen = fitted.filter_pool(demo.embeddings("pool", progress=False), pool.labels, k=k)
-    assert len(chosen) == k * int(np.sum(np.array(fitted.status_) == "ok"))
-    assert np.all(np.bincount(pool.labels[chosen], minlength=6)[np.array(fitted.status_) == "ok"] == k)
-    share_random = minority[np.isin(pool.labels, np.unique(pool.labels[chosen]))].mean()
-    assert minority[chosen].mean() >= 0.95 and minority[chosen].mean() > share_random + 0.15, (
-        minority[chosen].mean(), share_random)
+def test_filtering_beats_random_after_retraining(demo, fitted):
+    # The issue's intervention: retrain the target (the shipped recipe, 12 epochs, from scratch) on train +
+    # the K = 75 most negative pool images per class, and on train + 75 random pool images per class.
+    # Measured (seeds 0, 1, 2): test minority accuracy 0.309 / 0.259 / 0.292 filtered vs 0.167 / 0.217 /
+    # 0.097 random; about a minute per seed on this CPU. The suite runs seed 0.
+    out = measure_filtering(demo, fitted, k=75, epochs=12, seed=0)
+    assert out["minority_share_filtered"] >= 0.95 > out["minority_share_random"], out
+    assert out["filtered_minority_acc"] > out["random_minority_acc"] + 0.05, out
+
+
+def test_second_mode_finds_the_second_plant(demo):
+    # The demo target has two planted weaknesses: the shape -> background shortcut (tau 0.95) and the
+    # texture -> size correlation (tau 1: in training every striped object is large, every plain one
+    # small). Mode 1 is the background: its 50 hardest images are background-minority images in every
+    # class. Mode 2, after projecting mode 1 out, is the unseen texture/size combinations (striped-small,
+    # plain-large). Measured: 5 of 6 classes (the circle's second mode is a second minority background).
+    out = measure_modes(demo)
+    assert all(r["modes"][0]["background_minority_top50"] >= 0.9 for r in out.values()), out
+    second = [r["modes"][1] for r in out.values() if len(r["modes"]) > 1]
+    hits = [m for m in second if m["texture_size_minority_top50"] >= 0.9 and m["strength"] > m["chance"]]
+    assert len(hits) >= 4, out
 
 
 def test_underrepresented_subclass_caption_ranks_first(demo):
@@ -314,7 +373,8 @@ if __name__ == "__main__":  # measurements for the report
 
     from failwidgets.demo import load
 
-    which = sys.argv[1:] or ["spurious", "control", "slider", "filtering_head", "filtering", "subclasses"]
+    which = sys.argv[1:] or ["spurious", "control", "control_large", "modes", "slider", "filtering_head",
+                             "filtering", "subclasses"]
     d = load("default", progress=False)
     fd = fit_demo(d)
     sp = measure_spurious(d, fd)
@@ -326,15 +386,18 @@ if __name__ == "__main__":  # measurements for the report
         if w == "spurious":
             res[w] = sp
         elif w == "control":
-            ctl_demo = load("control", progress=False)
-            ctl = fit_demo(ctl_demo)
-            res[w] = {"strength": ctl.strength_.tolist(), "status": ctl.status_,
-                      "null_q95": [float(np.quantile(permutation_null(ctl_demo, i), 0.95))
-                                   if np.isfinite(ctl.strength_[i]) else None for i in range(len(ctl.status_))]}
+            ctl = fit_control(load("control", progress=False))
+            res[w] = {"strength": ctl.strength_.tolist(), "status": ctl.status_, "chance": ctl.chance_.tolist(),
+                      "p_value": ctl.p_value_.tolist(), "errors": ctl.n_errors_.tolist()}
+        elif w == "control_large":
+            res[w] = measure_control_large(load("control", progress=False))
+        elif w == "modes":
+            res[w] = measure_modes(d)
         elif w == "slider":
             res[w] = {n: measure_slider(d, fd, i) for i, n in enumerate(d.world.class_names) if fd.status_[i] == "ok"}
         elif w == "filtering":
-            res[w] = measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "12")))
+            res[w] = [measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "12")), seed=s)
+                      for s in (0, 1, 2)]
         elif w == "filtering_head":
             res[w] = measure_filtering_head(d, fd, k=75)
         elif w == "subclasses":
