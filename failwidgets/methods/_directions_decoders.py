@@ -10,26 +10,21 @@ A :class:`Decoder` maps embeddings ``(M, D)`` of the encoder's raw space to imag
 
 Plugging in a diffusion model that takes CLIP image embeddings (unCLIP)
 -----------------------------------------------------------------------
-Subclass :class:`Decoder` (or pass a callable to :class:`GeneratorDecoder`). For a ``diffusers``
-``StableUnCLIPImg2ImgPipeline`` whose image encoder is the same CLIP model that produced the embeddings::
+:class:`UnclipDecoder` wraps a ``diffusers`` ``StableUnCLIPImg2ImgPipeline`` (or any pipeline called as
+``pipe(prompt=..., image_embeds=..., num_inference_steps=..., output_type="pt")`` returning ``.images``)::
 
-    class UnclipDecoder(Decoder):
-        interactive = False                      # seconds per call: no continuous slider updates
-        def __init__(self, pipe, embed_norm, prompt="", steps=25):
-            # embed_norm: the typical L2 norm of the pipeline's CLIP image embeddings (unCLIP was
-            # trained on unnormalised embeddings; ours are unit vectors)
-            self.pipe, self.embed_norm, self.prompt, self.steps = pipe, embed_norm, prompt, steps
-        def decode(self, embeddings):
-            emb = torch.as_tensor(embeddings, dtype=self.pipe.dtype, device=self.pipe.device)
-            out = self.pipe(prompt=[self.prompt] * len(emb), image_embeds=emb * self.embed_norm,
-                            num_inference_steps=self.steps, output_type="pt")
-            return out.images.float().cpu().clamp(0, 1)          # (M, 3, H, W)
+    from diffusers import StableUnCLIPImg2ImgPipeline               # pip install diffusers transformers
+    pipe = StableUnCLIPImg2ImgPipeline.from_pretrained("stabilityai/stable-diffusion-2-1-unclip-small",
+                                                       torch_dtype=torch.float16).to("cuda")
+    DirectionSlider(..., decoders={"unclip": UnclipDecoder(pipe, embed_norm=...)})
 
-then ``DirectionSlider(..., decoders={"unclip": UnclipDecoder(pipe, embed_norm)})``. The failure direction
-must live in the same CLIP space as the pipeline's image encoder (fit ``FailureDirections`` on embeddings
-from that encoder). Diffusion is slow: the widget turns the slider's ``continuous_update`` off for decoders
-whose ``interactive`` attribute is False. The demo's decoder plugs in directly:
-``GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim)``.
+The failure direction must live in the same CLIP space as the pipeline's image encoder (for the
+``-small`` checkpoint, OpenCLIP ViT-L/14 image embeddings: fit ``FailureDirections`` on embeddings from
+that encoder). Our rotated embeddings are unit vectors, while unCLIP was trained on unnormalised ones, so
+they are scaled by ``embed_norm``: the typical L2 norm of the pipeline's own image embeddings
+(:meth:`UnclipDecoder.typical_norm` measures it on a few of your images). Diffusion takes seconds per
+image: the decoder says ``interactive = False`` and the widget stops updating while the slider moves. The
+demo's decoder plugs in directly: ``GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim)``.
 """
 from __future__ import annotations
 
@@ -211,4 +206,60 @@ class GeneratorDecoder(Decoder):
         imgs = torch.cat(out)
         if imgs.ndim != 4 or imgs.shape[1] != 3:
             raise ValueError(f"generator: expected outputs of shape (M, 3, H, W), got {tuple(imgs.shape)}")
+        return imgs.clamp(0, 1)
+
+
+class UnclipDecoder(Decoder):
+    """A diffusion pipeline conditioned on CLIP image embeddings (unCLIP), e.g. ``diffusers``'
+    ``StableUnCLIPImg2ImgPipeline``; see the module docstring for the set-up.
+
+    Parameters
+    ----------
+    pipe : callable
+        Called as ``pipe(prompt=[str] * M, image_embeds=tensor (M, D), num_inference_steps=int,
+        noise_level=int, output_type="pt", generator=torch.Generator)``; its result's ``.images`` is a
+        tensor (M, 3, H, W) in [0, 1] (diffusers' ``output_type="pt"``).
+    embed_norm : float
+        Scale applied to the unit-norm embeddings before they reach the pipeline.
+    prompt : str
+        Text conditioning shared by every image ("" = image embedding only).
+    steps : int
+        Denoising steps.
+    noise_level : int
+        unCLIP's noise added to the image embedding (0 = none, the pipeline's default).
+    embed_dim : int, optional
+        Checked against the embeddings' width when given.
+    seed : int
+        Seed of the pipeline's generator, so the same embedding always gives the same image.
+    """
+
+    interactive = False
+
+    def __init__(self, pipe: Callable, embed_norm: float = 1.0, prompt: str = "", steps: int = 25,
+                 noise_level: int = 0, embed_dim: int | None = None, seed: int = 0):
+        if not callable(pipe):
+            raise TypeError(f"pipe: expected a diffusion pipeline (callable), got {type(pipe).__name__}")
+        if not float(embed_norm) > 0:
+            raise ValueError(f"embed_norm: expected a positive number, got {embed_norm!r}")
+        self.pipe, self.embed_norm, self.prompt = pipe, float(embed_norm), str(prompt)
+        self.steps = check_positive_int(steps, "steps")
+        self.noise_level = check_positive_int(noise_level, "noise_level", minimum=0)
+        self.embed_dim, self.seed = embed_dim, int(seed)
+
+    @staticmethod
+    def typical_norm(image_embeddings) -> float:
+        """Median L2 norm of the pipeline encoder's own (unnormalised) image embeddings (N, D)."""
+        emb = check_array(image_embeddings, "image_embeddings", ndim=2, dtype="float", min_len=1)
+        return float(np.median(np.linalg.norm(emb, axis=1)))
+
+    @torch.no_grad()
+    def decode(self, embeddings) -> torch.Tensor:
+        emb = l2_normalize(self._check(embeddings)) * self.embed_norm
+        dtype, device = getattr(self.pipe, "dtype", torch.float32), getattr(self.pipe, "device", "cpu")
+        out = self.pipe(prompt=[self.prompt] * len(emb), image_embeds=torch.as_tensor(emb, dtype=dtype, device=device),
+                        num_inference_steps=self.steps, noise_level=self.noise_level, output_type="pt",
+                        generator=torch.Generator(device=device).manual_seed(self.seed))
+        imgs = torch.as_tensor(out.images).float().cpu()
+        if imgs.ndim != 4 or imgs.shape[1] != 3 or len(imgs) != len(emb):
+            raise ValueError(f"pipe: expected .images of shape ({len(emb)}, 3, H, W), got {tuple(imgs.shape)}")
         return imgs.clamp(0, 1)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
 from ._directions_captions import TEMPLATE, caption_scores, demo_vocabulary, generate_captions, reference_caption
-from ._directions_decoders import Decoder, GeneratorDecoder, RetrievalDecoder
+from ._directions_decoders import Decoder, GeneratorDecoder, RetrievalDecoder, UnclipDecoder
 from ._directions_geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
 from ._directions_interventions import filter_pool, upweight
 from ._directions_svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
@@ -44,6 +44,7 @@ __all__ = [
     "Decoder",
     "RetrievalDecoder",
     "GeneratorDecoder",
+    "UnclipDecoder",
     "generate_captions",
     "demo_vocabulary",
     "reference_caption",

@@ -1,4 +1,6 @@
 """Failure directions (Jain et al. 2023) on hand-computed formulas and planted embedding-space cases."""
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from failwidgets.methods.directions import (
     FailureDirections,
     GeneratorDecoder,
     RetrievalDecoder,
+    UnclipDecoder,
     caption_scores,
     demo_vocabulary,
     filter_pool,
@@ -353,3 +356,43 @@ def test_generator_decoder_jitter_gives_distinct_nearby_images():
     torch.testing.assert_close(out, dec.decode_many(e, 3))  # seeded
     with pytest.raises(ValueError, match="jitter: expected a number >= 0"):
         GeneratorDecoder(gen, jitter=-1)
+
+
+class _FakeUnclipPipe:
+    """Stands in for diffusers' StableUnCLIPImg2ImgPipeline: records its arguments and paints each image
+    with the first three coordinates of its (scaled) image embedding."""
+
+    dtype, device = torch.float32, "cpu"
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, prompt, image_embeds, num_inference_steps, noise_level, output_type, generator):
+        self.calls.append(dict(prompt=prompt, image_embeds=image_embeds.clone(), steps=num_inference_steps,
+                               noise_level=noise_level, output_type=output_type))
+        imgs = image_embeds[:, :3, None, None].expand(-1, 3, 4, 4) + 0 * torch.rand(1, generator=generator)
+        return types.SimpleNamespace(images=imgs)
+
+
+def test_unclip_decoder_drives_a_diffusers_style_pipeline():
+    pipe = _FakeUnclipPipe()
+    dec = UnclipDecoder(pipe, embed_norm=2.0, prompt="a photo", steps=7, noise_level=3, embed_dim=4)
+    assert dec.interactive is False  # the widget turns continuous slider updates off
+    imgs = dec.decode(np.array([[3.0, 0.0, 0.0, 4.0], [0.0, 0.3, 0.0, 0.0]]))
+    call = pipe.calls[-1]
+    # unit-normalised, then scaled to the pipeline's typical norm: (3, 0, 0, 4) / 5 * 2
+    np.testing.assert_allclose(call["image_embeds"].numpy(), [[1.2, 0, 0, 1.6], [0, 2.0, 0, 0]], atol=1e-6)
+    assert call["prompt"] == ["a photo"] * 2 and call["steps"] == 7 and call["noise_level"] == 3
+    assert call["output_type"] == "pt"
+    assert imgs.shape == (2, 3, 4, 4) and float(imgs.max()) == 1.0 and float(imgs[0, 0, 0, 0]) == 1.0  # clamped
+    assert dec.decode_many(np.ones(4), k=3).shape == (3, 3, 4, 4)
+    assert UnclipDecoder.typical_norm(np.array([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]])) == 5.0
+    with pytest.raises(ValueError, match="expected 4 columns"):
+        dec.decode(np.ones((1, 5)))
+    with pytest.raises(ValueError, match="embed_norm"):
+        UnclipDecoder(pipe, embed_norm=0)
+    with pytest.raises(TypeError, match="pipe"):
+        UnclipDecoder("not a pipeline")
+    bad = lambda **kw: types.SimpleNamespace(images=torch.zeros(1, 4, 8, 8))  # noqa: E731
+    with pytest.raises(ValueError, match="pipe: expected .images of shape"):
+        UnclipDecoder(bad).decode(np.ones((1, 4)))

@@ -77,6 +77,30 @@ def test_slider_moves_decoded_images(setup, tmp_path):
     assert w.decoder_dropdown.value == "generator" and len(w.decoded_grid) == 4
     with pytest.raises(Exception, match="decoder: expected one of"):
         w.decoder = "diffusion"
+    assert w.slider.continuous_update is True
+    w.close()
+
+
+def test_slow_decoder_turns_continuous_updates_off(setup, tmp_path):
+    import types
+
+    from failwidgets.methods.directions import UnclipDecoder
+
+    fd, images, X, labels, preds, _, decoders = setup
+    calls = []
+
+    def pipe(prompt, image_embeds, **kw):  # a diffusion pipeline's call signature, painting grey images
+        calls.append(len(prompt))
+        return types.SimpleNamespace(images=torch.full((len(prompt), 3, 8, 8), 0.5))
+
+    w = DirectionSlider(fd, images, X, labels, preds, decoders={**decoders, "unclip": UnclipDecoder(pipe)},
+                        n_decoded=2, export_dir=str(tmp_path))
+    w.decoder = "unclip"
+    assert w.slider.continuous_update is False and len(w.decoded_grid) == 2 and calls
+    w.alpha = 0.5
+    assert len(calls) == 2
+    w.decoder = "retrieval"
+    assert w.slider.continuous_update is True
     w.close()
 
 
