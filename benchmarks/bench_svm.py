@@ -72,4 +72,22 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         row.extra = {"classes_fitted": len(ok), "mean_strength": float(np.nanmean(fast.strength_))}
         row.met = cv_diff <= 0.01 and (row.ratio >= 10 if imagenet else True)
         rows.append(row)
+    rows.append(_chance_cost(profile))
     return rows
+
+
+def _chance_cost(profile: str) -> Row:
+    """What the permutation chance level costs: a fit with ``n_permutations=50`` vs the paper's fit, on the
+    demo's shape (6 classes x 330 validation points, 50-d) or larger. ``ratio`` < 1: the extra time."""
+    from failwidgets.methods.directions import FailureDirections
+
+    n_classes, per_class, dim = pick(profile, (2, 60, 50), (6, 330, 50), (6, 330, 512))
+    emb, labels, preds, train = synthetic_failures(n_classes, per_class, dim=dim)
+    base_s, plain = timed(lambda: FailureDirections(progress=False).fit(emb, labels, preds, train))
+    ours_s, fd = timed(lambda: FailureDirections(n_permutations=50, progress=False).fit(emb, labels, preds, train))
+    row = Row(ITEM, "chance level (50 permuted refits per class)", "reported (cost of chance_)",
+              f"{n_classes} classes x {per_class} pts x {dim}-d", "cpu", "fit, no permutations",
+              "fit, n_permutations=50", base_s, ours_s).finish()
+    row.agreement = {"same_strengths": bool(np.allclose(plain.strength_, fd.strength_, equal_nan=True))}
+    row.extra = {"classes_above_chance": int(np.sum(fd.strength_ > fd.chance_)), "mean_chance": float(np.nanmean(fd.chance_))}
+    return row

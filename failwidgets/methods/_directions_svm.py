@@ -120,15 +120,14 @@ def cv_linear_svm(
 def _cv_scores(gram: np.ndarray, y: np.ndarray, Cs, n_splits: int, random_state) -> np.ndarray:
     """Mean CV balanced accuracy (n_Cs,) of the linear SVM for each ``C``, from the class's Gram matrix."""
     folds = list(_folds(n_splits, random_state).split(np.zeros(len(y)), y))
-    scores = np.empty(len(Cs))
-    for i, C in enumerate(Cs):
-        fold_scores = []
-        for train, test in folds:
-            support, dual, intercept = _fit_precomputed(gram[np.ix_(train, train)], y[train], C)
-            decision = dual @ gram[np.ix_(train[support], test)] + intercept
-            fold_scores.append(balanced_accuracy(y[test], (decision > 0).astype(np.int64)))
-        scores[i] = np.mean(fold_scores)
-    return scores
+    fold_scores = np.empty((len(Cs), len(folds)))
+    for j, (train, test) in enumerate(folds):
+        block, cross = gram[np.ix_(train, train)], gram[np.ix_(train, test)]  # shared by every C
+        for i, C in enumerate(Cs):
+            support, dual, intercept = _fit_precomputed(block, y[train], C)
+            decision = dual @ cross[support] + intercept
+            fold_scores[i, j] = balanced_accuracy(y[test], (decision > 0).astype(np.int64))
+    return fold_scores.mean(axis=1)
 
 
 def permutation_strengths(X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits: int = 2, random_state=None,

@@ -156,7 +156,7 @@ class DirectionSlider(FailWidget):
         reference : ``"caption"`` (the paper: slerp starts at ``"a photo of a <class>"``'s embedding) or
             ``"mean"`` (the class's mean validation image embedding)
         max_modes : failure modes per class (default 3, small: 1); further modes beyond the paper
-        n_permutations : permuted-target refits per mode for the chance markers (default 50, small: 20)
+        n_permutations : permuted-target refits per mode for the chance markers (default 30, small: 20)
         progress : progress bars while loading, encoding and fitting
         **kwargs : passed to the constructor (``n_images``, ``n_decoded``, ``export_dir``).
 
@@ -177,7 +177,7 @@ class DirectionSlider(FailWidget):
         preds = demo.predictions("val", progress=progress)
         names = demo.world.class_names
         fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
-                               n_permutations=(20 if small else 50) if n_permutations is None else n_permutations,
+                               n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
                                progress=progress)
         fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
         caps, cap_emb, refs = demo_captions(demo)
