@@ -33,14 +33,15 @@ def predict(model, images, batch_size=512) -> np.ndarray:
     return torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)]).numpy()
 
 
-def fit_demo(demo) -> FailureDirections:
-    """Paper defaults on the demo's validation VL embeddings and target predictions."""
+def fit_demo(demo, **params) -> FailureDirections:
+    """Paper defaults (changed by ``params``, e.g. ``n_permutations``) on the demo's validation VL
+    embeddings and target predictions."""
     from failwidgets.demo.train_directions import whitening
 
     val = demo.world["val"]
-    return FailureDirections(progress=False).fit(demo.embeddings("val", progress=False), val.labels,
-                                                 demo.predictions("val", progress=False),
-                                                 n_classes=len(demo.world.class_names), whitening=whitening(demo))
+    return FailureDirections(progress=False, **params).fit(
+        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
+        n_classes=len(demo.world.class_names), whitening=whitening(demo))
 
 
 def _correlation_plant(world) -> int:
@@ -212,12 +213,10 @@ def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=
 def measure_modes(demo, max_modes: int = 2, n_permutations: int = 30) -> dict:
     """Per class and failure mode: strength, chance, and the share of the 50 hardest validation images in
     each plant's minority (background off the class's mapping; texture/size off the training mapping)."""
-    from failwidgets.demo.train_directions import demo_captions, whitening
+    from failwidgets.demo.train_directions import demo_captions
 
-    world, val = demo.world, demo.world["val"]
-    fd = FailureDirections(max_modes=max_modes, n_permutations=n_permutations, progress=False).fit(
-        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
-        n_classes=len(world.class_names), whitening=whitening(demo))
+    world = demo.world
+    fd = fit_demo(demo, max_modes=max_modes, n_permutations=n_permutations)
     bg = world.minority_mask(_correlation_plant(world), "val")
     ts = world.minority_mask(next(i for i, p in enumerate(world.planted) if p.get("factor_b") == "size"), "val")
     caps, cap_emb, refs = demo_captions(demo)
@@ -295,16 +294,6 @@ def test_spurious_correlation_class_is_found(demo, fitted, spurious):
     assert rec["caption_names_minority"], rec
 
 
-def fit_control(demo, n_permutations: int = 50) -> FailureDirections:
-    """``fit_demo`` with each class's permutation chance level."""
-    from failwidgets.demo.train_directions import whitening
-
-    val = demo.world["val"]
-    return FailureDirections(n_permutations=n_permutations, progress=False).fit(
-        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
-        n_classes=len(demo.world.class_names), whitening=whitening(demo))
-
-
 def measure_control_large(ctl, n_val: int = 12000, seed: int = 101, n_permutations: int = 30) -> dict:
     """The control target (tau 0) on a fresh control validation split of ``n_val`` images, enough for tens
     of errors per class: strength, chance level, and what the 50 hardest images of each class are."""
@@ -338,13 +327,13 @@ def test_control_world_strengths_near_chance(fitted):
     # method's ``chance_``), and each is weaker than the same class's direction in the planted world.
     from failwidgets.demo import load
 
-    fd = fit_control(load("control", progress=False))
+    fd = fit_demo(load("control", progress=False), n_permutations=50)
     ok = np.flatnonzero(np.isfinite(fd.strength_))
     assert len(ok), fd.status_
     for c in ok:
         assert fd.strength_[c] <= fd.chance_[c], (c, fd.strength_[c], fd.chance_[c])
         assert fd.strength_[c] < fitted.strength_[c], (c, fd.strength_[c], fitted.strength_[c])
-    planted = fit_control(load("default", progress=False))
+    planted = fit_demo(load("default", progress=False), n_permutations=50)
     assert np.all(planted.strength_ > planted.chance_), (planted.strength_, planted.chance_)
 
 
@@ -418,7 +407,7 @@ if __name__ == "__main__":  # measurements for the report
         if w == "spurious":
             res[w] = sp
         elif w == "control":
-            ctl = fit_control(load("control", progress=False))
+            ctl = fit_demo(load("control", progress=False), n_permutations=50)
             res[w] = {"strength": ctl.strength_.tolist(), "status": ctl.status_, "chance": ctl.chance_.tolist(),
                       "p_value": ctl.p_value_.tolist(), "errors": ctl.n_errors_.tolist()}
         elif w == "control_large":
