@@ -76,7 +76,7 @@ class FailureMode:
         SVM weights in the preprocessed space; ``d(x) = coef . preprocess(x) + intercept``.
     intercept : float
     strength : float
-        Mean CV balanced accuracy at ``best_C`` (0.5 = chance).
+        Mean CV balanced accuracy at ``best_C``; compare with ``chance``, not with 0.5 (see the module docstring).
     best_C : float
     cv_scores : ndarray (n_Cs,)
     rank : int
