@@ -239,7 +239,7 @@ def measure_tau_sweep(vl, taus=(0.0, 0.5, 0.8, 0.95), epochs: int = 12, n_permut
     Per tau: test-free numbers on validation -- accuracy on minority / majority cells, mean strength,
     mean chance, classes above chance, and the minority share of the 50 hardest images."""
     from failwidgets.demo.train import train_target
-    from failwidgets.world import FACTOR_VALUES, Correlation, WorldConfig, make_world
+    from failwidgets.world import Correlation, WorldConfig, make_world
 
     out = {}
     for tau in taus:
@@ -250,9 +250,7 @@ def measure_tau_sweep(vl, taus=(0.0, 0.5, 0.8, 0.95), epochs: int = 12, n_permut
         emb = {s: vl.encode_images(world[s].images, progress=False) for s in ("train", "val")}
         fd = FailureDirections(n_permutations=n_permutations, progress=False).fit(
             emb["val"], val.labels, preds, emb["train"], n_classes=len(world.class_names))
-        mapping = Correlation("shape", "background", tau).resolved_mapping()  # the same at every tau
-        bg = val.factors["background"]
-        minority = bg != np.array([FACTOR_VALUES["background"].index(mapping[world.class_names[c]]) for c in val.labels])
+        minority = world.minority_mask(_correlation_plant(world), "val")
         correct = preds == val.labels
         ok = [c for c in range(len(world.class_names)) if fd.status_[c] == "ok"]
         share = [float(minority[fd.hardest(c, k=50)[0]].mean()) for c in ok]
