@@ -118,7 +118,7 @@ class FailureDirections(BaseEstimator):
         ``n_permutations``, above chance.
     n_permutations : int
         Permuted-target refits per mode for its chance level and p-value (0 = skip, the paper's recipe).
-        Each costs about one fit: 50 take ~0.5 s for a class of 330 samples in 50-d, ~3 s for 1,000 in 512-d.
+        Each costs about one fit: 50 take ~0.25 s for a class of 330 samples in 50-d, ~3 s for 1,000 in 512-d.
     solver : {"fast", "reference"}
         ``"fast"`` gives the reference's numbers from one Gram matrix per class (see ``_directions_svm``);
         ``"reference"`` runs ``GridSearchCV(SVC(kernel="linear"))`` literally.
@@ -184,7 +184,7 @@ class FailureDirections(BaseEstimator):
         mean, std = self._whitening(train_embeddings, whitening, X.shape[1])
         n_splits = check_positive_int(self.n_splits, "n_splits", minimum=2)
         max_modes = check_positive_int(self.max_modes, "max_modes")
-        self._n_perm = check_positive_int(self.n_permutations, "n_permutations", minimum=0)
+        n_perm = check_positive_int(self.n_permutations, "n_permutations", minimum=0)
         check_choice(self.solver, "solver", ("fast", "reference"))
         Cs = check_array(np.atleast_1d(self.Cs), "Cs", ndim=1, dtype="float", min_len=1).astype(np.float64)
         if np.any(Cs <= 0):
@@ -204,7 +204,8 @@ class FailureDirections(BaseEstimator):
             n, n_err = int(self.n_samples_[c]), int(self.n_errors_[c])
             status = self._status(n, n_err, n_splits)
             self.status_.append(status)
-            self.modes_.append(self._fit_modes(self._Z[labels == c], target[labels == c], svm, Cs, max_modes)
+            self.modes_.append(self._fit_modes(self._Z[labels == c], target[labels == c], svm, Cs, max_modes,
+                                               n_perm)
                                if status == STATUS_OK else [])
         self.strength_ = np.array([m[0].strength if m else np.nan for m in self.modes_])
         self.chance_ = np.array([m[0].chance if m else np.nan for m in self.modes_])
@@ -246,7 +247,7 @@ class FailureDirections(BaseEstimator):
             return f"{STATUS_FEW_CORRECT} ({n - n_err} < {n_splits} folds)"
         return STATUS_OK
 
-    def _fit_modes(self, Z, y, svm, Cs, max_modes) -> list[FailureMode]:
+    def _fit_modes(self, Z, y, svm, Cs, max_modes, n_perm) -> list[FailureMode]:
         modes = []
         for rank in range(max_modes):
             n_err = int(np.sum(y == ERROR))
@@ -256,8 +257,8 @@ class FailureDirections(BaseEstimator):
             if rank > 0 and not fit.strength >= self.min_mode_strength:
                 break
             chance = p_value = np.nan
-            if self._n_perm:
-                null = permutation_strengths(Z, y, Cs, self.n_splits, self.random_state, self._n_perm, seed=rank)
+            if n_perm:
+                null = permutation_strengths(Z, y, Cs, self.n_splits, self.random_state, n_perm, seed=rank)
                 chance = float(np.quantile(null, 0.95))
                 p_value = float((1 + np.sum(null >= fit.strength)) / (1 + len(null)))
                 if rank > 0 and not fit.strength > chance:
