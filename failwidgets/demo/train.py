@@ -85,9 +85,15 @@ def _loop(model: nn.Module, n: int, *, epochs: int, batch_size: int, lr: float, 
     return done
 
 
-def _split_tensors(world, split: str, device: torch.device):
+def _start(world, split: str, device, seed: int):
+    """What every trainer does first: pick the device, seed torch, load the split's images.
+
+    Returns ``(device, split, images (N, 3, H, W) float tensor on device)``.
+    """
+    dev = get_device(device)
+    torch.manual_seed(seed)
     s = world[split]
-    return s, s.as_tensor().to(device)
+    return dev, s, s.as_tensor().to(dev)
 
 
 def train_target(world, *, split: str = "train", epochs: int = 12, batch_size: int = 64, lr: float = 3e-3,
@@ -109,9 +115,7 @@ def train_target(world, *, split: str = "train", epochs: int = 12, batch_size: i
     -------
     TargetCNN in eval mode, on ``get_device(device)``.
     """
-    dev = get_device(device)
-    torch.manual_seed(seed)
-    s, x = _split_tensors(world, split, dev)
+    dev, s, x = _start(world, split, device, seed)
     y = torch.from_numpy(np.array(s.labels)).to(dev)
     a = torch.from_numpy(np.array(s.attributes)).to(dev)
     model = TargetCNN(len(world.class_names), len(world.attribute_names), widths).to(dev)
@@ -137,9 +141,7 @@ def train_robust(world, *, split: str = "train", epochs: int = 5, batch_size: in
     -------
     RobustNet in eval mode.
     """
-    dev = get_device(device)
-    torch.manual_seed(seed)
-    s, x = _split_tensors(world, split, dev)
+    dev, s, x = _start(world, split, device, seed)
     y = torch.from_numpy(np.array(s.labels)).to(dev)
     model = RobustNet(len(world.class_names), widths).to(dev)
     model.normalize.fit(x)
@@ -169,9 +171,7 @@ def train_vl(world, *, split: str = "train", epochs: int = 8, batch_size: int = 
     -------
     DemoVisionLanguageEncoder in eval mode.
     """
-    dev = get_device(device)
-    torch.manual_seed(seed)
-    s, x = _split_tensors(world, split, dev)
+    dev, s, x = _start(world, split, device, seed)
     model = DemoVisionLanguageEncoder(widths=widths, text=text).to(dev)
     model.image_tower.normalize.fit(x)
     distinct, target = np.unique(np.asarray(s.captions, dtype=object).astype(str), return_inverse=True)
@@ -197,9 +197,7 @@ def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train",
     -------
     EmbeddingDecoder in eval mode.
     """
-    dev = get_device(device)
-    torch.manual_seed(seed)
-    s, x = _split_tensors(world, split, dev)
+    dev, s, x = _start(world, split, device, seed)
     z = torch.from_numpy(vl.encode_images(x, progress=progress)).to(dev)
     model = EmbeddingDecoder(vl.embed_dim).to(dev)
 
