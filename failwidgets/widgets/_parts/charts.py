@@ -53,6 +53,31 @@ class _Chart(W.VBox):
         finally:
             self._mirroring = False
 
+    def _mirror_bar_selection(self, trait: str, what: str, n_items) -> None:
+        """Keep ``self.bars.selected`` (one bar) and the int trait ``trait`` equal in both directions.
+
+        ``n_items()`` is the current number of bars; ``what`` names an index in the error message.
+        """
+
+        def from_mark(change: dict) -> None:
+            if self._mirroring:
+                return
+            first = _first(change["new"])
+            with self._mirror():
+                setattr(self, trait, None if first is None else int(first))
+
+        def to_mark(change: dict) -> None:
+            i, n = change["new"], n_items()
+            if i is not None and not 0 <= i < n:
+                setattr(self, trait, change["old"])
+                raise ValueError(f"{trait}: expected {what} in [0, {n}) or None, got {i}")
+            if not self._mirroring:
+                with self._mirror():
+                    self.bars.selected = None if i is None else [i]
+
+        self.bars.observe(from_mark, names="selected")
+        self.observe(to_mark, names=trait)
+
     def close(self) -> None:
         if getattr(self, "figure", None) is not None:
             close_recursively(self.figure)
@@ -93,8 +118,7 @@ class BarChart(_Chart):
                                     colors=["black"], default_size=48, visible=False)
         super().__init__([self.bars, self.reference], [self.x_axis, self.y_axis], title=title, **kwargs)
         self.labels: list[str] = []
-        self.bars.observe(self._from_mark, names="selected")
-        self.observe(self._to_mark, names="selected_index")
+        self._mirror_bar_selection("selected_index", "an index", lambda: len(self.labels))
         if len(labels):
             self.set_data(labels, values, colors=colors)
 
@@ -146,22 +170,6 @@ class BarChart(_Chart):
     def selected_label(self) -> str | None:
         return None if self.selected_index is None else self.labels[self.selected_index]
 
-    def _from_mark(self, change: dict) -> None:
-        if self._mirroring:
-            return
-        first = _first(change["new"])
-        with self._mirror():
-            self.selected_index = None if first is None else int(first)
-
-    def _to_mark(self, change: dict) -> None:
-        i = change["new"]
-        if i is not None and not 0 <= i < len(self.labels):
-            self.selected_index = change["old"]
-            raise ValueError(f"selected_index: expected an index in [0, {len(self.labels)}) or None, got {i}")
-        if not self._mirroring:
-            with self._mirror():
-                self.bars.selected = None if i is None else [i]
-
 
 class GroupHistogram(_Chart):
     """Histogram of values coloured by group (e.g. correct vs error), with optional line and curve.
@@ -208,8 +216,7 @@ class GroupHistogram(_Chart):
         self.edges_ = np.zeros(0)
         self.counts_ = np.zeros((0, 0))
         self.group_names_: list[str] = []
-        self.bars.observe(self._from_mark, names="selected")
-        self.observe(self._to_mark, names="selected_bin")
+        self._mirror_bar_selection("selected_bin", "a bin index", lambda: max(len(self.edges_) - 1, 0))
         self.observe(self._draw_vline, names="vline")
 
     def set_data(self, values: Any, groups: Any = None, group_names: Sequence[str] | None = None,
@@ -284,22 +291,6 @@ class GroupHistogram(_Chart):
             self.line.x, self.line.y = [v, v], [0.0, top or 1.0]
             self.line.visible = True
 
-    def _from_mark(self, change: dict) -> None:
-        if self._mirroring:
-            return
-        first = _first(change["new"])
-        with self._mirror():
-            self.selected_bin = None if first is None else int(first)
-
-    def _to_mark(self, change: dict) -> None:
-        b = change["new"]
-        n = max(len(self.edges_) - 1, 0)
-        if b is not None and not 0 <= b < n:
-            self.selected_bin = change["old"]
-            raise ValueError(f"selected_bin: expected a bin index in [0, {n}) or None, got {b}")
-        if not self._mirroring:
-            with self._mirror():
-                self.bars.selected = None if b is None else [b]
 
 
 def _cells_from_json(value: Any, obj: Any = None) -> np.ndarray | None:
