@@ -74,7 +74,7 @@ def _mi_tree(profile, BarlowTree) -> Row:
 def _attack(profile, device) -> Row:
     try:
         from failwidgets.demo import RobustNet
-        from failwidgets.methods._barlow_attack import feature_attack
+        from failwidgets.methods.barlow.attack import feature_attack
     except ImportError as exc:
         return not_available(ITEM, "feature attack", "-", "-", f"missing code ({exc})")
     model, source = _robust_model()

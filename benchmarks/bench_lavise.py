@@ -35,7 +35,7 @@ def _fitted(n: int, d: int, hw: int, n_words: int, seed: int = 0):
 
 def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
     try:
-        from failwidgets.methods._lavise_attention import _naive_attended_pooled, attended_pooled
+        from failwidgets.methods.lavise.attention import _naive_attended_pooled, attended_pooled
         from failwidgets.methods.lavise import LaViSE  # noqa: F401
     except ImportError as exc:
         return [not_available(ITEM, "explain all filters", "same words", "-", f"LaViSE missing ({exc})")]

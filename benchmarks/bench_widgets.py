@@ -7,7 +7,7 @@ raised, not logged (``FAILWIDGETS_RAISE_CALLBACK_ERRORS=1``), so a failed update
 - DirectionSlider, slider step: ``alpha`` changes; the ``RetrievalDecoder`` finds the nearest of 10k /
   50k / 200k synthetic 512-d embeddings and the decoded grid shows them (224 px source images from a
   loader, JPEG thumbnails). Target < 100 ms per step.
-- DirectionSlider, class change: ``cls`` changes; histogram, hardest/easiest grids, captions redrawn.
+- DirectionSlider, class change: ``class_index`` changes; histogram, hardest/easiest grids, captions redrawn.
   Target < 100 ms (the issue's target is for slider steps and node clicks; we hold class changes to it too).
 - TreeBrowser, node click: ``selected_node`` changes; node table and failure/success grids redrawn.
   Target < 100 ms.
@@ -111,8 +111,8 @@ def _direction_slider(profile, FailureDirections, RetrievalDecoder, DirectionSli
                          f"retrieval over {bank_n} x 512, 4 images/step", first, second, note))
         if bank_n == pick(profile, [1000], [10_000, 50_000], [10_000, 50_000, 200_000])[0]:
             classes = list(range(1, n_classes)) + [0]
-            first = _steps(w, "cls", classes)
-            second = _steps(w, "cls", classes)
+            first = _steps(w, "class_index", classes)
+            second = _steps(w, "class_index", classes)
             rows.append(_row("DirectionSlider class change -> redrawn", "first visit < 100 ms", TARGET_S,
                              f"{n_classes} classes x {per_class} val pts, 8+8 thumbnails", first, second, note))
         w.close()

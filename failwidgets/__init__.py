@@ -6,11 +6,11 @@ procedural planted-bias world and ``failwidgets.demo`` its trained demo models.
 """
 __version__ = "0.1.0"
 
-from . import compute, demo, methods, widgets, world
-from .compute import EmbeddingCache, OpenClipEncoder, TorchvisionFeatureEncoder, get_device
-from .methods import BarlowTree, FailureDirections, LaViSE, RelationGraph, RelationMiner
-from .widgets import DirectionSlider, FilterWordExplorer, RelationshipAnnotator, TreeBrowser
-from .world import Correlation, Minority, WorldConfig, make_world
+from failwidgets import compute, demo, methods, widgets, world
+from failwidgets.compute import EmbeddingCache, OpenClipEncoder, TorchvisionFeatureEncoder, get_device
+from failwidgets.methods import BarlowTree, FailureDirections, LaViSE, RelationGraph, RelationMiner
+from failwidgets.widgets import DirectionSlider, FilterWordExplorer, RelationshipAnnotator, TreeBrowser
+from failwidgets.world import Correlation, Minority, WorldConfig, make_world
 
 __all__ = [
     "compute",

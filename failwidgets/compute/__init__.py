@@ -2,8 +2,8 @@
 
 Imports nothing from ``failwidgets.methods`` or ``failwidgets.widgets``.
 """
-from .device import autocast, eval_on, get_device, set_default_device
-from .encoders import (
+from failwidgets.compute.device import autocast, eval_on, get_device, set_default_device
+from failwidgets.compute.encoders import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Encoder,
@@ -11,11 +11,11 @@ from .encoders import (
     TorchvisionFeatureEncoder,
     encode_with_cache,
 )
-from .cache import EmbeddingCache, default_cache_dir
-from .fingerprint import fingerprint
-from .gradients import output_gradients
-from .hooks import capture, get_module, layer_activations, module_names
-from .images import Normalized, as_image_tensor, iter_batches
+from failwidgets.compute.cache import EmbeddingCache, default_cache_dir
+from failwidgets.compute.hashing import fingerprint
+from failwidgets.compute.gradients import output_gradients
+from failwidgets.compute.hooks import capture, get_module, layer_activations, module_names
+from failwidgets.compute.images import Normalized, as_image_tensor, iter_batches
 
 _LAZY = {"attribution_maps": ".attribution"}
 

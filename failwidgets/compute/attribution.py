@@ -21,9 +21,9 @@ from torch import nn
 
 from failwidgets._validation import check_choice, check_labels, check_positive_int
 
-from .device import eval_on
-from .hooks import get_module
-from .images import as_image_tensor, iter_batches
+from failwidgets.compute.device import eval_on
+from failwidgets.compute.hooks import get_module
+from failwidgets.compute.images import as_image_tensor, iter_batches
 
 __all__ = ["ATTRIBUTION_METHODS", "attribution_maps"]
 

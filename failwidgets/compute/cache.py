@@ -35,8 +35,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from .._validation import check_array
-from .fingerprint import fingerprint
+from failwidgets._validation import check_array
+from failwidgets.compute.hashing import fingerprint
 
 __all__ = ["EmbeddingCache", "CacheEntry", "CacheCorruptionWarning", "default_cache_dir"]
 

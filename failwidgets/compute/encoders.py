@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import EmbeddingCache
-from .device import autocast, get_device
-from .fingerprint import fingerprint
-from .hooks import get_module
-from .images import as_image_tensor, iter_batches
+from failwidgets.compute.cache import EmbeddingCache
+from failwidgets.compute.device import autocast, get_device
+from failwidgets.compute.hashing import fingerprint
+from failwidgets.compute.hooks import get_module
+from failwidgets.compute.images import as_image_tensor, iter_batches
 
 __all__ = [
     "Encoder",

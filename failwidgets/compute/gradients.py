@@ -15,9 +15,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .device import eval_on
-from .hooks import capture, get_module
-from .images import as_image_tensor, iter_batches
+from failwidgets.compute.device import eval_on
+from failwidgets.compute.hooks import capture, get_module
+from failwidgets.compute.images import as_image_tensor, iter_batches
 
 __all__ = ["output_gradients"]
 

@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from .device import autocast, eval_on
-from .images import as_image_tensor, iter_batches
+from failwidgets.compute.device import autocast, eval_on
+from failwidgets.compute.images import as_image_tensor, iter_batches
 
 __all__ = ["get_module", "capture", "layer_activations", "module_names"]
 

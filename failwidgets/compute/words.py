@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .._validation import check_array, check_positive_int
+from failwidgets._validation import check_array, check_positive_int
 
 __all__ = [
     "WordSpace",
@@ -315,7 +315,7 @@ def encoder_space(encoder: Any, words: Sequence[str], *, template: str = "{}", n
             out = encoder.encode_texts(texts)
         except NotImplementedError as exc:
             raise TypeError(f"encoder: {type(encoder).__name__} has no text side") from exc
-        from .._validation import to_numpy
+        from failwidgets._validation import to_numpy
 
         chunks.append(to_numpy(out, "encode_texts output"))
     vectors = np.concatenate(chunks, axis=0)
@@ -337,7 +337,7 @@ def open_clip_space(model_name: str, words: Sequence[str], *, pretrained: str | 
     model : open_clip model, optional
         An already created model (skips creation).
     """
-    from .encoders import OpenClipEncoder
+    from failwidgets.compute.encoders import OpenClipEncoder
 
     enc = OpenClipEncoder(model_name, pretrained, model=model)
     return encoder_space(enc, words, template=template, name=f"{enc.name}:{pretrained}")

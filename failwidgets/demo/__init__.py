@@ -1,11 +1,11 @@
 """Demo models trained on the planted-bias world, shipped as package data.
 
 ``failwidgets.demo.load()`` returns the world with its target CNN, robust feature model,
-vision-language encoder and embedding decoder, offline. ``failwidgets.demo.train`` reproduces the
-weights (``python -m failwidgets.demo.train --out failwidgets/demo/weights``).
+vision-language encoder and embedding decoder, offline. ``failwidgets.demo.training.targets`` reproduces the
+weights (``python -m failwidgets.demo.training.targets --out failwidgets/demo/weights``).
 """
-from .loading import VARIANTS, Demo, load, load_metadata, load_model
-from .models import AttributeModel, DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
+from failwidgets.demo.loading import VARIANTS, Demo, load, load_metadata, load_model
+from failwidgets.demo.models import AttributeModel, DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
 
 __all__ = [
     "load",

@@ -9,8 +9,8 @@ from sklearn.metrics import roc_auc_score
 
 from failwidgets._validation import check_choice
 
-from ._inference import model_device, predict_batches
-from .attacks import l2_pgd
+from failwidgets.demo._inference import model_device, predict_batches
+from failwidgets.demo.attacks import l2_pgd
 
 __all__ = [
     "accuracy",

@@ -19,8 +19,8 @@ from torch import nn
 from failwidgets._validation import check_choice
 from failwidgets.compute import get_device
 
-from ._inference import predict_batches
-from .models import DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
+from failwidgets.demo._inference import predict_batches
+from failwidgets.demo.models import DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
 
 __all__ = ["Demo", "load", "load_metadata", "load_model", "resolve", "VARIANTS", "world_config"]
 
@@ -41,7 +41,7 @@ def load_metadata() -> dict:
     if not f.is_file():
         raise FileNotFoundError(
             "failwidgets/demo/weights/metadata.json is missing from the installed package; "
-            "reinstall failwidgets or run `python -m failwidgets.demo.train --out failwidgets/demo/weights`"
+            "reinstall failwidgets or run `python -m failwidgets.demo.training.targets --out failwidgets/demo/weights`"
         )
     return json.loads(f.read_text())
 
@@ -202,7 +202,7 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
         warnings.warn(
             f"the {variant!r} world generated here (fingerprint {world.fingerprint[:12]}) differs from the "
             f"one the shipped weights were trained on ({recorded[:12]}); the recorded accuracies may not "
-            "hold. Retrain with `python -m failwidgets.demo.train --out failwidgets/demo/weights`.",
+            "hold. Retrain with `python -m failwidgets.demo.training.targets --out failwidgets/demo/weights`.",
             RuntimeWarning, stacklevel=2)
     models = {name: load_model(name, metadata, device) for name in (f"target-{variant}", "robust", "vl", "decoder")}
     return Demo(variant, world, models[f"target-{variant}"], models["robust"], models["vl"], models["decoder"],

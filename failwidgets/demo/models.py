@@ -229,7 +229,7 @@ class DemoVisionLanguageEncoder(nn.Module):
     def text(self):
         """The locked text side (:class:`~failwidgets.demo.text.GloveText`), loaded on first use."""
         if self._text is None:
-            from .text import GloveText
+            from failwidgets.demo.text import GloveText
 
             self._text = GloveText.load()
         return self._text
@@ -246,7 +246,7 @@ class DemoVisionLanguageEncoder(nn.Module):
     @torch.no_grad()
     def encode_images(self, images, *, batch_size: int = 256, progress: bool = True) -> np.ndarray:
         """images : float (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3) -> ndarray float32 (N, D)."""
-        from ._inference import predict_batches
+        from failwidgets.demo._inference import predict_batches
 
         return predict_batches(self, images, batch_size=batch_size, progress=progress, desc="VL image embeddings")
 
@@ -291,7 +291,7 @@ class EmbeddingDecoder(nn.Module):
 
         from failwidgets.compute import eval_on
 
-        from ._inference import model_device
+        from failwidgets.demo._inference import model_device
 
         z = check_array(embeddings, "embeddings", ndim=2, shape=(None, self.embed_dim), dtype="float")
         with eval_on(self, model_device(self)) as dev:

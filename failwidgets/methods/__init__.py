@@ -1,10 +1,20 @@
-"""The four papers as widget-free, scikit-learn-like objects (no ipywidgets here)."""
-from .barlow import BarlowTree, fit_class_tree
-from .directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, UnclipDecoder, slerp
-from .lavise import LaViSE, compare_groups
-from .relations import RelationGraph, RelationMiner, merge_annotations
+"""The four papers as widget-free, scikit-learn-like objects (no ipywidgets here).
+
+One subpackage per paper (``relations``, ``barlow``, ``lavise``, ``directions``), each with a curated
+``__init__``; the failure sign convention shared by all of them is re-exported here.
+"""
+from failwidgets.methods._base import CORRECT, ERROR, failure_target, hardness_order, is_failure
+from failwidgets.methods.barlow import BarlowTree, fit_class_tree
+from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, UnclipDecoder, slerp
+from failwidgets.methods.lavise import LaViSE, compare_groups
+from failwidgets.methods.relations import RelationGraph, RelationMiner, merge_annotations
 
 __all__ = [
+    "CORRECT",
+    "ERROR",
+    "failure_target",
+    "hardness_order",
+    "is_failure",
     "FailureDirections",
     "RetrievalDecoder",
     "GeneratorDecoder",

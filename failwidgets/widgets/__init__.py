@@ -1,7 +1,7 @@
 """The widgets: each holds a method object and renders it (ipywidgets + bqplot)."""
-from .direction_slider import DirectionSlider
-from .filter_word_explorer import FilterWordExplorer
-from .relationship_annotator import RelationshipAnnotator
-from .tree_browser import TreeBrowser
+from failwidgets.widgets.direction_slider import DirectionSlider
+from failwidgets.widgets.filter_word_explorer import FilterWordExplorer
+from failwidgets.widgets.relationship_annotator import RelationshipAnnotator
+from failwidgets.widgets.tree_browser import TreeBrowser
 
 __all__ = ["DirectionSlider", "TreeBrowser", "FilterWordExplorer", "RelationshipAnnotator"]

@@ -16,9 +16,9 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
-from failwidgets.methods._failures import is_failure
+from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
-from failwidgets.widgets._parts import BarChart, FailWidget, GroupHistogram, ImageGrid
+from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
 
 __all__ = ["DirectionSlider"]
 
@@ -34,7 +34,7 @@ class DirectionSlider(FailWidget):
         Their raw embeddings (the default slerp reference is the class's mean embedding).
     labels, preds : ndarray (N,)
     class_names : list of str, optional
-    captions : callable ``(cls, mode) -> {"failure": [(caption, score)], "easy": [...]}``, optional
+    captions : callable ``(class_index, mode) -> {"failure": [(caption, score)], "easy": [...]}``, optional
         e.g. ``lambda c, m: method.top_captions(c, caps[c], cap_emb[c], ref_emb[c], mode=m)``.
     reference_embeddings : ndarray (n_classes, D), optional
         Slerp start per class (e.g. reference caption embeddings); default: class mean embeddings.
@@ -46,11 +46,11 @@ class DirectionSlider(FailWidget):
 
     Traits (saved by ``to_dict``)
     -----------------------------
-    cls : int, alpha : float in [-1, 1], decoder : str, mode : int.
+    class_index : int, alpha : float in [-1, 1], decoder : str, mode : int.
     """
 
-    _state_traits = ("cls", "alpha", "decoder", "mode")
-    cls = traitlets.Int(0)
+    _state_traits = ("class_index", "alpha", "decoder", "mode")
+    class_index = traitlets.Int(0)
     alpha = traitlets.Float(0.0)
     decoder = traitlets.Unicode("")
     mode = traitlets.Int(0)
@@ -106,12 +106,12 @@ class DirectionSlider(FailWidget):
         self.export_button = W.Button(description="export flagged", icon="download")
 
         self.observe_guarded(self._on_bar_select, names="selected_index", widget=self.strength_chart)
-        self.observe_guarded(lambda ch: setattr(self, "cls", ch["new"]), names="value", widget=self.class_dropdown)
+        self.observe_guarded(lambda ch: setattr(self, "class_index", ch["new"]), names="value", widget=self.class_dropdown)
         self.observe_guarded(lambda ch: setattr(self, "mode", ch["new"]), names="value", widget=self.mode_dropdown)
         self.observe_guarded(lambda ch: setattr(self, "alpha", ch["new"]), names="value", widget=self.slider)
         self.observe_guarded(lambda ch: setattr(self, "decoder", ch["new"] or ""), names="value",
                              widget=self.decoder_dropdown)
-        self.observe_guarded(self._on_cls, names="cls")
+        self.observe_guarded(self._on_class_index, names="class_index")
         self.observe_guarded(self._on_mode, names="mode")
         self.observe_guarded(self._on_alpha, names="alpha")
         self.observe_guarded(self._on_decoder, names="decoder")
@@ -126,7 +126,7 @@ class DirectionSlider(FailWidget):
         if self.decoders:
             self.decoder = next(iter(self.decoders))
         first_ok = np.flatnonzero(np.isfinite(method.strength_))
-        self.cls = int(first_ok[0]) if len(first_ok) else 0
+        self.class_index = int(first_ok[0]) if len(first_ok) else 0
         self.run_guarded(self._render_class)
 
     # ------------------------------------------------------------------ construction from the demo
@@ -139,7 +139,7 @@ class DirectionSlider(FailWidget):
 
         Fits :class:`FailureDirections` with the paper's defaults (C in ``logspace(-6, 0, 7)``, 2-fold
         stratified CV on balanced accuracy, whitening with the training split's statistics -- shipped,
-        see :mod:`failwidgets.demo.train_directions`) on the validation split's cached VL embeddings and
+        see :mod:`failwidgets.demo.training.directions`) on the validation split's cached VL embeddings and
         the target's cached predictions, scores the demo vocabulary's captions per class, and offers two
         decoders: retrieval (the pool split's images of the selected class, nearest to the rotated
         embedding) and the demo's generator (``demo.decoder``).
@@ -167,7 +167,7 @@ class DirectionSlider(FailWidget):
         """
         from failwidgets._validation import check_choice
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.train_directions import demo_captions, whitening
+        from failwidgets.demo.recipes.directions import demo_captions, whitening
         from failwidgets.methods.directions import GeneratorDecoder, RetrievalDecoder
 
         check_choice(reference, "reference", ["caption", "mean"])
@@ -199,19 +199,19 @@ class DirectionSlider(FailWidget):
     # ------------------------------------------------------------------ trait handlers
     def _on_bar_select(self, change):
         if change["new"] is not None:
-            self.cls = int(change["new"])
+            self.class_index = int(change["new"])
 
-    def _on_cls(self, change):
+    def _on_class_index(self, change):
         c = change["new"]
         if not 0 <= c < self.method.n_classes_:
-            raise ValueError(f"cls: expected a class index in [0, {self.method.n_classes_}), got {c}")
+            raise ValueError(f"class_index: expected a class index in [0, {self.method.n_classes_}), got {c}")
         self.mode = 0
         self._render_class()
 
     def _on_mode(self, change):
-        n = len(self.method.modes_[self.cls])
+        n = len(self.method.modes_[self.class_index])
         if change["new"] and not 0 <= change["new"] < n:
-            raise ValueError(f"mode: expected an index in [0, {max(n, 1)}) for class {self.cls}, got {change['new']}")
+            raise ValueError(f"mode: expected an index in [0, {max(n, 1)}) for class {self.class_index}, got {change['new']}")
         self.mode_dropdown.value = change["new"]
         self._render_mode()
 
@@ -233,10 +233,10 @@ class DirectionSlider(FailWidget):
 
     # ------------------------------------------------------------------ rendering
     def _has_direction(self) -> bool:
-        return bool(self.method.modes_[self.cls])
+        return bool(self.method.modes_[self.class_index])
 
     def _render_class(self):
-        c = self.cls
+        c = self.class_index
         with self.hold_sync():
             self.class_dropdown.value = c
             self.strength_chart.selected_index = c
@@ -257,7 +257,7 @@ class DirectionSlider(FailWidget):
         return f"; strength {mode.strength:.2f} vs chance {mode.chance:.2f} (p = {mode.p_value:.2f}), {verdict}"
 
     def _render_mode(self):
-        c, m = self.cls, self.mode
+        c, m = self.class_index, self.mode
         if not self._has_direction():
             with self.hold_sync():
                 self.hist_chart.layout.display = "none"
@@ -280,7 +280,7 @@ class DirectionSlider(FailWidget):
     def _caption_table(self) -> str:
         if self.captions is None:
             return "<i>no captions given</i>"
-        top = self.captions(self.cls, self.mode)
+        top = self.captions(self.class_index, self.mode)
         def rows(items):
             return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td></tr>" for t, s in items)
         return (f"<table><tr><th>failure captions</th><th>score</th></tr>{rows(top['failure'])}"
@@ -288,20 +288,20 @@ class DirectionSlider(FailWidget):
 
     def decoded_embedding(self) -> np.ndarray:
         """The rotated embedding (D,) for the current class, mode and slider value."""
-        return self.method.rotated_embedding(self.cls, self.alpha, self.references[self.cls], mode=self.mode)
+        return self.method.rotated_embedding(self.class_index, self.alpha, self.references[self.class_index], mode=self.mode)
 
     def _render_decoded(self):
         if not self.decoder or not self._has_direction():
             return
         dec = self.decoders[self.decoder]
-        dec.select_class(self.cls)
+        dec.select_class(self.class_index)
         images = dec.decode_many(self.decoded_embedding(), self.n_decoded)
         self.decoded_grid.set_images(images, captions=[f"alpha={self.alpha:+.2f}"] * len(images))
 
     # ------------------------------------------------------------------ export
     def flagged(self) -> pd.DataFrame:
         """Validation samples of the current class and mode with decision value < 0, hardest first."""
-        rows = np.flatnonzero(self.labels == self.cls)
+        rows = np.flatnonzero(self.labels == self.class_index)
         if not self._has_direction():
             return pd.DataFrame({"index": np.zeros(0, np.int64), "decision_value": np.zeros(0, np.float32),
                                  "error": np.zeros(0, bool)})
@@ -314,7 +314,7 @@ class DirectionSlider(FailWidget):
         import os
 
         df = self.flagged()
-        path = os.path.join(self.export_dir, f"flagged_{self.class_names[self.cls]}_mode{self.mode + 1}.csv")
+        path = os.path.join(self.export_dir, f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}.csv")
         df.to_csv(path, index=False)
         self.last_export = df
-        self.log.info(f"exported {len(df)} flagged images of {self.class_names[self.cls]} to {path}")
+        self.log.info(f"exported {len(df)} flagged images of {self.class_names[self.class_index]} to {path}")

@@ -23,7 +23,7 @@ import torch
 import traitlets
 
 from failwidgets.methods.lavise import FilterExplanations, compare_groups
-from failwidgets.widgets._parts import BarChart, FailWidget, ImageGrid
+from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 
 __all__ = ["FilterWordExplorer"]
 
@@ -136,7 +136,7 @@ class FilterWordExplorer(FailWidget):
                   **kwargs: Any) -> "FilterWordExplorer":
         """The explorer on the demo world: the demo target's ``conv4`` explained with the shipped head.
 
-        Loads the shipped explainer head (:func:`failwidgets.demo.train_lavise.load_explainer`; it is
+        Loads the shipped explainer head (:func:`failwidgets.demo.recipes.lavise.load_explainer`; it is
         trained here only when the shipped one does not fit the target, with a warning), computes the
         layer's features through the demo's :class:`~failwidgets.compute.EmbeddingCache`, explains every
         filter (p = 25, s = 5), scores the words against the world's exact concept masks and opens the
@@ -166,7 +166,8 @@ class FilterWordExplorer(FailWidget):
         FilterWordExplorer, with ``.evaluation`` (the dict of :meth:`LaViSE.evaluate`) and ``.demo``.
         """
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.train_lavise import feature_data_id, load_explainer, train_explainer
+        from failwidgets.demo.recipes.lavise import feature_data_id, load_explainer
+        from failwidgets.demo.training.lavise import train_explainer
         from failwidgets.methods.lavise import METHODS
         from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
 

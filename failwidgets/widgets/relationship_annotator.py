@@ -33,8 +33,8 @@ from failwidgets.methods.relations import (
     gaussian_density,
     inference_map,
 )
-from failwidgets.widgets._parts import FailWidget, ImageGrid
-from failwidgets.widgets._parts.charts import BarChart, MatrixHeatmap
+from failwidgets.widgets.parts import FailWidget, ImageGrid
+from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 
 __all__ = ["RelationshipAnnotator"]
 

@@ -18,11 +18,11 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
-from failwidgets.methods._barlow_attack import feature_attack
-from failwidgets.methods._barlow_visual import feature_heatmaps, top_activating
-from failwidgets.methods._failures import is_failure
+from failwidgets.methods.barlow.attack import feature_attack
+from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
+from failwidgets.methods import is_failure
 from failwidgets.methods.barlow import ClassTree, fit_class_tree
-from failwidgets.widgets._parts import FailWidget, ImageGrid
+from failwidgets.widgets.parts import FailWidget, ImageGrid
 
 __all__ = ["TreeBrowser"]
 
@@ -252,10 +252,10 @@ class TreeBrowser(FailWidget):
         Returns
         -------
         TreeBrowser, with ``.demo`` and ``.fit_data`` / ``.heldout_data``
-        (:class:`~failwidgets.methods._barlow_demo.DemoSplit`).
+        (:class:`~failwidgets.demo.recipes.barlow.DemoSplit`).
         """
         from failwidgets.demo.loading import resolve
-        from failwidgets.methods._barlow_demo import FEATURE_MODELS, demo_class_trees, demo_split
+        from failwidgets.demo.recipes.barlow import FEATURE_MODELS, demo_class_trees, demo_split
 
         demo, small = resolve(demo, variant, small, progress)
         if n_images is None:

@@ -7,12 +7,12 @@
 
 Factors: shape (= class), colour, size, texture, background, position; see :data:`FACTOR_VALUES`.
 """
-from .attributes import ATTRIBUTE_GROUPS, ATTRIBUTE_NAMES, RELATION_SCORES, compute_attributes
-from .captions import caption_candidates, captions_from_factors, make_caption
-from .config import GENERATOR_VERSION, Correlation, Minority, WorldConfig
-from .factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
-from .render import Rendering, render_image
-from .world import CONCEPTS, SPLITS, Split, SplitDataset, World, make_world
+from failwidgets.world.attributes import ATTRIBUTE_GROUPS, ATTRIBUTE_NAMES, RELATION_SCORES, compute_attributes
+from failwidgets.world.captions import caption_candidates, captions_from_factors, make_caption
+from failwidgets.world.config import GENERATOR_VERSION, Correlation, Minority, WorldConfig
+from failwidgets.world.factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
+from failwidgets.world.render import Rendering, render_image
+from failwidgets.world.world import CONCEPTS, SPLITS, Split, SplitDataset, World, make_world
 
 __all__ = [
     "WorldConfig",

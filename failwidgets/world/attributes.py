@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from .factors import FACTOR_NAMES, FACTOR_VALUES
+from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
 
 __all__ = [
     "ATTRIBUTE_NAMES",

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .factors import FACTOR_NAMES, FACTOR_VALUES, value_index
+from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES, value_index
 
 __all__ = ["make_caption", "captions_from_factors", "caption_candidates"]
 

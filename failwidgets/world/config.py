@@ -17,7 +17,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from failwidgets._validation import check_choice, check_positive_int, check_probability
 
-from .factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
+from failwidgets.world.factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
 
 __all__ = ["Correlation", "Minority", "WorldConfig", "GENERATOR_VERSION"]
 

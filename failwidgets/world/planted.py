@@ -13,10 +13,10 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .captions import make_caption
-from .config import Correlation, Minority, WorldConfig
-from .factors import CLASS_FACTOR, FACTOR_VALUES
-from .sampling import mapping_codes
+from failwidgets.world.captions import make_caption
+from failwidgets.world.config import Correlation, Minority, WorldConfig
+from failwidgets.world.factors import CLASS_FACTOR, FACTOR_VALUES
+from failwidgets.world.sampling import mapping_codes
 
 __all__ = ["cell_masks", "describe_plants"]
 

@@ -15,7 +15,7 @@ from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .factors import FACTOR_VALUES
+from failwidgets.world.factors import FACTOR_VALUES
 
 __all__ = ["Rendering", "render_batch", "draw_geometry", "render_image", "OBJECT_RGB", "BACKGROUND_RGB"]
 
@@ -302,7 +302,7 @@ def render_image(
     -------
     Rendering with images (1, S, S, 3), object_masks (1, S, S), stripe_masks (1, S, S)
     """
-    from .factors import value_index
+    from failwidgets.world.factors import value_index
 
     values = dict(shape=shape, colour=colour, size=size, texture=texture, background=background, position=position)
     factors = {k: np.asarray([value_index(k, v, k)], np.int64) for k, v in values.items()}

@@ -18,8 +18,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from .config import Correlation, Minority, generation_order
-from .factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
+from failwidgets.world.config import Correlation, Minority, generation_order
+from failwidgets.world.factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
 
 __all__ = ["sample_factors", "mapping_codes"]
 

@@ -16,7 +16,7 @@ import torch
 
 from failwidgets._validation import check_choice
 
-from .attributes import (
+from failwidgets.world.attributes import (
     ATTRIBUTE_GROUPS,
     ATTRIBUTE_NAMES,
     attribute_implications,
@@ -24,12 +24,12 @@ from .attributes import (
     attribute_relations,
     compute_attributes,
 )
-from .captions import captions_from_factors, make_caption
-from .config import GENERATOR_VERSION, Correlation, Minority, WorldConfig
-from .factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
-from .planted import cell_masks, describe_plants
-from .render import draw_geometry, render_batch, render_image
-from .sampling import sample_factors
+from failwidgets.world.captions import captions_from_factors, make_caption
+from failwidgets.world.config import GENERATOR_VERSION, Correlation, Minority, WorldConfig
+from failwidgets.world.factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
+from failwidgets.world.planted import cell_masks, describe_plants
+from failwidgets.world.render import draw_geometry, render_batch, render_image
+from failwidgets.world.sampling import sample_factors
 
 __all__ = ["World", "Split", "SplitDataset", "make_world", "SPLITS", "CONCEPTS"]
 

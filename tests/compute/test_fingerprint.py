@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from failwidgets.compute.cache import EmbeddingCache
-from failwidgets.compute.fingerprint import fingerprint
+from failwidgets.compute.hashing import fingerprint
 
 
 class TinyNet(nn.Module):
@@ -48,7 +48,7 @@ def test_same_content_in_a_new_process_gives_the_same_fingerprint():
     script = textwrap.dedent(
         """
         import numpy as np, torch
-        from failwidgets.compute.fingerprint import fingerprint
+        from failwidgets.compute.hashing import fingerprint
         from tests.compute.test_fingerprint import _tiny
         print(fingerprint(_tiny()))
         print(fingerprint(np.arange(12, dtype=np.float32).reshape(3, 4)))

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from failwidgets.compute.robustness_checkpoint import load_robustness_resnet50, robustness_state_dict
+from failwidgets.compute.checkpoints import load_robustness_resnet50, robustness_state_dict
 
 MEAN = [0.4, 0.5, 0.6]
 STD = [0.2, 0.25, 0.3]

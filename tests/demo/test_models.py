@@ -147,7 +147,7 @@ def _same(a, b):
 
 @pytest.mark.parametrize("name", ["target", "robust", "vl"])
 def test_training_is_deterministic_for_a_seed(tiny_world, name):
-    from failwidgets.demo import train
+    from failwidgets.demo.training import targets as train
 
     fn = {"target": train.train_target, "robust": train.train_robust, "vl": train.train_vl}[name]
     kw = dict(epochs=1, batch_size=16, max_steps=2, progress=False)
@@ -158,7 +158,7 @@ def test_training_is_deterministic_for_a_seed(tiny_world, name):
 
 
 def test_decoder_training_is_deterministic(tiny_world):
-    from failwidgets.demo import train
+    from failwidgets.demo.training import targets as train
 
     vl = DemoVisionLanguageEncoder().eval()
     kw = dict(epochs=1, batch_size=16, max_steps=2, progress=False)

@@ -6,14 +6,14 @@ import time
 import numpy as np
 import pytest
 
-from failwidgets.methods._barlow_metrics import (
+from failwidgets.methods.barlow.metrics import (
     aler,
     error_coverage,
     error_rate,
     importance_value,
     is_valid_failure_mode,
 )
-from failwidgets.methods._barlow_selection import binned_mutual_info, mutual_info, select_top_k
+from failwidgets.methods.barlow.selection import binned_mutual_info, mutual_info, select_top_k
 from failwidgets.methods.barlow import BarlowTree, fit_class_tree, group_mask
 
 

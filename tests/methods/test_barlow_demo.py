@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from failwidgets.methods._barlow_demo import demo_class_trees, demo_split
+from failwidgets.demo.recipes.barlow import demo_class_trees, demo_split
 
 pytestmark = pytest.mark.slow
 

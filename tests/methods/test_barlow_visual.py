@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from failwidgets.compute import EmbeddingCache
-from failwidgets.methods._barlow_attack import feature_attack
-from failwidgets.methods._barlow_visual import feature_heatmaps, top_activating
+from failwidgets.methods.barlow.attack import feature_attack
+from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
 from failwidgets.methods.barlow import extract_features
 
 

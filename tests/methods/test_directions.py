@@ -6,15 +6,15 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-from failwidgets.methods._directions_svm import (_reference_cv_svm, balanced_accuracy, cv_linear_svm,
+from failwidgets.methods.directions._svm import (_reference_cv_svm, balanced_accuracy, cv_linear_svm,
                                                 permutation_strengths)
+from failwidgets.demo.recipes.directions import demo_vocabulary
 from failwidgets.methods.directions import (
     FailureDirections,
     GeneratorDecoder,
     RetrievalDecoder,
     UnclipDecoder,
     caption_scores,
-    demo_vocabulary,
     filter_pool,
     generate_captions,
     preprocess,

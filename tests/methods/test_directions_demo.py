@@ -36,7 +36,7 @@ def predict(model, images, batch_size=512) -> np.ndarray:
 def fit_demo(demo, **params) -> FailureDirections:
     """Paper defaults (changed by ``params``, e.g. ``n_permutations``) on the demo's validation VL
     embeddings and target predictions."""
-    from failwidgets.demo.train_directions import whitening
+    from failwidgets.demo.recipes.directions import whitening
 
     val = demo.world["val"]
     return FailureDirections(progress=False, **params).fit(
@@ -52,7 +52,7 @@ def measure_spurious(demo, fd) -> dict:
     """Per class: target accuracy on minority / majority cells of the shape -> background plant (validation
     split, where backgrounds are balanced), the direction's strength, the minority share among the 50
     hardest images, and the top failure caption."""
-    from failwidgets.demo.train_directions import demo_captions
+    from failwidgets.demo.recipes.directions import demo_captions
 
     world, val = demo.world, demo.world["val"]
     plant = _correlation_plant(world)
@@ -121,7 +121,7 @@ class _TrainOnly:
 def measure_filtering(demo, fd, k: int = 75, epochs: int = 1, seed: int = 0) -> dict:
     """Retrain the target on train + the ``k`` most negative pool images per class (true labels) vs train +
     ``k`` random pool images per class; accuracy on the test split's minority cells of the background plant."""
-    from failwidgets.demo.train import train_target
+    from failwidgets.demo.training.targets import train_target
 
     world = demo.world
     train, pool, test = world["train"], world["pool"], world["test"]
@@ -178,7 +178,7 @@ def measure_filtering_head(demo, fd, k: int = 75, seed: int = 0) -> dict:
 def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=0.25) -> dict:
     """One colour per class cut to ``fraction`` of its share in training; a target trained here; the rank
     of the minority colour's caption among the four colour captions of the class (1 = top failure)."""
-    from failwidgets.demo.train import train_target
+    from failwidgets.demo.training.targets import train_target
     from failwidgets.world import FACTOR_VALUES, Minority, WorldConfig, make_world
 
     names, cols = FACTOR_VALUES["shape"], FACTOR_VALUES["colour"]
@@ -213,7 +213,7 @@ def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=
 def measure_modes(demo, max_modes: int = 2, n_permutations: int = 30) -> dict:
     """Per class and failure mode: strength, chance, and the share of the 50 hardest validation images in
     each plant's minority (background off the class's mapping; texture/size off the training mapping)."""
-    from failwidgets.demo.train_directions import demo_captions
+    from failwidgets.demo.recipes.directions import demo_captions
 
     world = demo.world
     fd = fit_demo(demo, max_modes=max_modes, n_permutations=n_permutations)
@@ -238,7 +238,7 @@ def measure_tau_sweep(vl, taus=(0.0, 0.5, 0.8, 0.95), epochs: int = 12, n_permut
     trained per world (shipped recipe); directions on its balanced validation split in the demo's VL space.
     Per tau: test-free numbers on validation -- accuracy on minority / majority cells, mean strength,
     mean chance, classes above chance, and the minority share of the 50 hardest images."""
-    from failwidgets.demo.train import train_target
+    from failwidgets.demo.training.targets import train_target
     from failwidgets.world import Correlation, WorldConfig, make_world
 
     out = {}
@@ -295,7 +295,7 @@ def test_spurious_correlation_class_is_found(demo, fitted, spurious):
 def measure_control_large(ctl, n_val: int = 12000, seed: int = 101, n_permutations: int = 30) -> dict:
     """The control target (tau 0) on a fresh control validation split of ``n_val`` images, enough for tens
     of errors per class: strength, chance level, and what the 50 hardest images of each class are."""
-    from failwidgets.demo.train_directions import whitening
+    from failwidgets.demo.recipes.directions import whitening
     from failwidgets.world import WorldConfig, make_world
 
     val = make_world(WorldConfig.control(seed=seed, n_train=0, n_val=n_val, n_test=0, n_pool=0))["val"]

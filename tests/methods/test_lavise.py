@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from failwidgets.compute.words import WordSpace
-from failwidgets.methods._lavise_attention import _naive_attended_pooled
+from failwidgets.methods.lavise.attention import _naive_attended_pooled
 from failwidgets.methods.lavise import (
     LaViSE,
     activation_masks,

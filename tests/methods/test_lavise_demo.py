@@ -18,7 +18,7 @@ import torch
 
 from failwidgets.compute.words import glove_space
 from failwidgets.demo import load
-from failwidgets.demo.train_lavise import feature_data_id, load_explainer
+from failwidgets.demo.recipes.lavise import feature_data_id, load_explainer
 from failwidgets.methods.lavise import LaViSE, compare_groups
 from failwidgets.world.factors import FACTOR_VALUES
 

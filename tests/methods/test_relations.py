@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from failwidgets.methods._relations_eval import failure_mode_cell, mode_counts, to_signs
-from failwidgets.methods._relations_kl import density_from_counts
-from failwidgets.methods._relations_masks import contributions, select_mask
+from failwidgets.methods.relations.evaluation import failure_mode_cell, mode_counts, to_signs
+from failwidgets.methods.relations.kl import density_from_counts
+from failwidgets.methods.relations.masks import contributions, select_mask
 from failwidgets.methods.relations import (
     RelationGraph,
     RelationMiner,

@@ -41,10 +41,10 @@ def make(setup, tmp_path, **kw):
 def test_select_class_by_bar_and_dropdown(setup, tmp_path):
     w = make(setup, tmp_path)
     fd, _, _, labels, _, minority, _ = setup
-    assert w.cls == 0 and list(w.strength_chart.bars.selected) == [0]
+    assert w.class_index == 0 and list(w.strength_chart.bars.selected) == [0]
     np.testing.assert_allclose(w.strength_chart.values, np.nan_to_num(fd.strength_), rtol=1e-6)
     w.strength_chart.bars.selected = [2]  # what a click in the browser writes
-    assert w.cls == 2 and w.class_dropdown.value == 2
+    assert w.class_index == 2 and w.class_dropdown.value == 2
     assert len(w.hard_grid) == w.n_images
     assert all(labels[k] == 2 for k in w.hard_grid.tile_keys)
     assert minority[w.hard_grid.tile_keys].mean() >= 0.8 and minority[w.easy_grid.tile_keys].mean() <= 0.2
@@ -53,7 +53,7 @@ def test_select_class_by_bar_and_dropdown(setup, tmp_path):
     assert hist[1].sum() == np.sum((labels == 2) & (setup[4] != labels))  # error row counts the errors
     assert "on grass" in w.caption_html.value
     w.class_dropdown.value = 1  # no errors: a status, empty grids, no crash
-    assert w.cls == 1 and "no errors" in w.status.value and len(w.hard_grid) == 0
+    assert w.class_index == 1 and "no errors" in w.status.value and len(w.hard_grid) == 0
     assert w.hist_chart.layout.display == "none"
     w.close()
 
@@ -123,13 +123,13 @@ def test_state_round_trip(setup, tmp_path):
     w = make(setup, tmp_path)
     fd = setup[0]
     cls = int(np.argmax([len(m) for m in fd.modes_]))
-    w.cls, w.alpha, w.decoder = cls, -0.4, "generator"
+    w.class_index, w.alpha, w.decoder = cls, -0.4, "generator"
     if len(fd.modes_[cls]) > 1:
         w.mode = 1
     state = w.to_dict()
     w2 = make(setup, tmp_path)
     w2.from_dict(state)
-    assert (w2.cls, w2.alpha, w2.decoder, w2.mode) == (w.cls, -0.4, "generator", w.mode)
+    assert (w2.class_index, w2.alpha, w2.decoder, w2.mode) == (w.class_index, -0.4, "generator", w.mode)
     assert w2.slider.value == pytest.approx(-0.4) and w2.mode_dropdown.value == w.mode
     np.testing.assert_allclose(w2.decoded_embedding(), w.decoded_embedding())
     with pytest.raises(Exception, match="alpha: expected a value in"):
@@ -153,16 +153,16 @@ def test_chance_markers_and_verdicts(setup, tmp_path):
     w = DirectionSlider(fd2, images, X, labels, preds2, class_names=["cat", "dog", "cow"], decoders=decoders,
                         export_dir=str(tmp_path))
     np.testing.assert_allclose(w.strength_chart.reference_values, fd2.chance_)
-    assert w.cls == 0 and "not above chance" in w.status.value, w.status.value
+    assert w.class_index == 0 and "not above chance" in w.status.value, w.status.value
     assert "not above chance" in w.mode_dropdown.options[0][0]
-    w.cls = 2
+    w.class_index = 2
     assert "above chance" in w.status.value and "not above chance" not in w.status.value, w.status.value
     w.close()
 
 
 def test_from_demo_builds_a_working_widget(tmp_path):
     from failwidgets.demo import load
-    from failwidgets.demo.train_directions import whitening
+    from failwidgets.demo.recipes.directions import whitening
 
     demo = load("default", progress=False)
     w = DirectionSlider.from_demo(demo, small=True, export_dir=str(tmp_path))
@@ -179,7 +179,7 @@ def test_from_demo_builds_a_working_widget(tmp_path):
     np.testing.assert_allclose(w.strength_chart.reference_values, fd.chance_)
     c = ok[-1]
     w.strength_chart.bars.selected = [c]
-    assert w.cls == c and f"<b>{demo.world.class_names[c]}</b>" in w.status.value
+    assert w.class_index == c and f"<b>{demo.world.class_names[c]}</b>" in w.status.value
     assert demo.world.class_names[c] in w.caption_html.value  # the class's captions are shown
     w.slider.value = 0.5
     # retrieval follows the selected class: every decoded image is a validation image of class c

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import failwidgets.compute.attribution as attribution
-from failwidgets.widgets._parts import AttributionSelector, ImageGrid, LogArea
+from failwidgets.widgets.parts import AttributionSelector, ImageGrid, LogArea
 
 
 def _setup(layer=None):

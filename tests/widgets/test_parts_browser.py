@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 _CELL = r'''
 import numpy as np, ipywidgets as W
-from failwidgets.widgets._parts import ImageGrid, BarChart, GroupHistogram, MatrixHeatmap, FailWidget
+from failwidgets.widgets.parts import ImageGrid, BarChart, GroupHistogram, MatrixHeatmap, FailWidget
 imgs = np.zeros((4, 32, 32, 3), np.uint8); imgs[..., 1] = 150
 heat = np.zeros((4, 4, 4)); heat[:, 1:3, 1:3] = 1.0
 grid = ImageGrid(columns=4, thumb_size=96); grid.set_images(imgs, captions=[f"img {i}" for i in range(4)], overlays=heat)

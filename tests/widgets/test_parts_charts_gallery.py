@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from failwidgets.widgets._parts import BarChart, Gallery, GroupHistogram, MatrixHeatmap, figure_to_svg, gallery_html
-from failwidgets.widgets._parts.thumbnails import thumbnail_bytes
+from failwidgets.widgets.parts import BarChart, Gallery, GroupHistogram, MatrixHeatmap, figure_to_svg, gallery_html
+from failwidgets.widgets.parts.thumbnails import thumbnail_bytes
 
 
 def test_bar_chart_selection_both_ways():

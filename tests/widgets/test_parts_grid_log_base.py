@@ -10,8 +10,8 @@ import torch
 import traitlets
 from ipywidgets.widgets.widget import _instances
 
-from failwidgets.widgets._parts import FailWidget, ImageGrid, LogArea, ThumbnailCache, guarded
-from failwidgets.widgets._parts.thumbnails import thumbnail_bytes
+from failwidgets.widgets.parts import FailWidget, ImageGrid, LogArea, ThumbnailCache, guarded
+from failwidgets.widgets.parts.thumbnails import thumbnail_bytes
 
 
 def _images(n, size=16, seed=0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from failwidgets.widgets._parts.thumbnails import (
+from failwidgets.widgets.parts.thumbnails import (
     ThumbnailCache,
     data_uri,
     encode_image,

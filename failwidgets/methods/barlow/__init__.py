@@ -1,0 +1,66 @@
+"""Singla, Nushi, Shah, Kamar & Horvitz, "Understanding Failures of Deep Networks via Robust Feature
+Extraction" (Barlow), CVPR 2021.
+
+A decision tree on robust features predicts a class's failures; leaves with high importance value are
+failure modes (ALER, error coverage, Definitions 1-5).
+"""
+
+from failwidgets.methods.barlow.tree import (
+    GROUPINGS,
+    group_mask,
+    TreeReport,
+    BarlowTree,
+    ClassTree,
+    fit_class_tree,
+    extract_features,
+)
+from failwidgets.methods.barlow.metrics import (
+    error_rate,
+    error_coverage,
+    importance_value,
+    aler,
+    is_valid_failure_mode,
+)
+from failwidgets.methods.barlow.selection import (
+    MI_METHODS,
+    binned_mutual_info,
+    mutual_info,
+    select_top_k,
+)
+from failwidgets.methods.barlow.visual import (
+    top_activating,
+    feature_heatmaps,
+)
+from failwidgets.methods.barlow.attack import (
+    FeatureAttack,
+    feature_attack,
+)
+from failwidgets.methods.barlow import tree, metrics, selection, visual, attack
+
+__all__ = [
+    "GROUPINGS",
+    "group_mask",
+    "TreeReport",
+    "BarlowTree",
+    "ClassTree",
+    "fit_class_tree",
+    "extract_features",
+    "error_rate",
+    "error_coverage",
+    "importance_value",
+    "aler",
+    "is_valid_failure_mode",
+    "MI_METHODS",
+    "binned_mutual_info",
+    "mutual_info",
+    "select_top_k",
+    "top_activating",
+    "feature_heatmaps",
+    "FeatureAttack",
+    "feature_attack",
+    "tree",
+    "metrics",
+    "selection",
+    "visual",
+    "attack",
+]

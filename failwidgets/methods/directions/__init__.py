@@ -1,0 +1,73 @@
+"""Jain, Lawrence, Moitra & Madry, "Distilling Model Failures as Directions in Latent Space", ICLR 2023.
+
+A linear SVM per class in (whitened) vision-language space separates errors from correct predictions;
+its normal is the failure direction, its decision values rank hard and easy images.
+"""
+
+from failwidgets.methods.directions.estimator import (
+    STATUS_OK,
+    STATUS_ABSENT,
+    STATUS_NO_ERRORS,
+    STATUS_NO_CORRECT,
+    STATUS_FEW_ERRORS,
+    STATUS_FEW_CORRECT,
+    FailureMode,
+    FailureDirections,
+)
+from failwidgets.methods.directions.geometry import (
+    l2_normalize,
+    whitening_stats,
+    preprocess,
+    slerp,
+    rotate,
+    raw_direction,
+)
+from failwidgets.methods.directions.captions import (
+    TEMPLATE,
+    reference_caption,
+    generate_captions,
+    caption_scores,
+)
+from failwidgets.methods.directions.decoders import (
+    Decoder,
+    RetrievalDecoder,
+    GeneratorDecoder,
+    UnclipDecoder,
+)
+from failwidgets.methods.directions.interventions import (
+    filter_pool,
+    upweight,
+)
+from failwidgets.methods.directions import estimator, geometry, captions, decoders, interventions
+
+__all__ = [
+    "STATUS_OK",
+    "STATUS_ABSENT",
+    "STATUS_NO_ERRORS",
+    "STATUS_NO_CORRECT",
+    "STATUS_FEW_ERRORS",
+    "STATUS_FEW_CORRECT",
+    "FailureMode",
+    "FailureDirections",
+    "l2_normalize",
+    "whitening_stats",
+    "preprocess",
+    "slerp",
+    "rotate",
+    "raw_direction",
+    "TEMPLATE",
+    "reference_caption",
+    "generate_captions",
+    "caption_scores",
+    "Decoder",
+    "RetrievalDecoder",
+    "GeneratorDecoder",
+    "UnclipDecoder",
+    "filter_pool",
+    "upweight",
+    "estimator",
+    "geometry",
+    "captions",
+    "decoders",
+    "interventions",
+]

@@ -1,0 +1,609 @@
+"""LaViSE: explaining the filters of a CNN layer with words (Yang, Kim, Joo, CVPR 2022).
+
+Pipeline
+--------
+1. :meth:`LaViSE.fit` trains an explainer head that maps masked features of one layer of a frozen target
+   model into a word-embedding space (:mod:`failwidgets.compute.words`), with the hinge rank loss (Eq. 1)
+   against the other training concepts. A fraction of the concepts can be held out to test discovery.
+2. :meth:`LaViSE.explain` explains every filter ``u``: the top ``p`` images by the filter's maximum
+   activation, the explainer applied to the filter-attended features (Sec. 3.2) -- or to one of the
+   baselines: ``"original"`` image, ``"image_masking"``, ``"activation_masking"`` -- the ``s`` nearest
+   words per image, counted over the images.
+3. :meth:`LaViSE.evaluate` scores explanations against concept masks (IoU of activation masks above
+   ``T_u``; a concept matches a filter when IoU > 0.04; recall@k), :func:`compare_groups` ranks filters
+   by the difference in the share of qualified images between groups (bias analysis).
+
+Unlike the authors' scripts: layer names are matched by equality, masks keep (H, W) order, thresholds
+are computed from the data at hand, and any feature-map size works.
+
+Example
+-------
+>>> lav = LaViSE(model, "trunk.3", word_space=glove_space(alphabetic=True, max_words=50000))
+>>> lav.fit(train_images, {"grass": grass_masks, "red": red_masks}, )          # doctest: +SKIP
+>>> ex = lav.explain(test_images, methods=("attention", "original"))           # doctest: +SKIP
+>>> ex.table()                                                                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from failwidgets._validation import (
+    check_array,
+    check_choice,
+    check_in_range,
+    check_positive_int,
+    check_probability,
+)
+from failwidgets.methods.lavise.attention import (
+    POOLINGS,
+    _naive_attended_pooled,
+    activation_masked_pooled,
+    attended_pooled,
+    filter_attention,
+    masked_pooled,
+    resize_masks,
+    spatial_cosine,
+    upsampled_maps,
+)
+from failwidgets.methods.lavise.evaluation import (
+    activation_masks,
+    activation_thresholds,
+    filter_concept_iou,
+    qualified_share,
+    recall_at_k,
+)
+from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, rank_words, train_head
+
+__all__ = ["LaViSE", "FilterExplanations", "METHODS", "compare_groups", "whole_image_masks"]
+
+#: Inference methods: filter attention and the paper's three baselines.
+METHODS = ("attention", "original", "image_masking", "activation_masking")
+
+
+def _check_feature_map(t: torch.Tensor, layer: str) -> torch.Tensor:
+    if t.ndim != 4:
+        raise ValueError(
+            f"layer: {layer!r} must output a conv feature map (N, C, H, W), got shape {tuple(t.shape)}"
+        )
+    return t.float()
+
+
+def whole_image_masks(labels: Any, class_names: Sequence[str], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Concept masks for a classification dataset: the whole image is the mask of its class.
+
+    Parameters
+    ----------
+    labels : int array (N,)
+    class_names : the C concept words, one per class
+    image_size : (H, W)
+
+    Returns
+    -------
+    dict word -> bool ndarray (N, H, W)
+    """
+    from failwidgets._validation import check_labels
+
+    labels = check_labels(labels, "labels", n_classes=len(class_names))
+    h, w = image_size
+    return {
+        str(name): np.broadcast_to((labels == c)[:, None, None], (len(labels), h, w)).copy()
+        for c, name in enumerate(class_names)
+    }
+
+
+@dataclass
+class FilterExplanations:
+    """Words that explain the filters of one layer, per inference method.
+
+    Attributes
+    ----------
+    layer : str
+    filters : ndarray (U,) int, original filter indices
+    methods : tuple of method names
+    words : dict method -> list (U) of [(word, count), ...], most frequent first
+    top_images : ndarray (U, p) int, indices into the explained dataset, most activating first
+    top_activations : ndarray (U, p) float, their maximum activations
+    activation_maps : ndarray (U, p, h, w) float, the filter's map on each top image
+    thresholds : ndarray (d,) float, T_u for every filter of the layer
+    max_activations : ndarray (N, d) float
+    image_size : (H, W)
+    train_concepts, heldout_concepts : list[str]
+    iou : DataFrame (d, C) or None, filled by :meth:`LaViSE.evaluate`
+    """
+
+    layer: str
+    filters: np.ndarray
+    methods: tuple
+    words: dict
+    top_images: np.ndarray
+    top_activations: np.ndarray
+    activation_maps: np.ndarray
+    thresholds: np.ndarray
+    max_activations: np.ndarray
+    image_size: tuple
+    train_concepts: list
+    heldout_concepts: list
+    p: int
+    s: int
+    iou: pd.DataFrame | None = None
+    iou_threshold: float = 0.04
+    features: torch.Tensor | None = field(default=None, repr=False)
+
+    # -- lookups --------------------------------------------------------------------------------------
+    def _row(self, u: int) -> int:
+        hits = np.flatnonzero(self.filters == int(u))
+        if not len(hits):
+            raise ValueError(f"filter: {u} was not explained; explained filters: {self.filters[:10].tolist()} ...")
+        return int(hits[0])
+
+    def _method(self, method: str) -> str:
+        return check_choice(method, "method", list(self.methods))
+
+    def is_novel(self, word: str) -> bool:
+        """True when ``word`` was not a training concept (discovered, not taught)."""
+        return word not in set(self.train_concepts)
+
+    def word_counts(self, u: int, method: str = "attention") -> list[tuple[str, int]]:
+        """All (word, count) of filter ``u`` (original index), most frequent first."""
+        return list(self.words[self._method(method)][self._row(u)])
+
+    def top_words(self, method: str = "attention", k: int = 5) -> list[list[str]]:
+        """Per explained filter, its ``k`` top words."""
+        return [[w for w, _ in ws[:k]] for ws in self.words[self._method(method)]]
+
+    def filters_with_word(self, word: str, method: str = "attention", k: int = 5) -> list[int]:
+        """Filters (original indices) whose top-``k`` words contain ``word``, best rank first."""
+        hits = []
+        for u, ws in zip(self.filters, self.top_words(method, k)):
+            if word in ws:
+                hits.append((ws.index(word), int(u)))
+        return [u for _, u in sorted(hits)]
+
+    def matches(self, u: int) -> list[tuple[str, float]]:
+        """Concepts whose masks match filter ``u`` (IoU > threshold), best first; needs :meth:`LaViSE.evaluate`."""
+        if self.iou is None:
+            return []
+        row = self.iou.loc[int(u)]
+        row = row[row > self.iou_threshold].sort_values(ascending=False)
+        return [(str(c), float(v)) for c, v in row.items()]
+
+    def table(self, method: str = "attention", k: int = 5) -> pd.DataFrame:
+        """One row per filter: its top words, the novel ones among them, the top word's count."""
+        rows = []
+        for u, ws in zip(self.filters, self.words[self._method(method)]):
+            top = [w for w, _ in ws[:k]]
+            rows.append({
+                "filter": int(u),
+                "words": ", ".join(top),
+                "novel": ", ".join(w for w in top if self.is_novel(w)),
+                "top_count": int(ws[0][1]) if ws else 0,
+                "threshold": float(self.thresholds[u]),
+            })
+        return pd.DataFrame(rows)
+
+
+class LaViSE:
+    """Filter explanations in words (Yang et al. 2022), a scikit-learn-like estimator.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The frozen target model (never trained here).
+    layer : str
+        Exact name of a module in ``model.named_modules()`` whose output is a conv map (N, d, h, w).
+    word_space : WordSpace, optional
+        The semantic space and candidate vocabulary. Default: GloVe 6B 50-d with the vocabulary
+        restricted to the 50 000 most frequent alphabetic words (the space keeps all 400k words).
+    holdout_fraction : float
+        Fraction of the concepts held out of training (paper: 0.3), drawn with ``random_state``.
+    holdout : sequence of str, optional
+        Explicit held-out concepts (overrides ``holdout_fraction``).
+    margin, lr, epochs, batch_size, hidden_dim, dropout :
+        Explainer training (Eq. 1 margin 1, Adam lr 1e-4 in the paper).
+    p, s : int
+        Top-p images per filter, s words per image (paper 25 and 5).
+    quantile : float
+        T_u is the top ``quantile`` of the filter's activations (0.005).
+    iou_threshold : float
+        A concept matches a filter when IoU > this (0.04).
+    attention_pooling : {"reweight", "spatial"}
+        How filter attention pools the attended maps for the explainer: ``"reweight"`` is the paper's
+        ``a(F_u, F_k) F_k`` averaged over the map; ``"spatial"`` is the authors' released code, u's
+        normalised map as a spatial attention. See :mod:`failwidgets.methods.lavise.attention`.
+    feature_batch_size : int
+    cache : EmbeddingCache, optional
+        Cache the layer's features on disk (content-addressed by model, layer and data).
+    device : str or torch.device, optional
+    random_state : int
+    progress : bool
+
+    Attributes
+    ----------
+    head_ : ExplainerHead
+    concepts_ : list[str], all concepts given to fit
+    train_concepts_, heldout_concepts_ : list[str]
+    n_filters_ : int, d
+    feature_size_ : (h, w) of the training features
+    n_pairs_ : int, number of (image, concept) training pairs
+    loss_history_ : list[float], mean loss per epoch
+    """
+
+    def __init__(self, model: torch.nn.Module, layer: str, word_space: Any = None, *,
+                 holdout_fraction: float = 0.0, holdout: Sequence[str] | None = None,
+                 margin: float = 1.0, lr: float = 1e-4, epochs: int = 30, batch_size: int = 64,
+                 hidden_dim: int | None = None, dropout: float = 0.1, p: int = 25, s: int = 5,
+                 quantile: float = 0.005, iou_threshold: float = 0.04, attention_pooling: str = "reweight",
+                 feature_batch_size: int = 64,
+                 cache: Any = None, device: Any = None, random_state: int = 0, progress: bool = True) -> None:
+        self.model = model
+        self.layer = layer
+        self.word_space = word_space
+        self.holdout_fraction = holdout_fraction
+        self.holdout = holdout
+        self.margin = margin
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.p = p
+        self.s = s
+        self.quantile = quantile
+        self.iou_threshold = iou_threshold
+        self.attention_pooling = attention_pooling
+        self.feature_batch_size = feature_batch_size
+        self.cache = cache
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _space(self):
+        if self.word_space is None:
+            from failwidgets.compute.words import glove_space
+
+            self.word_space = glove_space(alphabetic=True, max_words=50000)
+        return self.word_space
+
+    def features(self, images: Any, *, data_id: str | None = None, use_cache: bool = True) -> torch.Tensor:
+        """The layer's feature maps for ``images``: Tensor (N, d, h, w) float32 on the CPU.
+
+        Goes through ``cache`` (when set) keyed by the model's weights, the layer and the data.
+        """
+        from failwidgets.compute import as_image_tensor, get_module, layer_activations
+
+        get_module(self.model, self.layer)  # exact-name lookup with close matches in the error
+
+        def compute() -> np.ndarray:
+            return layer_activations(self.model, images, self.layer, batch_size=self.feature_batch_size,
+                                     device=self.device, progress=self.progress).numpy()
+
+        if self.cache is not None and use_cache:
+            from failwidgets.compute import fingerprint
+
+            parts = {
+                "what": "lavise_features",
+                "model": fingerprint(self.model),
+                "layer": self.layer,
+                "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
+            }
+            arr = self.cache.get_or_compute(parts, compute)
+            t = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+        else:
+            t = torch.from_numpy(compute())
+        return _check_feature_map(t, self.layer)
+
+    def _given_features(self, features: Any, images: Any) -> torch.Tensor:
+        if features is None:
+            if images is None:
+                raise ValueError("images: expected images (or features=) to explain, got None")
+            return self.features(images)
+        t = torch.as_tensor(check_array(features, "features", ndim=(2, 3, 4, 5), dtype="float"))
+        return _check_feature_map(t, self.layer)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise RuntimeError("This LaViSE is not fitted yet: call fit(images, concept_masks) first")
+
+    def _check_masks(self, concept_masks: Mapping[str, Any], n: int, size: tuple[int, int] | None,
+                     name: str = "concept_masks") -> dict[str, np.ndarray]:
+        if not isinstance(concept_masks, Mapping) or not concept_masks:
+            raise TypeError(f"{name}: expected a non-empty dict concept word -> bool masks (N, H, W)")
+        out = {}
+        for c, m in concept_masks.items():
+            arr = check_array(m, f"{name}[{c!r}]", ndim=3, dtype="bool")
+            if arr.shape[0] != n:
+                raise ValueError(f"{name}[{c!r}]: expected {n} masks (one per image), got {arr.shape[0]}")
+            if size is not None and tuple(arr.shape[1:]) != tuple(size):
+                raise ValueError(
+                    f"{name}[{c!r}]: expected masks of the image size (H, W) = {tuple(size)}, "
+                    f"got {tuple(arr.shape[1:])}"
+                )
+            out[str(c)] = arr
+        return out
+
+    @staticmethod
+    def _image_size(images: Any) -> tuple[int, int] | None:
+        if images is None:
+            return None
+        from failwidgets.compute import as_image_tensor
+
+        t = as_image_tensor(images)
+        return int(t.shape[2]), int(t.shape[3])
+
+    # -- training -------------------------------------------------------------------------------------
+    def fit(self, images: Any, concept_masks: Mapping[str, Any], *, features: Any = None) -> "LaViSE":
+        """Train the explainer head on (image, concept, mask) triples of a reference dataset.
+
+        Parameters
+        ----------
+        images : float tensor (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3); may be None with ``features``
+        concept_masks : dict concept word -> bool array (N, H, W)
+            The pixels of each concept in each image (all False where absent). For a classification
+            dataset use :func:`whole_image_masks`.
+        features : array (N, d, h, w), optional
+            Precomputed features of ``layer`` (skips the forward passes).
+
+        Returns
+        -------
+        self
+        """
+        check_probability(self.holdout_fraction, "holdout_fraction")
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size", minimum=2)
+        check_in_range(self.margin, "margin", 0.0, np.inf)
+        space = self._space()
+        feats = self._given_features(features, images)
+        n = feats.shape[0]
+        size = self._image_size(images)
+        masks = self._check_masks(concept_masks, n, size)
+        concepts = list(masks)
+        space.rows(concepts, name="concept_masks")  # every concept must be in the word space
+
+        rng = np.random.default_rng(self.random_state)
+        if self.holdout is not None:
+            unknown = [c for c in self.holdout if c not in masks]
+            if unknown:
+                raise ValueError(f"holdout: concepts {unknown} are not keys of concept_masks")
+            held = [c for c in concepts if c in set(self.holdout)]
+        else:
+            n_held = int(round(self.holdout_fraction * len(concepts)))
+            held = sorted(rng.choice(concepts, size=n_held, replace=False).tolist()) if n_held else []
+        train = [c for c in concepts if c not in set(held)]
+        if len(train) < 2:
+            raise ValueError(
+                f"concept_masks: expected at least 2 training concepts after the holdout, got {len(train)}"
+            )
+
+        h, w = feats.shape[2:]
+        inputs, targets = [], []
+        for j, c in enumerate(train):
+            m = torch.from_numpy(masks[c])
+            present = m.flatten(1).any(1)
+            if not present.any():
+                continue
+            small = resize_masks(m[present], (h, w))
+            inputs.append(masked_pooled(feats[present], small))
+            targets.append(torch.full((int(present.sum()),), j, dtype=torch.long))
+        if not inputs:
+            raise ValueError("concept_masks: every training mask is empty; expected some concept pixels")
+        x = torch.cat(inputs)
+        y = torch.cat(targets)
+        vecs = torch.from_numpy(space.embed(train))
+
+        torch.manual_seed(self.random_state)
+        self.head_ = ExplainerHead(feats.shape[1], space.dim, self.hidden_dim, self.dropout)
+        self.loss_history_ = train_head(
+            self.head_, x, y, vecs, margin=self.margin, lr=self.lr, epochs=self.epochs,
+            batch_size=self.batch_size, seed=self.random_state, progress=self.progress,
+        )
+        self.concepts_ = concepts
+        self.train_concepts_ = train
+        self.heldout_concepts_ = held
+        self.n_filters_ = int(feats.shape[1])
+        self.feature_size_ = (int(h), int(w))
+        self.n_pairs_ = int(len(x))
+        return self
+
+    @torch.no_grad()
+    def embed(self, pooled: Any) -> np.ndarray:
+        """Explainer outputs (unit vectors) for pooled features: (M, d) -> ndarray (M, D)."""
+        self._check_fitted()
+        x = torch.as_tensor(check_array(pooled, "pooled", ndim=2, dtype="float", shape=(None, self.n_filters_)))
+        self.head_.eval()
+        out = torch.cat([self.head_(x[i:i + 8192]) for i in range(0, len(x), 8192)]) if len(x) else x
+        return torch.nn.functional.normalize(out, dim=1).numpy()
+
+    # -- inference ------------------------------------------------------------------------------------
+    def _method_inputs(self, method: str, feats: torch.Tensor, img: torch.Tensor, flt: torch.Tensor,
+                       thr: torch.Tensor, images: Any) -> torch.Tensor:
+        if method == "attention":
+            return attended_pooled(feats, img, flt, pooling=self.attention_pooling)
+        if method == "original":
+            return feats[img].mean(dim=(2, 3))
+        if method == "activation_masking":
+            return activation_masked_pooled(feats, img, flt, thr)
+        # image masking: zero the pixels where the upsampled activation map is below T_u, then re-run
+        from failwidgets.compute import as_image_tensor
+
+        if images is None:
+            raise ValueError("images: the 'image_masking' baseline needs the images, got None")
+        x = as_image_tensor(images)
+        size = (x.shape[2], x.shape[3])
+        out = []
+        for start in range(0, len(img), 512):
+            i, u = img[start:start + 512], flt[start:start + 512]
+            maps = upsampled_maps(feats[i, u], size)
+            keep = (maps > thr[u][:, None, None]).float()[:, None]
+            masked = x[i] * keep
+            out.append(self.features(masked, use_cache=False).mean(dim=(2, 3)))
+        return torch.cat(out)
+
+    def explain(self, images: Any = None, *, features: Any = None, filters: Sequence[int] | None = None,
+                methods: Sequence[str] = ("attention",), p: int | None = None, s: int | None = None,
+                naive: bool = False) -> FilterExplanations:
+        """Explain the filters of the layer with words.
+
+        Parameters
+        ----------
+        images : images (N, ...) of the dataset to explain on (target dataset)
+        features : array (N, d, h, w), optional, precomputed features of ``images``
+        filters : original filter indices to explain (default: all d)
+        methods : subset of :data:`METHODS`
+        p, s : override the estimator's top-p images / s words per image
+        naive : use the per-filter reference loop for filter attention (slow; for checks/benchmarks)
+
+        Returns
+        -------
+        FilterExplanations
+        """
+        self._check_fitted()
+        methods = tuple(methods)
+        for m in methods:
+            check_choice(m, "methods", METHODS)
+        p = check_positive_int(self.p if p is None else p, "p")
+        s = check_positive_int(self.s if s is None else s, "s")
+        check_in_range(self.quantile, "quantile", 0.0, 1.0, inclusive=False)
+        check_choice(self.attention_pooling, "attention_pooling", list(POOLINGS))
+        feats = self._given_features(features, images)
+        if feats.shape[1] != self.n_filters_:
+            raise ValueError(
+                f"features: expected {self.n_filters_} filters (as in fit), got {feats.shape[1]}"
+            )
+        size = self._image_size(images)
+        n, d = feats.shape[:2]
+        if filters is None:
+            flt_idx = np.arange(d)
+        else:
+            flt_idx = check_array(filters, "filters", ndim=1, dtype="int")
+            if flt_idx.size and (flt_idx.min() < 0 or flt_idx.max() >= d):
+                raise ValueError(f"filters: expected indices in [0, {d}), got {flt_idx.min()}..{flt_idx.max()}")
+        p = min(p, n)
+        thresholds = activation_thresholds(feats, self.quantile)
+        max_act = feats.amax(dim=(2, 3))  # (N, d)
+        top_val, top_img = torch.topk(max_act[:, torch.as_tensor(flt_idx)].T, p, dim=1)  # (U, p)
+        img = top_img.reshape(-1)
+        flt = torch.as_tensor(flt_idx).repeat_interleave(p)
+        thr = torch.from_numpy(thresholds)
+        space = self._space()
+
+        words: dict[str, list] = {}
+        for method in tqdm(methods, desc="LaViSE methods", disable=not self.progress or len(methods) < 2,
+                           leave=False):
+            if method == "original":  # same input for every filter: embed each distinct image once
+                uniq, inv = torch.unique(img, return_inverse=True)
+                emb = self.embed(feats[uniq].mean(dim=(2, 3)))
+                idx, val = space.nearest(emb, s)
+                idx, val = idx[inv.numpy()], val[inv.numpy()]
+            else:
+                if method == "attention" and naive:
+                    x = _naive_attended_pooled(feats, img, flt, self.attention_pooling)
+                else:
+                    x = self._method_inputs(method, feats, img, flt, thr, images)
+                idx, val = space.nearest(self.embed(x), s)
+            idx = idx.reshape(len(flt_idx), p, -1)
+            val = val.reshape(len(flt_idx), p, -1)
+            words[method] = [rank_words(idx[r], val[r], space.vocabulary) for r in range(len(flt_idx))]
+
+        return FilterExplanations(
+            layer=self.layer,
+            filters=flt_idx.astype(np.int64),
+            methods=methods,
+            words=words,
+            top_images=top_img.numpy().astype(np.int64),
+            top_activations=top_val.numpy().astype(np.float32),
+            activation_maps=feats[top_img.reshape(-1), flt].reshape(len(flt_idx), p, *feats.shape[2:]).numpy(),
+            thresholds=thresholds,
+            max_activations=max_act.numpy(),
+            image_size=size if size is not None else tuple(feats.shape[2:]),
+            train_concepts=list(self.train_concepts_),
+            heldout_concepts=list(self.heldout_concepts_),
+            p=p,
+            s=s,
+            iou_threshold=self.iou_threshold,
+            features=feats,
+        )
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def evaluate(self, explanations: FilterExplanations, concept_masks: Mapping[str, Any],
+                 ks: Sequence[int] = (5, 10, 20)) -> dict:
+        """Score explanations against concept masks of the explained dataset (Table 2 protocol).
+
+        Fills ``explanations.iou`` (DataFrame (d, C)) and returns a dict with
+        ``recall`` (DataFrame methods x k), ``n_matched_filters`` (filters with >= 1 matching concept),
+        ``novel_hits`` (list of (filter, word): a held-out concept among the filter's top-``ks[0]``
+        attention words that matches the filter by IoU) and ``n_novel_filters``.
+        """
+        check_in_range(self.iou_threshold, "iou_threshold", 0.0, 1.0)
+        feats = explanations.features
+        if feats is None:
+            raise ValueError("explanations: expected explanations that keep their features (from explain())")
+        masks = self._check_masks(concept_masks, feats.shape[0], explanations.image_size)
+        self._space().rows(list(masks), name="concept_masks")
+        cm = torch.from_numpy(np.stack(list(masks.values())))
+        iou = filter_concept_iou(feats, explanations.thresholds, cm)
+        explanations.iou = pd.DataFrame(iou, columns=list(masks))
+        explanations.iou_threshold = self.iou_threshold
+        matches = [set(c for c, _ in explanations.matches(u)) for u in explanations.filters]
+        recall = pd.DataFrame(
+            {f"recall@{k}": [recall_at_k(explanations.top_words(m, k), matches, k) for m in explanations.methods]
+             for k in ks},
+            index=list(explanations.methods),
+        )
+        held = set(explanations.heldout_concepts)
+        novel = []
+        if "attention" in explanations.methods:
+            for u, ws, ms in zip(explanations.filters, explanations.top_words("attention", ks[0]), matches):
+                novel += [(int(u), w) for w in ws if w in held and w in ms]
+        return {
+            "recall": recall,
+            "n_matched_filters": int(sum(bool(m) for m in matches)),
+            "novel_hits": novel,
+            "n_novel_filters": len({u for u, _ in novel}),
+        }
+
+
+def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str = "attention",
+                   k: int = 5, top: int | None = None) -> pd.DataFrame:
+    """Bias analysis: per filter, the share of qualified images (max activation > T_u) in each group.
+
+    Parameters
+    ----------
+    explanations : FilterExplanations of the dataset the groups index
+    groups : array (N,), a group value per image (two or more distinct values); None / NaN entries
+        belong to no group and are left out
+    method : whose words to attach
+    k : number of words to attach
+    top : keep only the ``top`` filters by difference
+
+    Returns
+    -------
+    DataFrame, one row per explained filter sorted by ``difference`` (largest first), with columns
+    ``filter``, ``share[<group>]`` per group, ``difference`` (max share - min share; for two groups the
+    signed ``share[g1] - share[g0]`` is in ``signed_difference``) and ``words``.
+    """
+    n = explanations.max_activations.shape[0]
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != n:
+        raise ValueError(f"groups: expected a 1-D array with one group per image ({n}), got shape {groups.shape}")
+    keep = np.array([g is not None and g == g for g in groups.tolist()], dtype=bool)  # None / NaN: no group
+    values = sorted(set(groups[keep].tolist()), key=str)
+    if len(values) < 2:
+        raise ValueError(f"groups: expected at least 2 distinct groups, got {values}")
+    share = qualified_share(explanations.max_activations[keep][:, explanations.filters],
+                            explanations.thresholds[explanations.filters], groups[keep], values)
+    df = pd.DataFrame({"filter": explanations.filters.astype(int)})
+    for g, row in zip(values, share):
+        df[f"share[{g}]"] = row
+    df["difference"] = share.max(0) - share.min(0)
+    if len(values) == 2:
+        df["signed_difference"] = share[1] - share[0]
+    df["words"] = [", ".join(w) for w in explanations.top_words(method, k)]
+    df = df.sort_values("difference", ascending=False, kind="stable").reset_index(drop=True)
+    return df.head(top) if top is not None else df

@@ -1,0 +1,269 @@
+"""``FailWidget``: the base class of the four method widgets.
+
+It holds the method object (``.method``), a :class:`LogArea` (``.log``), registers observers through
+:func:`guarded` (``observe_guarded`` / ``on_click_guarded``) and remembers them so ``close()`` can
+release them, saves and restores user state (``to_dict`` / ``from_dict``) and writes a static,
+self-contained HTML snapshot (``export_html``).
+
+Subclass contract::
+
+    class DirectionsWidget(FailWidget):
+        widget_name = "DirectionsWidget"       # default: the class name
+        state_version = 1
+        _state_traits = ("selected_direction", "threshold")   # traits saved by to_dict()
+        selected_direction = traitlets.Int(0)
+        threshold = traitlets.Float(0.5)
+
+        def __init__(self, method, **kwargs):
+            super().__init__(method=method, **kwargs)
+            self.slider = W.FloatSlider(continuous_update=False)
+            self.observe_guarded(self._on_threshold, names="value", widget=self.slider)
+            self.children = [self.header, self.slider, self.log]   # .log where you want it
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable
+
+import ipywidgets as W
+import numpy as np
+import traitlets
+
+from failwidgets.widgets.parts.log import LogArea, guarded, on_click_guarded
+
+__all__ = ["FailWidget", "walk_widgets", "close_recursively"]
+
+
+def _child_widgets(w: Any) -> list[W.Widget]:
+    """Direct child widgets of ``w`` (Box children, bqplot Figure marks/axes/scales, Output none)."""
+    out: list[W.Widget] = []
+    children = getattr(w, "children", None)
+    if isinstance(children, (list, tuple)):
+        out.extend(c for c in children if isinstance(c, W.Widget))
+    try:
+        import bqplot
+
+        if isinstance(w, bqplot.Figure):
+            out.extend(w.marks)
+            out.extend(w.axes)
+            for name in ("scale_x", "scale_y", "interaction", "layout"):
+                v = getattr(w, name, None)
+                if isinstance(v, W.Widget):
+                    out.append(v)
+        elif isinstance(w, (bqplot.Mark, bqplot.Axis)):
+            scales = getattr(w, "scales", None) or {}
+            out.extend(v for v in scales.values() if isinstance(v, W.Widget))
+            scale = getattr(w, "scale", None)
+            if isinstance(scale, W.Widget):
+                out.append(scale)
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def walk_widgets(root: W.Widget) -> Iterable[W.Widget]:
+    """Depth-first walk over ``root`` and its descendants (each widget once)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        yield w
+        stack.extend(reversed(_child_widgets(w)))
+
+
+def close_recursively(root: W.Widget, include_root: bool = True) -> int:
+    """Close every descendant of ``root`` (leaves first), then ``root`` itself.
+
+    ``Box.close()`` alone leaves children open in the widget registry. Each descendant's own ``close()``
+    runs (so composite parts release what they hold). Returns the number of widgets closed.
+    """
+    widgets = list(walk_widgets(root))
+    extras = []  # Layout / style widgets are widgets too and stay registered unless closed
+    seen = {id(w) for w in widgets}
+    for w in widgets:
+        for name in ("layout", "style", "tooltip_style"):
+            v = getattr(w, name, None)
+            if isinstance(v, W.Widget) and id(v) not in seen:
+                seen.add(id(v))
+                extras.append(v)
+    widgets = widgets + extras
+    for w in reversed(widgets[1:]):
+        w.close()
+    if include_root:
+        W.Widget.close(root)
+    return len(widgets) if include_root else len(widgets) - 1
+
+
+def _to_jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_to_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _to_jsonable(x) for k, x in v.items()}
+    return v
+
+
+class FailWidget(W.VBox):
+    """Base class of the method widgets (a ``VBox``).
+
+    Parameters
+    ----------
+    method : the widget-free method object this widget renders (kept as ``.method``).
+    log : an existing :class:`LogArea` to share, or None to create one.
+
+    Attributes
+    ----------
+    method : the method object.
+    log : LogArea; callbacks registered with ``observe_guarded`` / ``on_click_guarded`` report here.
+    """
+
+    # ``log`` is a trait of every widget (a ``logging.Logger``); here it is the LogArea, which accepts
+    # logger-style calls, so what ipywidgets logs about this widget also appears in it. Callbacks of
+    # child controls must still be registered through ``observe_guarded`` / ``on_click_guarded``.
+    log = traitlets.Instance(LogArea)
+
+    widget_name: str | None = None
+    state_version: int = 1
+    _state_traits: tuple[str, ...] = ()
+    _heavy_attrs: tuple[str, ...] = ()  # extra attribute names to drop on close()
+
+    def __init__(self, method: Any = None, log: LogArea | None = None, **kwargs: Any):
+        self._observers: list[tuple[Any, Callable, Any]] = []
+        self._guarded_clicks: list[tuple[W.Button, Callable]] = []
+        self.method = method
+        self.log = log if log is not None else LogArea()
+        kwargs.setdefault("children", [self.log])
+        super().__init__(**kwargs)
+
+    # -- callbacks -----------------------------------------------------------------------------------
+    def guard(self, callback: Callable, context: str | None = None) -> Callable:
+        """``callback`` wrapped by :func:`guarded` with this widget's log."""
+        return guarded(self.log, context)(callback)
+
+    def observe_guarded(self, handler: Callable, names: str | list[str], widget: Any = None) -> Callable:
+        """``widget.observe(guarded(handler), names=names)``; remembered for ``close()``.
+
+        ``widget`` defaults to ``self``; ``names`` is required (an observer without names fires on every
+        trait). Returns the wrapped handler.
+        """
+        if names is None or names is traitlets.All:
+            raise ValueError("names: expected a trait name or list of names, got None (would fire on every trait)")
+        target = self if widget is None else widget
+        wrapped = self.guard(handler)
+        target.observe(wrapped, names=names)
+        self._observers.append((target, wrapped, names))
+        return wrapped
+
+    def on_click_guarded(self, button: W.Button, handler: Callable) -> Callable:
+        """``button.on_click(guarded(handler))``; remembered for ``close()``."""
+        wrapped = on_click_guarded(button, handler, self.log)
+        self._guarded_clicks.append((button, wrapped))
+        return wrapped
+
+    def run_guarded(self, func: Callable, *args: Any, busy: str | None = None, **kwargs: Any) -> Any:
+        """Call ``func`` now through the guard, optionally showing a busy message."""
+        def call() -> Any:
+            if busy is None:
+                return func(*args, **kwargs)
+            with self.log.busy(busy):
+                return func(*args, **kwargs)
+
+        return self.guard(call, getattr(func, "__qualname__", None))()
+
+    # -- state ---------------------------------------------------------------------------------------
+    @classmethod
+    def _name(cls) -> str:
+        return cls.widget_name or cls.__name__
+
+    def to_dict(self) -> dict:
+        """User state as a JSON-serialisable dict: ``{"widget", "version", <each of _state_traits>}``."""
+        d: dict[str, Any] = {"widget": self._name(), "version": self.state_version}
+        for name in self._state_traits:
+            if not self.has_trait(name):
+                raise AttributeError(f"_state_traits: {type(self).__name__} has no trait {name!r}")
+            d[name] = _to_jsonable(getattr(self, name))
+        json.dumps(d)  # fail here, not when the user saves the file
+        return d
+
+    def from_dict(self, d: dict) -> "FailWidget":
+        """Restore the state written by :meth:`to_dict` (observers fire as if the user set it)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"d: expected a dict from to_dict(), got {type(d).__name__}")
+        if d.get("widget") != self._name():
+            raise ValueError(f"d: expected state of widget {self._name()!r}, got {d.get('widget')!r}")
+        if d.get("version", self.state_version) > self.state_version:
+            raise ValueError(f"d: expected state version <= {self.state_version}, got {d.get('version')}")
+        unknown = [k for k in d if k not in ("widget", "version") and k not in self._state_traits]
+        if unknown:
+            raise ValueError(f"d: unknown state keys {unknown}; expected some of {list(self._state_traits)}")
+        for name in self._state_traits:
+            if name in d:
+                setattr(self, name, d[name])
+        return self
+
+    def save_state(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=1)
+
+    def load_state(self, path: str) -> "FailWidget":
+        with open(path, encoding="utf-8") as f:
+            return self.from_dict(json.load(f))
+
+    # -- export --------------------------------------------------------------------------------------
+    def export_html(self, path: str | None = None, title: str | None = None) -> str:
+        """A static, self-contained HTML snapshot of the current view (no kernel, no internet needed).
+
+        Images are embedded as base64 data URIs, bqplot figures as inline SVG, controls as their value.
+        Writes the file when ``path`` is given; always returns the HTML text.
+        """
+        from failwidgets.widgets.parts.export import widget_to_html_page
+
+        page = widget_to_html_page(self, title=title or self._name())
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+        return page
+
+    # -- lifetime ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Unobserve registered handlers, close all descendant widgets, drop heavy references."""
+        for target, handler, names in self._observers:
+            try:
+                target.unobserve(handler, names=names)
+            except ValueError:
+                pass
+        for button, handler in self._guarded_clicks:
+            button.on_click(handler, remove=True)
+        self._observers, self._guarded_clicks = [], []
+        close_recursively(self, include_root=False)
+        # widgets kept as attributes but not shown right now (spare panels, the log if not placed)
+        for name, value in list(vars(self).items()):
+            if name.startswith("_trait") or name == "comm":
+                continue
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, W.Widget) and item is not self:
+                    close_recursively(item)
+        self._drop_heavy()
+        super().close()
+
+    def _drop_heavy(self) -> None:
+        try:
+            import torch
+
+            heavy_types: tuple[type, ...] = (np.ndarray, torch.Tensor, torch.nn.Module)
+        except ImportError:  # pragma: no cover
+            heavy_types = (np.ndarray,)
+        for name in list(vars(self)):
+            if name.startswith("_trait") or name in ("comm",):
+                continue
+            value = vars(self)[name]
+            if name in self._heavy_attrs or isinstance(value, heavy_types):
+                setattr(self, name, None)
+        self.method = None
