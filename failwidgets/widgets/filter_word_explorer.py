@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import traitlets
 
-from failwidgets.methods.lavise import FilterExplanations, compare_groups
+from failwidgets.methods.lavise import FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 
 __all__ = ["FilterWordExplorer"]
@@ -350,10 +350,8 @@ class FilterWordExplorer(FailWidget):
         self.words_html.value = self._words_table(u)
         self.matches_html.value = self._matches_table(u)
         idx = ex.top_images[row]
-        maps = torch.from_numpy(ex.activation_maps[row])
-        size = tuple(ex.image_size)
-        up = torch.nn.functional.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-        masks = (up > float(ex.thresholds[u])).float().numpy()
+        maps = torch.from_numpy(ex.activation_maps[row])[:, None]  # (p, 1, h, w): filter u's maps
+        masks = activation_masks(maps, ex.thresholds[u : u + 1], tuple(ex.image_size))[:, 0].float().numpy()
         imgs = self.images[self.layer]
         sub = imgs[torch.as_tensor(idx)] if isinstance(imgs, torch.Tensor) else np.asarray(imgs)[idx]
         captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, ex.top_activations[row])]

@@ -33,7 +33,7 @@ from failwidgets.methods.relations import (
     gaussian_density,
     inference_map,
 )
-from failwidgets.widgets.parts import FailWidget, ImageGrid
+from failwidgets.widgets.parts import FailWidget, ImageGrid, to_uint8_images
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 
 __all__ = ["RelationshipAnnotator"]
@@ -157,7 +157,7 @@ class RelationshipAnnotator(FailWidget):
 
         x = as_image_tensor(images)[:n_images]
         _, grads = output_gradients(model, x, layer, outputs=outputs, progress=False)
-        shown = (x.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        shown = to_uint8_images(x)
         ea = None if example_attributes is None else np.asarray(example_attributes)[:n_images]
         return cls(miner, images=shown, gradients=grads.numpy(), example_attributes=ea, **kwargs)
 

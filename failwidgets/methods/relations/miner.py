@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from failwidgets._validation import check_array, check_choice, check_in_range, check_positive_int
+from failwidgets.compute.maps import overlay
 from failwidgets.methods.relations.graph import DEFAULT_LEVELS, RELATION_LEVELS, RelationGraph, merge_annotations
 from failwidgets.methods.relations.evaluation import (
     entropy_baseline,
@@ -538,7 +539,7 @@ class RelationMiner:
 
 
 def inference_map(pattern) -> np.ndarray:
-    """Heat map of an inference pattern: v_i^I summed over channels (METHODS.md step 9).
+    """Heat map of an inference pattern: v_i^I summed over channels (the paper's visualisation of a mined relation).
 
     Parameters
     ----------
@@ -570,25 +571,4 @@ def heatmap_rgb(heat, image=None, size: tuple[int, int] | None = None, alpha: fl
     -------
     uint8 ndarray (H, W, 3)
     """
-    h = check_array(heat, "heat", ndim=2, dtype="float").astype(np.float32)
-    alpha = check_in_range(alpha, "alpha", 0.0, 1.0)
-    if image is not None:
-        img = check_array(image, "image", ndim=3, finite=False)
-        if img.shape[2] != 3:
-            raise ValueError(f"image: expected shape (H, W, 3), got {img.shape}")
-        size = img.shape[:2]
-        grey = img.astype(np.float32).mean(axis=2, keepdims=True).repeat(3, axis=2) / 255.0
-    else:
-        size = tuple(size) if size is not None else h.shape
-        grey = np.ones((*size, 3), dtype=np.float32)
-    if tuple(h.shape) != tuple(size):
-        h = torch.nn.functional.interpolate(torch.from_numpy(h)[None, None], size=tuple(size), mode="bilinear",
-                                            align_corners=False)[0, 0].numpy()
-    peak = float(np.abs(h).max())
-    s = h / peak if peak > 0 else np.zeros_like(h)
-    colour = np.zeros((*size, 3), dtype=np.float32)
-    colour[..., 0] = s > 0  # red for positive
-    colour[..., 2] = s < 0  # blue for negative
-    w = (alpha * np.abs(s))[..., None]
-    out = (1.0 - w) * grey + w * colour
-    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return overlay(image, heat, signed=True, alpha=alpha, base="grey", size=size)
