@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from failwidgets.methods.barlow.metrics import (
     aler,
@@ -216,7 +217,7 @@ def test_heldout_report_uses_heldout_samples():
     leaves = res.heldout.nodes.set_index("node")
     assert leaves.loc[1, "ER"] == pytest.approx(err[left].mean())
     assert leaves.loc[2, "ER"] == pytest.approx(err[~left].mean())
-    frame = res.rules_frame(valid_only=False)
+    frame = res.to_frame(valid_only=False)
     assert set(frame["split"]) == {"fit", "held-out"}
     assert "[held-out]" in res.rules_text()
 
@@ -237,7 +238,7 @@ def test_bad_inputs_give_clear_errors():
         fit_class_tree(x, labels, preds, 7)
     with pytest.raises(ValueError, match="features: expected 30 columns"):
         BarlowTree(k=3).fit(x[labels == 1], preds[labels == 1] != 1).report(x[:, :5], np.zeros(400, bool))
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
         BarlowTree().apply(x)
 
 
