@@ -76,7 +76,7 @@ def _hash(value: Any) -> str:
 
 def _canonical(value: Any) -> str:
     """A JSON text of ``value`` (arrays, frames, results, tuples encoded), for equality of outputs."""
-    from failwidgets.methods._results import encode
+    from failwidgets.methods.results import encode
 
     return json.dumps(encode(_plain(value)), sort_keys=True, default=repr)
 

@@ -37,7 +37,7 @@ from failwidgets._validation import (
 from failwidgets.methods.barlow.metrics import aler, error_coverage, error_rate, importance_value, is_valid_failure_mode
 from failwidgets.methods.barlow.selection import MI_METHODS, mutual_info, select_top_k
 from failwidgets.methods._base import CORRECT, ERROR, check_fitted, is_failure
-from failwidgets.methods._results import Result
+from failwidgets.methods.results import Result
 
 __all__ = ["GROUPINGS", "BarlowTree", "TreeReport", "ClassTree", "group_mask", "fit_class_tree", "extract_features"]
 

@@ -36,7 +36,7 @@ from failwidgets.methods.directions.geometry import l2_normalize, preprocess, ra
 from failwidgets.methods.directions.interventions import filter_pool, upweight
 from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
 from failwidgets.methods._base import ERROR, check_fitted, failure_target, hardness_order
-from failwidgets.methods._results import Result
+from failwidgets.methods.results import Result
 
 __all__ = ["FailureDirections", "FailureMode", "STATUS_OK"]
 

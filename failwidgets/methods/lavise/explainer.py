@@ -65,7 +65,7 @@ from failwidgets.methods.lavise.evaluation import (
 )
 from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, rank_words, train_head
 from failwidgets.methods._base import check_fitted
-from failwidgets.methods._results import Result
+from failwidgets.methods.results import Result
 
 __all__ = ["LaViSE", "FilterExplanations", "FilterEvaluation", "METHODS", "compare_groups", "whole_image_masks"]
 

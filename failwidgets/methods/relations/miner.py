@@ -52,7 +52,7 @@ from failwidgets.methods.relations.kl import (
 )
 from failwidgets.methods.relations.masks import SELECTIONS, contributions, select_mask
 from failwidgets.methods._base import check_fitted
-from failwidgets.methods._results import Result
+from failwidgets.methods.results import Result
 
 __all__ = ["RelationMiner", "RelationDiagnosis", "inference_map", "heatmap_rgb"]
 
