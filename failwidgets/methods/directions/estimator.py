@@ -396,6 +396,69 @@ class FailureDirections(BaseEstimator):
         ref = check_array(reference_embedding, "reference_embedding", shape=(len(self.mean_),), dtype="float")
         return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(np.float32)
 
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("mean_", "std_", "strength_", "chance_", "p_value_", "coef_", "intercept_", "n_samples_", "n_errors_",
+               "decision_values_", "mode_decision_values_", "labels_")
+
+    def save(self, path):
+        """Write the fitted estimator: ``<stem>.json`` (parameters, statuses, modes) and ``<stem>.safetensors``
+        (the per-class arrays). No pickle.
+
+        Returns
+        -------
+        Path of the JSON file.
+        """
+        import json
+        import os
+        from pathlib import Path
+
+        from safetensors.numpy import save_file
+
+        self.check_fitted()
+        path = Path(path).with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = path.with_suffix(".safetensors")
+        params = self.get_params()
+        params["Cs"] = [float(c) for c in np.atleast_1d(params["Cs"])]
+        info = {"format": "failwidgets.FailureDirections/1", "file": weights.name, "params": params,
+                "n_classes": self.n_classes_, "status": list(self.status_),
+                "modes": [[m.to_dict() for m in modes] for modes in self.modes_]}
+        tmp = weights.with_name(weights.name + ".tmp")
+        save_file({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}, os.fspath(tmp))
+        os.replace(tmp, weights)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path, **params) -> "FailureDirections":
+        """A fitted FailureDirections from :meth:`save`'s files; ``params`` override stored parameters (e.g. ``progress``)."""
+        import json
+        import os
+        from pathlib import Path
+
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        meta = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not meta.is_file():
+            raise FileNotFoundError(f"path: no FailureDirections file {os.fspath(meta)!r}")
+        info = json.loads(meta.read_text())
+        unknown = sorted(set(params) - set(cls().get_params()))
+        if unknown:
+            raise TypeError(f"params: unknown FailureDirections parameters {unknown}")
+        stored = dict(info["params"])
+        stored["Cs"] = np.asarray(stored["Cs"], dtype=np.float64)
+        est = cls(**{**stored, **params})
+        arrays = load_file(os.fspath(meta.with_name(info["file"])))
+        for k in cls._ARRAYS:
+            setattr(est, k, arrays[k])
+        est.n_classes_ = int(info["n_classes"])
+        est.status_ = list(info["status"])
+        est.modes_ = [[FailureMode.from_dict(m) for m in modes] for modes in info["modes"]]
+        return est
+
     # ------------------------------------------------------------------ interventions
     def filter_pool(self, pool_embeddings, pool_classes, k: int = 75, mode: int = 0) -> np.ndarray:
         """Indices of the ``k`` most failure-aligned pool images per class (see ``filter_pool``)."""
