@@ -60,7 +60,7 @@ class DirectionSlider(FailWidget):
                  reference_embeddings=None, decoders: Mapping[str, Decoder] | None = None,
                  n_images: int = 8, n_decoded: int = 4, export_dir: str = ".", **kwargs):
         super().__init__(method=method, **kwargs)
-        method._check_fitted()
+        method.check_fitted()
         self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
         self.labels = check_labels(labels, "labels")
         self.failed = is_failure(labels, preds)
@@ -165,36 +165,12 @@ class DirectionSlider(FailWidget):
         DirectionSlider, with ``.demo`` (the Demo) and ``.caption_data`` (captions, their embeddings
         and the reference embeddings per class).
         """
-        from failwidgets._validation import check_choice
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.recipes.directions import demo_captions, whitening
-        from failwidgets.methods.directions import GeneratorDecoder, RetrievalDecoder
+        from failwidgets.demo.recipes import build_widget, directions
 
-        check_choice(reference, "reference", ["caption", "mean"])
         demo, small = resolve(demo, variant, small, progress)
-        val = demo.world["val"]
-        emb = demo.embeddings("val", progress=progress)
-        preds = demo.predictions("val", progress=progress)
-        names = demo.world.class_names
-        fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
-                               n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
-                               progress=progress)
-        fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
-        caps, cap_emb, refs = demo_captions(demo)
-
-        def captions(c, m):
-            return fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=5, mode=m)
-
-        bank = val if small else demo.world["pool"]
-        bank_emb = emb if small else demo.embeddings("pool", progress=progress)
-        decoders = {"retrieval": RetrievalDecoder(bank_emb, bank.images, labels=bank.labels),
-                    "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
-        references = refs if reference == "caption" else None
-        widget = cls(fd, val.images, emb, val.labels, preds, class_names=names, captions=captions,
-                     reference_embeddings=references, decoders=decoders, **kwargs)
-        widget.demo = demo
-        widget.caption_data = {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}
-        return widget
+        return build_widget(cls, directions.widget_inputs(demo, small=small, reference=reference, max_modes=max_modes,
+                                                          n_permutations=n_permutations, progress=progress), **kwargs)
 
     # ------------------------------------------------------------------ trait handlers
     def _on_bar_select(self, change):

@@ -14,7 +14,6 @@ The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it co
 from __future__ import annotations
 
 import html
-import warnings
 from typing import Any, Mapping, Sequence
 
 import ipywidgets as W
@@ -136,7 +135,7 @@ class FilterWordExplorer(FailWidget):
                   **kwargs: Any) -> "FilterWordExplorer":
         """The explorer on the demo world: the demo target's ``conv4`` explained with the shipped head.
 
-        Loads the shipped explainer head (:func:`failwidgets.demo.recipes.lavise.load_explainer`; it is
+        Built by :func:`failwidgets.demo.recipes.lavise.widget_inputs`: loads the shipped explainer head (it is
         trained here only when the shipped one does not fit the target, with a warning), computes the
         layer's features through the demo's :class:`~failwidgets.compute.EmbeddingCache`, explains every
         filter (p = 25, s = 5), scores the words against the world's exact concept masks and opens the
@@ -163,47 +162,15 @@ class FilterWordExplorer(FailWidget):
 
         Returns
         -------
-        FilterWordExplorer, with ``.evaluation`` (the dict of :meth:`LaViSE.evaluate`) and ``.demo``.
+        FilterWordExplorer, with ``.evaluation`` (the :class:`~failwidgets.methods.lavise.FilterEvaluation` of
+            :meth:`LaViSE.evaluate`) and ``.demo``.
         """
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.recipes.lavise import feature_data_id, load_explainer
-        from failwidgets.demo.training.lavise import train_explainer
-        from failwidgets.methods.lavise import METHODS
-        from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
+        from failwidgets.demo.recipes import build_widget, lavise
 
         demo, small = resolve(demo, variant, small, progress)
-        try:
-            lav = load_explainer(demo, progress=progress)
-        except (FileNotFoundError, ValueError) as exc:
-            warnings.warn(f"{exc}; training an explainer now (slower)", RuntimeWarning, stacklevel=2)
-            lav = train_explainer(demo, n_images=1000 if small else None, progress=progress)
-        data = demo.world[split]
-        n = min(len(data), n_images if n_images is not None else (600 if small else 2000))
-        idx = np.arange(n)
-        images = data.as_tensor(idx)
-        feats = lav.features(images, data_id=feature_data_id(demo, split, n))
-        if methods is None:
-            methods = ("attention", "original") if small else METHODS
-        ex = lav.explain(images, features=feats, methods=methods)
-        masks = {c: data.concept_masks(c, idx) for c in demo.world.concepts}
-        evaluation = lav.evaluate(ex, masks, ks=(5, 10))
-        del masks
-        labels = None
-        if groups is not None:
-            factor, wanted = (groups, None) if isinstance(groups, str) else (groups[0], list(groups[1:]))
-            if factor not in FACTOR_NAMES:
-                raise ValueError(f"groups: expected a factor name among {FACTOR_NAMES}, got {factor!r}")
-            names = np.asarray(FACTOR_VALUES[factor], dtype=object)[data.factors[factor][:n]]
-            if wanted is not None:
-                for v in wanted:
-                    if v not in FACTOR_VALUES[factor]:
-                        raise ValueError(f"groups: {v!r} is not a value of {factor!r} {FACTOR_VALUES[factor]}")
-                names = np.where(np.isin(names, wanted), names, None)
-            labels = names
-        widget = cls(ex, np.asarray(data.images[:n]), labels, method=lav, **kwargs)
-        widget.evaluation = evaluation
-        widget.demo = demo
-        return widget
+        return build_widget(cls, lavise.widget_inputs(demo, small=small, split=split, n_images=n_images,
+                                                      groups=groups, methods=methods, progress=progress), **kwargs)
 
     # -- data -------------------------------------------------------------------------------------------
     @property
@@ -342,7 +309,7 @@ class FilterWordExplorer(FailWidget):
             self.words_html.value = self.matches_html.value = ""
             self.grid.set_images(np.zeros((0, 8, 8, 3), dtype=np.uint8))
             return
-        row = ex._row(u)
+        row = ex.row(u)
         self.header.value = (
             f"<b>{html.escape(ex.layer)} filter {u}</b>: threshold T_u = {ex.thresholds[u]:.4g}, "
             f"top {ex.p} images, {ex.s} words per image"

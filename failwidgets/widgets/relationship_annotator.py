@@ -213,31 +213,12 @@ class RelationshipAnnotator(FailWidget):
         RelationshipAnnotator, with ``.demo`` set.
         """
         from failwidgets.demo.loading import resolve
+        from failwidgets.demo.recipes import build_widget, relations
 
         demo, small = resolve(demo, variant, small, progress)
-        world = demo.world
-        train, test = world["train"], world["test"]
-        names = list(world.attribute_names)
-        layer = "conv3" if layer is None else layer
-        n = min(len(train.labels), n_images if n_images is not None else (400 if small else 1000))
-        miner = RelationMiner(
-            mask_images=mask_images if mask_images is not None else (200 if small else 256),
-            progress=progress,
-        )
-        model = demo.target.attribute_model().eval()  # a new view starts in train mode (BatchNorm!)
-        miner.fit_model(model, train.images[:n], layer, train.attributes[:n], names, cache=demo.cache,
-                        data_id=f"{world.fingerprint}/train[:{n}]")
-        if isinstance(graph, str):
-            if graph != "truth":
-                raise ValueError(f"graph: expected 'truth', None or a RelationGraph, got {graph!r}")
-            graph = RelationGraph.from_relations(names, world.attribute_relations())
-        test_pred = (demo.attribute_logits("test", progress=progress) > 0).astype(np.float32)
-        k = n_example_images if n_example_images is not None else (24 if small else 64)
-        widget = cls.from_model(miner, model, layer, train.images[:k], example_attributes=train.attributes[:k],
-                                n_images=k, graph=graph, test_predictions=test_pred,
-                                test_attributes=test.attributes, **kwargs)
-        widget.demo = demo
-        return widget
+        return build_widget(cls.from_model, relations.widget_inputs(
+            demo, small=small, layer=layer, n_images=n_images, mask_images=mask_images, graph=graph,
+            n_example_images=n_example_images, progress=progress), **kwargs)
 
     # -- building ------------------------------------------------------------------------------------
     def _build(self) -> None:

@@ -255,27 +255,13 @@ class TreeBrowser(FailWidget):
         (:class:`~failwidgets.demo.recipes.barlow.DemoSplit`).
         """
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.recipes.barlow import FEATURE_MODELS, demo_class_trees, demo_split
+        from failwidgets.demo.recipes import barlow, build_widget
 
         demo, small = resolve(demo, variant, small, progress)
-        if n_images is None:
-            n_images = 1000 if small else None
-        fit = demo_split(demo, fit_split, features=features, n_images=n_images, progress=progress)
-        held = demo_split(demo, heldout_split, features=features, n_images=n_images, progress=progress)
-        if class_index is None:
-            trees = demo_class_trees(fit, held, grouping=kwargs.get("grouping", "label"),
-                                     max_depth=kwargs.get("max_depth", 1), k=kwargs.get("k", 20))
-            scores = {c: t.heldout.aler_minus_ber for c, t in trees.items() if not isinstance(t, str)}
-            scores = {c: s for c, s in scores.items() if np.isfinite(s)}
-            class_index = max(scores, key=scores.get) if scores else 0
-        model_attr, layer, conv = FEATURE_MODELS[features]
-        kwargs.setdefault("attack_steps", 50 if small else 200)
-        kwargs.setdefault("cache", demo.cache)
-        widget = cls(fit.features, fit.labels, fit.preds, images=fit.images, heldout=held.heldout,
-                     class_names=demo.world.class_names, feature_model=getattr(demo, model_attr),
-                     feature_layer=layer, conv_layer=conv, class_index=int(class_index), **kwargs)
-        widget.demo, widget.fit_data, widget.heldout_data = demo, fit, held
-        return widget
+        tree = {k: kwargs[k] for k in ("grouping", "max_depth", "k") if k in kwargs}
+        return build_widget(cls, barlow.widget_inputs(
+            demo, small=small, features=features, fit_split=fit_split, heldout_split=heldout_split,
+            n_images=n_images, class_index=class_index, progress=progress, **tree), **kwargs)
 
     # ------------------------------------------------------------------------------------------ fit
     def refit(self) -> None:
@@ -456,7 +442,7 @@ class TreeBrowser(FailWidget):
         if self.result is None:
             return pd.DataFrame(columns=["class_index", "class_name", "grouping", "split", "node", "rule"]
                                 + _METRIC_COLUMNS)
-        out = self.result.rules_frame(valid_only)
+        out = self.result.to_frame(valid_only)
         out.insert(1, "class_name", self.class_names[self.class_index])
         return out
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -15,12 +16,10 @@ def setup():
     words = list(COLOURS) + ["grass", "sand"]
     space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
     images, masks, groups = colour_world(60, seed=5, bias=True)
-    lav = LaViSE(ColourNet().eval(), "features", space, holdout=["yellow"], lr=3e-2, epochs=20,
-                 batch_size=128, p=6, s=2, quantile=0.05, progress=False).fit(images, masks)
-    ex = lav.explain(images, methods=("attention", "original"))
-    lav.evaluate(ex, masks)
-    ex2 = lav.explain(images, filters=[1, 2], methods=("attention",))
-    ex2.layer = "features_subset"
+    lav = LaViSE(space, holdout=["yellow"], lr=3e-2, epochs=20, batch_size=128, p=6, s=2, quantile=0.05,
+                 progress=False).fit_model(ColourNet().eval(), images, "features", masks)
+    ex = lav.evaluate(lav.explain(images, methods=("attention", "original")), masks).explanations
+    ex2 = dataclasses.replace(lav.explain(images, filters=[1, 2], methods=("attention",)), layer="features_subset")
     return lav, ex, ex2, images, groups
 
 
