@@ -41,6 +41,8 @@ class MethodSpec:
     widget : str, ``"module:Class"`` of the widget that holds a fitted estimator
     recipe : str, module of the demo glue (what ``Widget.from_demo`` needs)
     title : str, one line for tables
+    widget_case : str, ``"module:function"`` returning a fresh widget built on tiny data (for the
+        shared widget checks of :mod:`failwidgets.testing.widget_checks`); empty: not checked
     """
 
     name: str
@@ -49,6 +51,7 @@ class MethodSpec:
     widget: str
     recipe: str
     title: str = ""
+    widget_case: str = ""
 
     def load_estimator(self) -> type:
         """The estimator class (imported now)."""
@@ -57,6 +60,12 @@ class MethodSpec:
     def load_widget(self) -> type:
         """The widget class (imported now)."""
         return _resolve(self.widget)
+
+    def load_widget_case(self):
+        """The function building this method's test widget (imported now); ValueError when none is set."""
+        if not self.widget_case:
+            raise ValueError(f"widget_case: method {self.name!r} registers no widget case")
+        return _resolve(self.widget_case)
 
     def load_recipe(self):
         """The demo recipe module (imported now)."""
@@ -99,6 +108,7 @@ METHODS = tuple(
             widget="failwidgets.widgets:RelationshipAnnotator",
             recipe="failwidgets.demo.recipes.relations",
             title="attribute relation mining, blind spots and failure modes",
+            widget_case="failwidgets.testing._widget_cases:relationship_annotator",
         ),
         MethodSpec(
             name="barlow",
@@ -107,6 +117,7 @@ METHODS = tuple(
             widget="failwidgets.widgets:TreeBrowser",
             recipe="failwidgets.demo.recipes.barlow",
             title="failure trees on robust features",
+            widget_case="failwidgets.testing._widget_cases:tree_browser",
         ),
         MethodSpec(
             name="lavise",
@@ -115,6 +126,7 @@ METHODS = tuple(
             widget="failwidgets.widgets:FilterWordExplorer",
             recipe="failwidgets.demo.recipes.lavise",
             title="conv filters explained with words",
+            widget_case="failwidgets.testing._widget_cases:filter_word_explorer",
         ),
         MethodSpec(
             name="directions",
@@ -123,6 +135,7 @@ METHODS = tuple(
             widget="failwidgets.widgets:DirectionSlider",
             recipe="failwidgets.demo.recipes.directions",
             title="failure directions in vision-language space",
+            widget_case="failwidgets.testing._widget_cases:direction_slider",
         ),
     )
 )
