@@ -46,7 +46,7 @@ import numpy as np
 import traitlets
 
 from failwidgets.widgets.parts.log import LogArea, guarded, on_click_guarded
-from failwidgets.widgets.parts.sync import EchoGuard, LoggedLink, hold_all_sync
+from failwidgets.widgets.parts.sync import EchoGuard, InvalidValue, LoggedLink, hold_all_sync
 
 __all__ = ["FailWidget", "walk_widgets", "close_recursively"]
 
@@ -166,6 +166,20 @@ class FailWidget(W.VBox):
         self.log = log if log is not None else LogArea()
         kwargs.setdefault("children", [self.log])
         super().__init__(**kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a trait that rejects a value (its type, Int/Float bounds, Enum, or @validate) keeps its old
+        # value; the reason also goes to the log, where the user of the widget sees it
+        try:
+            super().__setattr__(name, value)
+        except traitlets.TraitError as exc:
+            try:
+                log = self.log
+            except traitlets.TraitError:  # pragma: no cover - before __init__ set one
+                log = None
+            if isinstance(log, LogArea) and not isinstance(exc, InvalidValue):  # reject() has logged it
+                log.warning(f"rejected {name} = {value!r}: {exc}")
+            raise
 
     # -- callbacks -----------------------------------------------------------------------------------
     def guard(self, callback: Callable, context: str | None = None) -> Callable:
