@@ -75,7 +75,7 @@ def tree_browser():
 
     x, labels, preds, images = data(0)
     hx, hl, hp, _ = data(1)
-    w = TreeBrowser(x, labels, preds, images=images, heldout=(hx, hl, hp), class_names=CLASS_NAMES, k=5,
+    w = TreeBrowser.from_arrays(x, labels, preds, images=images, heldout=(hx, hl, hp), class_names=CLASS_NAMES, k=5,
                     class_index=1, n_samples=6)
     w.add_class("fw-test-root")
     w.node_html.add_class("fw-test-node")
