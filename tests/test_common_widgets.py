@@ -11,7 +11,6 @@ def test_every_registered_method_has_a_widget_case():
     assert [s.name for s in SPECS] == [s.name for s in list_methods()]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("check", list(WIDGET_CHECKS))
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 def test_widget_contract(spec, check):

@@ -157,6 +157,30 @@ def filter_word_explorer():
     return w
 
 
+# user actions beyond the controls (button clicks, clicks on marks), run by the scripted interaction
+direction_slider.script = lambda w: [
+    ("click the third strength bar", lambda: setattr(w.strength_chart.bars, "selected", [2])),
+    ("select a hard image", lambda: w.hard_grid.tiles[0].button.set_state({"value": True})),
+]
+tree_browser.script = lambda w: [
+    ("group by label", lambda: w.grouping_buttons.set_state({"index": 0})),
+    ("pick class dog (it has a failure tree)", lambda: w.class_dropdown.set_state({"index": 1})),
+    ("click node 1", lambda: setattr(w.nodes_mark, "selected", [1])),
+    ("visualise its feature", lambda: w.visualise_button.disabled or w.visualise_button.click()),
+    ("export the rules", w.export_button.click),
+]
+relationship_annotator.script = lambda w: [
+    ("type hotkey 3", lambda: w.hotkeys.set_state({"value": "3"})),
+    ("undo", w.undo_button.click),
+    ("click cell (2, 5)", lambda: setattr(w.matrix, "selected", np.array([[2, 5]]))),
+    ("next pair", w.next_button.click),
+]
+filter_word_explorer.script = lambda w: [
+    ("search grass", lambda: w.search_box.set_state({"value": PLANTED_WORD})),
+    ("pick the listed filter", lambda: w.filter_list.set_state({"index": 0})),
+    ("open the groups tab", lambda: w.tabs.set_state({"selected_index": 1})),
+]
+
 direction_slider.invalid_values = {
     "class_index": [3, -1], "alpha": [1.5, float("nan")], "decoder": ["no such decoder"], "mode": [5, -1],
 }

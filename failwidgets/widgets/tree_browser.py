@@ -412,7 +412,10 @@ class TreeBrowser(FailWidget):
         if self.quietly:
             return
         sel = change["new"]
-        self.selected_node = int(sel[0]) if sel is not None and len(sel) else -1
+        node = int(sel[0]) if sel is not None and len(sel) else -1
+        if self.result is None or node >= len(self.result.fit.nodes):  # the placeholder dot of "no tree"
+            node = -1
+        self.selected_node = node
 
     def _on_selected_node(self, change: dict) -> None:
         node = change["new"]

@@ -307,8 +307,11 @@ class FailWidget(W.VBox):
         """Release everything: unlink and unobserve, close all descendant widgets (their layouts and
         styles too) and the widgets kept as attributes, drop the ``_heavy_attrs`` and data references.
 
-        Safe on a widget whose ``__init__`` failed half way, and a second time.
+        Safe on a widget whose ``__init__`` failed half way; a second call does nothing.
         """
+        if self.__dict__.get("_closed"):
+            return
+        self.__dict__["_closed"] = True
         for link in getattr(self, "_links", ()):
             link.unlink()
         for target, handler, names in getattr(self, "_observers", ()):
