@@ -45,6 +45,8 @@ class MethodSpec:
     estimator_case : str, ``"module:function"`` returning the tiny
         :class:`~failwidgets.testing._cases.EstimatorCase` that :func:`failwidgets.testing.check_failure_estimator`
         runs (empty: the method is not checked)
+    widget_case : str, ``"module:function"`` returning a fresh widget built on tiny data (for the
+        shared widget checks of :mod:`failwidgets.testing.widget_checks`); empty: not checked
     """
 
     name: str
@@ -54,6 +56,7 @@ class MethodSpec:
     recipe: str
     title: str = ""
     estimator_case: str = ""
+    widget_case: str = ""
 
     def load_estimator(self) -> type:
         """The estimator class (imported now)."""
@@ -62,6 +65,12 @@ class MethodSpec:
     def load_widget(self) -> type:
         """The widget class (imported now)."""
         return _resolve(self.widget)
+
+    def load_widget_case(self):
+        """The function building this method's test widget (imported now); ValueError when none is set."""
+        if not self.widget_case:
+            raise ValueError(f"widget_case: method {self.name!r} registers no widget case")
+        return _resolve(self.widget_case)
 
     def load_recipe(self):
         """The demo recipe module (imported now)."""
@@ -111,6 +120,7 @@ METHODS = tuple(
             recipe="failwidgets.demo.recipes.relations",
             estimator_case="failwidgets.testing._cases:relations_case",
             title="attribute relation mining, blind spots and failure modes",
+            widget_case="failwidgets.testing._widget_cases:relationship_annotator",
         ),
         MethodSpec(
             name="barlow",
@@ -120,6 +130,7 @@ METHODS = tuple(
             recipe="failwidgets.demo.recipes.barlow",
             estimator_case="failwidgets.testing._cases:barlow_case",
             title="failure trees on robust features",
+            widget_case="failwidgets.testing._widget_cases:tree_browser",
         ),
         MethodSpec(
             name="lavise",
@@ -129,6 +140,7 @@ METHODS = tuple(
             recipe="failwidgets.demo.recipes.lavise",
             estimator_case="failwidgets.testing._cases:lavise_case",
             title="conv filters explained with words",
+            widget_case="failwidgets.testing._widget_cases:filter_word_explorer",
         ),
         MethodSpec(
             name="directions",
@@ -138,6 +150,7 @@ METHODS = tuple(
             recipe="failwidgets.demo.recipes.directions",
             estimator_case="failwidgets.testing._cases:directions_case",
             title="failure directions in vision-language space",
+            widget_case="failwidgets.testing._widget_cases:direction_slider",
         ),
     )
 )

@@ -23,10 +23,12 @@ import traitlets
 
 from failwidgets.methods.lavise import FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
+from failwidgets.widgets.parts.sync import reject
 
 __all__ = ["FilterWordExplorer"]
 
 SORT_KEYS = ("filter", "top_count", "difference")
+VIEWS = ("filters", "groups")
 
 
 class FilterWordExplorer(FailWidget):
@@ -44,22 +46,24 @@ class FilterWordExplorer(FailWidget):
     k : int, words shown per filter in the list.
     n_bars : int, filters shown in the group chart.
 
-    Traits (saved by ``to_dict``)
-    ------
-    layer : str, the shown layer.
-    search : str, show only filters whose top-k words (any method) contain this word.
-    sort_by : ``"filter"``, ``"top_count"`` or ``"difference"`` (group difference; needs groups).
-    selected_filter : int or None, the opened filter (original index).
-    view : ``"filters"`` or ``"groups"``.
+    Attributes
+    ----------
+    layer : Unicode trait (saved), the shown layer (a key of ``explanations``).
+    search : Unicode trait (saved), show only filters whose top-k words (any method) contain this word.
+    sort_by : Enum trait (saved), ``"filter"``, ``"top_count"`` or ``"difference"`` (group
+        difference; needs groups).
+    selected_filter : Int trait (saved) or None, the opened filter (original index, explained in
+        ``layer``).
+    view : Enum trait (saved), the tab: ``"filters"`` or ``"groups"``.
     """
 
     _state_traits = ("layer", "search", "sort_by", "selected_filter", "view")
-    _heavy_attrs = ("demo", "evaluation")
+    _heavy_attrs = ("explanations", "images", "groups", "_group_tables", "evaluation")
     layer = traitlets.Unicode("")
     search = traitlets.Unicode("")
-    sort_by = traitlets.Unicode("filter")
+    sort_by = traitlets.Enum(SORT_KEYS, default_value="filter")
     selected_filter = traitlets.Int(None, allow_none=True)
-    view = traitlets.Unicode("filters")
+    view = traitlets.Enum(VIEWS, default_value="filters")
 
     def __init__(self, explanations: FilterExplanations | Mapping[str, FilterExplanations], images: Any,
                  groups: Any = None, *, method: Any = None, k: int = 5, n_bars: int = 20,
@@ -71,22 +75,24 @@ class FilterWordExplorer(FailWidget):
         for name, ex in explanations.items():
             if not isinstance(ex, FilterExplanations):
                 raise TypeError(f"explanations[{name!r}]: expected FilterExplanations, got {type(ex).__name__}")
-        self.explanations = dict(explanations)
-        self.images = images if isinstance(images, Mapping) else {name: images for name in self.explanations}
-        for name, ex in self.explanations.items():
-            if name not in self.images:
+        images = images if isinstance(images, Mapping) else {name: images for name in explanations}
+        for name, ex in explanations.items():
+            if name not in images:
                 raise ValueError(f"images: no images for layer {name!r}")
-            n = len(self.images[name])
+            n = len(images[name])
             if n != ex.max_activations.shape[0]:
                 raise ValueError(
                     f"images: expected {ex.max_activations.shape[0]} images for layer {name!r} "
                     f"(as explained), got {n}"
                 )
+        super().__init__(method=method, **kwargs)
+        self.explanations = dict(explanations)
+        self.images = images
         self.groups = None if groups is None else np.asarray(groups)
         self.k = k
         self.n_bars = n_bars
         self._group_tables: dict[str, Any] = {}
-        super().__init__(method=method, **kwargs)
+        self.layer = next(iter(self.explanations))
 
         # -- filters view ------------------------------------------------------------------------------
         self.layer_select = W.Dropdown(options=list(self.explanations), description="layer")
@@ -114,17 +120,17 @@ class FilterWordExplorer(FailWidget):
         self.tabs = W.Tab(children=[filters_view, groups_view], titles=("Filters", "Groups"))
         self.children = [self.tabs, self.log]
 
-        self.observe_guarded(self._on_layer_widget, names="value", widget=self.layer_select)
-        self.observe_guarded(self._on_search_widget, names="value", widget=self.search_box)
-        self.observe_guarded(self._on_sort_widget, names="value", widget=self.sort_select)
+        self.link("layer", self.layer_select)
+        self.link("search", self.search_box)
+        self.link("sort_by", self.sort_select)
+        self.link("view", self.tabs, "selected_index",
+                  transform=(lambda v: VIEWS.index(v), lambda i: VIEWS[i or 0]))
         self.observe_guarded(self._on_list_pick, names="value", widget=self.filter_list)
         self.observe_guarded(self._on_bar_pick, names="selected_index", widget=self.chart)
-        self.observe_guarded(self._on_tab, names="selected_index", widget=self.tabs)
         self.observe_guarded(self._on_layer, names="layer")
         self.observe_guarded(self._on_list_state, names=["search", "sort_by"])
         self.observe_guarded(self._on_selected_filter, names="selected_filter")
-        self.observe_guarded(self._on_view, names="view")
-        self.layer = next(iter(self.explanations))
+        self.run_guarded(self._show_layer)
 
     # -- construction from the demo ---------------------------------------------------------------------
     @classmethod
@@ -210,79 +216,66 @@ class FilterWordExplorer(FailWidget):
         marked = [w + ("*" if ex.is_novel(w) else "") for w in words]
         return f"filter {u}: {', '.join(marked)}"
 
+    # -- validation -------------------------------------------------------------------------------------
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        if proposal["value"] not in self.explanations:
+            reject(self, f"layer: expected one of {list(self.explanations)}, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @traitlets.validate("sort_by")
+    def _valid_sort_by(self, proposal: dict) -> str:
+        if proposal["value"] == "difference" and self.groups is None:
+            reject(self, f"sort_by: expected one of {list(SORT_KEYS[:2])} (no groups given), got 'difference'")
+        return proposal["value"]
+
+    @traitlets.validate("selected_filter")
+    def _valid_selected_filter(self, proposal: dict) -> int | None:
+        u = proposal["value"]
+        if u is not None and u not in set(int(f) for f in self.current.filters):
+            reject(self, f"selected_filter: filter {u} was not explained in layer {self.layer!r}")
+        return u
+
     # -- handlers: widgets -> traits --------------------------------------------------------------------
-    def _on_layer_widget(self, change: dict) -> None:
-        self.layer = change["new"]
-
-    def _on_search_widget(self, change: dict) -> None:
-        self.search = change["new"]
-
-    def _on_sort_widget(self, change: dict) -> None:
-        self.sort_by = change["new"]
-
     def _on_list_pick(self, change: dict) -> None:
-        if change["new"] is not None and not getattr(self, "_listing", False):
+        if change["new"] is not None and not self.quietly:
             self.selected_filter = int(change["new"])
 
     def _on_bar_pick(self, change: dict) -> None:
         i = change["new"]
-        if i is not None:
+        if i is not None and not self.quietly:
             self.selected_filter = int(self.chart.labels[i])
-
-    def _on_tab(self, change: dict) -> None:
-        self.view = "groups" if change["new"] == 1 else "filters"
 
     # -- handlers: traits -> views ----------------------------------------------------------------------
     def _on_layer(self, change: dict) -> None:
-        if change["new"] not in self.explanations:
-            self.layer = change["old"]
-            raise ValueError(f"layer: expected one of {list(self.explanations)}, got {change['new']!r}")
-        self.layer_select.value = change["new"]
+        self._show_layer()
+
+    def _show_layer(self) -> None:
         self.selected_filter = None
         self._refresh_list()
         self._refresh_groups()
         self._show_filter(None)
 
     def _on_list_state(self, change: dict) -> None:
-        if change["name"] == "sort_by":
-            allowed = SORT_KEYS if self.groups is not None else SORT_KEYS[:2]
-            if change["new"] not in allowed:
-                self.sort_by = change["old"]
-                raise ValueError(f"sort_by: expected one of {list(allowed)}, got {change['new']!r}")
-            self.sort_select.value = change["new"]
-        else:
-            self.search_box.value = change["new"]
         self._refresh_list()
 
     def _on_selected_filter(self, change: dict) -> None:
         u = change["new"]
-        if u is not None and u not in set(int(f) for f in self.current.filters):
-            self.selected_filter = change["old"]
-            raise ValueError(f"selected_filter: filter {u} was not explained in layer {self.layer!r}")
-        self.filter_list.value = u if u in dict((v, v) for _, v in self.filter_list.options) else None
-        if self.groups is not None and self.chart.labels:
-            label = str(u)
-            self.chart.selected_index = self.chart.labels.index(label) if label in self.chart.labels else None
+        with self.quietly():
+            self.filter_list.value = u if u in dict((v, v) for _, v in self.filter_list.options) else None
+            if self.groups is not None and self.chart.labels:
+                label = str(u)
+                self.chart.selected_index = self.chart.labels.index(label) if label in self.chart.labels else None
         self._show_filter(u)
-
-    def _on_view(self, change: dict) -> None:
-        if change["new"] not in ("filters", "groups"):
-            self.view = change["old"]
-            raise ValueError(f"view: expected 'filters' or 'groups', got {change['new']!r}")
-        self.tabs.selected_index = 1 if change["new"] == "groups" else 0
 
     # -- rendering --------------------------------------------------------------------------------------
     def _refresh_list(self) -> None:
         filters = self.visible_filters()
         keep = self.selected_filter
         # new options make the Select pick its first one; that is not a user's pick of a filter
-        self._listing = True
-        try:
-            with self.filter_list.hold_sync():
-                self.filter_list.options = [(self._row_label(u), u) for u in filters]
-                self.filter_list.value = keep if keep in filters else None
-        finally:
-            self._listing = False
+        with self.filter_list.hold_sync(), self.quietly():
+            self.filter_list.options = [(self._row_label(u), u) for u in filters]
+            self.filter_list.value = keep if keep in filters else None
         total = len(self.current.filters)
         what = f" with {html.escape(self.search)!s}" if self.search.strip() else ""
         self.count_label.value = f"{len(filters)} of {total} filters{what} (<b>*</b> = novel word)"
@@ -353,10 +346,3 @@ class FilterWordExplorer(FailWidget):
             for c, v in m
         )
         return f"<table><tr><th>matching concept</th><th>IoU</th></tr>{rows}</table>"
-
-    def close(self) -> None:
-        self.explanations, self.images, self._group_tables = {}, {}, {}
-        if not hasattr(self, "_observers"):  # __init__ failed before the base class ran
-            W.Widget.close(self)
-            return
-        super().close()

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import traitlets
 
 from failwidgets.compute.words import WordSpace
 from failwidgets.methods.lavise import LaViSE
@@ -70,8 +71,10 @@ def test_sort_by_top_count_and_difference(widget, setup):
     widget.sort_by = "difference"
     assert widget.sort_select.value == "difference"
     assert widget.visible_filters()[0] == 0  # planted: red only in group 1
-    with pytest.raises(ValueError, match="sort_by: expected one of"):
+    with pytest.raises(traitlets.TraitError, match="'sort_by' trait .* expected any of"):
         widget.sort_by = "alphabet"
+    assert widget.sort_by == "difference" and widget.sort_select.value == "difference"
+    assert "sort_by" in widget.log.text
 
 
 def test_group_chart_click_opens_filter(widget):
