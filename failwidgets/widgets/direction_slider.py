@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from failwidgets._io import atomic_write, path_inside, safe_filename
 from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
@@ -42,7 +43,7 @@ class DirectionSlider(FailWidget):
     n_images, n_decoded : int
         Hardest/easiest images shown, decoded images per slider position.
     export_dir : str
-        Where the export button writes ``flagged_<class>.csv``.
+        Where the export button writes ``flagged_<class>_mode<m>.csv`` (see :meth:`export_path`).
 
     Traits (saved by ``to_dict``)
     -----------------------------
@@ -310,11 +311,18 @@ class DirectionSlider(FailWidget):
         keep = keep[d[keep] < 0]
         return pd.DataFrame({"index": rows[keep], "decision_value": d[keep], "error": self.failed[rows[keep]]})
 
-    def _on_export(self, _button):
-        import os
+    def export_path(self):
+        """Where the export button writes: ``export_dir / flagged_<class>_mode<m>.csv``.
 
+        The class name is made a safe file name (no separators, no ``..``), so the file stays in
+        ``export_dir`` whatever the class is called.
+        """
+        name = safe_filename(f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}") + ".csv"
+        return path_inside(self.export_dir, name, argument="export_dir")
+
+    def _on_export(self, _button):
         df = self.flagged()
-        path = os.path.join(self.export_dir, f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}.csv")
-        df.to_csv(path, index=False)
+        path = self.export_path()
+        atomic_write(path, df.to_csv(index=False), newline="")
         self.last_export = df
         self.log.info(f"exported {len(df)} flagged images of {self.class_names[self.class_index]} to {path}")

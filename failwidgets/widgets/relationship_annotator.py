@@ -16,6 +16,7 @@ clears its label, ``u`` undoes, ``r`` redoes, ``n`` / ``p`` move to the next / p
 """
 from __future__ import annotations
 
+import html
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +38,8 @@ from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 
 __all__ = ["RelationshipAnnotator"]
+
+_esc = html.escape
 
 FILTERS = ("all pairs", "unlabelled", "informative first")
 _MARKS_5 = ("--", "-", "0", "+", "++")
@@ -256,7 +259,7 @@ class RelationshipAnnotator(FailWidget):
         self.matrix_chart.figure.marks = [*self.matrix_chart.figure.marks, self.cell_marks]
         self.observe_guarded(self._on_matrix_select, names="selected_cell", widget=self.matrix_chart)
         self.legend = W.HTML(
-            "marks: " + ", ".join(f"{m} {lv}" for m, lv in zip(self.marks, self.levels))
+            "marks: " + ", ".join(f"{_esc(m)} {_esc(lv)}" for m, lv in zip(self.marks, self.levels))
         )
 
         # navigation, labelling
@@ -551,17 +554,18 @@ class RelationshipAnnotator(FailWidget):
             self.blind_list.value = "<b>Blind spots</b>: label some pairs first"
             self.failure_list.value = "<b>Failure modes</b>: label some pairs first"
             return
-        rows = "".join(f"<li>{r.attr_i} – {r.attr_j}: E r = {r['mean']:+.2f}, expected {r.mu_level:+.2f} "
-                       f"({r.level}), KL {r.kl:.2f}</li>" for _, r in blind.iterrows())
+        rows = "".join(f"<li>{_esc(r.attr_i)} – {_esc(r.attr_j)}: E r = {r['mean']:+.2f}, expected "
+                       f"{r.mu_level:+.2f} ({_esc(r.level)}), KL {r.kl:.2f}</li>" for _, r in blind.iterrows())
         self.blind_list.value = f"<b>Blind spots ({len(blind)})</b><ul>{rows}</ul>"
         items = []
         for _, r in fm.iterrows():
-            cell = f"({r.attr_i} {'+' if r.a > 0 else '−'}, {r.attr_j} {'+' if r.b > 0 else '−'})"
+            cell = f"({_esc(r.attr_i)} {'+' if r.a > 0 else '−'}, {_esc(r.attr_j)} {'+' if r.b > 0 else '−'})"
             drop = ""
             if "decrease" in fm:
                 drop = (f", accuracy decrease {100 * r.decrease:.1f} points on {r.n_mode} test images"
                         if np.isfinite(r.decrease) else ", no test image in this mode")
-            items.append(f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({r.level}), KL {r.kl:.2f}{drop}</li>")
+            items.append(f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({_esc(r.level)}), "
+                         f"KL {r.kl:.2f}{drop}</li>")
         self.failure_list.value = f"<b>Failure modes ({len(fm)})</b><ul>{''.join(items)}</ul>"
 
     def _refresh_pair(self) -> None:
@@ -570,7 +574,7 @@ class RelationshipAnnotator(FailWidget):
         i, j = self.selected_pair
         lv = self.graph.level_matrix()[i, j]
         level = self.levels[lv] if lv >= 0 else "unlabelled"
-        self.pair_label.value = f"<b>{self.names[i]}</b> – <b>{self.names[j]}</b>: {level}"
+        self.pair_label.value = f"<b>{_esc(self.names[i])}</b> – <b>{_esc(self.names[j])}</b>: {_esc(level)}"
         counts = self.miner.histograms_[i, j]
         self.hist_bars.y = counts
         self.hist_fig.title = f"r_ij over {int(counts.sum())} images with either attribute"
@@ -581,9 +585,9 @@ class RelationshipAnnotator(FailWidget):
         if row is not None and np.isfinite(row.mu_level):
             width = 2.0 / len(counts)
             gy = gaussian_density(gx, row.mu_level, row.sigma_level) * counts.sum() * width
-            info.append(f"level {row.level}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}")
+            info.append(f"level {_esc(row.level)}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}")
             if row.kind:
-                info.append(f"<b style='color:#b00020'>{row.kind}</b>")
+                info.append(f"<b style='color:#b00020'>{_esc(row.kind)}</b>")
         self.gauss_line.y = gy
         self.pair_info.value = "<br>".join(info)
         if self.matrix_chart.selected_cell != (i, j):
@@ -624,7 +628,7 @@ class RelationshipAnnotator(FailWidget):
             for a in (i, j):
                 images.append(img)
                 overlays.append(inference_map(patterns[k, a]))
-                captions.append(f"#{int(idx[k])}: {self.names[a]}")
+                captions.append(f"#{int(idx[k])}: {_esc(self.names[a])}")
         self.examples.set_images(images, captions=captions, overlays=overlays)
 
     # -- lifetime ------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save as to_safetensors_bytes
 
+from failwidgets._io import atomic_write
 from failwidgets._validation import check_choice
 
 
@@ -62,7 +63,8 @@ def save_explainer(lav: Any, demo: Any, out: str | os.PathLike) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights, meta = _files(demo.variant)
-    save_file({k: v.detach().cpu().contiguous() for k, v in lav.head_.state_dict().items()}, str(out / weights))
+    atomic_write(out / weights, to_safetensors_bytes({k: v.detach().cpu().contiguous()
+                                                      for k, v in lav.head_.state_dict().items()}))
     params = {k: getattr(lav, k) for k in _PARAMS}
     info = {
         "layer": lav.layer,
@@ -87,7 +89,7 @@ def save_explainer(lav: Any, demo: Any, out: str | os.PathLike) -> Path:
         "reproduce": f"python -m failwidgets.demo.training.lavise --variant {demo.variant} --out failwidgets/demo/weights",
     }
     path = out / meta
-    path.write_text(json.dumps(info, indent=1) + "\n")
+    atomic_write(path, json.dumps(info, indent=1) + "\n")
     return path
 
 

@@ -9,13 +9,13 @@ files merge by majority vote with the agreement reported per pair.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
+
+from failwidgets._io import atomic_write
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -241,18 +241,7 @@ class RelationGraph:
     def save(self, path) -> Path:
         """Write the graph as JSON atomically (temporary file in the same folder, then ``os.replace``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
