@@ -20,7 +20,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
-from failwidgets._io import atomic_write
+from failwidgets.files import atomic_write
 
 PROFILES = ("toy", "quick", "full")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
