@@ -16,7 +16,7 @@ import pandas as pd
 import traitlets
 
 from failwidgets._io import atomic_write, path_inside, safe_filename
-from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets._validation import check_array, check_labels, check_positive_int, check_same_length
 from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
@@ -62,8 +62,16 @@ class DirectionSlider(FailWidget):
                  n_images: int = 8, n_decoded: int = 4, export_dir: str = ".", **kwargs):
         super().__init__(method=method, **kwargs)
         method._check_fitted()
-        self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
-        self.labels = check_labels(labels, "labels")
+        n_images = check_positive_int(n_images, "n_images")
+        n_decoded = check_positive_int(n_decoded, "n_decoded")
+        self.embeddings = check_array(embeddings, "embeddings", ndim=2, shape=(None, len(method.mean_)), dtype="float")
+        self.labels = check_labels(labels, "labels", n_classes=method.n_classes_)
+        if captions is not None and not callable(captions):
+            raise TypeError(f"captions: expected a callable (class_index, mode) -> dict, got {type(captions).__name__}")
+        for name, dec in dict(decoders or {}).items():
+            if not (callable(getattr(dec, "select_class", None)) and callable(getattr(dec, "decode_many", None))):
+                raise TypeError(f"decoders[{name!r}]: expected a Decoder (with select_class and decode_many), "
+                                f"got {type(dec).__name__}")
         self.failed = is_failure(labels, preds)
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
@@ -282,6 +290,9 @@ class DirectionSlider(FailWidget):
         if self.captions is None:
             return "<i>no captions given</i>"
         top = self.captions(self.class_index, self.mode)
+        if not isinstance(top, Mapping) or not {"failure", "easy"} <= set(top):
+            raise TypeError("captions: expected the callable to return a dict with 'failure' and 'easy' lists of "
+                            f"(caption, score), got {type(top).__name__}")
         def rows(items):
             return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td></tr>" for t, s in items)
         return (f"<table><tr><th>failure captions</th><th>score</th></tr>{rows(top['failure'])}"

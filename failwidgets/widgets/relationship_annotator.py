@@ -27,13 +27,16 @@ import numpy as np
 import torch
 import traitlets
 
+from failwidgets._validation import check_array, check_positive_int
 from failwidgets.methods.relations import (
+    AnnotationFile,
     RelationGraph,
     RelationMiner,
     evaluate_modes,
     gaussian_density,
     inference_map,
 )
+from failwidgets.methods.relations.shared import writer_name
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 
@@ -108,6 +111,11 @@ class RelationshipAnnotator(FailWidget):
     ):
         if not isinstance(miner, RelationMiner) or not hasattr(miner, "relations_"):
             raise ValueError("miner: expected a fitted RelationMiner (call fit() or fit_model() first)")
+        n_examples = check_positive_int(n_examples, "n_examples")
+        if example_attributes is not None:
+            n_attr = len(miner.attribute_names_)
+            rows = None if images is None else len(images)
+            check_array(example_attributes, "example_attributes", ndim=2, shape=(rows, n_attr), finite=False)
         super().__init__(method=miner, **kwargs)
         self.miner = miner
         self.names = list(miner.attribute_names_)
@@ -133,12 +141,16 @@ class RelationshipAnnotator(FailWidget):
         if self._gradients is not None and self._images is not None and len(self._gradients) != len(self._images):
             raise ValueError(f"gradients: expected {len(self._images)} rows (one per image), got {len(self._gradients)}")
 
+        self._files: dict[str, AnnotationFile] = {}
         self._build()
         self.annotation_path = str(autosave_path) if autosave_path is not None else ""
         self.autosave = autosave_path is not None
+        existing = False
         if self.autosave and Path(autosave_path).exists():
-            self.graph = RelationGraph.load(autosave_path, self.names, self.levels)
-        self._push_annotations()
+            self.graph = self._file(autosave_path).read()
+            existing = True
+        # an existing file is not rewritten just for being opened (it may be read-only)
+        self._push_annotations(save=not existing)
         self.observe_guarded(self._on_annotations, names="annotations")
         self.observe_guarded(self._on_selected_pair, names="selected_pair")
         self.observe_guarded(self._on_filter_mode, names="filter_mode")
@@ -421,16 +433,43 @@ class RelationshipAnnotator(FailWidget):
                 self.log.warning(f"hotkey {ch!r}: unknown; use 0-{len(self.levels)}, u, r, n, p")
 
     # -- state sync ----------------------------------------------------------------------------------
-    def _push_annotations(self) -> None:
-        """graph -> ``annotations`` trait (and autosave)."""
+    def _set_annotations_trait(self) -> None:
         self._syncing = True
         try:
             self.annotations = [[self.names[i], self.names[j], self.levels[lv]] for i, j, lv in self.graph.edges()]
         finally:
             self._syncing = False
-        if self.autosave and self.annotation_path:
-            self.graph.save(self.annotation_path)
-        self._refresh_all()
+
+    def _push_annotations(self, save: bool = True) -> None:
+        """graph -> ``annotations`` trait (and autosave)."""
+        self._set_annotations_trait()
+        try:
+            if save and self.autosave and self.annotation_path:
+                self._write(self.annotation_path)
+        finally:
+            self._refresh_all()
+
+    def _file(self, path) -> AnnotationFile:
+        """The :class:`AnnotationFile` this widget uses for ``path`` (one per file, remembering its version)."""
+        key = str(Path(path).expanduser().resolve())
+        if key not in self._files:
+            self._files[key] = AnnotationFile(path, self.names, self.levels,
+                                              writer=writer_name(f"RelationshipAnnotator {id(self):x}"))
+        return self._files[key]
+
+    def _write(self, path) -> Path:
+        """Write the graph to ``path``; another writer's changes since our last read are merged in."""
+        report = self._file(path).write(self.graph)
+        if report.merged:
+            self.graph = report.graph
+            self._set_annotations_trait()
+            msg = f"{path} was changed by {report.other_writer}: merged ({report.added} of their labels kept)"
+            if report.conflicts:
+                pairs = ", ".join(f"({a}, {b}): theirs {t!r}, yours {o!r}" for a, b, t, o in report.conflicts[:5])
+                self.log.warning(f"{msg}; {len(report.conflicts)} pair(s) labelled differently, yours kept: {pairs}")
+            else:
+                self.log.info(msg)
+        return Path(path)
 
     def _on_annotations(self, change) -> None:
         if self._syncing:
@@ -482,7 +521,8 @@ class RelationshipAnnotator(FailWidget):
         path = path or self.annotation_path
         if not path:
             raise ValueError("annotation_path: expected a file name to save to (type one in the 'file' box)")
-        out = self.graph.save(path)
+        out = self._write(path)
+        self._refresh_all()
         self.log.info(f"saved {len(self.graph)} labels to {out}")
         return out
 
@@ -491,7 +531,9 @@ class RelationshipAnnotator(FailWidget):
         path = path or self.annotation_path
         if not path:
             raise ValueError("annotation_path: expected a file name to load from (type one in the 'file' box)")
-        graph = RelationGraph.load(path, self.names, self.levels)
+        graph = self._file(path).read()
+        if graph is None:
+            raise FileNotFoundError(f"annotation_path: expected an existing annotation file, {path} does not exist")
         self.graph = graph
         self._undo.clear()
         self._redo.clear()

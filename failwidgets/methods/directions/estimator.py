@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
+from failwidgets._validation import check_index, check_magnitude, check_nonnegative_labels
 from failwidgets.methods.directions.captions import TEMPLATE, caption_scores, generate_captions, reference_caption
 from failwidgets.methods.directions.decoders import Decoder, GeneratorDecoder, RetrievalDecoder, UnclipDecoder
 from failwidgets.methods.directions.geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
@@ -158,9 +159,9 @@ class FailureDirections(BaseEstimator):
             The training split's statistics (``whitening_stats(train_embeddings)``) instead of
             ``train_embeddings``, e.g. precomputed ones; give exactly one of the two.
         """
-        X = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
-        labels = check_labels(labels, "labels", n_classes=n_classes)
-        preds = check_labels(preds, "preds", n_classes=n_classes)
+        X = check_magnitude(check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1), "embeddings")
+        labels = check_labels(check_nonnegative_labels(np.asarray(labels), "labels"), "labels", n_classes=n_classes)
+        preds = check_labels(check_nonnegative_labels(np.asarray(preds), "preds"), "preds", n_classes=n_classes)
         check_same_length(embeddings=X, labels=labels, preds=preds)
         mean, std = self._whitening(train_embeddings, whitening, X.shape[1])
         n_splits = check_positive_int(self.n_splits, "n_splits", minimum=2)
@@ -202,7 +203,8 @@ class FailureDirections(BaseEstimator):
             raise ValueError("train_embeddings: expected the training split's embeddings or, instead, "
                              "whitening=(mean, std); give exactly one of the two")
         if whitening is None:
-            T = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2)
+            T = check_magnitude(check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2),
+                                "train_embeddings")
             if T.shape[1] != D:
                 raise ValueError(f"train_embeddings: expected {D} columns (as embeddings), got {T.shape[1]}")
             return whitening_stats(T)
@@ -264,8 +266,7 @@ class FailureDirections(BaseEstimator):
     def mode(self, class_index: int, mode: int = 0) -> FailureMode:
         """The ``mode``-th failure mode of class ``class_index``; ValueError (with the class's status) if absent."""
         self._check_fitted()
-        if not 0 <= int(class_index) < self.n_classes_:
-            raise ValueError(f"class_index: expected a class index in [0, {self.n_classes_}), got {class_index}")
+        class_index = check_index(class_index, "class_index", self.n_classes_, what="a class index")
         modes = self.modes_[int(class_index)]
         if not modes:
             raise ValueError(f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})")
@@ -341,6 +342,7 @@ class FailureDirections(BaseEstimator):
     def score_captions(self, class_index: int, caption_embeddings, reference_embedding, mode: int = 0) -> np.ndarray:
         """``d(preprocess(emb(c) - emb(reference)))`` for each caption (M,); negative = failure caption."""
         m = self.mode(class_index, mode)
+        check_array(caption_embeddings, "caption_embeddings", ndim=2, shape=(None, len(self.mean_)), dtype="float")
         return caption_scores(caption_embeddings, reference_embedding, self.mean_, self.std_, m.coef, m.intercept)
 
     def top_captions(self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5,
@@ -380,6 +382,8 @@ class FailureDirections(BaseEstimator):
         or the class's mean image embedding for encoders without a text side.
         """
         ref = check_array(reference_embedding, "reference_embedding", shape=(len(self.mean_),), dtype="float")
+        if not np.any(ref):
+            raise ValueError("reference_embedding: expected a non-zero vector (it is normalised), got all zeros")
         return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(np.float32)
 
     # ------------------------------------------------------------------ interventions

@@ -90,7 +90,9 @@ def whole_image_masks(labels: Any, class_names: Sequence[str], image_size: tuple
     from failwidgets._validation import check_labels
 
     labels = check_labels(labels, "labels", n_classes=len(class_names))
-    h, w = image_size
+    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+        raise ValueError(f"image_size: expected a pair (H, W) of integers >= 1, got {image_size!r}")
+    h, w = (check_positive_int(v, "image_size") for v in image_size)
     return {
         str(name): np.broadcast_to((labels == c)[:, None, None], (len(labels), h, w)).copy()
         for c, name in enumerate(class_names)
@@ -464,7 +466,7 @@ class LaViSE:
         FilterExplanations
         """
         self._check_fitted()
-        methods = tuple(methods)
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)  # one method may be given as a str
         for m in methods:
             check_choice(m, "methods", METHODS)
         p = check_positive_int(self.p if p is None else p, "p")
@@ -481,7 +483,7 @@ class LaViSE:
         if filters is None:
             flt_idx = np.arange(d)
         else:
-            flt_idx = check_array(filters, "filters", ndim=1, dtype="int")
+            flt_idx = check_array(filters, "filters", ndim=1, dtype="int", min_len=1)
             if flt_idx.size and (flt_idx.min() < 0 or flt_idx.max() >= d):
                 raise ValueError(f"filters: expected indices in [0, {d}), got {flt_idx.min()}..{flt_idx.max()}")
         p = min(p, n)
@@ -588,6 +590,7 @@ def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str
     ``filter``, ``share[<group>]`` per group, ``difference`` (max share - min share; for two groups the
     signed ``share[g1] - share[g0]`` is in ``signed_difference``) and ``words``.
     """
+    k = check_positive_int(k, "k")
     n = explanations.max_activations.shape[0]
     groups = np.asarray(groups)
     if groups.ndim != 1 or len(groups) != n:

@@ -33,7 +33,7 @@ _VOID = frozenset(("br", "hr", "img"))
 
 class _Sanitizer(html.parser.HTMLParser):
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__(convert_charrefs=False)  # character references pass through as written
         self.out: list[str] = []
         self.skip = 0  # depth inside a dropped element (script, style, ...)
 
@@ -81,6 +81,14 @@ class _Sanitizer(html.parser.HTMLParser):
     def handle_data(self, data):
         if not self.skip:
             self.out.append(_esc(data))
+
+    def handle_entityref(self, name):
+        if not self.skip and name.isalnum():
+            self.out.append(f"&{name};")
+
+    def handle_charref(self, name):
+        if not self.skip and (name.isdigit() or (name[:1] in "xX" and all(c in "0123456789abcdefABCDEF" for c in name[1:]))):
+            self.out.append(f"&#{name};")
 
 
 def sanitize_html(fragment: str) -> str:
