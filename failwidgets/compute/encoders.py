@@ -185,6 +185,8 @@ class TorchvisionFeatureEncoder:
     ):
         if reduce not in ("mean", "max", "flatten"):
             raise ValueError(f"reduce: expected 'mean', 'max' or 'flatten', got {reduce!r}")
+        image_size = _check_image_size(image_size)
+        mean, std = _check_channels(mean, "mean"), _check_channels(std, "std", positive=True)
         self.device = get_device(device)
         self.model = model.eval().to(self.device)
         if layer is None:
@@ -197,8 +199,8 @@ class TorchvisionFeatureEncoder:
             self._hook_name, self._hook_input = layer, False
         self.layer = layer
         self.name = name or f"{type(model).__name__}:{self._hook_name}{':input' if self._hook_input else ''}"
-        self.image_size = _check_image_size(image_size)
-        self.mean, self.std, self.reduce = _check_channels(mean, "mean"), _check_channels(std, "std", positive=True), reduce
+        self.image_size = image_size
+        self.mean, self.std, self.reduce = mean, std, reduce
         self._identity: dict | None = None
         self.embed_dim = int(self.encode_images(torch.zeros(1, 3, 32, 32) + 0.5, progress=False).shape[1])
 

@@ -280,6 +280,8 @@ class TreeBrowser(FailWidget):
         from failwidgets.demo.recipes.barlow import FEATURE_MODELS, demo_class_trees, demo_split
 
         demo, small = resolve(demo, variant, small, progress)
+        if class_index is not None:
+            check_index(class_index, "class_index", len(demo.world.class_names), what="a class index")
         if n_images is None:
             n_images = 1000 if small else None
         fit = demo_split(demo, fit_split, features=features, n_images=n_images, progress=progress)
