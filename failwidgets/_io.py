@@ -91,8 +91,8 @@ def safe_filename(name: object, *, default: str = "file", max_length: int = 120)
         raise ValueError(f"max_length: expected an integer >= 1, got {max_length!r}")
     text = unicodedata.normalize("NFKC", str(name))
     out = "".join(c if (c.isalnum() or c in "-_.+") and c.isprintable() else "_" for c in text)
+    out = re.sub(r"\.{2,}", "_", out)  # no ".." anywhere
     out = re.sub(r"_{2,}", "_", out).lstrip(".").rstrip(". ")
-    out = out.replace("..", "_")
     if out.split(".")[0].upper() in _RESERVED:
         out = "_" + out
     out = out[:max_length].rstrip(". ")
