@@ -54,11 +54,15 @@ def test_failed_write_keeps_the_old_file_and_removes_the_temp(tmp_path):
 
 def test_stale_temps_of_dead_writers_are_removed_on_the_next_write(tmp_path):
     # a writer that dies inside atomic_open leaves its temporary behind
-    code = ("import os, sys; from failwidgets._io import atomic_open\n"
-            "with atomic_open(sys.argv[1]) as fh:\n    fh.write('partial'); fh.flush(); os._exit(9)\n")
+    import failwidgets._io as io_mod
+
+    # load the module by its file (stdlib only), so the child does not pay for importing the package
+    code = ("import os, sys, importlib.util as u\n"
+            "spec = u.spec_from_file_location('fwio', sys.argv[2]); m = u.module_from_spec(spec)\n"
+            "spec.loader.exec_module(m)\n"
+            "with m.atomic_open(sys.argv[1]) as fh:\n    fh.write('partial'); fh.flush(); os._exit(9)\n")
     target = tmp_path / "a.json"
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
-    subprocess.run([sys.executable, "-c", code, str(target)], env=env, check=False)
+    subprocess.run([sys.executable, "-c", code, str(target), io_mod.__file__], check=False)
     leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
     assert len(leftovers) == 1 and not target.exists()
     # a live writer's temporary (this process) must be kept
