@@ -5,7 +5,7 @@ after version of one file in a loop, reporting ``start v`` / ``done v`` through 
 kills it with SIGKILL after a random 1-40 ms and checks the file: it must hold the last completed
 version or the one in flight, complete (it parses and carries its whole payload), never truncated
 or empty. Temporaries of the killed writers must be gone after the next write. 20 trials per writer
-(``N_TRIALS``); a reader test reads while a child writes for 1 s.
+(``N_TRIALS``); a reader test reads while a child writes for 2 s.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import traitlets
+
+from failwidgets.widgets.parts import FailWidget
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -59,7 +62,7 @@ def _kill(pid: int, r: int) -> tuple[int | None, int | None]:
     return (done[-1] if done else None), (started[-1] if started else None)
 
 
-def _run_trials(path, write, read_version, seed=0, n=N_TRIALS):
+def _run_trials(path, write, read_version, seed=0, n=N_TRIALS, temps_cleaned_on_write=True):
     """Kill ``n`` writers at random moments; return how many kills landed inside a write."""
     rng = np.random.default_rng(seed)
     write(-1)  # a good previous file
@@ -78,8 +81,10 @@ def _run_trials(path, write, read_version, seed=0, n=N_TRIALS):
         assert got in allowed, f"trial {t}: file holds version {got}, expected one of {sorted(allowed)}"
         last_good = got
     write(last_good + 1)  # the next write cleans up the killed writers' temporaries
-    left = [n for n in os.listdir(os.path.dirname(path)) if ".tmp" in n]
-    assert left == [], left
+    if temps_cleaned_on_write:
+        left = [n for n in os.listdir(os.path.dirname(path)) if ".tmp" in n]
+        assert left == [], left
+    print(f"{os.path.basename(path)}: {n} kills, {mid} inside a write, file always complete")
     return mid
 
 
@@ -96,37 +101,32 @@ def _read_json_payload(path) -> int:
 
 # -- the writers -----------------------------------------------------------------------------------------
 def _state_widget():
-    import traitlets
-
-    from failwidgets.widgets.parts import FailWidget
-
     class Big(FailWidget):
-        _state_traits = ("version", "rows")
-        version = traitlets.Int(0)
-        rows = traitlets.List()
+        _state_traits = ("step", "rows")
+        step = traitlets.Int(0)
+        rows = traitlets.Unicode("")
 
     return Big()
 
 
 def test_save_state_survives_sigkill(tmp_path):
-    w = _state_widget()
+    w, reader = _state_widget(), _state_widget()
     path = str(tmp_path / "state.json")
 
     def write(v):
-        w.version, w.rows = v, _payload(v)["rows"]
+        w.step, w.rows = v, "x" * 300_000 + f"end {v}"
         w.save_state(path)
 
     def read(p):
         d = json.load(open(p, encoding="utf-8"))
-        assert len(d["rows"]) == 20_000 and d["rows"][-1] == [d["version"], 19_999]
-        w2 = _state_widget()
-        w2.load_state(p)
-        assert w2.version == d["version"]
-        w2.close()
-        return d["version"]
+        assert len(d["rows"]) == 300_000 + len(f"end {d['step']}") and d["rows"].endswith(f"end {d['step']}")
+        reader.load_state(p)
+        assert reader.step == d["step"]
+        return d["step"]
 
     mid = _run_trials(path, write, read)
     w.close()
+    reader.close()
     assert mid >= 1, "no kill landed inside a write; the test proved nothing"
 
 
@@ -223,7 +223,7 @@ def test_cache_put_survives_sigkill(tmp_path):
         return int(arr[0, 0])
 
     rng_path = str(cache.root / f"{key}.safetensors")
-    mid = _run_trials(rng_path, write, read)
+    mid = _run_trials(rng_path, write, read, temps_cleaned_on_write=False)
     EmbeddingCache(cache.root)  # opening the cache removes dead writers' temp directories
     assert [p.name for p in cache.root.iterdir()] == [f"{key}.safetensors"]
     assert mid >= 1
@@ -251,14 +251,23 @@ def test_a_concurrent_reader_never_sees_a_truncated_file(tmp_path):
     from failwidgets._io import atomic_write
 
     path = str(tmp_path / "shared.json")
-    atomic_write(path, json.dumps(_payload(-1)))
-    pid, r = _fork_writer(lambda v: atomic_write(path, json.dumps(_payload(v))))
+    n = 2000
+
+    def read(p):
+        with open(p, encoding="utf-8") as fh:
+            data = json.load(fh)  # raises on a partial file
+        assert len(data["rows"]) == n and data["rows"][-1] == [data["version"], n - 1]
+        return data["version"]
+
+    atomic_write(path, json.dumps(_payload(-1, n)))
+    pid, r = _fork_writer(lambda v: atomic_write(path, json.dumps(_payload(v, n))))
     reads, versions = 0, set()
-    t_end = time.monotonic() + 1.0
+    t_end = time.monotonic() + 2.0
     try:
         while time.monotonic() < t_end:
-            versions.add(_read_json_payload(path))  # raises on a partial file
+            versions.add(read(path))
             reads += 1
     finally:
         _kill(pid, r)
-    assert reads > 20 and len(versions) > 1, (reads, versions)
+    print(f"concurrent reader: {reads} reads of {len(versions)} versions, none truncated")
+    assert reads > 5 and len(versions) > 1, (reads, versions)
