@@ -6,6 +6,7 @@ ndarray (N, D)`` (``NotImplementedError`` for image-only encoders).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -44,6 +45,29 @@ class Encoder(Protocol):
     def encode_images(self, images: Any, *, batch_size: int = 64, progress: bool = True) -> np.ndarray: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _check_image_size(size: Any) -> int | tuple[int, int] | None:
+    """None, an int >= 1 or a pair of ints >= 1."""
+    from failwidgets._validation import check_positive_int
+
+    if size is None:
+        return None
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f"image_size: expected an int or a pair (H, W) of ints >= 1, got {size!r}")
+        return tuple(check_positive_int(v, "image_size") for v in size)
+    return check_positive_int(size, "image_size")
+
+
+def _check_channels(values: Any, name: str, positive: bool = False) -> tuple[float, ...]:
+    """Three finite per-channel numbers (``std``: all > 0)."""
+    arr = np.asarray(values, dtype=float) if not isinstance(values, str) else np.array([np.nan])
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected 3 finite numbers (one per RGB channel), got {values!r}")
+    if positive and np.any(arr <= 0):
+        raise ValueError(f"{name}: expected 3 positive numbers (one per RGB channel), got {values!r}")
+    return tuple(float(v) for v in arr)
 
 
 def _resize_normalize(x: torch.Tensor, size: int | tuple[int, int] | None, mean, std) -> torch.Tensor:
@@ -161,6 +185,8 @@ class TorchvisionFeatureEncoder:
     ):
         if reduce not in ("mean", "max", "flatten"):
             raise ValueError(f"reduce: expected 'mean', 'max' or 'flatten', got {reduce!r}")
+        image_size = _check_image_size(image_size)
+        mean, std = _check_channels(mean, "mean"), _check_channels(std, "std", positive=True)
         self.device = get_device(device)
         self.model = model.eval().to(self.device)
         if layer is None:
@@ -174,7 +200,7 @@ class TorchvisionFeatureEncoder:
         self.layer = layer
         self.name = name or f"{type(model).__name__}:{self._hook_name}{':input' if self._hook_input else ''}"
         self.image_size = image_size
-        self.mean, self.std, self.reduce = tuple(mean), tuple(std), reduce
+        self.mean, self.std, self.reduce = mean, std, reduce
         self._identity: dict | None = None
         self.embed_dim = int(self.encode_images(torch.zeros(1, 3, 32, 32) + 0.5, progress=False).shape[1])
 
@@ -244,6 +270,9 @@ def encode_with_cache(
     """
     if cache is None:
         cache = EmbeddingCache()
+    elif not isinstance(cache, EmbeddingCache):
+        raise TypeError(f"cache: expected an EmbeddingCache or None, got {type(cache).__name__}"
+                        + (" (wrap a folder as EmbeddingCache(path))" if isinstance(cache, (str, os.PathLike)) else ""))
     parts = {
         "what": "image_embeddings",
         "encoder": encoder.identity(),

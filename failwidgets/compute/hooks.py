@@ -119,7 +119,10 @@ def layer_activations(
     with eval_on(model, device) as dev, torch.no_grad(), capture(model, layer) as store:
         for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"activations {layer}"):
             with autocast(dev):
-                model(x[sl].to(dev))
+                try:
+                    model(x[sl].to(dev))
+                except RuntimeError as exc:
+                    raise _size_error(exc, x) from exc
             act = store[layer].float()
             if reduce is not None:
                 act = _REDUCERS[reduce](act)
@@ -127,3 +130,13 @@ def layer_activations(
     if not chunks:
         raise ValueError("images: expected at least one image")
     return torch.cat(chunks)
+
+
+def _size_error(exc: RuntimeError, x: torch.Tensor) -> Exception:
+    """A model that cannot run on images this small says so in terms of ``images``; other errors stay."""
+    msg = str(exc)
+    low = msg.lower()
+    if "kernel size" in low or "input size" in low or "output size is too small" in low:
+        return ValueError(f"images: expected images large enough for the model, got {x.shape[-2]}x{x.shape[-1]} "
+                          f"pixels ({msg.splitlines()[0]})")
+    return exc

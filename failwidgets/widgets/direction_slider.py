@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets._io import atomic_write, path_inside, safe_filename
+from failwidgets._validation import check_array, check_labels, check_positive_int, check_same_length
 from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
@@ -48,7 +49,7 @@ class DirectionSlider(FailWidget):
     n_images, n_decoded : int
         Hardest/easiest images shown, decoded images per slider position.
     export_dir : str
-        Where the export button writes ``flagged_<class>.csv``.
+        Where the export button writes ``flagged_<class>_mode<m>.csv`` (see :meth:`export_path`).
 
     Attributes
     ----------
@@ -73,8 +74,16 @@ class DirectionSlider(FailWidget):
                  n_images: int = 8, n_decoded: int = 4, export_dir: str = ".", **kwargs):
         super().__init__(method=method, **kwargs)
         method.check_fitted()
-        self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
-        self.labels = check_labels(labels, "labels")
+        n_images = check_positive_int(n_images, "n_images")
+        n_decoded = check_positive_int(n_decoded, "n_decoded")
+        self.embeddings = check_array(embeddings, "embeddings", ndim=2, shape=(None, len(method.mean_)), dtype="float")
+        self.labels = check_labels(labels, "labels", n_classes=method.n_classes_)
+        if captions is not None and not callable(captions):
+            raise TypeError(f"captions: expected a callable (class_index, mode) -> dict, got {type(captions).__name__}")
+        for name, dec in dict(decoders or {}).items():
+            if not (callable(getattr(dec, "select_class", None)) and callable(getattr(dec, "decode_many", None))):
+                raise TypeError(f"decoders[{name!r}]: expected a Decoder (with select_class and decode_many), "
+                                f"got {type(dec).__name__}")
         self.failed = is_failure(labels, preds)
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
@@ -288,6 +297,9 @@ class DirectionSlider(FailWidget):
         if self.captions is None:
             return "<i>no captions given</i>"
         top = self.captions(self.class_index, self.mode)
+        if not isinstance(top, Mapping) or not {"failure", "easy"} <= set(top):
+            raise TypeError("captions: expected the callable to return a dict with 'failure' and 'easy' lists of "
+                            f"(caption, score), got {type(top).__name__}")
         def rows(items):
             return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td></tr>" for t, s in items)
         return (f"<table><tr><th>failure captions</th><th>score</th></tr>{rows(top['failure'])}"
@@ -317,11 +329,18 @@ class DirectionSlider(FailWidget):
         keep = keep[d[keep] < 0]
         return pd.DataFrame({"index": rows[keep], "decision_value": d[keep], "error": self.failed[rows[keep]]})
 
-    def _on_export(self, _button):
-        import os
+    def export_path(self):
+        """Where the export button writes: ``export_dir / flagged_<class>_mode<m>.csv``.
 
+        The class name is made a safe file name (no separators, no ``..``), so the file stays in
+        ``export_dir`` whatever the class is called.
+        """
+        name = safe_filename(f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}") + ".csv"
+        return path_inside(self.export_dir, name, argument="export_dir")
+
+    def _on_export(self, _button):
         df = self.flagged()
-        path = os.path.join(self.export_dir, f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}.csv")
-        df.to_csv(path, index=False)
+        path = self.export_path()
+        atomic_write(path, df.to_csv(index=False), newline="")
         self.last_export = df
         self.log.info(f"exported {len(df)} flagged images of {self.class_names[self.class_index]} to {path}")

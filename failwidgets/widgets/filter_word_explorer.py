@@ -14,6 +14,8 @@ The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it co
 from __future__ import annotations
 
 import html
+import os
+import warnings
 from typing import Any, Mapping, Sequence
 
 import ipywidgets as W
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 import traitlets
 
+from failwidgets._validation import check_positive_int
 from failwidgets.methods.lavise import FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import reject
@@ -85,12 +88,18 @@ class FilterWordExplorer(FailWidget):
                     f"images: expected {ex.max_activations.shape[0]} images for layer {name!r} "
                     f"(as explained), got {n}"
                 )
+            imgs = images[name]
+            if isinstance(imgs, (list, tuple)):
+                missing = [str(p) for p in imgs if isinstance(p, (str, os.PathLike)) and not os.path.isfile(p)]
+                if missing:
+                    raise ValueError(f"images: expected existing image files for layer {name!r}, "
+                                     f"{len(missing)} do not exist (first: {missing[0]!r})")
         super().__init__(method=method, **kwargs)
         self.explanations = dict(explanations)
         self.images = images
         self.groups = None if groups is None else np.asarray(groups)
-        self.k = k
-        self.n_bars = n_bars
+        self.k = check_positive_int(k, "k")
+        self.n_bars = check_positive_int(n_bars, "n_bars")
         self._group_tables: dict[str, Any] = {}
         self.layer = next(iter(self.explanations))
 
@@ -313,7 +322,12 @@ class FilterWordExplorer(FailWidget):
         maps = torch.from_numpy(ex.activation_maps[row])[:, None]  # (p, 1, h, w): filter u's maps
         masks = activation_masks(maps, ex.thresholds[u : u + 1], tuple(ex.image_size))[:, 0].float().numpy()
         imgs = self.images[self.layer]
-        sub = imgs[torch.as_tensor(idx)] if isinstance(imgs, torch.Tensor) else np.asarray(imgs)[idx]
+        if isinstance(imgs, torch.Tensor):
+            sub = imgs[torch.as_tensor(idx)]
+        elif isinstance(imgs, (list, tuple)):  # file paths or PIL images: pick, do not stack
+            sub = [imgs[int(i)] for i in idx]
+        else:
+            sub = np.asarray(imgs)[idx]
         captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, ex.top_activations[row])]
         self.grid.set_images(sub, captions=captions, overlays=masks, keys=[int(i) for i in idx])
 

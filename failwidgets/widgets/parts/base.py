@@ -45,6 +45,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
+from failwidgets._io import atomic_write
 from failwidgets.widgets.parts.log import LogArea, guarded, on_click_guarded
 from failwidgets.widgets.parts.sync import EchoGuard, InvalidValue, LoggedLink, hold_all_sync
 
@@ -280,12 +281,18 @@ class FailWidget(W.VBox):
         return self
 
     def save_state(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
+        """Write :meth:`to_dict` as JSON to ``path`` atomically (the previous file survives a crash)."""
+        text = json.dumps(self.to_dict(), indent=1)
+        atomic_write(path, text)
 
     def load_state(self, path: str) -> "FailWidget":
-        with open(path, encoding="utf-8") as f:
-            return self.from_dict(json.load(f))
+        """Restore the state saved by :meth:`save_state`; a damaged file raises ``ValueError`` naming it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"path: {path} is not a valid JSON widget state file ({exc})") from exc
+        return self.from_dict(data)
 
     # -- export --------------------------------------------------------------------------------------
     def export_html(self, path: str | None = None, title: str | None = None) -> str:
@@ -298,8 +305,7 @@ class FailWidget(W.VBox):
 
         page = widget_to_html_page(self, title=title or self._name())
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(page)
+            atomic_write(path, page)
         return page
 
     # -- lifetime ------------------------------------------------------------------------------------
