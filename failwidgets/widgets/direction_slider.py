@@ -21,6 +21,7 @@ from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["DirectionSlider"]
 
@@ -143,10 +144,19 @@ class DirectionSlider(FailWidget):
             self.slider.continuous_update = bool(getattr(self.decoders[self.decoder], "interactive", True))
         self.on_click_guarded(self.export_button, self._on_export)
 
+        # keys while the mouse is over the slider row: arrows step the slider, 0 back to the class mean
+        self.slider_row = W.HBox([self.slider, self.decoder_dropdown])
+        self.key_bindings = KeyBindings({
+            "arrowleft": lambda: self._step_slider(-1), "arrowdown": lambda: self._step_slider(-1),
+            "arrowright": lambda: self._step_slider(+1), "arrowup": lambda: self._step_slider(+1),
+            "0": lambda: setattr(self.slider, "value", 0.0), "home": lambda: self._step_slider(-10**6),
+            "end": lambda: self._step_slider(10**6),
+        }, log=self.log)
+        self.key_events = self.key_bindings.attach(self.slider_row)
         self.children = [
             self.strength_chart, W.HBox([self.class_dropdown, self.mode_dropdown]), self.status_html, self.hist_chart,
             W.HTML("<b>hardest</b>"), self.hard_grid, W.HTML("<b>easiest</b>"), self.easy_grid,
-            self.caption_html, W.HBox([self.slider, self.decoder_dropdown]), self.decoded_grid,
+            self.caption_html, self.slider_row, self.decoded_grid,
             self.export_button, self.log,
         ]
         self.run_guarded(self._render_class)
@@ -238,6 +248,11 @@ class DirectionSlider(FailWidget):
 
     def _on_alpha(self, change):
         self._render_decoded()
+
+    def _step_slider(self, steps: int) -> None:
+        """Move the slider by ``steps`` of its step (clamped to its range)."""
+        s = self.slider
+        s.value = float(np.clip(round(s.value + steps * s.step, 6), s.min, s.max))
 
     def _on_decoder(self, change):
         name = change["new"]

@@ -27,6 +27,7 @@ from failwidgets._validation import check_positive_int
 from failwidgets.methods.lavise import FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["FilterWordExplorer"]
 
@@ -128,6 +129,12 @@ class FilterWordExplorer(FailWidget):
         groups_view = W.VBox([self.groups_html, self.chart])
         self.tabs = W.Tab(children=[filters_view, groups_view], titles=("Filters", "Groups"))
         self.children = [self.tabs, self.log]
+        # keys while the mouse is over the list or the opened filter: next / previous filter
+        step = {"arrowdown": +1, "n": +1, "j": +1, "arrowup": -1, "p": -1, "k": -1}
+        self.key_bindings = KeyBindings({k: (lambda d=d: self.step_filter(d)) for k, d in step.items()},
+                                        log=self.log)
+        self.key_events = [e for e in (self.key_bindings.attach(self.filter_list), self.key_bindings.attach(detail))
+                           if e is not None]
 
         self.link("layer", self.layer_select)
         self.link("search", self.search_box)
@@ -218,6 +225,18 @@ class FilterWordExplorer(FailWidget):
             order = {int(u): i for i, u in enumerate(self.group_table()["filter"])}
             filters.sort(key=lambda u: order[u])
         return filters
+
+    def step_filter(self, step: int) -> None:
+        """Open the next (+1) or previous (-1) filter of the list (the first / last when none is open)."""
+        shown = self.visible_filters()
+        if not shown:
+            return
+        cur = self.selected_filter
+        if cur in shown:
+            k = min(max(shown.index(cur) + step, 0), len(shown) - 1)
+        else:
+            k = 0 if step > 0 else len(shown) - 1
+        self.selected_filter = shown[k]
 
     def _row_label(self, u: int) -> str:
         ex = self.current

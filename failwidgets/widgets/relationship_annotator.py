@@ -8,11 +8,14 @@ the fitted Gaussian of its level and the KL; example images with both attributes
 per attribute; lists of blind spots and failure modes (with their test accuracy decrease when test
 predictions are given); load / save of the annotation file; the log.
 
-Hotkeys: ipywidgets has no global key events, so the widget has a small text box (``hotkeys``): every
-character typed into it acts at once and the box clears itself. ``1``..``L`` label the selected pair
+Keys (while the mouse is over the widget, through ``ipyevents``): ``1``..``L`` label the selected pair
 with that level (default five levels: 1 = definitely negative ... 5 = definitely positive), ``0``
-clears its label, ``u`` undoes, ``r`` redoes, ``n`` / ``p`` move to the next / previous pair. In tests
-``widget.hotkeys.value = "3"`` is the same as typing 3.
+clears its label, ``u`` or Ctrl+Z undoes, ``r`` or Ctrl+Shift+Z (Ctrl+Y) redoes, ``n`` / ``p`` or the
+arrow keys move to the next / previous pair. The table is ``widget.key_bindings``
+(:class:`~failwidgets.widgets.parts.keys.KeyBindings`). Where ipyevents is not installed (or
+``FAILWIDGETS_KEY_EVENTS=0``) the widget shows a small text box (``hotkeys``) instead: every character
+typed into it acts at once and the box clears itself. ``widget.hotkeys.value = "3"`` is the same as
+typing 3, in either case.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from failwidgets.methods.relations.shared import writer_name
 from failwidgets.widgets.parts import FailWidget, ImageGrid, to_uint8_images
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 from failwidgets.widgets.parts.sync import reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["RelationshipAnnotator"]
 
@@ -284,6 +288,9 @@ class RelationshipAnnotator(FailWidget):
         self.hotkeys = W.Text(value="", placeholder=f"keys: 1-{len(self.levels)} label, 0 clear, u/r undo/redo, n/p",
                               description="hotkeys", continuous_update=True, layout=W.Layout(width="360px"))
         self.observe_guarded(self._on_hotkeys, names="value", widget=self.hotkeys)
+        self.key_bindings = KeyBindings(self._key_table(), log=self.log)
+        self.key_hint = W.HTML(f"<i>keys (mouse over the widget): 1-{len(self.levels)} label, 0 clear, "
+                               "u or Ctrl+Z undo, r or Ctrl+Shift+Z redo, ← → or n p previous / next pair</i>")
 
         # selected pair: histogram + Gaussian
         bins = self.miner.histograms_.shape[-1]
@@ -318,15 +325,23 @@ class RelationshipAnnotator(FailWidget):
 
         left = W.VBox([self.matrix_chart, self.legend])
         right = W.VBox([self.pair_label, self.hist_fig, self.pair_info])
-        self.children = [
+        # everything but the file box listens to the keys (a key typed into a text box would act)
+        self.key_area = W.VBox([
             self.header,
             W.HBox([self.counter, self.pair_view_buttons]),
             W.HBox([left, right]),
             W.HBox([self.prev_button, self.next_button, *self.level_buttons, self.clear_button,
                     self.undo_button, self.redo_button]),
+            self.key_hint,
             self.hotkeys,
             self.examples,
             W.HBox([self.kl_chart, W.VBox([self.blind_list, self.failure_list])]),
+        ])
+        self.key_events = self.key_bindings.attach(self.key_area)
+        # the text box is the fallback where key events are not available
+        (self.hotkeys if self.key_events is not None else self.key_hint).layout.display = "none"
+        self.children = [
+            self.key_area,
             W.HBox([self.path_box, self.save_button, self.load_button]),
             self.log,
         ]
@@ -394,29 +409,29 @@ class RelationshipAnnotator(FailWidget):
         self._undo.append((pair, old, new))
         self.selected_pair = list(pair)
 
+    def _key_table(self) -> dict:
+        """Key -> action (``self.key_bindings``): the same table serves key events and the text box."""
+        table = {str(k + 1): (lambda k=k: self.label_selected(k)) for k in range(min(len(self.levels), 9))}
+        table["0"] = lambda: self.label_selected(None)
+        for key in ("u", "ctrl+z"):
+            table[key] = self.undo
+        for key in ("r", "ctrl+shift+z", "ctrl+y"):
+            table[key] = self.redo
+        for key in ("n", "arrowright", "arrowdown"):
+            table[key] = lambda: self.move(+1)
+        for key in ("p", "arrowleft", "arrowup"):
+            table[key] = lambda: self.move(-1)
+        return table
+
     def _on_hotkeys(self, change) -> None:
         text = change["new"]
         if not text:
             return
         self.hotkeys.value = ""
         for ch in text:
-            if ch.isdigit():
-                k = int(ch)
-                if k == 0:
-                    self.label_selected(None)
-                elif k <= len(self.levels):
-                    self.label_selected(k - 1)
-                else:
-                    self.log.warning(f"hotkey {ch!r}: no level {k} (levels 1-{len(self.levels)})")
-            elif ch in "uU":
-                self.undo()
-            elif ch in "rR":
-                self.redo()
-            elif ch in "nN":
-                self.move(+1)
-            elif ch in "pP":
-                self.move(-1)
-            elif not ch.isspace():
+            if ch.isdigit() and int(ch) > len(self.levels):
+                self.log.warning(f"hotkey {ch!r}: no level {ch} (levels 1-{len(self.levels)})")
+            elif not ch.isspace() and not self.key_bindings.press(ch.lower()):
                 self.log.warning(f"hotkey {ch!r}: unknown; use 0-{len(self.levels)}, u, r, n, p")
 
     # -- state sync ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from failwidgets.methods import is_failure
 from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["TreeBrowser"]
 
@@ -240,6 +241,13 @@ class TreeBrowser(FailWidget):
         self.on_click_guarded(self.visualise_button, self._on_visualise)
         self.on_click_guarded(self.export_button, self._on_export)
 
+        # keys while the mouse is over the tree: arrows move between nodes, Escape deselects
+        self.key_bindings = KeyBindings({
+            "arrowup": lambda: self.step_node("up"), "arrowdown": lambda: self.step_node("down"),
+            "arrowleft": lambda: self.step_node("left"), "arrowright": lambda: self.step_node("right"),
+            "escape": lambda: setattr(self, "selected_node", -1),
+        }, log=self.log)
+        self.key_events = self.key_bindings.attach(self.figure)
         self.children = [
             W.HBox([self.class_dropdown, self.grouping_buttons]),
             W.HBox([self.depth_slider, self.k_text, self.delta_slider, self.tau_slider]),
@@ -452,6 +460,32 @@ class TreeBrowser(FailWidget):
         self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: feature[{feat}]</b>"
         self.visualise_button.disabled = feat < 0 or self.images is None
         self.visualise_button.description = "visualise feature" if feat < 0 else f"visualise feature[{feat}]"
+
+    def step_node(self, direction: str) -> None:
+        """Select the parent (``"up"``), first child (``"down"``) or the node left / right of the
+        selected one on its level (``"left"`` / ``"right"``); the root when none is selected."""
+        if direction not in ("up", "down", "left", "right"):
+            raise ValueError(f"direction: expected 'up', 'down', 'left' or 'right', got {direction!r}")
+        r = self.result
+        if r is None or not len(r.fit.nodes):
+            return
+        cur = self.selected_node
+        if cur < 0:
+            self.selected_node = 0
+            return
+        parent, depth = r.fit.nodes["parent"].to_numpy(), r.fit.nodes["depth"].to_numpy()
+        target = cur
+        if direction == "up" and cur > 0:
+            target = int(parent[cur])
+        elif direction == "down":
+            kids = [k for k in range(1, len(parent)) if parent[k] == cur]
+            target = kids[0] if kids else cur
+        elif direction in ("left", "right"):
+            x, _ = _tree_layout(r.fit.nodes)
+            level = sorted(np.flatnonzero(depth == depth[cur]), key=lambda k: x[k])
+            k = level.index(cur) + (1 if direction == "right" else -1)
+            target = int(level[k]) if 0 <= k < len(level) else cur
+        self.selected_node = int(target)
 
     def _node_table(self, node: int) -> str:
         r = self.result

@@ -3,7 +3,8 @@
 It holds the method object (``.method``), a :class:`LogArea` (``.log``), registers observers through
 :func:`guarded` (``observe_guarded`` / ``on_click_guarded``) and links through :meth:`FailWidget.link`,
 remembers both so ``close()`` can release them, saves and restores user state (``to_dict`` /
-``from_dict``) and writes a static, self-contained HTML snapshot (``export_html``).
+``from_dict``) and writes a static, self-contained HTML snapshot (``export_html``); its rich display
+carries that snapshot as ``text/html`` beside the widget view, for front ends that cannot draw widgets.
 
 Subclass contract::
 
@@ -307,6 +308,13 @@ class FailWidget(W.VBox):
         if path is not None:
             atomic_write(path, page)
         return page
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        """The widget view plus a static ``text/html`` snapshot for front ends without a widget manager
+        (see :mod:`failwidgets.widgets.parts.snapshot`)."""
+        from failwidgets.widgets.parts.snapshot import widget_mimebundle
+
+        return widget_mimebundle(self, super()._repr_mimebundle_(**kwargs), name=self._name())
 
     # -- lifetime ------------------------------------------------------------------------------------
     def close(self) -> None:
