@@ -443,7 +443,7 @@ def build_setting(spec: SettingSpec, *, cache: EmbeddingCache | None = None, vl=
         raise TypeError(f"spec: expected a SettingSpec, got {type(spec).__name__}")
     cache = EmbeddingCache() if cache is None else cache
     vl = _default_vl() if vl is None else vl
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     encoder_id = fingerprint(vl) if isinstance(vl, torch.nn.Module) else fingerprint(vl.identity())
     parts = {"kind": "slicebench-setting", "spec": spec.fingerprint, "encoder": encoder_id}
     key = cache.key(parts)
@@ -463,7 +463,8 @@ def build_setting(spec: SettingSpec, *, cache: EmbeddingCache | None = None, vl=
             probs, feats = _model_outputs(model, imgs)
             arrays.update({f"{split}_embeddings": _vl_embeddings(vl, imgs), f"{split}_features": feats,
                            f"{split}_probs": probs, f"{split}_truth": truth})
-        arrays["seconds"] = np.array([time.perf_counter() - t0, t_render, t_train, float(model_cached)])
+        arrays["seconds"] = np.array([time.perf_counter() - t0, t_render, t_train, float(model_cached),
+                                      time.process_time() - c0])
         cache.put(key, arrays, parts)
     data = {}
     for split in ("val", "test"):
@@ -476,7 +477,9 @@ def build_setting(spec: SettingSpec, *, cache: EmbeddingCache | None = None, vl=
     truth = {s: np.asarray(arrays[f"{s}_truth"], bool) for s in ("val", "test")}
     info = {"cached": cached, "build_seconds": float(arrays["seconds"][0]) if not cached else
             float(time.perf_counter() - t0), "train_seconds": float(arrays["seconds"][2]),
-            "n_train": int(arrays["n_train"][0]), "n_flipped": int(arrays["n_flipped"][0])}
+            "n_train": int(arrays["n_train"][0]), "n_flipped": int(arrays["n_flipped"][0]),
+            "build_cpu_seconds": float(arrays["seconds"][4]) if not cached and len(arrays["seconds"]) > 4 else
+            float(time.process_time() - c0)}
     for s in ("val", "test"):
         err, t = data[s].errors, truth[s]
         info[f"{s}_n"] = int(len(t))
