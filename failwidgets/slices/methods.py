@@ -20,6 +20,7 @@ penultimate features, as Barlow's robust features).
 """
 from __future__ import annotations
 
+import warnings
 from typing import List
 
 import numpy as np
@@ -109,8 +110,6 @@ class DominoMethod:
         k = min(check_positive_int(self.n_components, "n_components"), len(val))
         self.slicer_ = DominoSlicer(n_slices=min(self.n_slices, k), n_components=k,
                                     random_state=self.random_state)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # non-convergence in 100 steps is reported in n_iter_
             self.slicer_.fit(_space(val, self.space), val.labels, val.probs)

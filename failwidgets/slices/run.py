@@ -151,8 +151,9 @@ def format_tables(result: dict) -> str:
     lines.append("")
     cpu = result.get("cpu_seconds", float("nan"))
     lines.append(f"{len(info)} settings, built in {build.sum():.0f} s ({np.mean(build):.1f} s each; {cached} from the "
-                 f"cache); whole run {result['seconds']:.0f} s wall, {cpu:.0f} s CPU of this process. Model error rate on the test slice minus the rest of "
-                 f"the class: median {np.median(gap):+.2f} (slice worse in {int(np.sum(gap > 0))}/{len(gap)}).")
+                 f"cache); whole run {result['seconds']:.0f} s wall, {cpu:.0f} s CPU of this process. Model error "
+                 f"rate on the test slice minus the rest of the class: median {np.median(gap):+.2f} (slice worse in "
+                 f"{int(np.sum(gap > 0))}/{len(gap)}).")
     return "\n".join(lines)
 
 

@@ -177,7 +177,8 @@ class SettingSpec:
         if self.kind == "rare":
             what = f"rare: {where}={self.value} at {self.strength:.1%} of the class in training"
         elif self.kind == "correlation":
-            what = f"correlation: {self.factor} follows the class at tau={self.strength:.2f}; slice {where}!={self.value}"
+            what = (f"correlation: {self.factor} follows the class at tau={self.strength:.2f}; "
+                    f"slice {where}!={self.value}")
         else:
             what = f"noisy: {where}={self.value}, training labels flipped to {self.flip_to} with p={self.strength:.2f}"
         return f"{what}; {len(self.classes)} classes; slice share {self.share:.1%} in val/test; seed {self.seed}"

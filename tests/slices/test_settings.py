@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from failwidgets.compute import EmbeddingCache
-from failwidgets.slices import KINDS, FunctionMethod, SettingSpec, build_setting, draw_settings, precision_at_k
+from failwidgets.slices import KINDS, FunctionMethod, SettingSpec, draw_settings, precision_at_k
 from failwidgets.slices.run import evaluate, format_tables, profile_specs, run_benchmark
 from failwidgets.world import FACTOR_VALUES, make_world
 
