@@ -435,10 +435,10 @@ class TarShardSource(ImageSource):
         self.image_key = image_key
         self._samples = [k for k in order if image_key in keys[k]]
         self._members = keys
+        self._local = threading.local()
         if labels is None and label_key is not None and all(label_key in keys[k] for k in self._samples) and self._samples:
             labels = [int(self._read(k, label_key).decode().strip()) for k in self._samples]
         self.labels = _labels(labels, len(self._samples))
-        self._local = threading.local()
 
     def __getstate__(self):  # open files do not cross process boundaries
         state = self.__dict__.copy()
