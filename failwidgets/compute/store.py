@@ -45,6 +45,7 @@ from failwidgets.compute.cache import (
     _canonical_json,
     _fsync_dir,
     _fsync_file,
+    _pid_alive,
 )
 
 __all__ = ["ShardedStore", "STORE_SUFFIX", "DEFAULT_SHARD_SIZE"]
@@ -153,6 +154,7 @@ class ShardedStore:
         if path.is_dir():
             try:
                 store = cls(path)
+                store._remove_dead_temp_files()
                 if (store.key, store.n_rows, store.row_shape, store.dtype) == (key, int(n_rows), row_shape, dtype):
                     return store
                 problem = (f"it holds {store.n_rows} rows of {store.row_shape} {store.dtype}, asked for "
@@ -181,6 +183,16 @@ class ShardedStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return cls(path)
+
+    def _remove_dead_temp_files(self) -> None:
+        """Marker temp files left by a killed writer (same host, pid gone)."""
+        for p in (self.path / _DONE).glob(f"{_TMP_PREFIX}*"):
+            fields = p.name[len(_TMP_PREFIX):].split(".")
+            try:
+                if len(fields) == 3 and fields[1] == _HOST and not _pid_alive(int(fields[0])):
+                    p.unlink(missing_ok=True)
+            except ValueError:
+                continue
 
     # -- shards ---------------------------------------------------------------------------------------
     def shard_range(self, k: int) -> tuple[int, int]:

@@ -49,7 +49,7 @@ def _decode(data: bytes | str | os.PathLike, index: int, item: str) -> np.ndarra
 
     try:
         with PILImage.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except FileNotFoundError as exc:
         raise SourceReadError(index, item, "no such file") from exc
     except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError) as exc:

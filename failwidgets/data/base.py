@@ -43,7 +43,7 @@ def to_uint8_hwc(img: Any, name: str = "image") -> np.ndarray:
     except ImportError:  # pragma: no cover - pillow is a core dependency
         PILImage = None
     if PILImage is not None and isinstance(img, PILImage.Image):
-        return np.asarray(img.convert("RGB"))
+        return np.array(img.convert("RGB"))
     if isinstance(img, torch.Tensor):
         img = img.detach().cpu().numpy()
     if not isinstance(img, np.ndarray):
