@@ -46,7 +46,17 @@ __all__ = [
     "WorldSplitSource",
     "GeneratedSource",
     "IMAGE_SUFFIXES",
+    "as_indexable",
 ]
+
+
+def as_indexable(images: Any) -> Any:
+    """What a widget keeps to show images by index: an ndarray / tensor (or None) as is, anything else
+    (a dataset, an ImageFolder, file paths, ...) as an :class:`ImageSource`, so ``images[indices]``
+    decodes only the images shown."""
+    if images is None or isinstance(images, (np.ndarray, torch.Tensor, ImageSource)):
+        return images
+    return as_source(images)
 
 
 def _is_world_split(obj: Any) -> bool:

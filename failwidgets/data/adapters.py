@@ -441,7 +441,7 @@ class TarShardSource(ImageSource):
         self.labels = _labels(labels, len(self._samples))
 
     def __getstate__(self):  # open files do not cross process boundaries
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_local", None)
         return state
 

@@ -191,8 +191,49 @@ class ImageSource:
         return i % n if n else i
 
     # -- conveniences ---------------------------------------------------------------------------------
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.image(i)
+    def __getitem__(self, i: Any):
+        """``source[i]``: image ``i`` (uint8 (H, W, 3)); ``source[indices]`` (a list / int array / slice):
+        those images, stacked uint8 (n, H, W, 3) when they share a size, else a list.
+
+        What widgets call for the few images they show; the last 128 images read are kept decoded.
+        """
+        if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)):
+            return self._cached_image(int(i))
+        if isinstance(i, slice):
+            i = range(*i.indices(len(self)))
+        if isinstance(i, torch.Tensor):
+            i = i.detach().cpu().numpy()
+        idx = np.asarray(i)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise IndexError(f"index: a boolean mask must have length {len(self)}, got shape {idx.shape}")
+            idx = np.flatnonzero(idx)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"index: expected an int, a slice or integer indices, got {type(i).__name__}")
+        imgs = [self._cached_image(int(k)) for k in idx.reshape(-1)]
+        if imgs and len({im.shape for im in imgs}) == 1:
+            return np.stack(imgs)
+        return imgs if imgs else np.zeros((0, 1, 1, 3), np.uint8)
+
+    def _cached_image(self, i: int) -> np.ndarray:
+        from collections import OrderedDict
+
+        lru = self.__dict__.setdefault("_lru", OrderedDict())
+        i = self._check_index(i)
+        if i in lru:
+            lru.move_to_end(i)
+            return lru[i]
+        img = self.image(i)
+        img.flags.writeable = False  # shared between callers
+        lru[i] = img
+        if len(lru) > 128:
+            lru.popitem(last=False)
+        return img
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lru", None)  # decoded images stay in the process that read them
+        return state
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)})"

@@ -16,6 +16,7 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets.data import as_indexable
 from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
@@ -64,6 +65,7 @@ class DirectionSlider(FailWidget):
         self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
         self.labels = check_labels(labels, "labels")
         self.failed = is_failure(labels, preds)
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
         n_classes = method.n_classes_

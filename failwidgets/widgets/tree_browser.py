@@ -18,6 +18,7 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets.data import as_indexable
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
 from failwidgets.methods import is_failure
@@ -122,6 +123,7 @@ class TreeBrowser(FailWidget):
         self.labels = check_labels(labels, "labels")
         self.preds = check_labels(preds, "preds")
         check_same_length(features=self.features, labels=self.labels, preds=self.preds)
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         if images is not None:
             check_same_length(features=self.features, images=images)
         self.images = images

@@ -291,7 +291,8 @@ class LaViSE:
                 "what": "lavise_features",
                 "model": fingerprint(self.model),
                 "layer": self.layer,
-                "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
+                "data": data_id if data_id is not None else fingerprint(
+                    images if hasattr(images, "identity") else as_image_tensor(images)),  # a source: its identity
             }
             arr = self.cache.get_or_compute(parts, compute)
             t = torch.from_numpy(np.asarray(arr, dtype=np.float32))
@@ -334,6 +335,9 @@ class LaViSE:
             return None
         from failwidgets.compute import as_image_tensor
 
+        if hasattr(images, "identity") and hasattr(images, "image"):  # an image source: read one image
+            h, w = images.image(0).shape[:2]
+            return int(h), int(w)
         t = as_image_tensor(images)
         return int(t.shape[2]), int(t.shape[3])
 
