@@ -35,11 +35,12 @@ _TILE = None
 
 
 def _image(i: int) -> np.ndarray:
-    """A deterministic 64x64 image for index ``i`` (cheap: a fixed random tile, rolled and shifted)."""
+    """A deterministic 64x64 image for index ``i`` (cheap: a window of a fixed random tile, shifted)."""
     global _TILE
     if _TILE is None:
-        _TILE = np.random.default_rng(0).integers(0, 200, (64, 64, 3), dtype=np.uint8)
-    return np.roll(_TILE, i % 64, axis=1) + np.uint8((i * 31) % 56)
+        _TILE = np.random.default_rng(0).integers(0, 200, (64, 128, 3), dtype=np.uint8)
+    s = i % 64
+    return _TILE[:, s:s + 64] + np.uint8((i * 31) % 56)
 
 
 def _encoder():
