@@ -32,8 +32,9 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ from failwidgets.compute.cache import (
     _pid_alive,
 )
 
-__all__ = ["ShardedStore", "STORE_SUFFIX", "DEFAULT_SHARD_SIZE"]
+__all__ = ["DEFAULT_SHARD_SIZE", "STORE_SUFFIX", "ShardedStore"]
 
 STORE_SUFFIX = ".shards"
 DEFAULT_SHARD_SIZE = 4096
@@ -77,7 +78,7 @@ class _Manifest:
         return d
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "_Manifest":
+    def from_json(cls, d: Mapping[str, Any]) -> _Manifest:
         if d.get("format") != _FORMAT:
             raise ValueError(f"unknown store format {d.get('format')!r}")
         if _sha({k: v for k, v in d.items() if k != "sha256"}) != d.get("sha256"):
@@ -137,7 +138,7 @@ class ShardedStore:
     # -- create / open --------------------------------------------------------------------------------
     @classmethod
     def open(cls, root: str | os.PathLike, parts: Mapping[str, Any], *, n_rows: int, row_shape: Sequence[int],
-             dtype: Any = "float32", shard_size: int = DEFAULT_SHARD_SIZE) -> "ShardedStore":
+             dtype: Any = "float32", shard_size: int = DEFAULT_SHARD_SIZE) -> ShardedStore:
         """The store for ``parts`` under ``root``: the existing one (any finished shards kept) or a new one.
 
         An existing store whose ``n_rows`` / ``row_shape`` / ``dtype`` differ from the request, or whose

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from failwidgets._validation import check_choice, check_positive_int
 from failwidgets.compute.device import autocast, get_device
 from failwidgets.data import ImageSource, SourceReadError, as_source, is_source
 
-__all__ = ["embed", "image_batches", "SkippedImagesWarning", "default_num_workers"]
+__all__ = ["SkippedImagesWarning", "default_num_workers", "embed", "image_batches"]
 
 
 class SkippedImagesWarning(UserWarning):
@@ -207,7 +208,7 @@ def embed(
             raise TypeError(f"encoder: expected an Encoder with {attr}(), got {type(encoder).__name__}")
     batch_size = check_positive_int(64 if batch_size is None else batch_size, "batch_size")
     size = _size(image_size if image_size is not None else getattr(encoder, "image_size", None))
-    dim = int(getattr(encoder, "embed_dim"))
+    dim = int(encoder.embed_dim)
     dev = _model_device(encoder, device)
     parts = {"what": "image_embeddings", "encoder": encoder.identity(), "data": src.identity(),
              "image_size": None if size is None else list(size)}

@@ -32,21 +32,21 @@ from failwidgets.data.adapters import (
 from failwidgets.data.base import ImageSource, SourceReadError, is_source, to_uint8_hwc
 
 __all__ = [
-    "as_source",
-    "ImageSource",
-    "SourceReadError",
-    "is_source",
-    "to_uint8_hwc",
+    "IMAGE_SUFFIXES",
     "ArraySource",
     "FileSource",
     "FolderDatasetSource",
-    "TorchDatasetSource",
-    "HFDatasetSource",
-    "TarShardSource",
-    "WorldSplitSource",
     "GeneratedSource",
-    "IMAGE_SUFFIXES",
+    "HFDatasetSource",
+    "ImageSource",
+    "SourceReadError",
+    "TarShardSource",
+    "TorchDatasetSource",
+    "WorldSplitSource",
     "as_indexable",
+    "as_source",
+    "is_source",
+    "to_uint8_hwc",
 ]
 
 

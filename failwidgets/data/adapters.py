@@ -12,25 +12,31 @@ import os
 import re
 import tarfile
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from failwidgets._validation import check_labels, check_positive_int
-from failwidgets.data.base import ImageSource, SourceReadError, _sample_indices, to_uint8_hwc
+from failwidgets.data.base import (
+    ImageSource,
+    SourceReadError,
+    _sample_indices,
+    to_uint8_hwc,
+)
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "ArraySource",
     "FileSource",
     "FolderDatasetSource",
-    "TorchDatasetSource",
+    "GeneratedSource",
     "HFDatasetSource",
     "TarShardSource",
+    "TorchDatasetSource",
     "WorldSplitSource",
-    "GeneratedSource",
-    "IMAGE_SUFFIXES",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm")
@@ -213,7 +219,7 @@ class FolderDatasetSource(FileSource):
             img = self._loader(path)
         except FileNotFoundError as exc:
             raise SourceReadError(i, path, "no such file") from exc
-        except Exception as exc:  # noqa: BLE001 - any loader failure is this file's failure
+        except Exception as exc:
             raise SourceReadError(i, path, f"{type(exc).__name__}: {exc}") from exc
         try:
             return to_uint8_hwc(img, f"images[{i}]")
@@ -271,7 +277,7 @@ class TorchDatasetSource(ImageSource):
             item = self.dataset[i]
         except (IndexError, KeyError):
             raise
-        except Exception as exc:  # noqa: BLE001 - a dataset's read failure is this index's failure
+        except Exception as exc:
             raise SourceReadError(i, self.describe(i), f"{type(exc).__name__}: {exc}") from exc
         if isinstance(item, dict):
             key = self.image_key or next((k for k in ("image", "img", "pixel_values", "jpg", "png") if k in item), None)
@@ -373,7 +379,7 @@ class HFDatasetSource(ImageSource):
         try:
             img = self.dataset[i][self.image_column]
             return to_uint8_hwc(img, f"images[{i}]")
-        except Exception as exc:  # noqa: BLE001 - decoding happens inside datasets
+        except Exception as exc:
             raise SourceReadError(i, self.describe(i), f"{type(exc).__name__}: {exc}") from exc
 
     def describe(self, i: int) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["ImageSource", "SourceReadError", "to_uint8_hwc", "is_source"]
+__all__ = ["ImageSource", "SourceReadError", "is_source", "to_uint8_hwc"]
 
 
 class SourceReadError(ValueError):

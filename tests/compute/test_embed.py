@@ -3,9 +3,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -24,7 +22,7 @@ from failwidgets.compute import (
     output_gradients,
 )
 from failwidgets.compute.cache import CacheCorruptionWarning
-from failwidgets.data import GeneratedSource, SourceReadError, as_source
+from failwidgets.data import GeneratedSource, SourceReadError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
