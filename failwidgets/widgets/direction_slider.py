@@ -17,6 +17,7 @@ import traitlets
 
 from failwidgets._io import atomic_write, path_inside, safe_filename
 from failwidgets._validation import check_array, check_labels, check_positive_int, check_same_length
+from failwidgets.data import as_indexable
 from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
@@ -86,6 +87,7 @@ class DirectionSlider(FailWidget):
                 raise TypeError(f"decoders[{name!r}]: expected a Decoder (with select_class and decode_many), "
                                 f"got {type(dec).__name__}")
         self.failed = is_failure(labels, preds)
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
         n_classes = method.n_classes_

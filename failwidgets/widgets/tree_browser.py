@@ -19,6 +19,7 @@ import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets._validation import check_choice, check_index, check_nonnegative_labels, check_positive_int
+from failwidgets.data import as_indexable
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
 from failwidgets.methods import is_failure
@@ -163,6 +164,7 @@ class TreeBrowser(FailWidget):
         check_positive_int(params["k"], "k")
         super().__init__(method=estimator, **kwargs)
         self.features, self.labels, self.preds = features, labels, preds
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         if images is not None:
             check_same_length(features=self.features, images=images)
         self.images = images

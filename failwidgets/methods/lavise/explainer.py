@@ -342,6 +342,9 @@ class LaViSE(BaseEstimator):
             return None
         from failwidgets.compute import as_image_tensor
 
+        if hasattr(images, "identity") and hasattr(images, "image"):  # an image source: read one image
+            h, w = images.image(0).shape[:2]
+            return int(h), int(w)
         t = as_image_tensor(images)
         return int(t.shape[2]), int(t.shape[3])
 
@@ -785,7 +788,8 @@ def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: 
             "what": "lavise_features",
             "model": fingerprint(model),
             "layer": layer,
-            "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
+            "data": data_id if data_id is not None else fingerprint(
+                images if hasattr(images, "identity") else as_image_tensor(images)),  # a source: its identity
         }
         t = torch.from_numpy(np.asarray(cache.get_or_compute(parts, compute), dtype=np.float32))
     else:
