@@ -52,15 +52,19 @@ class FilterWordExplorer(FailWidget):
     sort_by : ``"filter"``, ``"top_count"`` or ``"difference"`` (group difference; needs groups).
     selected_filter : int or None, the opened filter (original index).
     view : ``"filters"`` or ``"groups"``.
+    word_scoring : ``"count"`` (the paper: how many top images carry the word) or ``"pmi"`` (corrected
+        for how likely the word is for any image; :mod:`failwidgets.methods.lavise.scoring`). Default: the
+        scoring the explanations were made with.
     """
 
-    _state_traits = ("layer", "search", "sort_by", "selected_filter", "view")
+    _state_traits = ("layer", "search", "sort_by", "selected_filter", "view", "word_scoring")
     _heavy_attrs = ("demo", "evaluation")
     layer = traitlets.Unicode("")
     search = traitlets.Unicode("")
     sort_by = traitlets.Unicode("filter")
     selected_filter = traitlets.Int(None, allow_none=True)
     view = traitlets.Unicode("filters")
+    word_scoring = traitlets.Unicode("count")
 
     def __init__(self, explanations: FilterExplanations | Mapping[str, FilterExplanations], images: Any,
                  groups: Any = None, *, method: Any = None, k: int = 5, n_bars: int = 20,
@@ -87,6 +91,8 @@ class FilterWordExplorer(FailWidget):
         self.k = k
         self.n_bars = n_bars
         self._group_tables: dict[str, Any] = {}
+        self._rescored: dict[tuple, FilterExplanations] = {}
+        kwargs.setdefault("word_scoring", next(iter(self.explanations.values())).scoring)
         super().__init__(method=method, **kwargs)
 
         # -- filters view ------------------------------------------------------------------------------
@@ -96,6 +102,9 @@ class FilterWordExplorer(FailWidget):
         if self.groups is not None:
             sort_options.append(("group difference", "difference"))
         self.sort_select = W.Dropdown(options=sort_options, description="sort by")
+        self.scoring_select = W.Dropdown(
+            options=[("count (paper)", "count"), ("specific (PMI)", "pmi")], value=self.word_scoring,
+            description="words by")
         self.filter_list = W.Select(options=[], rows=12, layout=W.Layout(width="100%"))
         self.count_label = W.HTML("")
         self.header = W.HTML("")
@@ -104,7 +113,7 @@ class FilterWordExplorer(FailWidget):
         self.grid = ImageGrid(columns=5, thumb_size=thumb_size)
         detail = W.VBox([self.header, W.HBox([self.words_html, self.matches_html]), self.grid])
         filters_view = W.VBox([
-            W.HBox([self.layer_select, self.search_box, self.sort_select]),
+            W.HBox([self.layer_select, self.search_box, self.sort_select, self.scoring_select]),
             self.count_label, self.filter_list, detail,
         ])
         # -- groups view -------------------------------------------------------------------------------
@@ -118,6 +127,7 @@ class FilterWordExplorer(FailWidget):
         self.observe_guarded(self._on_layer_widget, names="value", widget=self.layer_select)
         self.observe_guarded(self._on_search_widget, names="value", widget=self.search_box)
         self.observe_guarded(self._on_sort_widget, names="value", widget=self.sort_select)
+        self.observe_guarded(self._on_scoring_widget, names="value", widget=self.scoring_select)
         self.observe_guarded(self._on_list_pick, names="value", widget=self.filter_list)
         self.observe_guarded(self._on_bar_pick, names="selected_index", widget=self.chart)
         self.observe_guarded(self._on_tab, names="selected_index", widget=self.tabs)
@@ -125,6 +135,7 @@ class FilterWordExplorer(FailWidget):
         self.observe_guarded(self._on_list_state, names=["search", "sort_by"])
         self.observe_guarded(self._on_selected_filter, names="selected_filter")
         self.observe_guarded(self._on_view, names="view")
+        self.observe_guarded(self._on_word_scoring, names="word_scoring")
         self.layer = next(iter(self.explanations))
 
     # -- construction from the demo ---------------------------------------------------------------------
@@ -208,8 +219,11 @@ class FilterWordExplorer(FailWidget):
     # -- data -------------------------------------------------------------------------------------------
     @property
     def current(self) -> FilterExplanations:
-        """The explanations of the shown layer."""
-        return self.explanations[self.layer]
+        """The explanations of the shown layer, words ranked by ``word_scoring``."""
+        key = (self.layer, self.word_scoring)
+        if key not in self._rescored:
+            self._rescored[key] = self.explanations[self.layer].rescore(self.word_scoring)
+        return self._rescored[key]
 
     def group_table(self):
         """``compare_groups`` of the shown layer (cached), or None without groups."""
@@ -252,6 +266,9 @@ class FilterWordExplorer(FailWidget):
 
     def _on_sort_widget(self, change: dict) -> None:
         self.sort_by = change["new"]
+
+    def _on_scoring_widget(self, change: dict) -> None:
+        self.word_scoring = change["new"]
 
     def _on_list_pick(self, change: dict) -> None:
         if change["new"] is not None and not getattr(self, "_listing", False):
@@ -297,6 +314,17 @@ class FilterWordExplorer(FailWidget):
             label = str(u)
             self.chart.selected_index = self.chart.labels.index(label) if label in self.chart.labels else None
         self._show_filter(u)
+
+    def _on_word_scoring(self, change: dict) -> None:
+        from failwidgets.methods.lavise import WORD_SCORINGS
+
+        if change["new"] not in WORD_SCORINGS:
+            self.word_scoring = change["old"]
+            raise ValueError(f"word_scoring: expected one of {list(WORD_SCORINGS)}, got {change['new']!r}")
+        self.scoring_select.value = change["new"]
+        self._group_tables.pop(self.layer, None)  # its word column follows the scoring
+        self._refresh_list()
+        self._show_filter(self.selected_filter)
 
     def _on_view(self, change: dict) -> None:
         if change["new"] not in ("filters", "groups"):
@@ -345,7 +373,8 @@ class FilterWordExplorer(FailWidget):
         row = ex._row(u)
         self.header.value = (
             f"<b>{html.escape(ex.layer)} filter {u}</b>: threshold T_u = {ex.thresholds[u]:.4g}, "
-            f"top {ex.p} images, {ex.s} words per image"
+            f"top {ex.p} images, {ex.s} words per image; words by "
+            + ("count (paper)" if ex.scoring == "count" else "specificity-corrected score (PMI)")
         )
         self.words_html.value = self._words_table(u)
         self.matches_html.value = self._matches_table(u)
@@ -370,7 +399,8 @@ class FilterWordExplorer(FailWidget):
                 if r < len(c):
                     w, n = c[r]
                     mark = " <b>*</b>" if ex.is_novel(w) else ""
-                    cells.append(f"<td>{html.escape(w)}{mark} ({n})</td>")
+                    score = f"{n}" if ex.scoring == "count" else f"{n:.3f}"
+                    cells.append(f"<td>{html.escape(w)}{mark} ({score})</td>")
                 else:
                     cells.append("<td></td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -390,7 +420,7 @@ class FilterWordExplorer(FailWidget):
         return f"<table><tr><th>matching concept</th><th>IoU</th></tr>{rows}</table>"
 
     def close(self) -> None:
-        self.explanations, self.images, self._group_tables = {}, {}, {}
+        self.explanations, self.images, self._group_tables, self._rescored = {}, {}, {}, {}
         if not hasattr(self, "_observers"):  # __init__ failed before the base class ran
             W.Widget.close(self)
             return

@@ -119,3 +119,26 @@ def test_bad_inputs(setup):
         assert "pass groups=" in w.groups_html.value
     finally:
         w.close()
+
+
+def test_word_scoring_dropdown_reranks_words(widget, setup):
+    ex = setup[1]
+    assert widget.word_scoring == "count" and widget.scoring_select.value == "count"
+    widget.selected_filter = 1
+    assert f"({ex.word_counts(1)[0][1]})" in widget.words_html.value  # an int count
+    widget.scoring_select.value = "pmi"
+    assert widget.word_scoring == "pmi" and widget.current.scoring == "pmi"
+    pmi = ex.rescore("pmi")
+    assert widget.current.words == pmi.words
+    word, score = pmi.word_counts(1)[0]
+    assert f"{word}" in widget.words_html.value and f"({score:.3f})" in widget.words_html.value
+    assert "PMI" in widget.header.value
+    labels = [lab for lab, _ in widget.filter_list.options]
+    u = widget.visible_filters()[0]
+    assert labels[0].startswith(f"filter {u}: {pmi.word_counts(u)[0][0]}")
+    assert json.loads(json.dumps(widget.to_dict()))["word_scoring"] == "pmi"
+    with pytest.raises(ValueError, match="word_scoring: expected one of"):
+        widget.word_scoring = "bogus"
+    assert widget.word_scoring == "pmi" and widget.scoring_select.value == "pmi"
+    widget.word_scoring = "count"
+    assert widget.current.words == ex.words
