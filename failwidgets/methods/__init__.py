@@ -4,6 +4,7 @@ One subpackage per paper (``relations``, ``barlow``, ``lavise``, ``directions``)
 ``__init__``; the failure sign convention shared by all of them is re-exported here.
 """
 from failwidgets.methods._base import CORRECT, ERROR, failure_target, hardness_order, is_failure
+from failwidgets.methods._evidence import SliceEvidence, slice_evidence
 from failwidgets.methods.barlow import BarlowTree, fit_class_tree
 from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, UnclipDecoder, slerp
 from failwidgets.methods.lavise import LaViSE, compare_groups
@@ -15,6 +16,8 @@ __all__ = [
     "failure_target",
     "hardness_order",
     "is_failure",
+    "SliceEvidence",
+    "slice_evidence",
     "FailureDirections",
     "RetrievalDecoder",
     "GeneratorDecoder",
