@@ -20,8 +20,8 @@ import traitlets
 from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
-from failwidgets.methods import is_failure
-from failwidgets.methods.barlow import ClassTree, fit_class_tree
+from failwidgets.methods import is_failure, slice_evidence
+from failwidgets.methods.barlow import ClassTree, fit_class_tree, named_rule
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 
 __all__ = ["TreeBrowser"]
@@ -70,6 +70,9 @@ class TreeBrowser(FailWidget):
     attack_steps : at most this many feature-attack steps (with early stopping).
     mi_method, random_state : passed to :class:`~failwidgets.methods.barlow.BarlowTree`.
     cache : optional ``EmbeddingCache`` for the feature attacks.
+    feature_names : optional dict original feature index -> :class:`~failwidgets.methods.barlow.FeatureName`
+        (from :func:`~failwidgets.methods.barlow.name_features`); rules then read
+        ``feature[17] "snow, green" <= 0.36``.
 
     Traits (saved by ``to_dict``)
     -----------------------------
@@ -111,6 +114,7 @@ class TreeBrowser(FailWidget):
         mi_method: str = "binned",
         random_state: int = 0,
         cache: Any = None,
+        feature_names: Any = None,
         class_index: int = 0,
         grouping: str = "label",
         max_depth: int = 1,
@@ -133,6 +137,7 @@ class TreeBrowser(FailWidget):
         self.n_samples, self.n_top, self.attack_steps = n_samples, n_top, attack_steps
         self.mi_method, self.random_state, self.cache = mi_method, random_state, cache
         self.result: ClassTree | None = None
+        self.feature_names = dict(feature_names) if feature_names is not None else None
         self._syncing = False
 
         # -- controls ----------------------------------------------------------------------------
@@ -271,6 +276,11 @@ class TreeBrowser(FailWidget):
         model_attr, layer, conv = FEATURE_MODELS[features]
         kwargs.setdefault("attack_steps", 50 if small else 200)
         kwargs.setdefault("cache", demo.cache)
+        if "feature_names" not in kwargs:  # the features in words: the demo's VL encoder on the fit images
+            from failwidgets.methods.barlow import name_features_with_encoder
+
+            vl = demo.embeddings(fit_split, "vl", progress=progress)[: len(fit.labels)]
+            kwargs["feature_names"] = name_features_with_encoder(fit.features, vl, demo.vl, demo.world.concepts)
         widget = cls(fit.features, fit.labels, fit.preds, images=fit.images, heldout=held.heldout,
                      class_names=demo.world.class_names, feature_model=getattr(demo, model_attr),
                      feature_layer=layer, conv_layer=conv, class_index=int(class_index), **kwargs)
@@ -375,7 +385,7 @@ class TreeBrowser(FailWidget):
         self.node_html.value = self._node_table(node)
         self._show_samples(node)
         feat = self.split_feature(node)
-        self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: feature[{feat}]</b>"
+        self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: {self._feature_label(feat)}</b>"
         self.visualise_button.disabled = feat < 0 or self.images is None
         self.visualise_button.description = "visualise feature" if feat < 0 else f"visualise feature[{feat}]"
 
@@ -390,9 +400,38 @@ class TreeBrowser(FailWidget):
                 f"{m[c]:.3f}" if c in ("ER", "EC", "IV") else str(m[c]) for c in _METRIC_COLUMNS
             ]
             body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-        rule = html.escape(r.fit.nodes.loc[node, "rule"])
+        rule = html.escape(named_rule(r.fit.nodes.loc[node, "rule"], self.feature_names))
         kind = "leaf" if r.fit.nodes.loc[node, "is_leaf"] else "internal node"
-        return f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+        return (f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+                f"<div>{html.escape(self.node_evidence_text(node))}</div>")
+
+    def node_evidence(self, node: int):
+        """:func:`~failwidgets.methods.slice_evidence` of ``node`` within the class group: images in the
+        node vs the rest of the group, on the held-out split (on the fit split when none was given)."""
+        r = self.result
+        if r.heldout is not None and r.heldout_indices is not None:
+            hx, hl, hp = self.heldout
+            idx = r.heldout_indices
+            x, failed = np.asarray(hx)[idx], is_failure(np.asarray(hl)[idx], np.asarray(hp)[idx])
+        else:
+            x, failed = self.features[r.fit_indices], self.failed[r.fit_indices]
+        return slice_evidence(r.tree.node_membership(x)[:, node], failed)
+
+    def node_evidence_text(self, node: int) -> str:
+        """The node's coverage and its error inside vs outside with 95 % Wilson intervals, in words."""
+        r = self.result
+        n_fit = int(r.fit.nodes.loc[node, "size"])
+        held = r.heldout is not None and r.heldout_indices is not None
+        ev = self.node_evidence(node)
+        where = "held-out" if held else "fit (no held-out data given)"
+        return (f"covers {n_fit} of {len(r.fit_indices)} {self.class_names[self.class_index]} fit images; "
+                f"{where}: {ev.summary('images')} (95% Wilson CIs)")
+
+    def _feature_label(self, feat: int) -> str:
+        name = (self.feature_names or {}).get(int(feat))
+        if name is None or not name.words:
+            return f"feature[{feat}]"
+        return f"feature[{feat}] {name.label} (confidence {name.confidence:.2f})"
 
     def node_samples(self, node: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions (in the fit arrays) of up to ``n_samples`` failures and successes in ``node``."""
@@ -457,13 +496,15 @@ class TreeBrowser(FailWidget):
             return pd.DataFrame(columns=["class_index", "class_name", "grouping", "split", "node", "rule"]
                                 + _METRIC_COLUMNS)
         out = self.result.rules_frame(valid_only)
+        out["rule"] = [named_rule(rule, self.feature_names) for rule in out["rule"]]
         out.insert(1, "class_name", self.class_names[self.class_index])
         return out
 
     def rules_text(self, valid_only: bool = True) -> str:
         if self.result is None:
             return self.status
-        return f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only)
+        return named_rule(f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only),
+                          self.feature_names)
 
     def _on_export(self, _button: Any) -> None:
         self.export_text.value = self.rules_text()
