@@ -23,7 +23,6 @@ Run: ``python -m benchmarks.bench_word_scoring [--n-images 2000]`` (prints a tab
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import time
@@ -121,7 +120,7 @@ def measure(world, lav, *, n_images: int, name: str, split: str = "train") -> di
     explain_s = time.perf_counter() - t
     masks = {c: data.concept_masks(c, idx) for c in world.concepts}
     lav.evaluate(ex, masks, ks=(5,))
-    matches = [set(c for c, _ in ex.matches(u)) for u in ex.filters]
+    matches = [{c for c, _ in ex.matches(u)} for u in ex.filters]
     # for context: how concentrated the ground truth is (the best-IoU concept of each matched filter)
     best = [ex.iou.loc[int(u)].idxmax() for u, m in zip(ex.filters, matches) if m]
     gt_share, gt_word = top_word_share(best)

@@ -29,7 +29,6 @@ def test_name_features_hand_computed():
     names = name_features(feats, img, txt, words, n_top=2, max_words=3, min_ratio=0.0)
     # cos(image, snow) = 1, 1, .6, .6, 0, 0 (mean .533); cos(image, sand) = 0, 0, .8, .8, 1, 1 (mean .6)
     # cos(image, blend) = s, s, 1.4 s, 1.4 s, s, s with s = 1/sqrt2 (mean 1.1333 s)
-    s = 2 ** -0.5
     f0 = names[0]
     assert f0.words == ("snow",)  # sand: 0 - .6 < 0 and blend: s - 1.1333 s < 0 are dropped
     assert f0.scores[0] == pytest.approx(1 - 3.2 / 6, abs=1e-6)
@@ -65,7 +64,7 @@ class _Encoder:
 
 
 def test_with_encoder_and_named_rules():
-    feats, img, words, txt = _toy()
+    feats, img, words, _ = _toy()
     names = name_features_with_encoder(feats, img, _Encoder(), words, template="a {}", n_top=2)
     assert names[0].words == ("snow",) and names[1].words[0] == "sand"
     assert named_rule("feature[0] <= 2.5 and feature[1] > 4", names) == \

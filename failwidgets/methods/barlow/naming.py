@@ -99,7 +99,9 @@ def name_features(features: Any, image_embeddings: Any, word_embeddings: Any, vo
                                                                             ndim=1, dtype="int")
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[1]):
         raise ValueError(f"feature_indices: expected indices in [0, {x.shape[1]}), got {idx.min()}..{idx.max()}")
-    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    def unit(a):
+        return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
     sims = unit(img.astype(np.float64)) @ unit(txt.astype(np.float64)).T  # (N, W)
     base = sims.mean(0)
     out = {}
