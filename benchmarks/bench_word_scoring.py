@@ -52,17 +52,16 @@ def _train_other(world, progress: bool):
     """Target CNN + LaViSE head on the other world (cached in OUT)."""
     from safetensors.torch import load_file, save_file
 
+    from failwidgets.compute.words import glove_space
     from failwidgets.demo.models import TargetCNN
     from failwidgets.demo.recipes.lavise import LAYER, explainer_params
     from failwidgets.demo.training.targets import train_target
-    from failwidgets.methods.lavise import ExplainerHead, LaViSE
-    from failwidgets.compute.words import glove_space
+    from failwidgets.methods.lavise import LaViSE
 
     OUT.mkdir(parents=True, exist_ok=True)
     tag = world.fingerprint[:12]
-    t_file, h_file, m_file = OUT / f"target-{tag}.safetensors", OUT / f"head-{tag}.safetensors", OUT / f"head-{tag}.json"
+    t_file, h_file = OUT / f"target-{tag}.safetensors", OUT / f"lavise-{tag}.json"
     space = glove_space().restrict(list(world.concepts))
-    params = explainer_params()
     if t_file.is_file():
         target = TargetCNN(len(world.class_names), len(world.attribute_names))
         target.load_state_dict(load_file(str(t_file)))
@@ -72,30 +71,15 @@ def _train_other(world, progress: bool):
         target = train_target(world, epochs=8, progress=progress, device="cpu").cpu().eval()
         print(f"trained the other world's target in {time.perf_counter() - t:.0f} s")
         save_file({k: v.contiguous() for k, v in target.state_dict().items()}, str(t_file))
-    lav = LaViSE(target, LAYER, space, progress=progress, device="cpu", **params)
     if h_file.is_file():
-        info = json.loads(m_file.read_text())
-        head = ExplainerHead(info["in_dim"], info["word_dim"], None, params["dropout"])
-        head.load_state_dict(load_file(str(h_file)))
-        head.eval()
-        lav.head_ = head
-        lav.concepts_, lav.train_concepts_ = info["concepts"], info["train_concepts"]
-        lav.heldout_concepts_, lav.n_filters_ = info["heldout_concepts"], info["in_dim"]
-        lav.feature_size_, lav.n_pairs_, lav.loss_history_ = tuple(info["feature_size"]), info["n_pairs"], []
-    else:
-        split = world["train"]
-        images = split.as_tensor()
-        feats = lav.features(images)
-        masks = {c: split.concept_masks(c) for c in world.concepts}
-        t = time.perf_counter()
-        lav.fit(images, masks, features=feats)
-        print(f"trained the other world's explainer head in {time.perf_counter() - t:.0f} s")
-        save_file({k: v.contiguous() for k, v in lav.head_.state_dict().items()}, str(h_file))
-        m_file.write_text(json.dumps({
-            "in_dim": lav.n_filters_, "word_dim": space.dim, "concepts": lav.concepts_,
-            "train_concepts": lav.train_concepts_, "heldout_concepts": lav.heldout_concepts_,
-            "feature_size": list(lav.feature_size_), "n_pairs": lav.n_pairs_,
-        }))
+        return LaViSE.load(h_file, model=target, word_space=space, progress=progress, device="cpu")
+    split = world["train"]
+    masks = {c: split.concept_masks(c) for c in world.concepts}
+    t = time.perf_counter()
+    lav = LaViSE(space, progress=progress, device="cpu", **explainer_params())
+    lav.fit_model(target, split.as_tensor(), LAYER, masks)
+    print(f"trained the other world's explainer head in {time.perf_counter() - t:.0f} s")
+    lav.save(h_file)
     return lav
 
 

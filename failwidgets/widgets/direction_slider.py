@@ -19,8 +19,14 @@ from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets.methods import is_failure, slice_evidence
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
+from failwidgets.widgets.parts.sync import hold_all_sync, reject
 
 __all__ = ["DirectionSlider"]
+
+def _escape_keep_bold(text: str) -> str:
+    """``html.escape(text)`` with the ``<b>`` / ``</b>`` of the chance verdict kept."""
+    return html.escape(text).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
+
 
 class DirectionSlider(FailWidget):
     """Explore a fitted :class:`FailureDirections`.
@@ -52,16 +58,22 @@ class DirectionSlider(FailWidget):
     heldout : ``(embeddings (M, D), labels (M,), preds (M,))``, optional
         A held-out split for the caption evidence (default: the validation data, marked as not held out).
 
-    Traits (saved by ``to_dict``)
-    -----------------------------
-    class_index : int, alpha : float in [-1, 1], decoder : str, mode : int.
+    Attributes
+    ----------
+    class_index : Int trait (saved), the shown class, in [0, n_classes).
+    alpha : Float trait (saved) in [-1, 1], the slider: easier (-1) to harder (+1).
+    decoder : Unicode trait (saved), a key of ``decoders`` ("" without decoders).
+    mode : Int trait (saved), the failure mode of the class, in [0, number of its modes).
+    status : Unicode trait, the summary line of the class (shown in ``status_html``).
     """
 
     _state_traits = ("class_index", "alpha", "decoder", "mode")
-    class_index = traitlets.Int(0)
-    alpha = traitlets.Float(0.0)
+    _heavy_attrs = ("captions", "decoders", "caption_data", "last_export", "heldout", "caption_embedder")
+    class_index = traitlets.Int(0, min=0)
+    alpha = traitlets.Float(0.0, min=-1.0, max=1.0)
     decoder = traitlets.Unicode("")
-    mode = traitlets.Int(0)
+    mode = traitlets.Int(0, min=0)
+    status = traitlets.Unicode("")
 
     def __init__(self, method: FailureDirections, images: Any, embeddings, labels, preds,
                  class_names=None, captions: Callable[[int, int], Mapping] | None = None,
@@ -69,7 +81,7 @@ class DirectionSlider(FailWidget):
                  n_images: int = 8, n_decoded: int = 4, export_dir: str = ".",
                  caption_embedder: Callable[[list], Any] | None = None, heldout: tuple | None = None, **kwargs):
         super().__init__(method=method, **kwargs)
-        method._check_fitted()
+        method.check_fitted()
         self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
         self.labels = check_labels(labels, "labels")
         self.failed = is_failure(labels, preds)
@@ -112,7 +124,7 @@ class DirectionSlider(FailWidget):
         self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
                                          description="class")
         self.mode_dropdown = W.Dropdown(options=[("mode 1", 0)], description="failure mode")
-        self.status = W.HTML()
+        self.status_html = W.HTML()
         self.hard_grid = ImageGrid(columns=n_images, thumb_size=64)
         self.easy_grid = ImageGrid(columns=n_images, thumb_size=64)
         self.caption_html = W.HTML()
@@ -122,28 +134,29 @@ class DirectionSlider(FailWidget):
         self.decoded_grid = ImageGrid(columns=n_decoded, thumb_size=96)
         self.export_button = W.Button(description="export flagged", icon="download")
 
-        self.observe_guarded(self._on_bar_select, names="selected_index", widget=self.strength_chart)
-        self.observe_guarded(lambda ch: setattr(self, "class_index", ch["new"]), names="value", widget=self.class_dropdown)
-        self.observe_guarded(lambda ch: setattr(self, "mode", ch["new"]), names="value", widget=self.mode_dropdown)
-        self.observe_guarded(lambda ch: setattr(self, "alpha", ch["new"]), names="value", widget=self.slider)
-        self.observe_guarded(lambda ch: setattr(self, "decoder", ch["new"] or ""), names="value",
-                             widget=self.decoder_dropdown)
-        self.observe_guarded(self._on_class_index, names="class_index")
-        self.observe_guarded(self._on_mode, names="mode")
-        self.observe_guarded(self._on_alpha, names="alpha")
-        self.observe_guarded(self._on_decoder, names="decoder")
-        self.on_click_guarded(self.export_button, self._on_export)
-
-        self.children = [
-            self.strength_chart, W.HBox([self.class_dropdown, self.mode_dropdown]), self.status, self.hist_chart,
-            W.HTML("<b>hardest</b>"), self.hard_grid, W.HTML("<b>easiest</b>"), self.easy_grid,
-            self.caption_html, W.HBox([self.slider, self.decoder_dropdown]), self.decoded_grid,
-            self.export_button, self.log,
-        ]
         if self.decoders:
             self.decoder = next(iter(self.decoders))
         first_ok = np.flatnonzero(np.isfinite(method.strength_))
         self.class_index = int(first_ok[0]) if len(first_ok) else 0
+        self.link("class_index", self.class_dropdown)
+        self.link("mode", self.mode_dropdown)
+        self.link("alpha", self.slider)
+        self.link("decoder", self.decoder_dropdown, transform=(lambda v: v or None, lambda v: v or ""))
+        self.observe_guarded(self._on_bar_select, names="selected_index", widget=self.strength_chart)
+        self.observe_guarded(self._on_class_index, names="class_index")
+        self.observe_guarded(self._on_mode, names="mode")
+        self.observe_guarded(self._on_alpha, names="alpha")
+        self.observe_guarded(self._on_decoder, names="decoder")
+        if self.decoder:
+            self.slider.continuous_update = bool(getattr(self.decoders[self.decoder], "interactive", True))
+        self.on_click_guarded(self.export_button, self._on_export)
+
+        self.children = [
+            self.strength_chart, W.HBox([self.class_dropdown, self.mode_dropdown]), self.status_html, self.hist_chart,
+            W.HTML("<b>hardest</b>"), self.hard_grid, W.HTML("<b>easiest</b>"), self.easy_grid,
+            self.caption_html, W.HBox([self.slider, self.decoder_dropdown]), self.decoded_grid,
+            self.export_button, self.log,
+        ]
         self.run_guarded(self._render_class)
 
     # ------------------------------------------------------------------ construction from the demo
@@ -182,72 +195,60 @@ class DirectionSlider(FailWidget):
         DirectionSlider, with ``.demo`` (the Demo) and ``.caption_data`` (captions, their embeddings
         and the reference embeddings per class).
         """
-        from failwidgets._validation import check_choice
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.recipes.directions import demo_captions, whitening
-        from failwidgets.methods.directions import GeneratorDecoder, RetrievalDecoder
+        from failwidgets.demo.recipes import build_widget, directions
 
-        check_choice(reference, "reference", ["caption", "mean"])
         demo, small = resolve(demo, variant, small, progress)
-        val = demo.world["val"]
-        emb = demo.embeddings("val", progress=progress)
-        preds = demo.predictions("val", progress=progress)
-        names = demo.world.class_names
-        fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
-                               n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
-                               progress=progress)
-        fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
-        caps, cap_emb, refs = demo_captions(demo)
-
-        def captions(c, m):
-            return fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=5, mode=m)
-
-        bank = val if small else demo.world["pool"]
-        bank_emb = emb if small else demo.embeddings("pool", progress=progress)
-        decoders = {"retrieval": RetrievalDecoder(bank_emb, bank.images, labels=bank.labels),
-                    "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
-        references = refs if reference == "caption" else None
-        kwargs.setdefault("caption_embedder", demo.text_embeddings)
-        if "heldout" not in kwargs:  # caption evidence on the test split
-            kwargs["heldout"] = (demo.embeddings("test", progress=progress), demo.world["test"].labels,
-                                 demo.predictions("test", progress=progress))
-        widget = cls(fd, val.images, emb, val.labels, preds, class_names=names, captions=captions,
-                     reference_embeddings=references, decoders=decoders, **kwargs)
-        widget.demo = demo
-        widget.caption_data = {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}
-        return widget
+        return build_widget(cls, directions.widget_inputs(demo, small=small, reference=reference, max_modes=max_modes,
+                                                          n_permutations=n_permutations, progress=progress), **kwargs)
 
     # ------------------------------------------------------------------ trait handlers
     def _on_bar_select(self, change):
         if change["new"] is not None:
             self.class_index = int(change["new"])
 
+    @traitlets.validate("class_index")
+    def _valid_class_index(self, proposal):
+        n = self.method.n_classes_
+        if not proposal["value"] < n:
+            reject(self, f"class_index: expected a class index in [0, {n}), got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("mode")
+    def _valid_mode(self, proposal):
+        n = len(self.method.modes_[self.class_index])
+        if proposal["value"] and not proposal["value"] < n:
+            reject(self, f"mode: expected an index in [0, {max(n, 1)}) for class {self.class_index}, "
+                         f"got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("alpha")
+    def _valid_alpha(self, proposal):
+        if not np.isfinite(proposal["value"]):
+            reject(self, f"alpha: expected a value in [-1, 1], got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("decoder")
+    def _valid_decoder(self, proposal):
+        name = proposal["value"]
+        if name and name not in self.decoders:
+            reject(self, f"decoder: expected one of {list(self.decoders)}, got {name!r}")
+        return name
+
     def _on_class_index(self, change):
-        c = change["new"]
-        if not 0 <= c < self.method.n_classes_:
-            raise ValueError(f"class_index: expected a class index in [0, {self.method.n_classes_}), got {c}")
-        self.mode = 0
+        with self.quietly():
+            self.mode = 0
         self._render_class()
 
     def _on_mode(self, change):
-        n = len(self.method.modes_[self.class_index])
-        if change["new"] and not 0 <= change["new"] < n:
-            raise ValueError(f"mode: expected an index in [0, {max(n, 1)}) for class {self.class_index}, got {change['new']}")
-        self.mode_dropdown.value = change["new"]
-        self._render_mode()
+        if not self.quietly:
+            self._render_mode()
 
     def _on_alpha(self, change):
-        a = change["new"]
-        if not -1.0 <= a <= 1.0:
-            raise ValueError(f"alpha: expected a value in [-1, 1], got {a}")
-        self.slider.value = a
         self._render_decoded()
 
     def _on_decoder(self, change):
         name = change["new"]
-        if name and name not in self.decoders:
-            raise ValueError(f"decoder: expected one of {list(self.decoders)}, got {name!r}")
-        self.decoder_dropdown.value = name or None
         if name:
             self.slider.continuous_update = bool(getattr(self.decoders[name], "interactive", True))
         self._render_decoded()
@@ -258,16 +259,17 @@ class DirectionSlider(FailWidget):
 
     def _render_class(self):
         c = self.class_index
-        with self.hold_sync():
-            self.class_dropdown.value = c
+        modes = self.method.modes_[c]
+        with hold_all_sync(self.strength_chart.bars, self.mode_dropdown, self.status_html), self.quietly():
             self.strength_chart.selected_index = c
-            modes = self.method.modes_[c]
             self.mode_dropdown.options = [(f"mode {m.rank + 1} (strength {m.strength:.2f}"
                                            f"{'' if m.above_chance is not False else ', not above chance'})", m.rank)
                                           for m in modes] or [("none", 0)]
-            self.status.value = (f"<b>{html.escape(self.class_names[c])}</b>: {html.escape(self.method.status_[c])}, "
-                                 f"{int(self.method.n_errors_[c])} errors of {int(self.method.n_samples_[c])}"
-                                 f"{self._chance_text(modes[0]) if modes else ''}")
+            self.mode_dropdown.value = self.mode
+            rest = (f"{self.method.status_[c]}, {int(self.method.n_errors_[c])} errors of "
+                    f"{int(self.method.n_samples_[c])}{self._chance_text(modes[0]) if modes else ''}")
+            self.status = f"{self.class_names[c]}: {rest}".replace("<b>", "").replace("</b>", "")
+            self.status_html.value = f"<b>{html.escape(self.class_names[c])}</b>: {_escape_keep_bold(rest)}"
         self._render_mode()
 
     @staticmethod
@@ -279,8 +281,9 @@ class DirectionSlider(FailWidget):
 
     def _render_mode(self):
         c, m = self.class_index, self.mode
+        grids = (self.hard_grid, self.easy_grid, self.decoded_grid)
         if not self._has_direction():
-            with self.hold_sync():
+            with hold_all_sync(self.hist_chart.layout, self.caption_html):
                 self.hist_chart.layout.display = "none"
                 for g in (self.hard_grid, self.easy_grid, self.decoded_grid):
                     g.set_images(np.zeros((0, 8, 8, 3), np.uint8))
@@ -290,7 +293,7 @@ class DirectionSlider(FailWidget):
         d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=m)
         hard_i, hard_d = self.method.hardest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
         easy_i, easy_d = self.method.easiest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
-        with self.hold_sync():
+        with hold_all_sync(self.hist_chart.layout, self.caption_html, grids):
             self.hist_chart.layout.display = ""
             self.hist_chart.set_data(d, self.failed[rows].astype(np.int64), ["correct", "error"])
             self.hard_grid.set_images(self.images[hard_i], captions=[f"d={v:.2f}" for v in hard_d], keys=list(map(int, hard_i)))

@@ -88,9 +88,9 @@ def _tiny_lavise(word_scoring="count"):
     feats = np.maximum(rng.standard_normal((30, 6, 3, 3), dtype=np.float32), 0.0)
     space = WordSpace([f"w{i}" for i in range(8)], rng.standard_normal((8, 5)).astype(np.float32))
     concepts = {f"w{i}": rng.random((30, 3, 3)) < 0.4 for i in range(4)}
-    lav = LaViSE(torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3)), "0", space, epochs=2, batch_size=32, p=5, s=3,
-                 prior_pairs=64, word_scoring=word_scoring, progress=False)
-    return lav.fit(None, concepts, features=feats), torch.from_numpy(feats)
+    lav = LaViSE(space, epochs=2, batch_size=32, p=5, s=3, prior_pairs=64, word_scoring=word_scoring,
+                 progress=False)
+    return lav.fit(feats, concepts, layer="0"), torch.from_numpy(feats)
 
 
 def test_explain_keeps_hits_and_rescores_both_ways():
