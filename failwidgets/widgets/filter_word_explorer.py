@@ -107,8 +107,12 @@ class FilterWordExplorer(FailWidget):
         if self.groups is not None:
             sort_options.append(("group difference", "difference"))
         self.sort_select = W.Dropdown(options=sort_options, description="sort by")
-        self.scoring_select = W.Dropdown(options=[("count (paper)", "count"), ("specific (PMI)", "pmi")],
-                                         description="words by")
+        # explanations built without their nearest-word hits (by hand, or saved by an older version) keep
+        # the scoring they were made with
+        labels = {"count": "count (paper)", "pmi": "specific (PMI)"}
+        scorings = WORD_SCORINGS if self._rescorable() else (self.word_scoring,)
+        self.scoring_select = W.Dropdown(options=[(labels[k], k) for k in scorings], description="words by",
+                                         disabled=len(scorings) < 2)
         self.filter_list = W.Select(options=[], rows=12, layout=W.Layout(width="100%"))
         self.count_label = W.HTML("")
         self.header = W.HTML("")
@@ -235,6 +239,16 @@ class FilterWordExplorer(FailWidget):
         if proposal["value"] not in self.explanations:
             reject(self, f"layer: expected one of {list(self.explanations)}, got {proposal['value']!r}")
         return proposal["value"]
+
+    @traitlets.validate("word_scoring")
+    def _valid_word_scoring(self, proposal: dict) -> str:
+        if proposal["value"] != self.word_scoring and not self._rescorable():
+            reject(self, f"word_scoring: these explanations keep no word hits, so only {self.word_scoring!r} is "
+                         f"available, got {proposal['value']!r}")
+        return proposal["value"]
+
+    def _rescorable(self) -> bool:
+        return all(ex.word_hits is not None and ex.vocabulary is not None for ex in self.explanations.values())
 
     @traitlets.validate("sort_by")
     def _valid_sort_by(self, proposal: dict) -> str:

@@ -144,3 +144,17 @@ def test_word_scoring_dropdown_reranks_words(widget, setup):
     assert widget.word_scoring == "pmi" and widget.scoring_select.value == "pmi"
     widget.word_scoring = "count"
     assert widget.current.words == ex.words
+
+
+def test_word_scoring_is_fixed_for_explanations_without_hits(setup):
+    from dataclasses import replace
+
+    ex, images = setup[1], setup[3]
+    w = FilterWordExplorer(replace(ex, word_hits=None), images)
+    try:
+        assert w.scoring_select.disabled and [v for _, v in w.scoring_select.options] == ["count"]
+        with pytest.raises(ValueError, match="word_scoring: these explanations keep no word hits"):
+            w.word_scoring = "pmi"
+        assert w.word_scoring == "count" and "rejected word_scoring" in w.log.text
+    finally:
+        w.close()
