@@ -113,3 +113,18 @@ def test_explain_keeps_hits_and_rescores_both_ways():
     lav.word_scoring = "idf"
     with pytest.raises(ValueError, match="word_scoring"):
         lav.explain(features=feats)
+
+
+def test_hits_survive_to_dict_and_the_estimator_saves_its_scoring(tmp_path):
+    import json
+
+    from failwidgets.methods.lavise import FilterExplanations
+
+    lav, feats = _tiny_lavise("pmi")
+    ex = lav.explain(features=feats)
+    back = FilterExplanations.from_dict(json.loads(json.dumps(ex.to_dict())))
+    assert back.scoring == "pmi" and back.words == ex.words
+    assert back.rescore("count").words == ex.rescore("count").words  # re-ranked from the saved hits
+    lav.save(tmp_path / "lav.json")
+    loaded = LaViSE.load(tmp_path / "lav.json", word_space=lav.word_space)
+    assert (loaded.word_scoring, loaded.prior_pairs) == ("pmi", 64)
