@@ -5,6 +5,7 @@ One subpackage per paper (``relations``, ``barlow``, ``lavise``, ``directions``)
 are re-exported here.
 """
 from failwidgets.methods._base import CORRECT, ERROR, check_fitted, failure_target, hardness_order, is_failure
+from failwidgets.methods._evidence import SliceEvidence, slice_evidence
 from failwidgets.methods.barlow import BarlowTree, fit_class_tree
 from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, UnclipDecoder, slerp
 from failwidgets.methods.lavise import LaViSE, compare_groups
@@ -20,6 +21,8 @@ __all__ = [
     "failure_target",
     "hardness_order",
     "is_failure",
+    "SliceEvidence",
+    "slice_evidence",
     "check_fitted",
     "Result",
     "RelationDiagnosis",

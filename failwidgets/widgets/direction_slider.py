@@ -18,7 +18,7 @@ import traitlets
 from failwidgets._io import atomic_write, path_inside, safe_filename
 from failwidgets._validation import check_array, check_labels, check_positive_int, check_same_length
 from failwidgets.data import as_indexable
-from failwidgets.methods import is_failure
+from failwidgets.methods import is_failure, slice_evidence
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
@@ -52,6 +52,14 @@ class DirectionSlider(FailWidget):
         Hardest/easiest images shown, decoded images per slider position.
     export_dir : str
         Where the export button writes ``flagged_<class>_mode<m>.csv`` (see :meth:`export_path`).
+    caption_embedder : callable ``list of str -> ndarray (M, D)``, optional
+        Text embeddings in the space of ``embeddings`` (e.g. ``encoder.encode_texts``). With it every
+        caption shows its evidence: how many of the class's validation images it describes
+        (:func:`~failwidgets.methods.directions.caption_members`: closer to the caption than to
+        ``"a photo of a <class>"``) and the error rate inside vs outside on ``heldout`` (95 % Wilson
+        intervals, Fisher p; :func:`~failwidgets.methods.slice_evidence`).
+    heldout : ``(embeddings (M, D), labels (M,), preds (M,))``, optional
+        A held-out split for the caption evidence (default: the validation data, marked as not held out).
 
     Attributes
     ----------
@@ -63,7 +71,7 @@ class DirectionSlider(FailWidget):
     """
 
     _state_traits = ("class_index", "alpha", "decoder", "mode")
-    _heavy_attrs = ("captions", "decoders", "caption_data", "last_export")
+    _heavy_attrs = ("captions", "decoders", "caption_data", "last_export", "heldout", "caption_embedder")
     class_index = traitlets.Int(0, min=0)
     alpha = traitlets.Float(0.0, min=-1.0, max=1.0)
     decoder = traitlets.Unicode("")
@@ -73,7 +81,8 @@ class DirectionSlider(FailWidget):
     def __init__(self, method: FailureDirections, images: Any, embeddings, labels, preds,
                  class_names=None, captions: Callable[[int, int], Mapping] | None = None,
                  reference_embeddings=None, decoders: Mapping[str, Decoder] | None = None,
-                 n_images: int = 8, n_decoded: int = 4, export_dir: str = ".", **kwargs):
+                 n_images: int = 8, n_decoded: int = 4, export_dir: str = ".",
+                 caption_embedder: Callable[[list], Any] | None = None, heldout: tuple | None = None, **kwargs):
         super().__init__(method=method, **kwargs)
         method.check_fitted()
         n_images = check_positive_int(n_images, "n_images")
@@ -101,6 +110,14 @@ class DirectionSlider(FailWidget):
         self.references = check_array(reference_embeddings, "reference_embeddings",
                                       shape=(n_classes, self.embeddings.shape[1]), dtype="float")
         self.captions = captions
+        self.caption_embedder, self.heldout = caption_embedder, heldout
+        if heldout is not None:
+            h_emb = check_array(heldout[0], "heldout[0] (embeddings)", ndim=2, dtype="float",
+                                shape=(None, self.embeddings.shape[1]))
+            h_lab = check_labels(heldout[1], "heldout[1] (labels)")
+            h_pred = check_labels(heldout[2], "heldout[2] (preds)")
+            check_same_length(heldout_embeddings=h_emb, heldout_labels=h_lab, heldout_preds=h_pred)
+            self.heldout = (h_emb, h_lab, h_pred)
         self.decoders = dict(decoders or {})
         self.n_images, self.n_decoded, self.export_dir = n_images, n_decoded, export_dir
         self.last_export: pd.DataFrame | None = None
@@ -317,10 +334,50 @@ class DirectionSlider(FailWidget):
         if not isinstance(top, Mapping) or not {"failure", "easy"} <= set(top):
             raise TypeError("captions: expected the callable to return a dict with 'failure' and 'easy' lists of "
                             f"(caption, score), got {type(top).__name__}")
+        ev = {}
+        if self.caption_embedder is not None:
+            texts = [t for t, _ in top["failure"]] + [t for t, _ in top["easy"]]
+            ev = dict(zip(texts, self.caption_evidence(texts)))
+        extra = "<th>evidence</th>" if ev else ""
+
         def rows(items):
-            return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td></tr>" for t, s in items)
-        return (f"<table><tr><th>failure captions</th><th>score</th></tr>{rows(top['failure'])}"
-                f"<tr><th>easy captions</th><th>score</th></tr>{rows(top['easy'])}</table>")
+            return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td>"
+                           + (f"<td>{html.escape(self._evidence_text(ev[t]))}</td>" if ev else "") + "</tr>"
+                           for t, s in items)
+        note = ""
+        if ev:
+            where = "held-out" if self.heldout is not None else "validation (not held out)"
+            note = (f"<div><i>evidence: validation images of the class closer to the caption than to "
+                    f"&quot;a photo of a {html.escape(self.class_names[self.class_index])}&quot;; error inside vs "
+                    f"outside on {where} images, 95% Wilson CIs, Fisher p</i></div>")
+        return (f"<table><tr><th>failure captions</th><th>score</th>{extra}</tr>{rows(top['failure'])}"
+                f"<tr><th>easy captions</th><th>score</th>{extra}</tr>{rows(top['easy'])}</table>{note}")
+
+    def caption_evidence(self, captions: list) -> list:
+        """Per caption ``(n_val, SliceEvidence)``: the class's validation images it describes and the error
+        inside vs outside it (held-out data when given). Needs ``caption_embedder``."""
+        from failwidgets.methods.directions import caption_members, reference_caption
+
+        if self.caption_embedder is None:
+            raise ValueError("caption_embedder: caption evidence needs text embeddings, got None")
+        c = self.class_index
+        emb = np.asarray(self.caption_embedder(list(captions) + [reference_caption(self.class_names[c])]),
+                         dtype=np.float32)
+        caps, ref = emb[:-1], emb[-1]
+        val = self.embeddings[self.labels == c]
+        if self.heldout is not None:
+            h_emb, h_lab, h_pred = self.heldout
+            keep = h_lab == c
+            x, failed = h_emb[keep], is_failure(h_lab[keep], h_pred[keep])
+        else:
+            x, failed = val, self.failed[self.labels == c]
+        return [(int(caption_members(val, e, ref).sum()), slice_evidence(caption_members(x, e, ref), failed))
+                for e in caps]
+
+    @staticmethod
+    def _evidence_text(item) -> str:
+        n_val, ev = item
+        return f"covers {n_val} val; " + ev.summary("images").split("; ", 1)[1]
 
     def decoded_embedding(self) -> np.ndarray:
         """The rotated embedding (D,) for the current class, mode and slider value."""

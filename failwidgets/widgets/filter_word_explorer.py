@@ -24,7 +24,7 @@ import torch
 import traitlets
 
 from failwidgets._validation import check_positive_int
-from failwidgets.methods.lavise import FilterExplanations, activation_masks, compare_groups
+from failwidgets.methods.lavise import WORD_SCORINGS, FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import reject
 from failwidgets.widgets.parts.keys import KeyBindings
@@ -59,15 +59,19 @@ class FilterWordExplorer(FailWidget):
     selected_filter : Int trait (saved) or None, the opened filter (original index, explained in
         ``layer``).
     view : Enum trait (saved), the tab: ``"filters"`` or ``"groups"``.
+    word_scoring : Enum trait (saved), how words are ranked: ``"count"`` (the paper: how many top images
+        carry the word) or ``"pmi"`` (corrected for how likely the word is for any image;
+        :mod:`failwidgets.methods.lavise.scoring`). Default: the scoring the explanations were made with.
     """
 
-    _state_traits = ("layer", "search", "sort_by", "selected_filter", "view")
-    _heavy_attrs = ("explanations", "images", "groups", "_group_tables", "evaluation")
+    _state_traits = ("layer", "search", "sort_by", "selected_filter", "view", "word_scoring")
+    _heavy_attrs = ("explanations", "images", "groups", "_group_tables", "_rescored", "evaluation")
     layer = traitlets.Unicode("")
     search = traitlets.Unicode("")
     sort_by = traitlets.Enum(SORT_KEYS, default_value="filter")
     selected_filter = traitlets.Int(None, allow_none=True)
     view = traitlets.Enum(VIEWS, default_value="filters")
+    word_scoring = traitlets.Enum(WORD_SCORINGS, default_value="count")
 
     def __init__(self, explanations: FilterExplanations | Mapping[str, FilterExplanations], images: Any,
                  groups: Any = None, *, method: Any = None, k: int = 5, n_bars: int = 20,
@@ -102,6 +106,8 @@ class FilterWordExplorer(FailWidget):
         self.k = check_positive_int(k, "k")
         self.n_bars = check_positive_int(n_bars, "n_bars")
         self._group_tables: dict[str, Any] = {}
+        self._rescored: dict[tuple, FilterExplanations] = {}
+        self.word_scoring = next(iter(self.explanations.values())).scoring
         self.layer = next(iter(self.explanations))
 
         # -- filters view ------------------------------------------------------------------------------
@@ -111,6 +117,12 @@ class FilterWordExplorer(FailWidget):
         if self.groups is not None:
             sort_options.append(("group difference", "difference"))
         self.sort_select = W.Dropdown(options=sort_options, description="sort by")
+        # explanations built without their nearest-word hits (by hand, or saved by an older version) keep
+        # the scoring they were made with
+        labels = {"count": "count (paper)", "pmi": "specific (PMI)"}
+        scorings = WORD_SCORINGS if self._rescorable() else (self.word_scoring,)
+        self.scoring_select = W.Dropdown(options=[(labels[k], k) for k in scorings], description="words by",
+                                         disabled=len(scorings) < 2)
         self.filter_list = W.Select(options=[], rows=12, layout=W.Layout(width="100%"))
         self.count_label = W.HTML("")
         self.header = W.HTML("")
@@ -119,7 +131,7 @@ class FilterWordExplorer(FailWidget):
         self.grid = ImageGrid(columns=5, thumb_size=thumb_size)
         detail = W.VBox([self.header, W.HBox([self.words_html, self.matches_html]), self.grid])
         filters_view = W.VBox([
-            W.HBox([self.layer_select, self.search_box, self.sort_select]),
+            W.HBox([self.layer_select, self.search_box, self.sort_select, self.scoring_select]),
             self.count_label, self.filter_list, detail,
         ])
         # -- groups view -------------------------------------------------------------------------------
@@ -139,6 +151,7 @@ class FilterWordExplorer(FailWidget):
         self.link("layer", self.layer_select)
         self.link("search", self.search_box)
         self.link("sort_by", self.sort_select)
+        self.link("word_scoring", self.scoring_select)
         self.link("view", self.tabs, "selected_index",
                   transform=(lambda v: VIEWS.index(v), lambda i: VIEWS[i or 0]))
         self.observe_guarded(self._on_list_pick, names="value", widget=self.filter_list)
@@ -146,6 +159,7 @@ class FilterWordExplorer(FailWidget):
         self.observe_guarded(self._on_layer, names="layer")
         self.observe_guarded(self._on_list_state, names=["search", "sort_by"])
         self.observe_guarded(self._on_selected_filter, names="selected_filter")
+        self.observe_guarded(self._on_word_scoring, names="word_scoring")
         self.run_guarded(self._show_layer)
 
     # -- construction from the demo ---------------------------------------------------------------------
@@ -197,8 +211,11 @@ class FilterWordExplorer(FailWidget):
     # -- data -------------------------------------------------------------------------------------------
     @property
     def current(self) -> FilterExplanations:
-        """The explanations of the shown layer."""
-        return self.explanations[self.layer]
+        """The explanations of the shown layer, words ranked by ``word_scoring``."""
+        key = (self.layer, self.word_scoring)
+        if key not in self._rescored:
+            self._rescored[key] = self.explanations[self.layer].rescore(self.word_scoring)
+        return self._rescored[key]
 
     def group_table(self):
         """``compare_groups`` of the shown layer (cached), or None without groups."""
@@ -251,6 +268,16 @@ class FilterWordExplorer(FailWidget):
             reject(self, f"layer: expected one of {list(self.explanations)}, got {proposal['value']!r}")
         return proposal["value"]
 
+    @traitlets.validate("word_scoring")
+    def _valid_word_scoring(self, proposal: dict) -> str:
+        if proposal["value"] != self.word_scoring and not self._rescorable():
+            reject(self, f"word_scoring: these explanations keep no word hits, so only {self.word_scoring!r} is "
+                         f"available, got {proposal['value']!r}")
+        return proposal["value"]
+
+    def _rescorable(self) -> bool:
+        return all(ex.word_hits is not None and ex.vocabulary is not None for ex in self.explanations.values())
+
     @traitlets.validate("sort_by")
     def _valid_sort_by(self, proposal: dict) -> str:
         if proposal["value"] == "difference" and self.groups is None:
@@ -286,6 +313,11 @@ class FilterWordExplorer(FailWidget):
 
     def _on_list_state(self, change: dict) -> None:
         self._refresh_list()
+
+    def _on_word_scoring(self, change: dict) -> None:
+        self._group_tables.pop(self.layer, None)  # its word column follows the scoring
+        self._refresh_list()
+        self._show_filter(self.selected_filter)
 
     def _on_selected_filter(self, change: dict) -> None:
         u = change["new"]
@@ -333,7 +365,8 @@ class FilterWordExplorer(FailWidget):
         row = ex.row(u)
         self.header.value = (
             f"<b>{html.escape(ex.layer)} filter {u}</b>: threshold T_u = {ex.thresholds[u]:.4g}, "
-            f"top {ex.p} images, {ex.s} words per image"
+            f"top {ex.p} images, {ex.s} words per image; words by "
+            + ("count (paper)" if ex.scoring == "count" else "specificity-corrected score (PMI)")
         )
         self.words_html.value = self._words_table(u)
         self.matches_html.value = self._matches_table(u)
@@ -361,7 +394,8 @@ class FilterWordExplorer(FailWidget):
                 if r < len(c):
                     w, n = c[r]
                     mark = " <b>*</b>" if ex.is_novel(w) else ""
-                    cells.append(f"<td>{html.escape(w)}{mark} ({n})</td>")
+                    score = f"{n}" if ex.scoring == "count" else f"{n:.3f}"
+                    cells.append(f"<td>{html.escape(w)}{mark} ({score})</td>")
                 else:
                     cells.append("<td></td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")

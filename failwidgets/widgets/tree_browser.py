@@ -22,8 +22,8 @@ from failwidgets._validation import check_choice, check_index, check_nonnegative
 from failwidgets.data import as_indexable
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
-from failwidgets.methods import is_failure
-from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree
+from failwidgets.methods import is_failure, slice_evidence
+from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree, named_rule
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.parts.keys import KeyBindings
@@ -80,6 +80,9 @@ class TreeBrowser(FailWidget):
     n_samples : failures and successes shown for a node; n_top : top activating images (paper 6).
     attack_steps : at most this many feature-attack steps (with early stopping).
     cache : optional ``EmbeddingCache`` for the feature attacks.
+    feature_names : optional dict original feature index -> :class:`~failwidgets.methods.barlow.FeatureName`
+        (from :func:`~failwidgets.methods.barlow.name_features`); rules then read
+        ``feature[17] "snow, green" <= 0.36``.
     class_index, grouping : the group shown first when ``tree`` is a BarlowTree (a ClassTree has its own).
 
     Attributes
@@ -125,6 +128,7 @@ class TreeBrowser(FailWidget):
         n_top: int = 6,
         attack_steps: int = 200,
         cache: Any = None,
+        feature_names: Any = None,
         class_index: int = 0,
         grouping: str = "label",
         **kwargs: Any,
@@ -176,6 +180,7 @@ class TreeBrowser(FailWidget):
         self.cache = cache
         self.mi_method, self.random_state = params["mi_method"], params["random_state"]
         self.result: ClassTree | None = None
+        self.feature_names = dict(feature_names) if feature_names is not None else None
         n_features = self.features.shape[1]
         self.class_index, self.grouping = int(class_index), grouping
         self.max_depth, self.k = params["max_depth"], min(params["k"], n_features)
@@ -459,7 +464,7 @@ class TreeBrowser(FailWidget):
         self.node_html.value = self._node_table(node)
         self._show_samples(node)
         feat = self.split_feature(node)
-        self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: feature[{feat}]</b>"
+        self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: {self._feature_label(feat)}</b>"
         self.visualise_button.disabled = feat < 0 or self.images is None
         self.visualise_button.description = "visualise feature" if feat < 0 else f"visualise feature[{feat}]"
 
@@ -500,9 +505,38 @@ class TreeBrowser(FailWidget):
                 f"{m[c]:.3f}" if c in ("ER", "EC", "IV") else str(m[c]) for c in _METRIC_COLUMNS
             ]
             body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-        rule = html.escape(r.fit.nodes.loc[node, "rule"])
+        rule = html.escape(named_rule(r.fit.nodes.loc[node, "rule"], self.feature_names))
         kind = "leaf" if r.fit.nodes.loc[node, "is_leaf"] else "internal node"
-        return f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+        return (f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+                f"<div>{html.escape(self.node_evidence_text(node))}</div>")
+
+    def node_evidence(self, node: int):
+        """:func:`~failwidgets.methods.slice_evidence` of ``node`` within the class group: images in the
+        node vs the rest of the group, on the held-out split (on the fit split when none was given)."""
+        r = self.result
+        if r.heldout is not None and r.heldout_indices is not None:
+            hx, hl, hp = self.heldout
+            idx = r.heldout_indices
+            x, failed = np.asarray(hx)[idx], is_failure(np.asarray(hl)[idx], np.asarray(hp)[idx])
+        else:
+            x, failed = self.features[r.fit_indices], self.failed[r.fit_indices]
+        return slice_evidence(r.tree.node_membership(x)[:, node], failed)
+
+    def node_evidence_text(self, node: int) -> str:
+        """The node's coverage and its error inside vs outside with 95 % Wilson intervals, in words."""
+        r = self.result
+        n_fit = int(r.fit.nodes.loc[node, "size"])
+        held = r.heldout is not None and r.heldout_indices is not None
+        ev = self.node_evidence(node)
+        where = "held-out" if held else "fit (no held-out data given)"
+        return (f"covers {n_fit} of {len(r.fit_indices)} {self.class_names[self.class_index]} fit images; "
+                f"{where}: {ev.summary('images')} (95% Wilson CIs)")
+
+    def _feature_label(self, feat: int) -> str:
+        name = (self.feature_names or {}).get(int(feat))
+        if name is None or not name.words:
+            return f"feature[{feat}]"
+        return f"feature[{feat}] {name.label} (confidence {name.confidence:.2f})"
 
     def node_samples(self, node: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions (in the fit arrays) of up to ``n_samples`` failures and successes in ``node``."""
@@ -572,13 +606,15 @@ class TreeBrowser(FailWidget):
             return pd.DataFrame(columns=["class_index", "class_name", "grouping", "split", "node", "rule"]
                                 + _METRIC_COLUMNS)
         out = self.result.to_frame(valid_only)
+        out["rule"] = [named_rule(rule, self.feature_names) for rule in out["rule"]]
         out.insert(1, "class_name", self.class_names[self.class_index])
         return out
 
     def rules_text(self, valid_only: bool = True) -> str:
         if self.result is None:
             return self.status
-        return f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only)
+        return named_rule(f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only),
+                          self.feature_names)
 
     def _on_export(self, _button: Any) -> None:
         self.export_text.value = self.rules_text()

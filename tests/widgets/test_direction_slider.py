@@ -183,6 +183,7 @@ def test_from_demo_builds_a_working_widget(tmp_path):
     w.strength_chart.bars.selected = [c]
     assert w.class_index == c and f"<b>{demo.world.class_names[c]}</b>" in w.status_html.value
     assert demo.world.class_names[c] in w.caption_html.value  # the class's captions are shown
+    assert "covers" in w.caption_html.value and "held-out images" in w.caption_html.value  # and their evidence
     w.slider.value = 0.5
     # retrieval follows the selected class: every decoded image is a validation image of class c
     idx = w.decoders["retrieval"].nearest(w.decoded_embedding(), w.n_decoded)[0][0]
@@ -195,3 +196,29 @@ def test_from_demo_builds_a_working_widget(tmp_path):
     w.export_button.click()
     assert (w.last_export["decision_value"] < 0).all() and (tmp_path / f"flagged_{w.class_names[c]}_mode1.csv").exists()
     w.close()
+
+
+def test_caption_evidence_counts_and_heldout_error(setup, tmp_path):
+    from failwidgets.methods import is_failure, slice_evidence
+    from failwidgets.methods.directions import caption_members
+
+    fd, images, X, labels, preds, minority, _ = setup
+    table = {"a photo of a thing on grass": np.eye(D)[3] + np.eye(D)[8], "indoors": -np.eye(D)[3] + np.eye(D)[8],
+             "a photo of a cat": np.eye(D)[8]}
+    embed = lambda texts: np.stack([table[t] for t in texts])  # noqa: E731
+    w = make(setup, tmp_path, caption_embedder=embed, heldout=(X, labels, preds))
+    w.class_index = 0
+    (n_val, ev), _ = w.caption_evidence(["a photo of a thing on grass", "indoors"])
+    cls0 = labels == 0
+    inside = caption_members(X[cls0], table["a photo of a thing on grass"], table["a photo of a cat"])
+    # cos(x, e_3 + e_8) > cos(x, e_8) <=> (x_3 + x_8) / sqrt2 > x_8 <=> x_3 > (sqrt2 - 1) x_8
+    np.testing.assert_array_equal(inside, X[cls0, 3] > (np.sqrt(2) - 1) * X[cls0, 8])
+    assert n_val == int(inside.sum())
+    assert ev == slice_evidence(inside, is_failure(labels[cls0], preds[cls0]))
+    assert ev.err_in > ev.err_out and ev.p_value < 1e-3  # the minority (x_3 + 3) fails
+    assert f"covers {n_val} val" in w.caption_html.value and "held-out images" in w.caption_html.value
+    plain = make(setup, tmp_path)  # no embedder: no evidence column
+    assert "evidence" not in plain.caption_html.value
+    with pytest.raises(ValueError, match="caption_embedder"):
+        plain.caption_evidence(["indoors"])
+    w.close(), plain.close()

@@ -121,3 +121,40 @@ def test_bad_inputs(setup):
         assert "pass groups=" in w.groups_html.value
     finally:
         w.close()
+
+
+def test_word_scoring_dropdown_reranks_words(widget, setup):
+    ex = setup[1]
+    assert widget.word_scoring == "count" and widget.scoring_select.value == "count"
+    widget.selected_filter = 1
+    assert f"({ex.word_counts(1)[0][1]})" in widget.words_html.value  # an int count
+    widget.scoring_select.value = "pmi"
+    assert widget.word_scoring == "pmi" and widget.current.scoring == "pmi"
+    pmi = ex.rescore("pmi")
+    assert widget.current.words == pmi.words
+    word, score = pmi.word_counts(1)[0]
+    assert f"{word}" in widget.words_html.value and f"({score:.3f})" in widget.words_html.value
+    assert "PMI" in widget.header.value
+    labels = [lab for lab, _ in widget.filter_list.options]
+    u = widget.visible_filters()[0]
+    assert labels[0].startswith(f"filter {u}: {pmi.word_counts(u)[0][0]}")
+    assert json.loads(json.dumps(widget.to_dict()))["word_scoring"] == "pmi"
+    with pytest.raises(traitlets.TraitError, match="'word_scoring' trait .* expected any of"):
+        widget.word_scoring = "bogus"
+    assert widget.word_scoring == "pmi" and widget.scoring_select.value == "pmi"
+    widget.word_scoring = "count"
+    assert widget.current.words == ex.words
+
+
+def test_word_scoring_is_fixed_for_explanations_without_hits(setup):
+    from dataclasses import replace
+
+    ex, images = setup[1], setup[3]
+    w = FilterWordExplorer(replace(ex, word_hits=None), images)
+    try:
+        assert w.scoring_select.disabled and [v for _, v in w.scoring_select.options] == ["count"]
+        with pytest.raises(ValueError, match="word_scoring: these explanations keep no word hits"):
+            w.word_scoring = "pmi"
+        assert w.word_scoring == "count" and "rejected word_scoring" in w.log.text
+    finally:
+        w.close()

@@ -220,8 +220,39 @@ def test_from_demo_builds_a_working_browser_and_clicks_update_it():
             assert after > before
         w.depth_slider.value = 2
         assert len(w.nodes_mark.x) == len(w.result.fit.nodes) >= 3 and w.result.tree.max_depth == 2
+        # the split features are named in words (the demo VL encoder) and every node shows its evidence
+        w.nodes_mark.selected = [1]
+        root = w.split_feature(0)  # node 1's rule is the root's condition
+        name = w.feature_names[root]
+        assert name.words and f"feature[{root}] {name.label}".replace('"', "&quot;") in w.node_html.value
+        assert "held-out: " in w.node_html.value and "inside vs" in w.node_html.value
     finally:
         w.close()
+
+
+def test_named_rules_and_leaf_evidence(browser):
+    from failwidgets.methods import is_failure, slice_evidence
+    from failwidgets.methods.barlow import FeatureName
+
+    w = browser
+    names = {9: FeatureName(9, ("snow", "white"), (0.3, 0.2), 0.9, np.arange(3))}
+    w.feature_names = names
+    w.selected_node = 1
+    assert 'feature[9] &quot;snow, white&quot; &lt;=' in w.node_html.value
+    assert 'feature[9] "snow, white" (confidence 0.90)' in w.feature_html.value
+    assert 'When feature[9] "snow, white" <=' in w.rules_text()
+    assert w.rules_frame()["rule"].str.startswith('feature[9] "snow, white" <=').all()
+    # evidence: the held-out images of the group inside the leaf vs the rest of the group
+    hx, hl, hp = w.heldout
+    idx = np.flatnonzero(hl == 1)
+    inside = hx[idx, 9] <= w.result.fit.nodes.loc[0, "threshold"]
+    ev = w.node_evidence(1)
+    want = slice_evidence(inside, is_failure(hl[idx], hp[idx]))
+    assert ev == want and ev.n_in == int(w.result.heldout.nodes.loc[1, "size"])
+    assert ev.err_in > ev.err_out and ev.p_value < 0.01
+    assert f"covers {int(w.result.fit.nodes.loc[1, 'size'])} of {len(w.result.fit_indices)} b fit images" \
+        in w.node_html.value
+    assert ev.summary("images") in w.node_evidence_text(1)
 
 
 def test_constructor_takes_a_fitted_class_tree_first_and_shows_it_as_is():

@@ -132,9 +132,14 @@ def widget_inputs(demo, *, small: bool, features: str = "robust", fit_split: str
         scores = {c: s for c, s in scores.items() if np.isfinite(s)}
         class_index = max(scores, key=scores.get) if scores else 0
     model_attr, layer, conv = FEATURE_MODELS[features]
+    # the features in words: the demo's vision-language encoder on the fit images
+    from failwidgets.methods.barlow import name_features_with_encoder
+
+    vl = demo.embeddings(fit_split, "vl", progress=progress)[: len(fit.labels)]
+    names = name_features_with_encoder(fit.features, vl, demo.vl, demo.world.concepts)
     return {"features": fit.features, "labels": fit.labels, "preds": fit.preds, "images": fit.images,
             "heldout": held.heldout, "class_names": demo.world.class_names,
             "feature_model": getattr(demo, model_attr), "feature_layer": layer, "conv_layer": conv,
             "class_index": int(class_index), "grouping": grouping, "max_depth": max_depth, "k": k,
-            "attack_steps": 50 if small else 200, "cache": demo.cache,
+            "attack_steps": 50 if small else 200, "cache": demo.cache, "feature_names": names,
             "extras": {"demo": demo, "fit_data": fit, "heldout_data": held}}

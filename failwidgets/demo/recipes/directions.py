@@ -157,5 +157,9 @@ def widget_inputs(demo: Any, *, small: bool, reference: str = "caption", max_mod
     return {"method": fd, "images": val.images, "embeddings": emb, "labels": val.labels, "preds": preds,
             "class_names": names, "captions": captions,
             "reference_embeddings": refs if reference == "caption" else None, "decoders": decoders,
+            # caption evidence: the VL text side and the test split (held out)
+            "caption_embedder": demo.text_embeddings,
+            "heldout": (demo.embeddings("test", progress=progress), demo.world["test"].labels,
+                        demo.predictions("test", progress=progress)),
             "extras": {"demo": demo,
                        "caption_data": {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}}}

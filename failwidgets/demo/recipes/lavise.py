@@ -92,7 +92,8 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
     demo : failwidgets.demo.Demo
     root : directory holding ``lavise-<variant>.{safetensors,json}`` (default: the package data)
     **params : inference parameters to override (``p``, ``s``, ``quantile``, ``iou_threshold``,
-        ``attention_pooling``, ``feature_batch_size``, ``device``); the training parameters are the shipped ones.
+        ``attention_pooling``, ``feature_batch_size``, ``device``, ``word_scoring``, ``prior_pairs``); the
+        training parameters are the shipped ones.
 
     Raises
     ------
@@ -106,7 +107,7 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
 
     for k in params:
         check_choice(k, "params", ["p", "s", "quantile", "iou_threshold", "attention_pooling", "feature_batch_size",
-                                   "device"])
+                                   "device", "word_scoring", "prior_pairs"])
     _, meta = _files(demo.variant)
     folder = Path(root) if root is not None else _shipped_dir()
     if not (folder / meta).is_file():

@@ -37,7 +37,14 @@ from failwidgets.methods.lavise.evaluation import (
     recall_at_k,
     qualified_share,
 )
-from failwidgets.methods.lavise import explainer, attention, head, evaluation
+from failwidgets.methods.lavise.scoring import (
+    WORD_SCORINGS,
+    word_hit_counts,
+    pmi_scores,
+    score_words,
+    top_word_share,
+)
+from failwidgets.methods.lavise import explainer, attention, head, evaluation, scoring
 
 __all__ = [
     "METHODS",
@@ -64,8 +71,14 @@ __all__ = [
     "filter_concept_iou",
     "recall_at_k",
     "qualified_share",
+    "WORD_SCORINGS",
+    "word_hit_counts",
+    "pmi_scores",
+    "score_words",
+    "top_word_share",
     "explainer",
     "attention",
     "head",
     "evaluation",
+    "scoring",
 ]

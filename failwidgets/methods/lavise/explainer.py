@@ -63,7 +63,8 @@ from failwidgets.methods.lavise.evaluation import (
     qualified_share,
     recall_at_k,
 )
-from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, rank_words, train_head
+from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, train_head
+from failwidgets.methods.lavise.scoring import WORD_SCORINGS, score_words
 from failwidgets.methods._base import check_fitted
 from failwidgets.methods.results import Result
 
@@ -121,7 +122,9 @@ class FilterExplanations(Result):
     layer : str
     filters : ndarray (U,) int, original filter indices
     methods : tuple of method names
-    words : dict method -> list (U) of [(word, count), ...], most frequent first
+    words : dict method -> list (U) of [(word, score), ...], best first; the score is the count of the
+        paper (``scoring="count"``) or the specificity-corrected score (``"pmi"``, see
+        :mod:`failwidgets.methods.lavise.scoring`)
     top_images : ndarray (U, p) int, indices into the explained dataset, most activating first
     top_activations : ndarray (U, p) float, their maximum activations
     activation_maps : ndarray (U, p, h, w) float, the filter's map on each top image
@@ -133,6 +136,12 @@ class FilterExplanations(Result):
     iou : DataFrame (d, C) or None; set on the copy :meth:`LaViSE.evaluate` returns
     iou_threshold : a concept matches a filter when IoU > this
     features : Tensor (N, d, h, w) or None, the explained features (needed by :meth:`LaViSE.evaluate`)
+    scoring : str, the scoring of ``words``
+    word_hits : dict method -> (indices int (U, p, s), cosines float (U, p, s)), each top image's ``s``
+        nearest vocabulary words (what both scorings rank; :meth:`rescore` re-ranks without the model)
+    prior_hits : dict method -> int (M, s), the nearest words of M random (image, filter) pairs (the base
+        rate of the ``"pmi"`` scoring)
+    vocabulary : list[str], the words the indices point into
     """
 
     _transient = ("features",)
@@ -154,6 +163,28 @@ class FilterExplanations(Result):
     iou: pd.DataFrame | None = None
     iou_threshold: float = 0.04
     features: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    scoring: str = "count"
+    word_hits: dict | None = field(default=None, repr=False, compare=False)
+    prior_hits: dict | None = field(default=None, repr=False, compare=False)
+    vocabulary: list | None = field(default=None, repr=False, compare=False)
+
+    def rescore(self, scoring: str) -> "FilterExplanations":
+        """The same explanations with ``words`` ranked by ``scoring`` (``"count"`` or ``"pmi"``).
+
+        Re-ranks the stored nearest-word hits; no model is run. Returns ``self`` when ``scoring`` is the
+        current one.
+        """
+        check_choice(scoring, "scoring", WORD_SCORINGS)
+        if scoring == self.scoring:
+            return self
+        if self.word_hits is None or self.vocabulary is None:
+            raise ValueError("explanations: expected explanations that keep their word hits (from explain())")
+        words = {
+            m: score_words(*self.word_hits[m], self.vocabulary, scoring=scoring,
+                           prior_indices=None if self.prior_hits is None else self.prior_hits.get(m))
+            for m in self.methods
+        }
+        return replace(self, words=words, scoring=scoring)
 
     # -- lookups --------------------------------------------------------------------------------------
     def row(self, u: int) -> int:
@@ -171,7 +202,7 @@ class FilterExplanations(Result):
         return word not in set(self.train_concepts)
 
     def word_counts(self, u: int, method: str = "attention") -> list[tuple[str, int]]:
-        """All (word, count) of filter ``u`` (original index), most frequent first."""
+        """All (word, score) of filter ``u`` (original index), best first (the score: see ``scoring``)."""
         return list(self.words[self._method(method)][self.row(u)])
 
     def top_words(self, method: str = "attention", k: int = 5) -> list[list[str]]:
@@ -195,7 +226,7 @@ class FilterExplanations(Result):
         return [(str(c), float(v)) for c, v in row.items()]
 
     def to_frame(self, method: str = "attention", k: int = 5) -> pd.DataFrame:
-        """One row per filter: its top words, the novel ones among them, the top word's count."""
+        """One row per filter: its top words, the novel ones among them, the top word's score."""
         rows = []
         for u, ws in zip(self.filters, self.words[self._method(method)]):
             top = [w for w, _ in ws[:k]]
@@ -203,7 +234,7 @@ class FilterExplanations(Result):
                 "filter": int(u),
                 "words": ", ".join(top),
                 "novel": ", ".join(w for w in top if self.is_novel(w)),
-                "top_count": int(ws[0][1]) if ws else 0,
+                "top_count": (int(ws[0][1]) if self.scoring == "count" else float(ws[0][1])) if ws else 0,
                 "threshold": float(self.thresholds[u]),
             })
         return pd.DataFrame(rows)
@@ -231,6 +262,14 @@ class LaViSE(BaseEstimator):
         Explainer training (Eq. 1 margin 1, Adam lr 1e-4 in the paper).
     p, s : int
         Top-p images per filter, s words per image (paper 25 and 5).
+    word_scoring : {"count", "pmi"}
+        How a filter's words are ranked: ``"count"`` (default) is the paper's (how many of the top-p
+        images have the word among their s nearest); ``"pmi"`` corrects the count for how likely the word
+        is for any explainer output (:mod:`failwidgets.methods.lavise.scoring`). The count stays the
+        default: the corrected score did not beat its recall on every split measured
+        (``benchmarks/bench_word_scoring.py``). Both are kept: :meth:`FilterExplanations.rescore` switches.
+    prior_pairs : int
+        M, the random (image, filter) pairs whose nearest words give the base rate of ``"pmi"``.
     quantile : float
         T_u is the top ``quantile`` of the filter's activations (0.005).
     iou_threshold : float
@@ -262,6 +301,7 @@ class LaViSE(BaseEstimator):
                  holdout_fraction: float = 0.0, holdout: Sequence[str] | None = None,
                  margin: float = 1.0, lr: float = 1e-4, epochs: int = 30, batch_size: int = 64,
                  hidden_dim: int | None = None, dropout: float = 0.1, p: int = 25, s: int = 5,
+                 word_scoring: str = "count", prior_pairs: int = 2048,
                  quantile: float = 0.005, iou_threshold: float = 0.04, attention_pooling: str = "reweight",
                  feature_batch_size: int = 64, device: Any = None, random_state: int = 0,
                  progress: bool = True) -> None:
@@ -276,6 +316,8 @@ class LaViSE(BaseEstimator):
         self.dropout = dropout
         self.p = p
         self.s = s
+        self.word_scoring = word_scoring
+        self.prior_pairs = prior_pairs
         self.quantile = quantile
         self.iou_threshold = iou_threshold
         self.attention_pooling = attention_pooling
@@ -520,6 +562,8 @@ class LaViSE(BaseEstimator):
         s = check_positive_int(self.s if s is None else s, "s")
         check_in_range(self.quantile, "quantile", 0.0, 1.0, inclusive=False)
         check_choice(self.attention_pooling, "attention_pooling", list(POOLINGS))
+        check_choice(self.word_scoring, "word_scoring", WORD_SCORINGS)
+        n_prior = check_positive_int(self.prior_pairs, "prior_pairs")
         feats = self._given_features(features, images, self.layer_)
         if feats.shape[1] != self.n_filters_:
             raise ValueError(
@@ -541,8 +585,14 @@ class LaViSE(BaseEstimator):
         flt = torch.as_tensor(flt_idx).repeat_interleave(p)
         thr = torch.from_numpy(thresholds)
         space = self.word_space_
+        # reference outputs for the base rate of a word: random (image, filter) pairs of the whole layer
+        rng = np.random.default_rng(self.random_state)
+        prior_img = torch.as_tensor(rng.integers(0, n, n_prior))
+        prior_flt = torch.as_tensor(rng.integers(0, d, n_prior))
 
         words: dict[str, list] = {}
+        hits: dict[str, tuple] = {}
+        prior_hits: dict[str, np.ndarray] = {}
         for method in tqdm(methods, desc="LaViSE methods", disable=not self.progress or len(methods) < 2,
                            leave=False):
             if method == "original":  # same input for every filter: embed each distinct image once
@@ -558,7 +608,14 @@ class LaViSE(BaseEstimator):
                 idx, val = space.nearest(self.embed(x), s)
             idx = idx.reshape(len(flt_idx), p, -1)
             val = val.reshape(len(flt_idx), p, -1)
-            words[method] = [rank_words(idx[r], val[r], space.vocabulary) for r in range(len(flt_idx))]
+            if method == "original":
+                prior_x = feats[prior_img].mean(dim=(2, 3))
+            else:
+                prior_x = self._method_inputs(method, feats, prior_img, prior_flt, thr, images)
+            prior_hits[method] = space.nearest(self.embed(prior_x), s)[0]
+            hits[method] = (idx, val)
+            words[method] = score_words(idx, val, space.vocabulary, scoring=self.word_scoring,
+                                        prior_indices=prior_hits[method])
 
         return FilterExplanations(
             layer=self.layer_,
@@ -577,6 +634,10 @@ class LaViSE(BaseEstimator):
             s=s,
             iou_threshold=self.iou_threshold,
             features=feats,
+            scoring=self.word_scoring,
+            word_hits=hits,
+            prior_hits=prior_hits,
+            vocabulary=list(space.vocabulary),
         )
 
     # -- evaluation -----------------------------------------------------------------------------------
