@@ -204,7 +204,7 @@ class FailWidget(W.VBox):
         if self._batching:
             yield
             return
-        log_parts = {id(w) for w in walk_widgets(self.log, layouts=True)} if isinstance(self.log, W.Widget) else set()
+        log_parts = {id(w) for w in walk_widgets(self.log)} if isinstance(self.log, W.Widget) else set()
         held = [w for w in walk_widgets(self) if id(w) not in log_parts]
         with self._batching(), hold_all_sync(held):
             yield
