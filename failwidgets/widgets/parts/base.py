@@ -198,15 +198,16 @@ class FailWidget(W.VBox):
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Hold the sync of every descendant (except the log) until the outermost ``batch`` ends.
+        """Hold the sync of every descendant (except the log; layouts are held where they change, e.g. by
+        ImageGrid) until the outermost ``batch`` ends.
 
         Each widget that changed then sends one message; guarded callbacks run inside it.
         """
         if self._batching:
             yield
             return
-        log_parts = {id(w) for w in walk_widgets(self.log, layouts=True)} if isinstance(self.log, W.Widget) else set()
-        held = [w for w in walk_widgets(self, layouts=True) if id(w) not in log_parts]
+        log_parts = {id(w) for w in walk_widgets(self.log)} if isinstance(self.log, W.Widget) else set()
+        held = [w for w in walk_widgets(self) if id(w) not in log_parts]
         with self._batching(), hold_all_sync(held):
             yield
 
