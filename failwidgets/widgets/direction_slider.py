@@ -19,10 +19,11 @@ from failwidgets._validation import check_array, check_labels, check_same_length
 from failwidgets.methods import is_failure
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
+from failwidgets.widgets.selections import DirectionSelection
 
 __all__ = ["DirectionSlider"]
 
-class DirectionSlider(FailWidget):
+class DirectionSlider(DirectionSelection, FailWidget):
     """Explore a fitted :class:`FailureDirections`.
 
     Parameters
@@ -64,6 +65,7 @@ class DirectionSlider(FailWidget):
         self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
         self.labels = check_labels(labels, "labels")
         self.failed = is_failure(labels, preds)
+        self.preds = check_labels(preds, "preds")
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
         n_classes = method.n_classes_
@@ -269,6 +271,7 @@ class DirectionSlider(FailWidget):
         d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=m)
         hard_i, hard_d = self.method.hardest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
         easy_i, easy_d = self.method.easiest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
+        hard_i, hard_d, easy_i, easy_d = self.within_selection(c, m, hard_i, hard_d, easy_i, easy_d)
         with self.hold_sync():
             self.hist_chart.layout.display = ""
             self.hist_chart.set_data(d, self.failed[rows].astype(np.int64), ["correct", "error"])

@@ -24,13 +24,14 @@ import traitlets
 
 from failwidgets.methods.lavise import FilterExplanations, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
+from failwidgets.widgets.selections import FilterSelection
 
 __all__ = ["FilterWordExplorer"]
 
 SORT_KEYS = ("filter", "top_count", "difference")
 
 
-class FilterWordExplorer(FailWidget):
+class FilterWordExplorer(FilterSelection, FailWidget):
     """Explore which words explain which filters.
 
     Parameters
@@ -354,9 +355,11 @@ class FilterWordExplorer(FailWidget):
         size = tuple(ex.image_size)
         up = torch.nn.functional.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
         masks = (up > float(ex.thresholds[u])).float().numpy()
+        keep = self.selection_keep(idx)  # only images inside a selection assigned from outside
+        idx, masks, acts = idx[keep], masks[keep], ex.top_activations[row][keep]
         imgs = self.images[self.layer]
         sub = imgs[torch.as_tensor(idx)] if isinstance(imgs, torch.Tensor) else np.asarray(imgs)[idx]
-        captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, ex.top_activations[row])]
+        captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, acts)]
         self.grid.set_images(sub, captions=captions, overlays=masks, keys=[int(i) for i in idx])
 
     def _words_table(self, u: int) -> str:

@@ -34,6 +34,7 @@ from failwidgets.methods.relations import (
     inference_map,
 )
 from failwidgets.widgets.parts import FailWidget, ImageGrid
+from failwidgets.widgets.selections import RelationSelection
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 
 __all__ = ["RelationshipAnnotator"]
@@ -48,7 +49,7 @@ def _level_marks(levels: Sequence[str]) -> list[str]:
     return [str(k + 1) for k in range(len(levels))]
 
 
-class RelationshipAnnotator(FailWidget):
+class RelationshipAnnotator(RelationSelection, FailWidget):
     """Annotate ground-truth attribute relations and diagnose a CNN against them.
 
     Parameters
@@ -607,6 +608,7 @@ class RelationshipAnnotator(FailWidget):
             cand = np.flatnonzero(ea[:, i] | ea[:, j])
         else:
             cand = np.arange(m)
+        cand = cand[self.selection_keep(cand)]
         return cand[: self.n_examples]
 
     def _refresh_examples(self, i: int, j: int) -> None:
