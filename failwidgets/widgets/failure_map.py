@@ -274,7 +274,9 @@ class FailureMap(SelectionMixin, FailWidget):
         if self.metadata is not None:
             for c in self.metadata.columns:
                 if c not in df:
-                    df[c] = self.metadata[c].to_numpy()
+                    col = self.metadata[c]
+                    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+                    df[c] = col.to_numpy() if numeric else pd.Categorical(col.astype(str))
         use_previews = (self.images is not None and not callable(self.images) and n <= 5000) if previews is None \
             else bool(previews) and self.images is not None
         if use_previews:
@@ -436,6 +438,15 @@ class FailureMap(SelectionMixin, FailWidget):
         if callable(self.overlays):
             return self.overlays(rows)
         return np.asarray(self.overlays)[rows]
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        if not hasattr(self, "_observers"):  # __init__ failed before the base class was set up
+            return
+        if getattr(self, "scatter", None) is not None:
+            self.scatter.widget.unobserve(self._on_jscatter_selection, names="selection")
+        self.scatter = self.images = self.overlays = self.encoder = self.metadata = None
+        super().close()
 
     # ------------------------------------------------------------------ hypotheses
     def test_phrase(self, phrase: str | None = None, class_index: int | None = None,
