@@ -194,6 +194,9 @@ class DirectionSlider(DirectionSelection, FailWidget):
         references = refs if reference == "caption" else None
         widget = cls(fd, val.images, emb, val.labels, preds, class_names=names, captions=captions,
                      reference_embeddings=references, decoders=decoders, **kwargs)
+        test = demo.world["test"]  # held out from every fit: where hypotheses and captions are checked
+        widget.set_hypothesis_data(demo.vl, demo.embeddings("test", progress=progress), test.labels,
+                                   demo.predictions("test", progress=progress))
         widget.demo = demo
         widget.caption_data = {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}
         return widget

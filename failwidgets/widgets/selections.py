@@ -86,6 +86,7 @@ class DirectionSelection(SelectionMixin):
         if modes is None or (modes and self.mode >= len(modes)):
             return  # the mode is reset next; publish then
         self._publish_selection(self.flagged()["index"].to_numpy())
+        self._refresh_caption_evidence()
 
     def within_selection(self, class_index: int, mode: int, hard, hard_d, easy, easy_d):
         """The hardest / easiest images, limited to a selection assigned from outside (if any)."""
@@ -104,6 +105,101 @@ class DirectionSelection(SelectionMixin):
     def _apply_selection(self, indices):
         if hasattr(self, "hard_grid"):
             self._render_mode()
+
+    # -- hypotheses on held-out data ------------------------------------------------------------------
+    def set_hypothesis_data(self, encoder, embeddings, labels, preds, *, top_fraction: float = 0.2) -> None:
+        """Held-out data for the hypothesis box and the evidence of each failure caption.
+
+        Parameters
+        ----------
+        encoder : vision-language encoder with ``encode_texts`` (the text side of the embedding space).
+        embeddings : ndarray (M, D), held-out image embeddings (not the data the directions were fit on).
+        labels, preds : int ndarray (M,)
+        top_fraction : float, share of the class's images most similar to a phrase that forms its slice.
+        """
+        import ipywidgets as W
+
+        from failwidgets._validation import check_array, check_labels, check_same_length
+
+        emb = check_array(embeddings, "embeddings", ndim=2, dtype="float")
+        lab, pr = check_labels(labels, "labels"), check_labels(preds, "preds")
+        check_same_length(embeddings=emb, labels=lab, preds=pr)
+        self._hypothesis_data = (encoder, emb, lab, pr, float(top_fraction))
+        if not hasattr(self, "hypothesis_box"):
+            self.hypothesis_box = W.Text(placeholder="hypothesis, e.g. on snow", description="hypothesis",
+                                         continuous_update=False, layout=W.Layout(width="360px"))
+            self.hypothesis_html = W.HTML("")
+            self.caption_evidence_html = W.HTML("")
+            kids = list(self.children)
+            at = kids.index(self.log) if self.log in kids else len(kids)
+            self.children = kids[:at] + [self.caption_evidence_html, self.hypothesis_box, self.hypothesis_html] + kids[at:]
+            self.observe_guarded(lambda ch: self.test_phrase(ch["new"]) if ch["new"].strip() else None,
+                                 names="value", widget=self.hypothesis_box)
+        self._refresh_caption_evidence()
+
+    def test_phrase(self, phrase: str):
+        """Test ``phrase`` for the current class on the held-out data; shows and returns the result."""
+        from failwidgets.methods.hypotheses import test_hypothesis
+        from failwidgets.widgets.failure_map import hypothesis_html
+
+        if getattr(self, "_hypothesis_data", None) is None:
+            raise ValueError("phrase: no held-out data to test on; call set_hypothesis_data(encoder, embeddings, "
+                             "labels, preds) first")
+        enc, emb, lab, pr, frac = self._hypothesis_data
+        res = test_hypothesis(phrase, enc, emb, lab, pr, self.class_index, top_fraction=frac)
+        self.hypothesis_html.value = hypothesis_html(res, self.class_names)
+        self.last_hypothesis = res
+        return res
+
+    test_phrase.__test__ = False
+
+    def caption_evidence(self):
+        """Held-out evidence of each failure caption of the current class and mode.
+
+        Returns
+        -------
+        DataFrame with ``caption``, ``score``, ``n_matching``, ``error_inside``, ``ci_inside``,
+        ``error_outside``, ``ci_outside``, ``p_value`` (empty without captions or held-out data).
+        """
+        import pandas as pd
+
+        from failwidgets.methods.hypotheses import test_hypothesis
+
+        cols = ["caption", "score", "n_matching", "error_inside", "ci_inside", "error_outside", "ci_outside",
+                "p_value"]
+        data = getattr(self, "_hypothesis_data", None)
+        if data is None or self.captions is None or not self._has_direction():
+            return pd.DataFrame(columns=cols)
+        enc, emb, lab, pr, frac = data
+        if not np.any(lab == self.class_index):
+            return pd.DataFrame(columns=cols)
+        rows = []
+        for caption, score in self.captions(self.class_index, self.mode)["failure"]:
+            ev = test_hypothesis(caption, enc, emb, lab, pr, self.class_index, top_fraction=frac)
+            e = ev.evidence
+            rows.append([caption, float(score), ev.n_matching, e.rate_inside, e.ci_inside, e.rate_outside,
+                         e.ci_outside, e.p_value])
+        return pd.DataFrame(rows, columns=cols)
+
+    def _refresh_caption_evidence(self) -> None:
+        import html
+
+        if not hasattr(self, "caption_evidence_html"):
+            return
+        df = self.caption_evidence()
+        if df.empty:
+            self.caption_evidence_html.value = ""
+            return
+        body = "".join(
+            f"<tr><td>{html.escape(r.caption)}</td><td>{r.n_matching}</td>"
+            f"<td>{100 * r.error_inside:.0f}% [{100 * r.ci_inside[0]:.0f}, {100 * r.ci_inside[1]:.0f}]</td>"
+            f"<td>{100 * r.error_outside:.0f}% [{100 * r.ci_outside[0]:.0f}, {100 * r.ci_outside[1]:.0f}]</td>"
+            f"<td>{r.p_value:.2g}</td></tr>" for r in df.itertuples())
+        self.caption_evidence_html.value = (
+            "<b>failure captions on held-out data</b> (top "
+            f"{100 * self._hypothesis_data[4]:.0f}% most similar images of the class)"
+            "<table><tr><th>caption</th><th>match</th><th>error inside</th><th>error outside</th><th>p</th></tr>"
+            f"{body}</table>")
 
 
 class FilterSelection(SelectionMixin):

@@ -168,3 +168,41 @@ def test_link_rejects_non_widgets_and_mismatched_rows():
         b.close()
     finally:
         a.close()
+
+
+class AxisEncoder:
+    def encode_texts(self, texts):
+        out = np.zeros((len(texts), 16), np.float32)
+        for r, t in enumerate(texts):
+            out[r, int(t.split()[-1])] = 1.0
+        return out
+
+
+def test_slider_hypothesis_box_and_caption_evidence_on_heldout_data():
+    slider, _, _, _ = _slider()
+    slider.captions = lambda c, m: {"failure": [("axis 3", -1.2), ("axis 5", -0.3)], "easy": []}
+    rng = np.random.default_rng(7)                 # held-out draw of the same planted world
+    labels = np.repeat(np.arange(3), 200)
+    X = rng.normal(size=(600, 16))
+    X[np.arange(600), 8 + labels] += 3.0
+    minority = rng.random(600) < 0.3
+    X[minority, 3] += 3.0
+    err = (rng.random(600) < np.where(minority, 0.8, 0.03)) & (labels != 1)
+    preds = np.where(err, (labels + 1) % 3, labels)
+    try:
+        slider.class_index = 0
+        slider.set_hypothesis_data(AxisEncoder(), X, labels, preds, top_fraction=0.25)
+        table = slider.caption_evidence()
+        assert list(table["caption"]) == ["axis 3", "axis 5"]
+        planted, other = table.iloc[0], table.iloc[1]
+        assert planted.error_inside > planted.error_outside + 0.4 and planted.p_value < 1e-6
+        assert other.p_value > 1e-3
+        assert "axis 3" in slider.caption_evidence_html.value
+        slider.hypothesis_box.value = "axis 3"          # typing a hypothesis
+        res = slider.last_hypothesis
+        assert res.class_index == 0 and res.evidence.significant()
+        assert "inside" in slider.hypothesis_html.value and "outside" in slider.hypothesis_html.value
+        slider.class_index = 2                          # captions re-checked for the new class
+        assert slider.caption_evidence_html.value and slider.caption_evidence().iloc[0].p_value < 1e-6
+    finally:
+        slider.close()
