@@ -320,7 +320,7 @@ class FailureMap(SelectionMixin, FailWidget):
                                unselected_style={"opacity": 0.25}, selected_style={"stroke": "black"})
         self.lasso = bq.interacts.LassoSelector(marks=[self.mark])
         title = "" if n <= self.max_svg_points else f"{len(self._sample)} of {n} points (sampled; install jupyter-scatter for all)"
-        fig = bq.Figure(marks=[self.mark], axes=[bq.Axis(scale=sx), bq.Axis(scale=sy, orientation="vertical")],
+        fig = bq.Figure(marks=[self.mark], axes=[bq.Axis(scale=sx), bq.Axis(scale=sy, side="left")],
                         interaction=self.lasso, title=title, layout=W.Layout(height=f"{height}px", width="100%"),
                         fig_margin={"top": 30, "bottom": 30, "left": 40, "right": 10})
         self.mark.observe(self._on_bqplot_selected, names="selected")
