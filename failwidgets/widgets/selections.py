@@ -50,6 +50,10 @@ class TreeSelection(SelectionMixin):
         member = r.tree.node_membership(self.features[r.fit_indices])[:, node]
         return r.fit_indices[member].astype(np.int64)
 
+    def refresh_selection(self):
+        if getattr(self, "result", None) is not None:
+            self._publish_node({"new": self.selected_node})
+
     @traitlets.observe("selected_node")
     def _publish_node(self, change):
         if getattr(self, "result", None) is None and change["new"] >= 0:
@@ -77,6 +81,9 @@ class DirectionSelection(SelectionMixin):
         if getattr(self, "preds", None) is not None:
             cols["prediction"] = self.preds
         return cols
+
+    def refresh_selection(self):
+        self._publish_flagged({})
 
     @traitlets.observe("class_index", "mode")
     def _publish_flagged(self, change):
@@ -232,6 +239,9 @@ class FilterSelection(SelectionMixin):
             return np.zeros(0, np.int64)
         return np.flatnonzero(ex.max_activations[:, int(u)] > ex.thresholds[int(u)]).astype(np.int64)
 
+    def refresh_selection(self):
+        self._publish_filter({"new": self.selected_filter})
+
     @traitlets.observe("selected_filter")
     def _publish_filter(self, change):
         if not hasattr(self, "grid"):
@@ -277,6 +287,9 @@ class RelationSelection(SelectionMixin):
             i, j = self.selected_pair
         ea = np.asarray(attrs) > 0
         return np.flatnonzero(ea[:, i] & ea[:, j]).astype(np.int64)
+
+    def refresh_selection(self):
+        self._publish_pair({"new": list(self.selected_pair)})
 
     @traitlets.observe("selected_pair")
     def _publish_pair(self, change):

@@ -56,6 +56,9 @@ class SelectionMixin(traitlets.HasTraits):
     def _apply_selection(self, indices: np.ndarray | None) -> None:
         """Show a selection assigned from outside (None: cleared). Default: nothing to show."""
 
+    def refresh_selection(self) -> None:
+        """Publish the widget's current pick again (called by :func:`link` when it starts)."""
+
     # -- public --------------------------------------------------------------------------------------
     @property
     def selection_indices(self) -> np.ndarray:
@@ -183,6 +186,9 @@ class SelectionLink:
         source.observe(self._from_source, names="selection")
         target.observe(self._from_target, names="selection")
         self._share_labels()
+        source.refresh_selection()  # start in sync: the source's current pick shows in the target
+        if source.selection and not self._busy:
+            self._from_source({"new": source.selection})
 
     def _share_labels(self) -> None:
         """Give the target the source's labels / predictions when it has none (e.g. filter widgets)."""
