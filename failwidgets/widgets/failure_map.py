@@ -218,6 +218,24 @@ class FailureMap(SelectionMixin, FailWidget):
         else:
             self.color_by = self.score_name
 
+    def scores_from(self, widget: Any, rows: Any = None) -> None:
+        """Colour by another widget's score (decision value, tree leaf, filter activation, relation cell).
+
+        Parameters
+        ----------
+        widget : a widget with a selection (its ``score_name`` column of ``selection_frame``).
+        rows : int ndarray (N,), optional: for each point of the map, its row in ``widget``'s data (as
+            for ``link(widget, map, rows=...)``); default: the same rows.
+        """
+        cols = widget._selection_columns()
+        name = getattr(widget, "score_name", "score")
+        if name not in cols:
+            raise ValueError(f"widget: {type(widget).__name__} has no {name!r} score to colour by")
+        values = np.asarray(cols[name], dtype=np.float64)
+        if rows is not None:
+            values = values[np.asarray(rows, dtype=np.int64)]
+        self.set_scores(values, name=name)
+
     def _color_values(self, by: str) -> tuple[np.ndarray, bool, list[str] | None]:
         """(values (N,), categorical, category names) for ``by``."""
         if by == "error":

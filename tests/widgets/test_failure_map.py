@@ -179,3 +179,40 @@ def test_link_both_ways_between_two_maps():
     finally:
         a.close()
         b.close()
+
+
+def test_hover_previews_and_saliency_toggle():
+    emb, labels, preds, images, meta, _ = _data(n=60)
+    overlays = np.random.default_rng(0).random((60, 4, 4))
+    m = FailureMap(emb, labels, preds, images, backend="jscatter", previews=True, overlays=overlays,
+                   layout_method="pca", cache=False)
+    try:
+        assert m.scatter.widget.tooltip_enable and m.scatter.widget.tooltip_preview == "preview"
+        uris = m._jscatter_frame["preview"]
+        assert len(uris) == 60 and all(u.startswith("data:image/") for u in uris)
+        m.selection = [1, 2, 3]
+        assert m.grid.overlay_toggle.layout.display == ""            # heat maps shown with their toggle
+        with_maps = m.grid.image_bytes(0)
+        m.grid.overlay_toggle.value = False
+        assert m.grid.image_bytes(0) != with_maps
+    finally:
+        m.close()
+
+
+def test_colour_by_a_linked_widgets_score():
+    from tests.widgets.test_selections import _slider
+
+    slider, labels, preds, images = _slider()
+    m = FailureMap(labels=labels, preds=preds, images=images, xy=np.random.default_rng(0).normal(size=(360, 2)),
+                   backend="bqplot")
+    try:
+        slider.class_index = 2
+        m.scores_from(slider)
+        assert m.color_by == "decision_value"
+        d = slider.selection_frame()                                  # the flagged set, with decision values
+        assert np.allclose(m.scores[d["index"]], d["decision_value"])
+        with pytest.raises(ValueError, match="widget"):
+            m.scores_from(FailureMap(labels=labels, preds=preds, xy=np.zeros((360, 2)), backend="bqplot"))
+    finally:
+        slider.close()
+        m.close()
