@@ -24,7 +24,7 @@ import numpy as np
 from failwidgets._validation import check_choice, check_in_range, check_labels, check_same_length, to_numpy
 
 __all__ = ["SliceEvidence", "HypothesisResult", "wilson_interval", "compare_error_rates", "test_hypothesis",
-           "phrase_similarity"]
+           "phrase_similarity", "phrase_similarity_rows"]
 
 
 def wilson_interval(errors: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -237,15 +237,35 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
     if t.shape[0] != emb.shape[1]:
         raise ValueError(f"image_embeddings: expected dimension {t.shape[0]} (the encoder's text side), "
                          f"got {emb.shape[1]}")
-    t = t / max(float(np.linalg.norm(t)), 1e-12)
-    sub = emb if rows is None else emb[rows]
-    dots = sub @ t.astype(sub.dtype, copy=False)
-    norms = np.sqrt(np.einsum("ij,ij->i", sub, sub))
-    sim = (dots / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    t = (t / max(float(np.linalg.norm(t)), 1e-12)).astype(emb.dtype if emb.dtype.kind == "f" else np.float32)
+    n = emb.shape[0]
+    rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+    if rows is not None and rows.size > n // 4:  # most rows: one blocked pass over all, then pick
+        sim = phrase_similarity_rows(emb, t, None)[rows]
+    else:
+        sim = phrase_similarity_rows(emb, t, rows)
     if not np.all(np.isfinite(sim)):
         bad = int(np.flatnonzero(~np.isfinite(sim))[0])
         raise ValueError(f"image_embeddings: non-finite values in row {bad if rows is None else int(np.asarray(rows)[bad])}")
     return sim
+
+
+def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096) -> np.ndarray:
+    """Cosine similarity (K,) of rows of ``emb`` (N, D) to the unit vector ``t`` (D,), in blocks of rows.
+
+    Blocks keep each slice of ``emb`` in cache for both the dot products and the norms, and never copy
+    more than one block (an (N, D) array may be gigabytes).
+    """
+    k = emb.shape[0] if rows is None else rows.size
+    out = np.empty(k, np.float32)
+    for start in range(0, k, block):
+        stop = min(start + block, k)
+        sub = emb[start:stop] if rows is None else emb[rows[start:stop]]
+        if sub.dtype.kind != "f":
+            sub = sub.astype(np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", sub, sub))
+        out[start:stop] = (sub @ t) / np.maximum(norms, 1e-12)
+    return out
 
 
 def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: Any, preds: Any, class_index: int,
@@ -326,13 +346,13 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
         threshold = float(np.quantile(sim[ranking], 1.0 - float(top_fraction), method="higher"))
         in_slice = sim >= threshold
         kind, frac_out = "text", float(top_fraction)
-        order = np.argsort(-sim, kind="stable")
+        members = np.flatnonzero(in_slice & held)
+        ordered = members[np.argsort(-sim[members], kind="stable")]   # most similar first
     else:
         in_slice = _metadata_slice(phrase, metadata, n)[group]
         kind, threshold, frac_out = "metadata", float("nan"), float("nan")
-        order = np.arange(group.size)
+        ordered = np.flatnonzero(in_slice & held)
     ev = compare_error_rates(errors[group][held], in_slice[held], confidence=confidence)
-    ordered = order[(in_slice & held)[order]]
     return HypothesisResult(
         phrase=str(phrase), kind=kind, class_index=int(class_index), top_fraction=frac_out, threshold=threshold,
         evidence=ev, slice_indices=group[ordered].astype(np.int64), heldout_indices=group[held].astype(np.int64),

@@ -391,7 +391,9 @@ class FailureMap(SelectionMixin, FailWidget):
         try:
             if self.backend == "jscatter":
                 current = self.scatter.widget.selection
-                if current is None or len(current) != idx.size or not np.array_equal(np.sort(current), np.sort(idx)):
+                same = current is not None and len(current) == idx.size and (
+                    np.array_equal(current, idx) or np.array_equal(np.sort(current), np.sort(idx)))
+                if not same:
                     self.scatter.selection(idx if idx.size else None)
             else:
                 pos = np.flatnonzero(np.isin(self._sample, idx))

@@ -126,9 +126,10 @@ class SelectionMixin(traitlets.HasTraits):
             if lo < 0 or (n is not None and hi >= n):
                 want = f"[0, {n})" if n is not None else ">= 0"
                 raise traitlets.TraitError(f"selection: expected row indices in {want}, got values in [{lo}, {hi}]")
-        _, first = np.unique(arr, return_index=True)
-        if first.size != arr.size:
-            arr = arr[np.sort(first)]
+        if arr.size > 1 and not np.all(arr[1:] > arr[:-1]):  # not already increasing: drop duplicates
+            _, first = np.unique(arr, return_index=True)
+            if first.size != arr.size:
+                arr = arr[np.sort(first)]
         return arr.tolist()
 
     @traitlets.observe("selection")
