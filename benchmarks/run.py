@@ -31,6 +31,7 @@ ITEMS = {
     "widgets": "benchmarks.bench_widgets",
     "scale": "benchmarks.bench_scale",
     "data": "benchmarks.bench_data",
+    "map": "benchmarks.bench_map",
 }
 
 

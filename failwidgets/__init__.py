@@ -10,6 +10,7 @@ from failwidgets import compute, demo, methods, widgets, world
 from failwidgets.compute import EmbeddingCache, OpenClipEncoder, TorchvisionFeatureEncoder, get_device
 from failwidgets.methods import BarlowTree, FailureDirections, LaViSE, RelationGraph, RelationMiner
 from failwidgets.widgets import DirectionSlider, FilterWordExplorer, RelationshipAnnotator, TreeBrowser
+from failwidgets.widgets import FailureMap, link
 from failwidgets.world import Correlation, Minority, WorldConfig, make_world
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "TreeBrowser",
     "FilterWordExplorer",
     "RelationshipAnnotator",
+    "FailureMap",
+    "link",
     "WorldConfig",
     "Correlation",
     "Minority",

@@ -23,15 +23,17 @@ from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.selections import DirectionSelection
 
 __all__ = ["DirectionSlider"]
+
 
 def _escape_keep_bold(text: str) -> str:
     """``html.escape(text)`` with the ``<b>`` / ``</b>`` of the chance verdict kept."""
     return html.escape(text).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
 
 
-class DirectionSlider(FailWidget):
+class DirectionSlider(DirectionSelection, FailWidget):
     """Explore a fitted :class:`FailureDirections`.
 
     Parameters
@@ -97,6 +99,7 @@ class DirectionSlider(FailWidget):
                                 f"got {type(dec).__name__}")
         self.failed = is_failure(labels, preds)
         images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
+        self.preds = check_labels(preds, "preds")
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
         n_classes = method.n_classes_
@@ -220,8 +223,12 @@ class DirectionSlider(FailWidget):
         from failwidgets.demo.recipes import build_widget, directions
 
         demo, small = resolve(demo, variant, small, progress)
-        return build_widget(cls, directions.widget_inputs(demo, small=small, reference=reference, max_modes=max_modes,
+        widget = build_widget(cls, directions.widget_inputs(demo, small=small, reference=reference, max_modes=max_modes,
                                                           n_permutations=n_permutations, progress=progress), **kwargs)
+        test = demo.world["test"]  # held out from every fit: where hypotheses and captions are checked
+        widget.set_hypothesis_data(demo.vl, demo.embeddings("test", progress=progress), test.labels,
+                                   demo.predictions("test", progress=progress))
+        return widget
 
     # ------------------------------------------------------------------ trait handlers
     def _on_bar_select(self, change):
@@ -319,6 +326,7 @@ class DirectionSlider(FailWidget):
         d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=m)
         hard_i, hard_d = self.method.hardest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
         easy_i, easy_d = self.method.easiest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
+        hard_i, hard_d, easy_i, easy_d = self.within_selection(c, m, hard_i, hard_d, easy_i, easy_d)
         with hold_all_sync(self.hist_chart.layout, self.caption_html, grids):
             self.hist_chart.layout.display = ""
             self.hist_chart.set_data(d, self.failed[rows].astype(np.int64), ["correct", "error"])

@@ -28,6 +28,7 @@ from failwidgets.methods.lavise import WORD_SCORINGS, FilterExplanations, activa
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.selections import FilterSelection
 
 __all__ = ["FilterWordExplorer"]
 
@@ -35,7 +36,7 @@ SORT_KEYS = ("filter", "top_count", "difference")
 VIEWS = ("filters", "groups")
 
 
-class FilterWordExplorer(FailWidget):
+class FilterWordExplorer(FilterSelection, FailWidget):
     """Explore which words explain which filters.
 
     Parameters
@@ -373,6 +374,8 @@ class FilterWordExplorer(FailWidget):
         idx = ex.top_images[row]
         maps = torch.from_numpy(ex.activation_maps[row])[:, None]  # (p, 1, h, w): filter u's maps
         masks = activation_masks(maps, ex.thresholds[u : u + 1], tuple(ex.image_size))[:, 0].float().numpy()
+        keep = self.selection_keep(idx)  # only images inside a selection assigned from outside
+        idx, masks, acts = idx[keep], masks[keep], ex.top_activations[row][keep]
         imgs = self.images[self.layer]
         if isinstance(imgs, torch.Tensor):
             sub = imgs[torch.as_tensor(idx)]
@@ -380,7 +383,7 @@ class FilterWordExplorer(FailWidget):
             sub = [imgs[int(i)] for i in idx]
         else:
             sub = np.asarray(imgs)[idx]
-        captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, ex.top_activations[row])]
+        captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, acts)]
         self.grid.set_images(sub, captions=captions, overlays=masks, keys=[int(i) for i in idx])
 
     def _words_table(self, u: int) -> str:

@@ -41,6 +41,7 @@ from failwidgets.methods.relations import (
 )
 from failwidgets.methods.relations.shared import writer_name
 from failwidgets.widgets.parts import FailWidget, ImageGrid, to_uint8_images
+from failwidgets.widgets.selections import RelationSelection
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
 from failwidgets.widgets.parts.sync import reject
 from failwidgets.widgets.parts.keys import KeyBindings
@@ -60,7 +61,7 @@ def _level_marks(levels: Sequence[str]) -> list[str]:
     return [str(k + 1) for k in range(len(levels))]
 
 
-class RelationshipAnnotator(FailWidget):
+class RelationshipAnnotator(RelationSelection, FailWidget):
     """Annotate ground-truth attribute relations and diagnose a CNN against them.
 
     Parameters
@@ -678,6 +679,7 @@ class RelationshipAnnotator(FailWidget):
             cand = np.flatnonzero(ea[:, i] | ea[:, j])
         else:
             cand = np.arange(m)
+        cand = cand[self.selection_keep(cand)]
         return cand[: self.n_examples]
 
     def _refresh_examples(self, i: int, j: int) -> None:

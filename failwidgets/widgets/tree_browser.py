@@ -27,6 +27,7 @@ from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree, na
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.selections import TreeSelection
 
 __all__ = ["TreeBrowser"]
 
@@ -56,7 +57,7 @@ def _tree_layout(nodes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, -nodes["depth"].to_numpy().astype(float)
 
 
-class TreeBrowser(FailWidget):
+class TreeBrowser(TreeSelection, FailWidget):
     """Browse Barlow failure trees per class and grouping.
 
     The first argument is the method: a :class:`~failwidgets.methods.barlow.ClassTree` (a fitted tree
@@ -543,6 +544,7 @@ class TreeBrowser(FailWidget):
         r = self.result
         member = r.tree.node_membership(self.features[r.fit_indices])[:, node]
         idx = r.fit_indices[member]
+        idx = idx[np.isin(idx, self.selection_filter)] if self.selection_filter is not None else idx
         rng = np.random.default_rng(self.random_state)
         return tuple(np.sort(rng.choice(a, size=min(self.n_samples, a.size), replace=False))
                      for a in (idx[self.failed[idx]], idx[~self.failed[idx]]))

@@ -41,10 +41,11 @@ def test_relation_miner_fit_model_on_a_source_equals_the_array(folder):
 
 
 def test_lavise_features_stream_a_source_and_key_it_by_its_identity(folder, tmp_path):
+    from failwidgets.methods.lavise import compute_features
+
     imgs, src = folder
-    lav = LaViSE(_model(), "2", cache=EmbeddingCache(tmp_path), progress=False)
-    f_src = lav.features(src)
-    f_arr = lav.features(imgs, use_cache=False)
+    f_src = compute_features(_model(), src, "2", cache=EmbeddingCache(tmp_path), progress=False)
+    f_arr = compute_features(_model(), imgs, "2", progress=False)
     torch.testing.assert_close(f_src, f_arr)
     (entry,) = EmbeddingCache(tmp_path).entries()
     from failwidgets.compute import as_image_tensor, fingerprint
