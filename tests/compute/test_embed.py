@@ -106,10 +106,10 @@ from failwidgets.data import GeneratedSource
 
 class Slow(TinyEncoder):
     def encode_images(self, images, **kw):
-        time.sleep(0.05)
+        time.sleep(0.1)
         return super().encode_images(images, **kw)
 
-embed(GeneratedSource(96, _pattern, identity="pattern-v1"), Slow(), cache=EmbeddingCache({root!r}),
+embed(GeneratedSource(160, _pattern, identity="pattern-v1"), Slow(), cache=EmbeddingCache({root!r}),
       batch_size=4, shard_size=8, progress=False)
 print("finished")
 """
@@ -139,11 +139,11 @@ def test_sigkill_mid_embed_then_resume_gives_identical_result(tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     finished = len([n for n in os.listdir(done_dir) if n.endswith(".json")])
-    assert 3 <= finished < 12
+    assert 3 <= finished < 20
     enc = TinyEncoder()
-    src = GeneratedSource(96, _pattern, identity="pattern-v1")
+    src = GeneratedSource(160, _pattern, identity="pattern-v1")
     out = embed(src, enc, cache=EmbeddingCache(root), batch_size=4, shard_size=8, progress=False)
-    assert enc.rows == 96 - 8 * finished  # only the shards without a marker, nothing more
+    assert enc.rows == 160 - 8 * finished  # only the shards without a marker, nothing more
     np.testing.assert_array_equal(out, embed(src, TinyEncoder(), cache=False, batch_size=4, progress=False))
 
 
