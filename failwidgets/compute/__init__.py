@@ -11,7 +11,7 @@ from failwidgets.compute.encoders import (
     TorchvisionFeatureEncoder,
     encode_with_cache,
 )
-from failwidgets.compute.cache import EmbeddingCache, default_cache_dir
+from failwidgets.compute.cache import EmbeddingCache, as_cache, cached, default_cache_dir
 from failwidgets.compute.hashing import fingerprint
 from failwidgets.compute.gradients import output_gradients
 from failwidgets.compute.hooks import capture, get_module, layer_activations, module_names
@@ -54,6 +54,8 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "EmbeddingCache",
+    "cached",
+    "as_cache",
     "default_cache_dir",
     "fingerprint",
     *_LAZY,

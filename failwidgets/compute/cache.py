@@ -39,7 +39,7 @@ from failwidgets._io import default_file_mode
 from failwidgets._validation import check_array
 from failwidgets.compute.hashing import fingerprint
 
-__all__ = ["EmbeddingCache", "CacheEntry", "CacheCorruptionWarning", "CacheAccessWarning", "default_cache_dir"]
+__all__ = ["EmbeddingCache", "cached", "as_cache", "CacheEntry", "CacheCorruptionWarning", "CacheAccessWarning", "default_cache_dir"]
 
 _ENV = "FAILWIDGETS_CACHE"
 _SUFFIX = ".safetensors"
@@ -441,6 +441,55 @@ class EmbeddingCache:
 
 # -- helpers ----------------------------------------------------------------------------------------------
 _MAX_DEPTH = 100  # nesting of parts; deeper is surely a mistake (and would exhaust the stack)
+
+
+def as_cache(cache: Any, *, allow_none: bool = True) -> EmbeddingCache | None:
+    """``cache`` as an :class:`EmbeddingCache`: a cache as it is, a folder path wrapped, ``None`` kept.
+
+    Raises ``TypeError`` naming ``cache`` for anything else.
+    """
+    if cache is None and allow_none:
+        return None
+    if cache is None or isinstance(cache, (str, os.PathLike)):
+        return EmbeddingCache(cache)
+    if not callable(getattr(cache, "get_or_compute", None)):
+        raise TypeError(f"cache: expected an EmbeddingCache, a directory path or None, got {type(cache).__name__}")
+    return cache
+
+
+def _identity(value: Any) -> Any:
+    """A JSON-able stand-in for one part of a key: models, arrays, tensors and sources by their fingerprint."""
+    if value is None or isinstance(value, (str, int, float, bool, np.generic)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: _identity(v) for k, v in value.items()}
+    return fingerprint(value)
+
+
+def cached(cache: Any, compute: Callable[[], Any], *, what: str, **parts: Any) -> Any:
+    """``compute()`` through ``cache`` under one key convention: ``{"what": what, **parts}``.
+
+    The one cache-or-compute path of the library (methods, demo, layouts). ``cache=None`` computes without
+    storing. Parts that are models, arrays, tensors or image sources enter the key as their
+    :func:`~failwidgets.compute.fingerprint`; everything else as it is (see :meth:`EmbeddingCache.key`).
+
+    Parameters
+    ----------
+    cache : EmbeddingCache, a directory path, or None
+    compute : callable with no arguments returning an array / tensor or a dict name -> array
+    what : str, what is computed (``"lavise_features"``, ``"barlow_features"``, ...)
+    **parts : the rest of the key: model, layer, data identity, parameters
+
+    Returns
+    -------
+    What ``compute()`` returns, as numpy arrays when it came from (or went through) the cache.
+    """
+    store = as_cache(cache)
+    if store is None:
+        return compute()
+    return store.get_or_compute({"what": str(what), **{k: _identity(v) for k, v in parts.items()}}, compute)
 
 
 def _access_warning(message: str) -> None:

@@ -53,7 +53,7 @@ def layout_2d(embeddings: Any, method: str = "auto", cache: Any = None, *, n_nei
         ``method="umap"`` without umap-learn installed.
     """
     from failwidgets.compute.cache import EmbeddingCache
-    from failwidgets.compute.hashing import fingerprint
+    from failwidgets.compute.cache import as_cache, cached
 
     check_choice(method, "method", ["auto", "umap", "pca"])
     emb = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
@@ -71,10 +71,9 @@ def layout_2d(embeddings: Any, method: str = "auto", cache: Any = None, *, n_nei
 
     if cache is False:
         return compute()
-    store = cache if hasattr(cache, "get_or_compute") else EmbeddingCache(cache)
-    parts = {"what": "layout_2d", "version": _VERSION, "method": method, "params": params,
-             "data": data_id if data_id is not None else fingerprint(emb), "shape": list(emb.shape)}
-    return np.asarray(store.get_or_compute(parts, compute), dtype=np.float32)
+    return np.asarray(cached(as_cache(cache, allow_none=False), compute, what="layout_2d", version=_VERSION,
+                             method=method, params=params, data=data_id if data_id is not None else emb,
+                             shape=list(emb.shape)), dtype=np.float32)
 
 
 def _pca(emb: np.ndarray, random_state: int) -> np.ndarray:

@@ -104,12 +104,10 @@ class Demo:
     def _cached(self, output: str, model: nn.Module, split: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         # the model is hashed on every call (milliseconds for these sizes) so a fine-tuned model
         # never reads another model's cached outputs
-        from failwidgets.compute import fingerprint
+        from failwidgets.compute import cached
 
         check_choice(split, "split", _SPLITS)
-        parts = {"what": output, "model": fingerprint(model),
-                 "world": self.world.fingerprint, "split": split}
-        return self.cache.get_or_compute(parts, compute)
+        return cached(self.cache, compute, what=output, model=model, world=self.world.fingerprint, split=split)
 
     def class_logits(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target class logits: ndarray float32 (N, n_classes)."""
@@ -163,16 +161,6 @@ class Demo:
         return self.vl.encode_texts(texts)
 
 
-def _as_cache(cache: Any):
-    from failwidgets.compute import EmbeddingCache
-
-    if cache is None or isinstance(cache, (str, os.PathLike)):
-        return EmbeddingCache(cache)
-    if not hasattr(cache, "get_or_compute"):
-        raise TypeError(f"cache: expected an EmbeddingCache, a directory path or None, got {type(cache).__name__}")
-    return cache
-
-
 def load(variant: str = "default", cache: Any = None, progress: bool = True, device=None) -> Demo:
     """The planted-bias world of ``variant`` with its shipped demo models, offline.
 
@@ -194,7 +182,9 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
     from failwidgets.world import make_world
 
     check_choice(variant, "variant", list(VARIANTS))
-    cache = _as_cache(cache)
+    from failwidgets.compute import as_cache
+
+    cache = as_cache(cache, allow_none=False)
     metadata = load_metadata()
     world = make_world(world_config(variant))
     recorded = metadata["worlds"][variant]["fingerprint"]

@@ -44,13 +44,13 @@ def _fingerprints(demo: Any) -> dict:
 def _computed(demo: Any, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     from failwidgets.methods.directions import whitening_stats
 
-    parts = {"what": "directions_whitening", "encoder": demo.vl.identity(), "world": demo.world.fingerprint,
-             "split": "train"}
+    from failwidgets.compute import cached
 
     def compute() -> np.ndarray:
         return np.stack(whitening_stats(demo.embeddings("train", progress=progress)))
 
-    stats = demo.cache.get_or_compute(parts, compute)
+    stats = cached(demo.cache, compute, what="directions_whitening", encoder=demo.vl.identity(),
+                   world=demo.world.fingerprint, split="train")
     return stats[0].astype(np.float64), stats[1].astype(np.float64)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from failwidgets._validation import check_in_range, check_positive_int
-from failwidgets.compute import as_image_tensor, capture, eval_on, get_module, iter_batches
+from failwidgets.compute import as_image_tensor, cached, capture, eval_on, get_module, iter_batches
 
 __all__ = ["FeatureAttack", "feature_attack"]
 
@@ -133,14 +133,6 @@ def feature_attack(
             "steps": cat[3].numpy().astype(np.int64),
         }
 
-    if cache is None:
-        out = compute()
-    else:
-        from failwidgets.compute.hashing import fingerprint
-
-        parts = {
-            "kind": "barlow-feature-attack", "model": fingerprint(model), "layer": layer, "feature": feature,
-            "images": fingerprint(x), "steps": steps, "step_size": step_size, "patience": patience, "tol": tol,
-        }
-        out = cache.get_or_compute(parts, compute)
+    out = cached(cache, compute, what="barlow_feature_attack", model=model, layer=layer, feature=feature, images=x,
+                 steps=steps, step_size=step_size, patience=patience, tol=tol)
     return FeatureAttack(**{k: np.asarray(v) for k, v in out.items()})

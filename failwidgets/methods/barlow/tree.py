@@ -499,7 +499,7 @@ def extract_features(
         (default: a fingerprint of the images).
     """
     from failwidgets.compute import get_module, layer_activations
-    from failwidgets.compute.hashing import fingerprint  # the package attribute `fingerprint` can be the submodule
+    from failwidgets.compute.cache import cached
 
     get_module(model, layer)  # a wrong layer name fails before any work, with close matches
 
@@ -507,12 +507,5 @@ def extract_features(
         acts = layer_activations(model, images, layer, batch_size=batch_size, device=device, reduce="mean", progress=progress)
         return acts.reshape(acts.shape[0], -1).numpy().astype(np.float32)
 
-    if cache is None:
-        return compute()
-    parts = {
-        "kind": "barlow-features",
-        "model": fingerprint(model),
-        "layer": layer,
-        "data": data_id if data_id is not None else fingerprint(images),
-    }
-    return np.asarray(cache.get_or_compute(parts, compute), dtype=np.float32)
+    return np.asarray(cached(cache, compute, what="barlow_features", model=model, layer=layer,
+                             data=data_id if data_id is not None else images), dtype=np.float32)

@@ -840,22 +840,14 @@ def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: 
         return layer_activations(model, images, layer, batch_size=batch_size, device=device,
                                  progress=progress).numpy()
 
-    if cache is not None:
-        from failwidgets.compute.hashing import fingerprint
+    from failwidgets.compute.cache import as_cache, cached
 
-        if not hasattr(cache, "get_or_compute"):
-            raise TypeError(f"cache: expected an EmbeddingCache, got {type(cache).__name__}")
-        parts = {
-            "what": "lavise_features",
-            "model": fingerprint(model),
-            "layer": layer,
-            "data": data_id if data_id is not None else fingerprint(
-                images if hasattr(images, "identity") else as_image_tensor(images)),  # a source: its identity
-        }
-        t = torch.from_numpy(np.asarray(cache.get_or_compute(parts, compute), dtype=np.float32))
-    else:
-        t = torch.from_numpy(compute())
-    return _check_feature_map(t, layer)
+    cache = as_cache(cache)
+    data = None
+    if cache is not None:  # a source is keyed by its identity, never by its pixels
+        data = data_id if data_id is not None else (images if hasattr(images, "identity") else as_image_tensor(images))
+    arr = cached(cache, compute, what="lavise_features", model=model, layer=layer, data=data)
+    return _check_feature_map(torch.from_numpy(np.asarray(arr, dtype=np.float32)), layer)
 
 
 def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str = "attention",

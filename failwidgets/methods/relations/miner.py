@@ -229,7 +229,7 @@ class RelationMiner(BaseEstimator):
         -------
         self
         """
-        from failwidgets.compute import as_image_tensor, fingerprint
+        from failwidgets.compute import as_cache, as_image_tensor, cached
 
         x = as_image_tensor(images)
         m = x.shape[0]
@@ -240,26 +240,14 @@ class RelationMiner(BaseEstimator):
             if outputs is not None:
                 raise ValueError("outputs: cannot be combined with cache (a callable has no stable identity for "
                                  "the cache key); wrap the model so that its forward gives the (B, n) outputs")
-            if not hasattr(cache, "get_or_compute"):
-                raise TypeError(f"cache: expected an EmbeddingCache, got {type(cache).__name__}")
-            parts = {
-                "what": "zhang2018_relations",
-                "model": fingerprint(model),
-                "layer": str(layer),
-                "data": str(data_id) if data_id is not None else fingerprint(x),
-                "n_images": int(m),
-                "selection": self.selection,
-                "l1_penalty": float(self.l1_penalty),
-                "max_units": self.max_units,
-                "mask_images": self.mask_images,
-                "random_state": self.random_state,
-            }
-
             def compute():
                 mk, shape, rl = self._mine_model(model, x, layer, outputs, attributes, attribute_names)
                 return {"masks": mk, "unit_shape": np.asarray(shape, dtype=np.int64), "relations": rl}
 
-            hit = cache.get_or_compute(parts, compute)
+            hit = cached(as_cache(cache), compute, what="zhang2018_relations", model=model, layer=str(layer),
+                         data=str(data_id) if data_id is not None else x, n_images=int(m),
+                         selection=self.selection, l1_penalty=float(self.l1_penalty), max_units=self.max_units,
+                         mask_images=self.mask_images, random_state=self.random_state)
             masks, unit_shape, rel = hit["masks"], tuple(int(v) for v in hit["unit_shape"]), hit["relations"]
         if rel.shape != (m, signs.shape[1], signs.shape[1]):
             raise ValueError(f"attributes: expected shape ({m}, {rel.shape[1]}) (images x attribute outputs), "
