@@ -30,6 +30,7 @@ ITEMS = {
     "relations": "benchmarks.bench_relations",
     "widgets": "benchmarks.bench_widgets",
     "scale": "benchmarks.bench_scale",
+    "data": "benchmarks.bench_data",
 }
 
 

@@ -15,11 +15,14 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets._io import atomic_write, path_inside, safe_filename
+from failwidgets._validation import check_array, check_labels, check_positive_int, check_same_length
+from failwidgets.data import as_indexable
 from failwidgets.methods import is_failure, slice_evidence
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["DirectionSlider"]
 
@@ -48,7 +51,7 @@ class DirectionSlider(FailWidget):
     n_images, n_decoded : int
         Hardest/easiest images shown, decoded images per slider position.
     export_dir : str
-        Where the export button writes ``flagged_<class>.csv``.
+        Where the export button writes ``flagged_<class>_mode<m>.csv`` (see :meth:`export_path`).
     caption_embedder : callable ``list of str -> ndarray (M, D)``, optional
         Text embeddings in the space of ``embeddings`` (e.g. ``encoder.encode_texts``). With it every
         caption shows its evidence: how many of the class's validation images it describes
@@ -82,9 +85,18 @@ class DirectionSlider(FailWidget):
                  caption_embedder: Callable[[list], Any] | None = None, heldout: tuple | None = None, **kwargs):
         super().__init__(method=method, **kwargs)
         method.check_fitted()
-        self.embeddings = check_array(embeddings, "embeddings", ndim=2, dtype="float")
-        self.labels = check_labels(labels, "labels")
+        n_images = check_positive_int(n_images, "n_images")
+        n_decoded = check_positive_int(n_decoded, "n_decoded")
+        self.embeddings = check_array(embeddings, "embeddings", ndim=2, shape=(None, len(method.mean_)), dtype="float")
+        self.labels = check_labels(labels, "labels", n_classes=method.n_classes_)
+        if captions is not None and not callable(captions):
+            raise TypeError(f"captions: expected a callable (class_index, mode) -> dict, got {type(captions).__name__}")
+        for name, dec in dict(decoders or {}).items():
+            if not (callable(getattr(dec, "select_class", None)) and callable(getattr(dec, "decode_many", None))):
+                raise TypeError(f"decoders[{name!r}]: expected a Decoder (with select_class and decode_many), "
+                                f"got {type(dec).__name__}")
         self.failed = is_failure(labels, preds)
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         check_same_length(images=images, embeddings=self.embeddings, labels=self.labels)
         self.images = images
         n_classes = method.n_classes_
@@ -151,10 +163,19 @@ class DirectionSlider(FailWidget):
             self.slider.continuous_update = bool(getattr(self.decoders[self.decoder], "interactive", True))
         self.on_click_guarded(self.export_button, self._on_export)
 
+        # keys while the mouse is over the slider row: arrows step the slider, 0 back to the class mean
+        self.slider_row = W.HBox([self.slider, self.decoder_dropdown])
+        self.key_bindings = KeyBindings({
+            "arrowleft": lambda: self._step_slider(-1), "arrowdown": lambda: self._step_slider(-1),
+            "arrowright": lambda: self._step_slider(+1), "arrowup": lambda: self._step_slider(+1),
+            "0": lambda: setattr(self.slider, "value", 0.0), "home": lambda: self._step_slider(-10**6),
+            "end": lambda: self._step_slider(10**6),
+        }, log=self.log)
+        self.key_events = self.key_bindings.attach(self.slider_row)
         self.children = [
             self.strength_chart, W.HBox([self.class_dropdown, self.mode_dropdown]), self.status_html, self.hist_chart,
             W.HTML("<b>hardest</b>"), self.hard_grid, W.HTML("<b>easiest</b>"), self.easy_grid,
-            self.caption_html, W.HBox([self.slider, self.decoder_dropdown]), self.decoded_grid,
+            self.caption_html, self.slider_row, self.decoded_grid,
             self.export_button, self.log,
         ]
         self.run_guarded(self._render_class)
@@ -247,6 +268,11 @@ class DirectionSlider(FailWidget):
     def _on_alpha(self, change):
         self._render_decoded()
 
+    def _step_slider(self, steps: int) -> None:
+        """Move the slider by ``steps`` of its step (clamped to its range)."""
+        s = self.slider
+        s.value = float(np.clip(round(s.value + steps * s.step, 6), s.min, s.max))
+
     def _on_decoder(self, change):
         name = change["new"]
         if name:
@@ -305,6 +331,9 @@ class DirectionSlider(FailWidget):
         if self.captions is None:
             return "<i>no captions given</i>"
         top = self.captions(self.class_index, self.mode)
+        if not isinstance(top, Mapping) or not {"failure", "easy"} <= set(top):
+            raise TypeError("captions: expected the callable to return a dict with 'failure' and 'easy' lists of "
+                            f"(caption, score), got {type(top).__name__}")
         ev = {}
         if self.caption_embedder is not None:
             texts = [t for t, _ in top["failure"]] + [t for t, _ in top["easy"]]
@@ -374,11 +403,18 @@ class DirectionSlider(FailWidget):
         keep = keep[d[keep] < 0]
         return pd.DataFrame({"index": rows[keep], "decision_value": d[keep], "error": self.failed[rows[keep]]})
 
-    def _on_export(self, _button):
-        import os
+    def export_path(self):
+        """Where the export button writes: ``export_dir / flagged_<class>_mode<m>.csv``.
 
+        The class name is made a safe file name (no separators, no ``..``), so the file stays in
+        ``export_dir`` whatever the class is called.
+        """
+        name = safe_filename(f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}") + ".csv"
+        return path_inside(self.export_dir, name, argument="export_dir")
+
+    def _on_export(self, _button):
         df = self.flagged()
-        path = os.path.join(self.export_dir, f"flagged_{self.class_names[self.class_index]}_mode{self.mode + 1}.csv")
-        df.to_csv(path, index=False)
+        path = self.export_path()
+        atomic_write(path, df.to_csv(index=False), newline="")
         self.last_export = df
         self.log.info(f"exported {len(df)} flagged images of {self.class_names[self.class_index]} to {path}")

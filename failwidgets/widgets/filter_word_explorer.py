@@ -14,6 +14,8 @@ The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it co
 from __future__ import annotations
 
 import html
+import os
+import warnings
 from typing import Any, Mapping, Sequence
 
 import ipywidgets as W
@@ -21,9 +23,11 @@ import numpy as np
 import torch
 import traitlets
 
+from failwidgets._validation import check_positive_int
 from failwidgets.methods.lavise import WORD_SCORINGS, FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["FilterWordExplorer"]
 
@@ -89,12 +93,18 @@ class FilterWordExplorer(FailWidget):
                     f"images: expected {ex.max_activations.shape[0]} images for layer {name!r} "
                     f"(as explained), got {n}"
                 )
+            imgs = images[name]
+            if isinstance(imgs, (list, tuple)):
+                missing = [str(p) for p in imgs if isinstance(p, (str, os.PathLike)) and not os.path.isfile(p)]
+                if missing:
+                    raise ValueError(f"images: expected existing image files for layer {name!r}, "
+                                     f"{len(missing)} do not exist (first: {missing[0]!r})")
         super().__init__(method=method, **kwargs)
         self.explanations = dict(explanations)
         self.images = images
         self.groups = None if groups is None else np.asarray(groups)
-        self.k = k
-        self.n_bars = n_bars
+        self.k = check_positive_int(k, "k")
+        self.n_bars = check_positive_int(n_bars, "n_bars")
         self._group_tables: dict[str, Any] = {}
         self._rescored: dict[tuple, FilterExplanations] = {}
         self.word_scoring = next(iter(self.explanations.values())).scoring
@@ -131,6 +141,12 @@ class FilterWordExplorer(FailWidget):
         groups_view = W.VBox([self.groups_html, self.chart])
         self.tabs = W.Tab(children=[filters_view, groups_view], titles=("Filters", "Groups"))
         self.children = [self.tabs, self.log]
+        # keys while the mouse is over the list or the opened filter: next / previous filter
+        step = {"arrowdown": +1, "n": +1, "j": +1, "arrowup": -1, "p": -1, "k": -1}
+        self.key_bindings = KeyBindings({k: (lambda d=d: self.step_filter(d)) for k, d in step.items()},
+                                        log=self.log)
+        self.key_events = [e for e in (self.key_bindings.attach(self.filter_list), self.key_bindings.attach(detail))
+                           if e is not None]
 
         self.link("layer", self.layer_select)
         self.link("search", self.search_box)
@@ -226,6 +242,18 @@ class FilterWordExplorer(FailWidget):
             order = {int(u): i for i, u in enumerate(self.group_table()["filter"])}
             filters.sort(key=lambda u: order[u])
         return filters
+
+    def step_filter(self, step: int) -> None:
+        """Open the next (+1) or previous (-1) filter of the list (the first / last when none is open)."""
+        shown = self.visible_filters()
+        if not shown:
+            return
+        cur = self.selected_filter
+        if cur in shown:
+            k = min(max(shown.index(cur) + step, 0), len(shown) - 1)
+        else:
+            k = 0 if step > 0 else len(shown) - 1
+        self.selected_filter = shown[k]
 
     def _row_label(self, u: int) -> str:
         ex = self.current
@@ -346,7 +374,12 @@ class FilterWordExplorer(FailWidget):
         maps = torch.from_numpy(ex.activation_maps[row])[:, None]  # (p, 1, h, w): filter u's maps
         masks = activation_masks(maps, ex.thresholds[u : u + 1], tuple(ex.image_size))[:, 0].float().numpy()
         imgs = self.images[self.layer]
-        sub = imgs[torch.as_tensor(idx)] if isinstance(imgs, torch.Tensor) else np.asarray(imgs)[idx]
+        if isinstance(imgs, torch.Tensor):
+            sub = imgs[torch.as_tensor(idx)]
+        elif isinstance(imgs, (list, tuple)):  # file paths or PIL images: pick, do not stack
+            sub = [imgs[int(i)] for i in idx]
+        else:
+            sub = np.asarray(imgs)[idx]
         captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, ex.top_activations[row])]
         self.grid.set_images(sub, captions=captions, overlays=masks, keys=[int(i) for i in idx])
 

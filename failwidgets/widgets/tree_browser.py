@@ -18,12 +18,15 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets._validation import check_choice, check_index, check_nonnegative_labels, check_positive_int
+from failwidgets.data import as_indexable
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
 from failwidgets.methods import is_failure, slice_evidence
 from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree, named_rule
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.sync import hold_all_sync, reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["TreeBrowser"]
 
@@ -138,22 +141,43 @@ class TreeBrowser(FailWidget):
         else:
             raise TypeError(f"tree: expected a ClassTree (fit_class_tree) or a BarlowTree (its parameters), "
                             f"got {type(tree).__name__}; TreeBrowser.from_arrays takes raw arrays")
+        features = check_array(features, "features", ndim=2, dtype="float")
+        labels = check_labels(check_nonnegative_labels(np.asarray(labels), "labels"), "labels")
+        preds = check_labels(check_nonnegative_labels(np.asarray(preds), "preds"), "preds")
+        check_same_length(features=features, labels=labels, preds=preds)
+        n_seen = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
+        if class_names is not None and len(class_names) < n_seen:
+            raise ValueError(f"class_names: expected at least {n_seen} names (labels and preds go up to "
+                             f"{n_seen - 1}), got {len(class_names)}")
+        n_cls = len(class_names) if class_names is not None else n_seen
+        check_index(class_index, "class_index", n_cls, what="a class index")
+        check_choice(grouping, "grouping", ["label", "prediction"])
+        for name, v in (("n_samples", n_samples), ("n_top", n_top), ("attack_steps", attack_steps)):
+            check_positive_int(v, name)
+        if heldout is not None:
+            if not isinstance(heldout, (tuple, list)) or len(heldout) != 3:
+                got = f"{len(heldout)} items" if isinstance(heldout, (tuple, list)) else type(heldout).__name__
+                raise ValueError(f"heldout: expected a tuple (features, labels, preds) of a held-out split, got {got}")
+            hx = check_array(heldout[0], "heldout features", ndim=2, dtype="float")
+            if hx.shape[1] != features.shape[1]:
+                raise ValueError(f"heldout features: expected {features.shape[1]} columns (as features), "
+                                 f"got {hx.shape[1]}")
+        params = estimator.get_params()
+        if isinstance(params["max_depth"], bool) or params["max_depth"] not in (1, 2, 3):
+            raise ValueError(f"max_depth: expected 1, 2 or 3 (the depth slider's range), got {params['max_depth']!r}")
+        check_positive_int(params["k"], "k")
         super().__init__(method=estimator, **kwargs)
-        self.features = check_array(features, "features", ndim=2, dtype="float")
-        self.labels = check_labels(labels, "labels")
-        self.preds = check_labels(preds, "preds")
-        check_same_length(features=self.features, labels=self.labels, preds=self.preds)
+        self.features, self.labels, self.preds = features, labels, preds
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         if images is not None:
             check_same_length(features=self.features, images=images)
         self.images = images
         self.failed = is_failure(self.labels, self.preds)
         self.heldout = heldout
-        n_classes = int(max(self.labels.max(), self.preds.max())) + 1
-        self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
+        self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(n_seen)]
         self.feature_model, self.feature_layer, self.conv_layer = feature_model, feature_layer, conv_layer
         self.n_samples, self.n_top, self.attack_steps = n_samples, n_top, attack_steps
         self.cache = cache
-        params = estimator.get_params()
         self.mi_method, self.random_state = params["mi_method"], params["random_state"]
         self.result: ClassTree | None = None
         self.feature_names = dict(feature_names) if feature_names is not None else None
@@ -224,6 +248,13 @@ class TreeBrowser(FailWidget):
         self.on_click_guarded(self.visualise_button, self._on_visualise)
         self.on_click_guarded(self.export_button, self._on_export)
 
+        # keys while the mouse is over the tree: arrows move between nodes, Escape deselects
+        self.key_bindings = KeyBindings({
+            "arrowup": lambda: self.step_node("up"), "arrowdown": lambda: self.step_node("down"),
+            "arrowleft": lambda: self.step_node("left"), "arrowright": lambda: self.step_node("right"),
+            "escape": lambda: setattr(self, "selected_node", -1),
+        }, log=self.log)
+        self.key_events = self.key_bindings.attach(self.figure)
         self.children = [
             W.HBox([self.class_dropdown, self.grouping_buttons]),
             W.HBox([self.depth_slider, self.k_text, self.delta_slider, self.tau_slider]),
@@ -302,6 +333,8 @@ class TreeBrowser(FailWidget):
         from failwidgets.demo.recipes import barlow, build_widget
 
         demo, small = resolve(demo, variant, small, progress)
+        if class_index is not None:
+            check_index(class_index, "class_index", len(demo.world.class_names), what="a class index")
         tree = {k: kwargs[k] for k in ("grouping", "max_depth", "k") if k in kwargs}
         return build_widget(cls.from_arrays, barlow.widget_inputs(
             demo, small=small, features=features, fit_split=fit_split, heldout_split=heldout_split,
@@ -391,6 +424,13 @@ class TreeBrowser(FailWidget):
             reject(self, f"k: expected at most {d} (the number of features), got {proposal['value']}")
         return proposal["value"]
 
+    @traitlets.validate("delta", "tau")
+    def _valid_threshold(self, proposal: dict) -> float:
+        if not np.isfinite(proposal["value"]):  # NaN passes the trait's min/max comparisons
+            name = proposal["trait"].name
+            reject(self, f"{name}: expected a finite value, got {proposal['value']}")
+        return proposal["value"]
+
     @traitlets.validate("selected_node")
     def _valid_selected_node(self, proposal: dict) -> int:
         node, r = proposal["value"], self.result
@@ -427,6 +467,32 @@ class TreeBrowser(FailWidget):
         self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: {self._feature_label(feat)}</b>"
         self.visualise_button.disabled = feat < 0 or self.images is None
         self.visualise_button.description = "visualise feature" if feat < 0 else f"visualise feature[{feat}]"
+
+    def step_node(self, direction: str) -> None:
+        """Select the parent (``"up"``), first child (``"down"``) or the node left / right of the
+        selected one on its level (``"left"`` / ``"right"``); the root when none is selected."""
+        if direction not in ("up", "down", "left", "right"):
+            raise ValueError(f"direction: expected 'up', 'down', 'left' or 'right', got {direction!r}")
+        r = self.result
+        if r is None or not len(r.fit.nodes):
+            return
+        cur = self.selected_node
+        if cur < 0:
+            self.selected_node = 0
+            return
+        parent, depth = r.fit.nodes["parent"].to_numpy(), r.fit.nodes["depth"].to_numpy()
+        target = cur
+        if direction == "up" and cur > 0:
+            target = int(parent[cur])
+        elif direction == "down":
+            kids = [k for k in range(1, len(parent)) if parent[k] == cur]
+            target = kids[0] if kids else cur
+        elif direction in ("left", "right"):
+            x, _ = _tree_layout(r.fit.nodes)
+            level = sorted(np.flatnonzero(depth == depth[cur]), key=lambda k: x[k])
+            k = level.index(cur) + (1 if direction == "right" else -1)
+            target = int(level[k]) if 0 <= k < len(level) else cur
+        self.selected_node = int(target)
 
     def _node_table(self, node: int) -> str:
         r = self.result
@@ -506,6 +572,11 @@ class TreeBrowser(FailWidget):
 
     # ----------------------------------------------------------------------------- feature panel
     def _on_visualise(self, _button: Any) -> None:
+        if self.images is None:
+            raise ValueError("images: the feature views need the fit split's images; expected "
+                             "TreeBrowser(..., images=...), got None")
+        if self.result is None or self.selected_node < 0:
+            raise ValueError("selected_node: expected a node of the current tree; click one first")
         feat = self.split_feature(self.selected_node)
         group = self.result.fit_indices
         top = top_activating(self.features, feat, k=self.n_top, among=group)

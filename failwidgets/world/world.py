@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from failwidgets._validation import check_choice
+from failwidgets._validation import check_array, check_choice
 
 from failwidgets.world.attributes import (
     ATTRIBUTE_GROUPS,
@@ -116,6 +116,12 @@ class Split:
         bool (N, H, W)
         """
         check_choice(concept, "concept", CONCEPTS)
+        if indices is not None:
+            n = len(self.labels)
+            idx = check_array(indices, "indices", ndim=1, dtype="int")
+            if idx.size and (idx.min() < -n or idx.max() >= n):
+                raise ValueError(f"indices: expected image indices in [0, {n}), got values in [{idx.min()}, {idx.max()}]")
+            indices = idx
         sel = slice(None) if indices is None else np.asarray(indices)
         obj = self.object_masks(indices)
         present = None

@@ -453,6 +453,9 @@ def fit_class_tree(
     Raises ``ValueError`` with a clear message when the group is empty, has no failures or only failures.
     """
     x = check_array(features, "features", ndim=2, dtype="float")
+    if heldout is not None and (not isinstance(heldout, (tuple, list)) or len(heldout) != 3):
+        got = f"{len(heldout)} items" if isinstance(heldout, (tuple, list)) else type(heldout).__name__
+        raise ValueError(f"heldout: expected a tuple (features, labels, preds) of a held-out split, got {got}")
     mask = group_mask(labels, preds, class_index, grouping)
     check_same_length(features=x, labels=mask)
     idx = np.flatnonzero(mask)
@@ -464,6 +467,8 @@ def fit_class_tree(
     if heldout is not None:
         hx, hl, hp = heldout
         hx = check_array(hx, "heldout features", ndim=2, dtype="float")
+        if hx.shape[1] != x.shape[1]:
+            raise ValueError(f"heldout features: expected {x.shape[1]} columns (as features), got {hx.shape[1]}")
         hmask = group_mask(hl, hp, class_index, grouping)
         check_same_length(heldout_features=hx, heldout_labels=hmask)
         hidx = np.flatnonzero(hmask)

@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
+from failwidgets._validation import check_index, check_magnitude, check_nonnegative_labels
 from failwidgets.methods.directions.captions import TEMPLATE, caption_scores, generate_captions, reference_caption
 from failwidgets.methods.directions.decoders import Decoder, GeneratorDecoder, RetrievalDecoder, UnclipDecoder
 from failwidgets.methods.directions.geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
@@ -169,9 +170,9 @@ class FailureDirections(BaseEstimator):
             The training split's statistics (``whitening_stats(train_embeddings)``) instead of
             ``train_embeddings``, e.g. precomputed ones; give exactly one of the two.
         """
-        X = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
-        labels = check_labels(labels, "labels", n_classes=n_classes)
-        preds = check_labels(preds, "preds", n_classes=n_classes)
+        X = check_magnitude(check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1), "embeddings")
+        labels = check_labels(check_nonnegative_labels(np.asarray(labels), "labels"), "labels", n_classes=n_classes)
+        preds = check_labels(check_nonnegative_labels(np.asarray(preds), "preds"), "preds", n_classes=n_classes)
         check_same_length(embeddings=X, labels=labels, preds=preds)
         mean, std = self._whitening(train_embeddings, whitening, X.shape[1])
         n_splits = check_positive_int(self.n_splits, "n_splits", minimum=2)
@@ -214,7 +215,8 @@ class FailureDirections(BaseEstimator):
             raise ValueError("train_embeddings: expected the training split's embeddings or, instead, "
                              "whitening=(mean, std); give exactly one of the two")
         if whitening is None:
-            T = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2)
+            T = check_magnitude(check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2),
+                                "train_embeddings")
             if T.shape[1] != D:
                 raise ValueError(f"train_embeddings: expected {D} columns (as embeddings), got {T.shape[1]}")
             return whitening_stats(T)
@@ -277,8 +279,7 @@ class FailureDirections(BaseEstimator):
     def mode(self, class_index: int, mode: int = 0) -> FailureMode:
         """The ``mode``-th failure mode of class ``class_index``; ValueError (with the class's status) if absent."""
         self.check_fitted()
-        if not 0 <= int(class_index) < self.n_classes_:
-            raise ValueError(f"class_index: expected a class index in [0, {self.n_classes_}), got {class_index}")
+        class_index = check_index(class_index, "class_index", self.n_classes_, what="a class index")
         modes = self.modes_[int(class_index)]
         if not modes:
             raise ValueError(f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})")
@@ -355,6 +356,7 @@ class FailureDirections(BaseEstimator):
     def score_captions(self, class_index: int, caption_embeddings, reference_embedding, mode: int = 0) -> np.ndarray:
         """``d(preprocess(emb(c) - emb(reference)))`` for each caption (M,); negative = failure caption."""
         m = self.mode(class_index, mode)
+        check_array(caption_embeddings, "caption_embeddings", ndim=2, shape=(None, len(self.mean_)), dtype="float")
         return caption_scores(caption_embeddings, reference_embedding, self.mean_, self.std_, m.coef, m.intercept)
 
     def top_captions(self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5,
@@ -394,6 +396,8 @@ class FailureDirections(BaseEstimator):
         or the class's mean image embedding for encoders without a text side.
         """
         ref = check_array(reference_embedding, "reference_embedding", shape=(len(self.mean_),), dtype="float")
+        if not np.any(ref):
+            raise ValueError("reference_embedding: expected a non-zero vector (it is normalised), got all zeros")
         return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
@@ -412,7 +416,9 @@ class FailureDirections(BaseEstimator):
         import os
         from pathlib import Path
 
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save as safetensors_bytes
+
+        from failwidgets._io import atomic_write
 
         self.check_fitted()
         path = Path(path).with_suffix(".json")
@@ -423,12 +429,8 @@ class FailureDirections(BaseEstimator):
         info = {"format": "failwidgets.FailureDirections/1", "file": weights.name, "params": params,
                 "n_classes": self.n_classes_, "status": list(self.status_),
                 "modes": [[m.to_dict() for m in modes] for modes in self.modes_]}
-        tmp = weights.with_name(weights.name + ".tmp")
-        save_file({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}, os.fspath(tmp))
-        os.replace(tmp, weights)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(info, indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic_write(weights, safetensors_bytes({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}))
+        atomic_write(path, json.dumps(info, indent=1) + "\n")
         return path
 
     @classmethod

@@ -101,7 +101,9 @@ def whole_image_masks(labels: Any, class_names: Sequence[str], image_size: tuple
     from failwidgets._validation import check_labels
 
     labels = check_labels(labels, "labels", n_classes=len(class_names))
-    h, w = image_size
+    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+        raise ValueError(f"image_size: expected a pair (H, W) of integers >= 1, got {image_size!r}")
+    h, w = (check_positive_int(v, "image_size") for v in image_size)
     return {
         str(name): np.broadcast_to((labels == c)[:, None, None], (len(labels), h, w)).copy()
         for c, name in enumerate(class_names)
@@ -382,6 +384,9 @@ class LaViSE(BaseEstimator):
             return None
         from failwidgets.compute import as_image_tensor
 
+        if hasattr(images, "identity") and hasattr(images, "image"):  # an image source: read one image
+            h, w = images.image(0).shape[:2]
+            return int(h), int(w)
         t = as_image_tensor(images)
         return int(t.shape[2]), int(t.shape[3])
 
@@ -550,7 +555,7 @@ class LaViSE(BaseEstimator):
         FilterExplanations
         """
         self.check_fitted()
-        methods = tuple(methods)
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)  # one method may be given as a str
         for m in methods:
             check_choice(m, "methods", METHODS)
         p = check_positive_int(self.p if p is None else p, "p")
@@ -569,7 +574,7 @@ class LaViSE(BaseEstimator):
         if filters is None:
             flt_idx = np.arange(d)
         else:
-            flt_idx = check_array(filters, "filters", ndim=1, dtype="int")
+            flt_idx = check_array(filters, "filters", ndim=1, dtype="int", min_len=1)
             if flt_idx.size and (flt_idx.min() < 0 or flt_idx.max() >= d):
                 raise ValueError(f"filters: expected indices in [0, {d}), got {flt_idx.min()}..{flt_idx.max()}")
         p = min(p, n)
@@ -700,7 +705,9 @@ class LaViSE(BaseEstimator):
         -------
         Path of the JSON file.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save as safetensors_bytes
+
+        from failwidgets._io import atomic_write
 
         self.check_fitted()
         path = Path(path).with_suffix(".json")
@@ -730,12 +737,9 @@ class LaViSE(BaseEstimator):
             "fingerprints": fingerprints,
         }
         text = json.dumps(info, indent=1) + "\n"
-        tmp = weights.with_name(weights.name + ".tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.head_.state_dict().items()}, os.fspath(tmp))
-        os.replace(tmp, weights)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write(weights, safetensors_bytes({k: v.detach().cpu().contiguous()
+                                                 for k, v in self.head_.state_dict().items()}))
+        atomic_write(path, text)
         return path
 
     @classmethod
@@ -845,7 +849,8 @@ def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: 
             "what": "lavise_features",
             "model": fingerprint(model),
             "layer": layer,
-            "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
+            "data": data_id if data_id is not None else fingerprint(
+                images if hasattr(images, "identity") else as_image_tensor(images)),  # a source: its identity
         }
         t = torch.from_numpy(np.asarray(cache.get_or_compute(parts, compute), dtype=np.float32))
     else:
@@ -872,6 +877,7 @@ def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str
     ``filter``, ``share[<group>]`` per group, ``difference`` (max share - min share; for two groups the
     signed ``share[g1] - share[g0]`` is in ``signed_difference``) and ``words``.
     """
+    k = check_positive_int(k, "k")
     n = explanations.max_activations.shape[0]
     groups = np.asarray(groups)
     if groups.ndim != 1 or len(groups) != n:

@@ -31,7 +31,7 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from failwidgets._validation import check_array, check_choice, check_in_range, check_positive_int
+from failwidgets._validation import check_array, check_choice, check_in_range, check_index, check_positive_int
 from failwidgets.compute.maps import overlay
 from failwidgets.methods.relations.graph import DEFAULT_LEVELS, RELATION_LEVELS, RelationGraph, merge_annotations
 from failwidgets.methods.relations.evaluation import (
@@ -313,7 +313,7 @@ class RelationMiner(BaseEstimator):
         -------
         self
         """
-        acts = check_array(activations, "activations", ndim=range(2, 8), dtype="float")
+        acts = check_array(activations, "activations", ndim=range(2, 8), dtype="float", min_len=1)
         grads = check_array(gradients, "gradients", ndim=acts.ndim + 1, dtype="float")
         m, n = grads.shape[:2]
         if acts.shape[0] != m or grads.shape[2:] != acts.shape[1:]:
@@ -345,6 +345,9 @@ class RelationMiner(BaseEstimator):
         names = [f"attr{k}" for k in range(n)] if attribute_names is None else [str(a) for a in attribute_names]
         if len(names) != n:
             raise ValueError(f"attribute_names: expected {n} names (one per attribute output), got {len(names)}")
+        dup = sorted({a for a in names if names.count(a) > 1})
+        if dup:
+            raise ValueError(f"attribute_names: expected unique names, got duplicates {dup}")
         return signs, names
 
     def _mask_subset(self, m: int) -> np.ndarray:
@@ -421,6 +424,8 @@ class RelationMiner(BaseEstimator):
     def q_density(self, i: int, j: int) -> np.ndarray:
         """Smoothed density (bins,) of Q(r_ij) over [-1, 1]."""
         self.check_fitted()
+        n = len(self.attribute_names_)
+        i, j = check_index(i, "i", n, what="an attribute index"), check_index(j, "j", n, what="an attribute index")
         return density_from_counts(self.histograms_[i, j], self.smoothing)
 
     def level_stats(self, graph: RelationGraph) -> tuple[pd.DataFrame, list]:

@@ -3,7 +3,8 @@
 It holds the method object (``.method``), a :class:`LogArea` (``.log``), registers observers through
 :func:`guarded` (``observe_guarded`` / ``on_click_guarded``) and links through :meth:`FailWidget.link`,
 remembers both so ``close()`` can release them, saves and restores user state (``to_dict`` /
-``from_dict``) and writes a static, self-contained HTML snapshot (``export_html``).
+``from_dict``) and writes a static, self-contained HTML snapshot (``export_html``); its rich display
+carries that snapshot as ``text/html`` beside the widget view, for front ends that cannot draw widgets.
 
 Subclass contract::
 
@@ -45,6 +46,7 @@ import ipywidgets as W
 import numpy as np
 import traitlets
 
+from failwidgets._io import atomic_write
 from failwidgets.widgets.parts.log import LogArea, guarded, on_click_guarded
 from failwidgets.widgets.parts.sync import EchoGuard, InvalidValue, LoggedLink, hold_all_sync
 
@@ -196,15 +198,16 @@ class FailWidget(W.VBox):
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Hold the sync of every descendant (except the log) until the outermost ``batch`` ends.
+        """Hold the sync of every descendant (except the log; layouts are held where they change, e.g. by
+        ImageGrid) until the outermost ``batch`` ends.
 
         Each widget that changed then sends one message; guarded callbacks run inside it.
         """
         if self._batching:
             yield
             return
-        log_parts = {id(w) for w in walk_widgets(self.log, layouts=True)} if isinstance(self.log, W.Widget) else set()
-        held = [w for w in walk_widgets(self, layouts=True) if id(w) not in log_parts]
+        log_parts = {id(w) for w in walk_widgets(self.log)} if isinstance(self.log, W.Widget) else set()
+        held = [w for w in walk_widgets(self) if id(w) not in log_parts]
         with self._batching(), hold_all_sync(held):
             yield
 
@@ -280,12 +283,18 @@ class FailWidget(W.VBox):
         return self
 
     def save_state(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
+        """Write :meth:`to_dict` as JSON to ``path`` atomically (the previous file survives a crash)."""
+        text = json.dumps(self.to_dict(), indent=1)
+        atomic_write(path, text)
 
     def load_state(self, path: str) -> "FailWidget":
-        with open(path, encoding="utf-8") as f:
-            return self.from_dict(json.load(f))
+        """Restore the state saved by :meth:`save_state`; a damaged file raises ``ValueError`` naming it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"path: {path} is not a valid JSON widget state file ({exc})") from exc
+        return self.from_dict(data)
 
     # -- export --------------------------------------------------------------------------------------
     def export_html(self, path: str | None = None, title: str | None = None) -> str:
@@ -298,9 +307,15 @@ class FailWidget(W.VBox):
 
         page = widget_to_html_page(self, title=title or self._name())
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(page)
+            atomic_write(path, page)
         return page
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        """The widget view plus a static ``text/html`` snapshot for front ends without a widget manager
+        (see :mod:`failwidgets.widgets.parts.snapshot`)."""
+        from failwidgets.widgets.parts.snapshot import widget_mimebundle
+
+        return widget_mimebundle(self, super()._repr_mimebundle_(**kwargs), name=self._name())
 
     # -- lifetime ------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -125,7 +125,8 @@ class LoggedLink(traitlets.link):
             try:
                 setattr(other[0], other[1], forward(new))
             except traitlets.TraitError as exc:
-                if self.log is not None and not isinstance(exc, InvalidValue):  # reject() logged it
+                logged = isinstance(exc, InvalidValue) or getattr(other[0], "log", None) is self.log  # by reject()
+                if self.log is not None and not logged:  # or by the FailWidget whose trait refused
                     self.log.warning(f"rejected {exc}")
             kept = backward(getattr(other[0], other[1]))
             if getattr(changed[0], changed[1]) != kept:
