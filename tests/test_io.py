@@ -119,3 +119,30 @@ def test_path_inside_rejects_escapes(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path.parent)
     with pytest.raises(ValueError, match=r"path: expected a file inside"):
         path_inside(tmp_path, "link/x.csv")
+
+
+def test_every_writer_gives_new_files_the_umask_mode(tmp_path):
+    """Cache entries, annotation files, widget state and snapshots: 0666 minus the umask, never 0600."""
+    import numpy as np
+
+    from failwidgets.compute.cache import EmbeddingCache
+    from failwidgets.methods.relations import AnnotationFile, RelationGraph
+    from failwidgets.widgets.parts import FailWidget
+
+    old = os.umask(0o022)
+    try:
+        cache = EmbeddingCache(tmp_path / "cache")
+        parts = {"what": "mode"}
+        entry = cache.put(cache.key(parts), np.ones(3, np.float32), parts)
+        g = RelationGraph(["a", "b"])
+        g.set(0, 1, "not related")
+        ann = g.save(tmp_path / "ann.json")
+        AnnotationFile(tmp_path / "shared.json", ["a", "b"]).write(g)
+        w = FailWidget()
+        w.save_state(tmp_path / "state.json")
+        w.export_html(tmp_path / "snap.html")
+        w.close()
+        for p in (entry, ann, tmp_path / "shared.json", tmp_path / "state.json", tmp_path / "snap.html"):
+            assert _mode(p) == 0o644, (p, oct(_mode(p)))
+    finally:
+        os.umask(old)
