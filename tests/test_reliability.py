@@ -76,8 +76,8 @@ class Ctx:
         space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
         images, masks, groups = colour_world(24, seed=5, bias=True)
         torch.manual_seed(0)
-        lav = LaViSE(ColourNet().eval(), "features", space, lr=3e-2, epochs=2, batch_size=64, p=4, s=1,
-                     quantile=0.05, progress=False).fit(images, masks)
+        lav = LaViSE(space, lr=3e-2, epochs=2, batch_size=64, p=4, s=1, quantile=0.05,
+                     progress=False).fit_model(ColourNet().eval(), images, "features", masks)
         ex = lav.explain(images, methods=("attention",))
         return lav, ex, images, groups
 
@@ -113,7 +113,7 @@ def _tree(tmp_path=None, **kw):
     x, labels, preds = kw.pop("features", x), kw.pop("labels", labels), kw.pop("preds", preds)
     args = dict(images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"], k=5, class_index=1)
     args.update(kw)
-    return TreeBrowser(x, labels, preds, **args)
+    return TreeBrowser.from_arrays(x, labels, preds, **args)
 
 
 def _meta(shape):

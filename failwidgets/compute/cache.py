@@ -81,7 +81,8 @@ class CacheEntry:
     created : float, Unix time of the write.
     shapes : dict name -> tuple of ints (an entry holding one array has the single name ``"array"``).
     dtypes : dict name -> str (numpy dtype name).
-    path : Path of the file.
+    path : Path of the file (of the directory for a sharded store).
+    complete : bool, False for a sharded store whose shards are not all computed yet.
     """
 
     key: str
@@ -91,6 +92,7 @@ class CacheEntry:
     shapes: dict
     dtypes: dict
     path: Path
+    complete: bool = True
 
 
 def default_cache_dir() -> Path:
@@ -229,6 +231,7 @@ class EmbeddingCache:
                 continue
             except _PARSE_ERRORS as exc:
                 self._discard_corrupt(path, stat, f"{type(exc).__name__}: {exc}")
+        out += self._sharded_entries()
         return sorted(out, key=lambda e: e.created)
 
     def size_bytes(self) -> int:
@@ -239,7 +242,7 @@ class EmbeddingCache:
                 total += path.stat().st_size
             except FileNotFoundError:
                 pass
-        return total
+        return total + sum(e.size_bytes for e in self._sharded_entries())
 
     # -- write ----------------------------------------------------------------------------------------
     def put(self, key: str, arrays: Any, parts: Mapping[str, Any]) -> Path:
@@ -321,14 +324,33 @@ class EmbeddingCache:
                             "returning it uncached")
         return named[_SINGLE] if single else named
 
+    def sharded(self, parts: Mapping[str, Any], *, n_rows: int, row_shape, dtype: Any = "float32",
+                shard_size: int | None = None):
+        """The resumable sharded store for ``parts`` (created, or reopened with its finished shards).
+
+        See :class:`failwidgets.compute.store.ShardedStore`; ``failwidgets.compute.embed`` fills it.
+        """
+        from failwidgets.compute.store import DEFAULT_SHARD_SIZE, ShardedStore
+
+        return ShardedStore.open(self.root, parts, n_rows=n_rows, row_shape=row_shape, dtype=dtype,
+                                 shard_size=DEFAULT_SHARD_SIZE if shard_size is None else shard_size)
+
     # -- remove ---------------------------------------------------------------------------------------
     def remove(self, key: str) -> bool:
-        """Remove one entry; returns whether it existed."""
+        """Remove one entry (a single-file entry or a sharded store); returns whether it existed."""
+        from failwidgets.compute.store import STORE_SUFFIX
+
+        self._path(key)  # validates the key
+        store = self.root / f"{key}{STORE_SUFFIX}"
+        removed = False
+        if store.is_dir():
+            shutil.rmtree(store, ignore_errors=True)
+            removed = True
         try:
             self._path(key).unlink()
             return True
         except FileNotFoundError:
-            return False
+            return removed
 
     def clear(self, predicate: Callable[[CacheEntry], bool] | None = None) -> int:
         """Remove every entry (or those for which ``predicate(entry)`` is true) and stale temp files.
@@ -347,7 +369,8 @@ class EmbeddingCache:
             )
         self._remove_stale_temp_files()
         if predicate is None:
-            return sum(self.remove(p.stem) for p in self._entry_paths())
+            keys = {p.stem for p in self._entry_paths()} | {e.key for e in self._sharded_entries()}
+            return sum(self.remove(k) for k in keys)
         return sum(self.remove(e.key) for e in self.entries() if predicate(e))
 
     # -- internals ------------------------------------------------------------------------------------
@@ -360,6 +383,27 @@ class EmbeddingCache:
         if not self.root.is_dir():
             return iter(())
         return (p for p in self.root.iterdir() if p.suffix == _SUFFIX and _KEY.fullmatch(p.stem) and p.is_file())
+
+    def _sharded_entries(self) -> list[CacheEntry]:
+        """Entries of the sharded stores (``<key>.shards/`` directories), from their manifests."""
+        from failwidgets.compute.store import STORE_SUFFIX, ShardedStore
+
+        if not self.root.is_dir():
+            return []
+        out = []
+        for p in self.root.iterdir():
+            if p.suffix != STORE_SUFFIX or not _KEY.fullmatch(p.stem) or not p.is_dir():
+                continue
+            try:
+                st = ShardedStore(p)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a store being created or broken; ShardedStore.open rebuilds a broken one
+            out.append(CacheEntry(
+                key=st.key, parts=st.parts, size_bytes=st.size_bytes(), created=st.created,
+                shapes={_SINGLE: (st.n_rows, *st.row_shape), "missing": (st.n_rows,)},
+                dtypes={_SINGLE: st.dtype.name, "missing": "bool"}, path=p, complete=st.is_complete(),
+            ))
+        return out
 
     def _discard_corrupt(self, path: Path, before: os.stat_result, problem: str) -> None:
         warnings.warn(f"embedding cache: entry {path.name} is corrupt ({problem}); removed, it will be "

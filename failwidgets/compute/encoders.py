@@ -262,22 +262,21 @@ def encode_with_cache(
     batch_size: int = 64,
     progress: bool = True,
 ) -> np.ndarray:
-    """Image embeddings through the embedding cache.
+    """Image embeddings through the embedding cache, in memory (for small data; see ``embed``).
 
-    The key combines ``encoder.identity()`` with ``data_id`` (a dataset identity such as the world's
-    fingerprint plus the split name) or, when not given, a hash of the image bytes. A second identical
-    request loads from disk and computes nothing.
+    The same path as :func:`failwidgets.compute.embed` (which returns a memory map of the store and
+    streams sources of any size); this returns a writable in-memory copy. The key combines
+    ``encoder.identity()`` with ``data_id`` (a dataset identity such as the world's fingerprint plus
+    the split name) or, when not given, the source's identity (a hash of in-memory image bytes). A
+    second identical request loads from disk and computes nothing.
     """
     if cache is None:
         cache = EmbeddingCache()
     elif not isinstance(cache, EmbeddingCache):
         raise TypeError(f"cache: expected an EmbeddingCache or None, got {type(cache).__name__}"
                         + (" (wrap a folder as EmbeddingCache(path))" if isinstance(cache, (str, os.PathLike)) else ""))
-    parts = {
-        "what": "image_embeddings",
-        "encoder": encoder.identity(),
-        "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
-    }
-    return cache.get_or_compute(
-        parts, lambda: encoder.encode_images(images, batch_size=batch_size, progress=progress)
-    )
+    from failwidgets.compute.streaming import embed
+    from failwidgets.data import as_source, is_source
+
+    src = images if is_source(images) else as_source(images, identity=data_id)
+    return np.array(embed(src, encoder, cache=cache, batch_size=batch_size, progress=progress))

@@ -21,8 +21,20 @@ def as_image_tensor(images: Any, name: str = "images") -> torch.Tensor:
     """Convert images to a float32 tensor ``(N, 3, H, W)`` in ``[0, 1]``.
 
     Accepts a tensor/array ``(N, 3, H, W)`` of floats in [0, 1], a ``uint8`` array/tensor ``(N, H, W, 3)``
-    or ``(N, 3, H, W)``, or a single image (3-D), which becomes a batch of one.
+    or ``(N, 3, H, W)``, a single image (3-D), which becomes a batch of one, or a small image source
+    (``failwidgets.data.ImageSource``, all images of one size), whose images are all loaded: stream a
+    large source with ``failwidgets.compute.embed`` / ``image_batches`` instead.
     """
+    from failwidgets.data import is_source
+
+    if is_source(images):
+        if not len(images):
+            raise ValueError(f"{name}: expected at least one image, got an empty source")
+        ts = [images.tensor(i) for i in range(len(images))]
+        if len({tuple(t.shape) for t in ts}) > 1:
+            raise ValueError(f"{name}: the source's images have different sizes; resize them (e.g. "
+                             "failwidgets.compute.image_batches(..., image_size=...)) first")
+        return torch.stack(ts).contiguous()
     if isinstance(images, torch.Tensor):
         if images.device.type == "meta":
             raise ValueError(f"{name}: expected a tensor holding pixel data, got a tensor on the 'meta' device")

@@ -1,7 +1,9 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import traitlets
 
 from failwidgets.compute.words import WordSpace
 from failwidgets.methods.lavise import LaViSE
@@ -15,12 +17,10 @@ def setup():
     words = list(COLOURS) + ["grass", "sand"]
     space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
     images, masks, groups = colour_world(60, seed=5, bias=True)
-    lav = LaViSE(ColourNet().eval(), "features", space, holdout=["yellow"], lr=3e-2, epochs=20,
-                 batch_size=128, p=6, s=2, quantile=0.05, progress=False).fit(images, masks)
-    ex = lav.explain(images, methods=("attention", "original"))
-    lav.evaluate(ex, masks)
-    ex2 = lav.explain(images, filters=[1, 2], methods=("attention",))
-    ex2.layer = "features_subset"
+    lav = LaViSE(space, holdout=["yellow"], lr=3e-2, epochs=20, batch_size=128, p=6, s=2, quantile=0.05,
+                 progress=False).fit_model(ColourNet().eval(), images, "features", masks)
+    ex = lav.evaluate(lav.explain(images, methods=("attention", "original")), masks).explanations
+    ex2 = dataclasses.replace(lav.explain(images, filters=[1, 2], methods=("attention",)), layer="features_subset")
     return lav, ex, ex2, images, groups
 
 
@@ -71,8 +71,10 @@ def test_sort_by_top_count_and_difference(widget, setup):
     widget.sort_by = "difference"
     assert widget.sort_select.value == "difference"
     assert widget.visible_filters()[0] == 0  # planted: red only in group 1
-    with pytest.raises(ValueError, match="sort_by: expected one of"):
+    with pytest.raises(traitlets.TraitError, match="'sort_by' trait .* expected any of"):
         widget.sort_by = "alphabet"
+    assert widget.sort_by == "difference" and widget.sort_select.value == "difference"
+    assert "sort_by" in widget.log.text
 
 
 def test_group_chart_click_opens_filter(widget):

@@ -5,9 +5,8 @@ checks that (1) an error names the trait and (2) the trait, its control and ``to
 previous value. The rows are the probe's table of rejected values (its TreeBrowser trait cases 194, 195,
 197 and 199 among them).
 
-Rows marked ``xfail(strict=True)`` fail on this branch: the widgets reject these values from an observer
-after the value was stored. Converting the traits to ``@validate`` (the widget-pattern work) makes them
-pass; strict xfail then reports XPASS, which is the signal to drop the mark.
+The last column records what the probe found (the value stayed after the error: 21 of 26 rows). The
+traits now validate before they change (typed traits and ``@validate``), so every row must pass.
 """
 from __future__ import annotations
 
@@ -19,10 +18,6 @@ import pytest
 import traitlets
 
 from tests.test_reliability import CTX, _annotator, _tree
-
-ROLLBACK = pytest.mark.xfail(strict=True, reason="rejected from an observer after the value was stored; "
-                                                  "fixed by @validate traits (widget-pattern work)")
-
 
 def _slider(tmp_path):
     return CTX.slider(tmp_path)
@@ -69,7 +64,7 @@ ROWS = [
     ("RelationshipAnnotator", _relations, "annotations", [["a0", "zz", "probably positive"]], True),
     ("RelationshipAnnotator", _relations, "annotations", [["a0", "a1"]], True),
     ("RelationshipAnnotator", _relations, "annotations", [["a0", "a1", "sort of"]], True),
-    ("RelationshipAnnotator", _relations, "filter_mode", "foo", True),
+    ("RelationshipAnnotator", _relations, "pair_view", "foo", True),
 ]
 
 
@@ -81,8 +76,7 @@ def _same(a, b) -> bool:
 
 @pytest.mark.parametrize(
     "factory, trait, value",
-    [pytest.param(f, t, v, id=f"{w}.{t}={v!r}", marks=[ROLLBACK] if stays else [])
-     for w, f, t, v, stays in ROWS],
+    [pytest.param(f, t, v, id=f"{w}.{t}={v!r}") for w, f, t, v, _stayed in ROWS],
 )
 def test_rejected_value_is_rolled_back(factory, trait, value, tmp_path):
     w = factory(tmp_path)

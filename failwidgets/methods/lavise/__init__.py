@@ -9,8 +9,10 @@ from failwidgets.methods.lavise.explainer import (
     METHODS,
     whole_image_masks,
     FilterExplanations,
+    FilterEvaluation,
     LaViSE,
     compare_groups,
+    compute_features,
 )
 from failwidgets.methods.lavise.attention import (
     spatial_cosine,
@@ -42,6 +44,8 @@ __all__ = [
     "whole_image_masks",
     "FilterExplanations",
     "LaViSE",
+    "FilterEvaluation",
+    "compute_features",
     "compare_groups",
     "spatial_cosine",
     "POOLINGS",
