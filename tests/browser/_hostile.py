@@ -67,7 +67,7 @@ def build_hostile():
     tp = tl.copy()
     tp[(tl == 1) & (x[:, 9] < -0.3) & (rng.random(300) < 0.8)] = 2
     tb = TreeBrowser.from_arrays(x, tl, tp, images=rng.integers(0, 255, size=(300, 16, 16, 3), dtype=np.uint8),
-                     class_names=PAYLOADS, k=5, class_index=1, n_samples=3)
+                                 class_names=PAYLOADS, k=5, class_index=1, n_samples=3)
     leaf = int(np.flatnonzero(tb.result.fit.nodes["is_leaf"].to_numpy())[0])
     tb.selected_node = leaf
     root = W.VBox([ra, ds, tb])
