@@ -146,3 +146,19 @@ def test_every_writer_gives_new_files_the_umask_mode(tmp_path):
             assert _mode(p) == 0o644, (p, oct(_mode(p)))
     finally:
         os.umask(old)
+
+
+def test_orphans_of_the_earlier_annotation_writer_are_removed(tmp_path):
+    """``tempfile.mkstemp`` temporaries a killed save of an earlier version left next to the file."""
+    import time
+
+    old = tmp_path / ".ann.json.k2j_x8qa.tmp"
+    recent = tmp_path / ".ann.json.zz11yy22.tmp"
+    other = tmp_path / ".notes.txt.abcdefgh.tmp"
+    for p in (old, recent, other):
+        p.write_text("{")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    atomic_write(tmp_path / "ann.json", "{}")
+    assert not old.exists() and recent.exists() and other.exists()  # only this file's, only old ones
