@@ -103,7 +103,7 @@ def measure(world, lav, *, n_images: int, name: str, split: str = "train") -> di
     ex = lav.explain(images, features=feats, methods=("attention",))
     explain_s = time.perf_counter() - t
     masks = {c: data.concept_masks(c, idx) for c in world.concepts}
-    lav.evaluate(ex, masks, ks=(5,))
+    ex = lav.evaluate(ex, masks, ks=(5,)).explanations  # the evaluated copy, with IoU
     matches = [{c for c, _ in ex.matches(u)} for u in ex.filters]
     # for context: how concentrated the ground truth is (the best-IoU concept of each matched filter)
     best = [ex.iou.loc[int(u)].idxmax() for u, m in zip(ex.filters, matches) if m]

@@ -119,3 +119,46 @@ def test_path_inside_rejects_escapes(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path.parent)
     with pytest.raises(ValueError, match=r"path: expected a file inside"):
         path_inside(tmp_path, "link/x.csv")
+
+
+def test_every_writer_gives_new_files_the_umask_mode(tmp_path):
+    """Cache entries, annotation files, widget state and snapshots: 0666 minus the umask, never 0600."""
+    import numpy as np
+
+    from failwidgets.compute.cache import EmbeddingCache
+    from failwidgets.methods.relations import AnnotationFile, RelationGraph
+    from failwidgets.widgets.parts import FailWidget
+
+    old = os.umask(0o022)
+    try:
+        cache = EmbeddingCache(tmp_path / "cache")
+        parts = {"what": "mode"}
+        entry = cache.put(cache.key(parts), np.ones(3, np.float32), parts)
+        g = RelationGraph(["a", "b"])
+        g.set(0, 1, "not related")
+        ann = g.save(tmp_path / "ann.json")
+        AnnotationFile(tmp_path / "shared.json", ["a", "b"]).write(g)
+        w = FailWidget()
+        w.save_state(tmp_path / "state.json")
+        w.export_html(tmp_path / "snap.html")
+        w.close()
+        for p in (entry, ann, tmp_path / "shared.json", tmp_path / "state.json", tmp_path / "snap.html"):
+            assert _mode(p) == 0o644, (p, oct(_mode(p)))
+    finally:
+        os.umask(old)
+
+
+def test_orphans_of_the_earlier_annotation_writer_are_removed(tmp_path):
+    """``tempfile.mkstemp`` temporaries a killed save of an earlier version left next to the file."""
+    import time
+
+    old = tmp_path / ".ann.json.k2j_x8qa.tmp"
+    recent = tmp_path / ".ann.json.zz11yy22.tmp"
+    other = tmp_path / ".notes.txt.abcdefgh.tmp"
+    for p in (old, recent, other):
+        p.write_text("{")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    atomic_write(tmp_path / "ann.json", "{}")
+    assert not old.exists() and recent.exists() and other.exists()  # only this file's, only old ones

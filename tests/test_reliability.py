@@ -493,6 +493,6 @@ def test_361_existing_annotation_file_opens_without_writing(tmp_path, monkeypatc
 
 
 def test_the_case_count_is_the_probes():
-    """84 cases: 67 parametrized above plus 17 status / situation tests in this module."""
+    """84 cases: 62 parametrized above, 18 status / situation tests here, 4 trait cases in tests/widgets."""
     status_cases = {100, 131, 176, 181, 207, 202, 215, 217, 224, 263, 333, 336, 337, 340, 342, 346, 352, 361}
     assert len(set(CASES) | status_cases) == 84 - 4, sorted(set(CASES) | status_cases)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from failwidgets._io import atomic_write, clean_stale_temps
 from failwidgets.compute.cache import (
     _HOST,
     _TMP_PREFIX,
@@ -92,16 +93,8 @@ def _sha(obj: Any) -> str:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.parent / f"{_TMP_PREFIX}{os.getpid()}.{_HOST}.{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    """Manifest / shard marker through the package's one atomic writer (temp, fsync, replace, dir fsync)."""
+    atomic_write(path, json.dumps(obj, sort_keys=True), make_parents=False)
 
 
 class ShardedStore:
@@ -187,6 +180,7 @@ class ShardedStore:
 
     def _remove_dead_temp_files(self) -> None:
         """Marker temp files left by a killed writer (same host, pid gone)."""
+        clean_stale_temps(self.path / _DONE)  # those of the atomic writer
         for p in (self.path / _DONE).glob(f"{_TMP_PREFIX}*"):
             fields = p.name[len(_TMP_PREFIX):].split(".")
             try:

@@ -17,6 +17,7 @@ from typing import Iterable, List, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from failwidgets._io import atomic_write
 from failwidgets._validation import check_choice
 from failwidgets.compute import EmbeddingCache
 
@@ -192,9 +193,7 @@ def main(argv=None) -> dict:
     result = run_benchmark(args.profile, seed=args.seed, cache=EmbeddingCache(args.cache) if args.cache else None,
                            limit=args.limit, progress=not args.no_progress)
     out = args.out or os.path.join("benchmarks", "results", f"slices-{args.profile}.json")
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
+    atomic_write(out, json.dumps(result, indent=1))
     load = result["load_start"], result["load_end"]
     print(f"slice benchmark, profile {args.profile}, {result['started']}, load average {load[0]} -> {load[1]} on "
           f"{result['machine']['cpus']} CPUs, torch {result['machine']['torch']} "

@@ -81,7 +81,11 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         Predicted and true binary attributes on test images: failure modes then show their accuracy
         decrease (paper, Experiment 3).
     autosave_path : str or Path, optional
-        Annotation file written (atomically) after every change; loaded at start when it exists.
+        Annotation file written (atomically) after every change; loaded at start when it exists (and
+        then not rewritten until a label changes, so a read-only file opens). Several annotators may
+        share it: when another writer changed the file since this widget read it, its labels are
+        merged in (this widget's own changes win) and the log names that writer and any pair both
+        labelled differently (see :class:`~failwidgets.methods.relations.AnnotationFile`).
     n_examples : int
         Example images shown for the selected pair.
     auto_advance : bool
