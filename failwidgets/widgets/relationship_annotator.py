@@ -210,8 +210,8 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         Why ``conv3`` and not the paper's first conv layer by default: ``conv4`` is useless here (the
         attribute head is linear on its global average, so dY_i/dx is the same for every image and every
         r_ij is a constant); ``conv3`` is the deepest layer with image-dependent patterns, and ``conv1``
-        (16 x 32 x 32) costs about 3x more (the backward of the whole network 20 times per image;
-        measured 46 s vs 14 s for 200 images on the loaded 2-core CPU). Pass ``layer="conv1"`` for the
+        (16 x 32 x 32) costs about 3x more (the backward of the whole network 20 times per image).
+        Pass ``layer="conv1"`` for the
         paper's setting.
 
         Parameters

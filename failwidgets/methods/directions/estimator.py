@@ -107,7 +107,7 @@ class FailureDirections(BaseEstimator):
         ``n_permutations``, above chance.
     n_permutations : int
         Permuted-target refits per mode for its chance level and p-value (0 = skip, the paper's recipe).
-        Each costs about one fit: 50 take ~0.25 s for a class of 330 samples in 50-d, ~3 s for 1,000 in 512-d.
+        Each costs about one fit (measured costs: the ``svm`` benchmark in benchmarks/README.md).
     solver : {"fast", "reference"}
         ``"fast"`` gives the reference's numbers from one Gram matrix per class (see ``_directions_svm``);
         ``"reference"`` runs ``GridSearchCV(SVC(kernel="linear"))`` literally.
