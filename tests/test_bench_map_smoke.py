@@ -8,7 +8,7 @@ from benchmarks import bench_map
 def test_map_item_rows_agree_at_toy_size():
     rows = bench_map.run("toy")
     names = [r.name for r in rows]
-    assert sum(n.startswith("hypothesis") for n in names) == 2 and any(n.startswith("selection") for n in names)
+    assert sum(n.startswith("hypothesis") for n in names) == 4 and any(n.startswith("selection") for n in names)
     for r in rows:
         assert r.available and r.ours_s is not None and r.ours_s > 0 and r.target and r.size
         if r.name.startswith("hypothesis"):
