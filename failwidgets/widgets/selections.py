@@ -160,7 +160,7 @@ class DirectionSelection(SelectionMixin):
 
     test_phrase.__test__ = False
 
-    def caption_evidence(self):
+    def caption_hypotheses(self):
         """Held-out evidence of each failure caption of the current class and mode.
 
         Returns
@@ -193,7 +193,7 @@ class DirectionSelection(SelectionMixin):
 
         if not hasattr(self, "caption_evidence_html"):
             return
-        df = self.caption_evidence()
+        df = self.caption_hypotheses()
         if df.empty:
             self.caption_evidence_html.value = ""
             return

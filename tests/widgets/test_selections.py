@@ -22,7 +22,7 @@ def test_tree_leaf_lights_up_on_the_map_and_a_lasso_filters_its_samples():
     from tests.widgets.test_tree_browser import _data
 
     x, labels, preds, imgs = _data(0)
-    tree = TreeBrowser(x, labels, preds, images=imgs, class_names=["a", "b", "c"], k=5, class_index=1, n_samples=50)
+    tree = TreeBrowser.from_arrays(x, labels, preds, images=imgs, class_names=["a", "b", "c"], k=5, class_index=1, n_samples=50)
     fmap = _map(labels, preds, imgs)
     try:
         failwidgets.link(fmap, tree)
@@ -101,8 +101,8 @@ def test_filter_qualified_images_light_up_and_a_selection_limits_the_top_images(
     words = list(COLOURS) + ["grass", "sand"]
     space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
     images, masks, _ = colour_world(40, seed=5, bias=True)
-    lav = LaViSE(ColourNet().eval(), "features", space, lr=3e-2, epochs=5, batch_size=128, p=6, s=2,
-                 quantile=0.05, progress=False).fit(images, masks)
+    lav = LaViSE(space, lr=3e-2, epochs=5, batch_size=128, p=6, s=2, quantile=0.05,
+                 progress=False).fit_model(ColourNet().eval(), images, "features", masks)
     ex = lav.explain(images, methods=("attention",))
     n = ex.max_activations.shape[0]
     w = FilterWordExplorer(ex, images)
@@ -192,7 +192,7 @@ def test_slider_hypothesis_box_and_caption_evidence_on_heldout_data():
     try:
         slider.class_index = 0
         slider.set_hypothesis_data(AxisEncoder(), X, labels, preds, top_fraction=0.25)
-        table = slider.caption_evidence()
+        table = slider.caption_hypotheses()
         assert list(table["caption"]) == ["axis 3", "axis 5"]
         planted, other = table.iloc[0], table.iloc[1]
         assert planted.error_inside > planted.error_outside + 0.4 and planted.p_value < 1e-6
@@ -203,6 +203,6 @@ def test_slider_hypothesis_box_and_caption_evidence_on_heldout_data():
         assert res.class_index == 0 and res.evidence.significant()
         assert "inside" in slider.hypothesis_html.value and "outside" in slider.hypothesis_html.value
         slider.class_index = 2                          # captions re-checked for the new class
-        assert slider.caption_evidence_html.value and slider.caption_evidence().iloc[0].p_value < 1e-6
+        assert slider.caption_evidence_html.value and slider.caption_hypotheses().iloc[0].p_value < 1e-6
     finally:
         slider.close()
