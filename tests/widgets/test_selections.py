@@ -117,7 +117,7 @@ def test_filter_qualified_images_light_up_and_a_selection_limits_the_top_images(
         frame = w.selection_frame()
         assert (frame["activation"] > ex.thresholds[u]).all()
         assert "label" in frame and "prediction" in frame            # shared from the map by link
-        top = ex.top_images[ex._row(u)]
+        top = ex.top_images[ex.row(u)]
         fmap.selection = top[:2].tolist()
         assert set(w.grid.tile_keys) == set(top[:2].tolist())
     finally:
