@@ -143,7 +143,7 @@ def widget_inputs(demo: Any, *, small: bool, reference: str = "caption", max_mod
     names = demo.world.class_names
     fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
                            n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
-                           random_state=None, progress=progress)  # the reference's unshuffled 2-fold CV
+                           progress=progress)
     fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
     caps, cap_emb, refs = demo_captions(demo)
 
