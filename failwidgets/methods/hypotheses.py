@@ -24,7 +24,7 @@ import numpy as np
 from failwidgets._validation import check_choice, check_in_range, check_labels, check_same_length, to_numpy
 
 __all__ = ["SliceEvidence", "HypothesisResult", "wilson_interval", "compare_error_rates", "test_hypothesis",
-           "phrase_similarity", "phrase_similarity_rows"]
+           "phrase_similarity", "phrase_similarity_rows", "embedding_norms"]
 
 
 def wilson_interval(errors: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -207,7 +207,8 @@ class HypothesisResult:
                 "heldout_indices": self.heldout_indices.tolist(), "n_matching": self.n_matching}
 
 
-def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: Any = None) -> np.ndarray:
+def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: Any = None,
+                      row_norms: Any = None) -> np.ndarray:
     """Cosine similarity of image embeddings to a phrase embedded by ``encoder.encode_texts``.
 
     Parameters
@@ -216,6 +217,8 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
     encoder : object with ``encode_texts(list[str]) -> ndarray (1, D)``.
     image_embeddings : ndarray (N, D), any float dtype (not copied as a whole).
     rows : int ndarray (K,), optional: only these rows.
+    row_norms : ndarray (N,), optional: the L2 norms of all rows of ``image_embeddings``, computed once
+        (e.g. by :func:`embedding_norms`) when many phrases are tested on the same embeddings.
 
     Returns
     -------
@@ -240,21 +243,40 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
     t = (t / max(float(np.linalg.norm(t)), 1e-12)).astype(emb.dtype if emb.dtype.kind == "f" else np.float32)
     n = emb.shape[0]
     rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+    norms = None
+    if row_norms is not None:
+        norms = np.asarray(row_norms, dtype=np.float32)
+        if norms.shape != (n,):
+            raise ValueError(f"row_norms: expected shape ({n},) (one norm per embedding), got {norms.shape}")
     if rows is not None and rows.size > n // 4:  # most rows: one blocked pass over all, then pick
-        sim = phrase_similarity_rows(emb, t, None)[rows]
+        sim = phrase_similarity_rows(emb, t, None, norms=norms)[rows]
     else:
-        sim = phrase_similarity_rows(emb, t, rows)
+        sim = phrase_similarity_rows(emb, t, rows, norms=None if norms is None else norms[rows])
     if not np.all(np.isfinite(sim)):
         bad = int(np.flatnonzero(~np.isfinite(sim))[0])
         raise ValueError(f"image_embeddings: non-finite values in row {bad if rows is None else int(np.asarray(rows)[bad])}")
     return sim
 
 
-def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096) -> np.ndarray:
+def embedding_norms(embeddings: Any, block: int = 4096) -> np.ndarray:
+    """L2 norm of every row of ``embeddings`` (N, D), float32 (N,), in blocks of rows (no full copy)."""
+    emb = to_numpy(embeddings, "embeddings")
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings: expected an (N, D) array, got shape {emb.shape}")
+    out = np.empty(emb.shape[0], np.float32)
+    for start in range(0, emb.shape[0], block):
+        sub = emb[start:start + block].astype(np.float32, copy=False)
+        out[start:start + block] = np.sqrt(np.einsum("ij,ij->i", sub, sub))
+    return out
+
+
+def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096,
+                           norms: np.ndarray | None = None) -> np.ndarray:
     """Cosine similarity (K,) of rows of ``emb`` (N, D) to the unit vector ``t`` (D,), in blocks of rows.
 
     Blocks keep each slice of ``emb`` in cache for both the dot products and the norms, and never copy
-    more than one block (an (N, D) array may be gigabytes).
+    more than one block (an (N, D) array may be gigabytes). ``norms`` (K,): precomputed row norms of
+    the selected rows (then only the dot products are computed).
     """
     k = emb.shape[0] if rows is None else rows.size
     out = np.empty(k, np.float32)
@@ -263,14 +285,15 @@ def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | No
         sub = emb[start:stop] if rows is None else emb[rows[start:stop]]
         if sub.dtype.kind != "f":
             sub = sub.astype(np.float32)
-        norms = np.sqrt(np.einsum("ij,ij->i", sub, sub))
-        out[start:stop] = (sub @ t) / np.maximum(norms, 1e-12)
+        nrm = np.sqrt(np.einsum("ij,ij->i", sub, sub)) if norms is None else norms[start:stop]
+        out[start:stop] = (sub @ t) / np.maximum(nrm, 1e-12)
     return out
 
 
 def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: Any, preds: Any, class_index: int,
                     *, top_fraction: float = 0.2, heldout: Any = None, metadata: Any = None,
-                    grouping: str = "label", confidence: float = 0.95, random_state: int = 0) -> HypothesisResult:
+                    grouping: str = "label", confidence: float = 0.95, random_state: int = 0,
+                    row_norms: Any = None) -> HypothesisResult:
     """Check a hypothesis ("the model fails on circles on snow") on held-out data.
 
     Parameters
@@ -295,6 +318,8 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
     grouping : ``"label"`` (images of the class) or ``"prediction"`` (images predicted as the class).
     confidence : float, level of the Wilson intervals.
     random_state : int, seed of the held-out draw when ``heldout`` is a float.
+    row_norms : ndarray (N,), optional: precomputed norms of the image embeddings
+        (:func:`embedding_norms`), so that testing many phrases costs one dot product per image each.
 
     Returns
     -------
@@ -339,7 +364,7 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
         if emb.ndim != 2 or emb.shape[0] != n:
             raise ValueError(f"image_embeddings: expected shape ({n}, D) (one row per label), got {emb.shape}")
         try:
-            sim = phrase_similarity(phrase, encoder, emb, rows=group)
+            sim = phrase_similarity(phrase, encoder, emb, rows=group, row_norms=row_norms)
         except NotImplementedError:
             text = False
     if text:

@@ -225,9 +225,8 @@ class DirectionSlider(DirectionSelection, FailWidget):
         demo, small = resolve(demo, variant, small, progress)
         widget = build_widget(cls, directions.widget_inputs(demo, small=small, reference=reference, max_modes=max_modes,
                                                           n_permutations=n_permutations, progress=progress), **kwargs)
-        test = demo.world["test"]  # held out from every fit: where hypotheses and captions are checked
-        widget.set_hypothesis_data(demo.vl, demo.embeddings("test", progress=progress), test.labels,
-                                   demo.predictions("test", progress=progress))
+        # the hypothesis box tests phrases on the held-out split the caption evidence already uses
+        widget.set_hypothesis_data(demo.vl, *widget.heldout, caption_evidence=False)
         return widget
 
     # ------------------------------------------------------------------ trait handlers

@@ -483,9 +483,16 @@ class FailureMap(SelectionMixin, FailWidget):
         c = self.class_dropdown.value if class_index is None else int(class_index)
         frac = self.fraction_slider.value if top_fraction is None else float(top_fraction)
         with self.log.busy(f"testing {phrase!r}..."):
+            norms = None
+            if self.encoder is not None and self.hypothesis_embeddings is not None:
+                if getattr(self, "_hypothesis_norms", None) is None:  # once: every later phrase is one dot product
+                    from failwidgets.methods.hypotheses import embedding_norms
+
+                    self._hypothesis_norms = embedding_norms(self.hypothesis_embeddings)
+                norms = self._hypothesis_norms
             res = test_hypothesis(phrase, self.encoder, self.hypothesis_embeddings, self.labels, self.preds, c,
                                   top_fraction=frac, heldout=self.heldout, metadata=self.metadata,
-                                  random_state=self.random_state)
+                                  random_state=self.random_state, row_norms=norms)
         self.last_hypothesis = res
         self.hypothesis_html.value = hypothesis_html(res, self.class_names)
         self.selection = res.slice_indices.tolist()

@@ -114,7 +114,8 @@ class DirectionSelection(SelectionMixin):
             self._render_mode()
 
     # -- hypotheses on held-out data ------------------------------------------------------------------
-    def set_hypothesis_data(self, encoder, embeddings, labels, preds, *, top_fraction: float = 0.2) -> None:
+    def set_hypothesis_data(self, encoder, embeddings, labels, preds, *, top_fraction: float = 0.2,
+                            caption_evidence: bool = True) -> None:
         """Held-out data for the hypothesis box and the evidence of each failure caption.
 
         Parameters
@@ -123,6 +124,9 @@ class DirectionSelection(SelectionMixin):
         embeddings : ndarray (M, D), held-out image embeddings (not the data the directions were fit on).
         labels, preds : int ndarray (M,)
         top_fraction : float, share of the class's images most similar to a phrase that forms its slice.
+        caption_evidence : bool, also show the table of each failure caption's top-fraction slice
+            (``caption_hypotheses``); off where the slider already shows ``caption_evidence`` under its
+            captions (``caption_embedder`` + ``heldout``).
         """
         import ipywidgets as W
 
@@ -132,6 +136,7 @@ class DirectionSelection(SelectionMixin):
         lab, pr = check_labels(labels, "labels"), check_labels(preds, "preds")
         check_same_length(embeddings=emb, labels=lab, preds=pr)
         self._hypothesis_data = (encoder, emb, lab, pr, float(top_fraction))
+        self._show_caption_hypotheses = bool(caption_evidence)
         if not hasattr(self, "hypothesis_box"):
             self.hypothesis_box = W.Text(placeholder="hypothesis, e.g. on snow", description="hypothesis",
                                          continuous_update=False, layout=W.Layout(width="360px"))
@@ -192,6 +197,9 @@ class DirectionSelection(SelectionMixin):
         import html
 
         if not hasattr(self, "caption_evidence_html"):
+            return
+        if not getattr(self, "_show_caption_hypotheses", True):
+            self.caption_evidence_html.value = ""
             return
         df = self.caption_hypotheses()
         if df.empty:

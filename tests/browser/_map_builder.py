@@ -43,3 +43,23 @@ def build_map():
     w.phrase_box.add_class("fw-test-phrase")
     w.hypothesis_html.add_class("fw-test-hypothesis")
     return w
+
+
+def build_tree_and_map():
+    """The browser tests' TreeBrowser (``tests/browser/_builders.py``) linked to a map of its images."""
+    import ipywidgets as W
+
+    from failwidgets.compute.layout import layout_2d
+    from failwidgets.widgets import FailureMap, link
+    from tests.browser._builders import build
+
+    tree = build("tree_browser")
+    fmap = FailureMap(labels=tree.labels, preds=tree.preds, images=tree.images,
+                      xy=layout_2d(tree.features, method="pca", cache=False), class_names=tree.class_names,
+                      n_grid=8, backend="jscatter", previews=False)
+    fmap.add_class("fw-test-map")
+    fmap.evidence_html.add_class("fw-test-evidence")
+    fmap.plot.layout.width = "600px"
+    box = W.VBox([tree, fmap])
+    box.links = [link(tree, fmap)]
+    return box

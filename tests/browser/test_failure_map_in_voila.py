@@ -76,3 +76,30 @@ def test_lasso_on_the_page_updates_grid_and_numbers_and_hypothesis_box(voila_ser
     hyp = page.locator(".fw-test-hypothesis").text_content()
     assert "inside" in hyp and "higher error inside" in hyp
     rec.check_no_errors()
+
+
+def test_clicking_a_tree_leaf_highlights_its_points_on_the_map(voila_server, open_page, screenshot_dir):
+    from tests.browser._builders import build
+
+    tree = build("tree_browser")                       # the page's tree, built the same way here
+    expected = tree.node_members(1).size                # node 1: the left leaf (the failures)
+    tree.close()
+    rec = open_page(ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec.goto(f"{voila_server}voila/render/tests/browser/notebooks/failure_map_tree.ipynb", wait_until="commit")
+    page = rec.page
+    page.wait_for_selector(".fw-test-map canvas", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector(".fw-test-root .bqplot.figure path.dot", timeout=PAGE_TIMEOUT_MS)
+    time.sleep(1)
+    canvas = page.locator(".fw-test-map canvas").first
+    before = canvas.screenshot()
+    page.locator(".fw-test-root .bqplot.figure path.dot").nth(2).click()
+    page.wait_for_function("() => document.querySelector('.fw-test-map .fw-test-evidence').textContent"
+                           ".includes('selected')", timeout=UPDATE_MS)
+    text = page.locator(".fw-test-map .fw-test-evidence").text_content()
+    assert f"{expected} selected of 300" in text
+    deadline = time.monotonic() + UPDATE_MS / 1000
+    while canvas.screenshot() == before and time.monotonic() < deadline:   # the points light up
+        time.sleep(0.25)
+    assert canvas.screenshot() != before
+    page.screenshot(path=str(screenshot_dir / "failure_map_tree_leaf.png"))
+    rec.check_no_errors()

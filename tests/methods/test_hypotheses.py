@@ -130,3 +130,26 @@ def test_bad_inputs_name_the_argument():
     bad[np.flatnonzero(labels == 0)[0], 1] = np.nan
     with pytest.raises(ValueError, match="image_embeddings"):
         test_hypothesis("axis 1", enc, bad, labels, preds, 0)
+
+
+def test_precomputed_row_norms_give_the_same_slice():
+    from failwidgets.methods.hypotheses import embedding_norms
+
+    emb, labels, preds, _ = _planted()
+    emb = emb * np.random.default_rng(3).uniform(0.5, 2.0, size=(len(emb), 1)).astype(np.float32)
+    norms = embedding_norms(emb)
+    assert np.allclose(norms, np.linalg.norm(emb, axis=1), rtol=1e-5)
+    for frac in (0.2, 0.9):
+        a = test_hypothesis("axis 2", AxisEncoder(8), emb, labels, preds, 0, top_fraction=frac)
+        b = test_hypothesis("axis 2", AxisEncoder(8), emb, labels, preds, 0, top_fraction=frac, row_norms=norms)
+        assert np.array_equal(a.slice_indices, b.slice_indices) and a.evidence == b.evidence
+    few = np.where(labels == 0, 0, np.random.default_rng(4).integers(1, 6, len(labels)))   # class 0 < 1/4 of rows
+    a = test_hypothesis("axis 2", AxisEncoder(8), emb, few, preds, 0)
+    b = test_hypothesis("axis 2", AxisEncoder(8), emb, few, preds, 0, row_norms=norms)
+    assert np.array_equal(a.slice_indices, b.slice_indices)
+    few = np.where(np.arange(len(labels)) % 5 == 0, 0, 1)
+    c = test_hypothesis("axis 2", AxisEncoder(8), emb, few, few, 0, row_norms=norms)
+    d = test_hypothesis("axis 2", AxisEncoder(8), emb, few, few, 0)
+    assert np.array_equal(c.slice_indices, d.slice_indices) and np.all(few[c.slice_indices] == 0)
+    with pytest.raises(ValueError, match="row_norms"):
+        test_hypothesis("axis 2", AxisEncoder(8), emb, labels, preds, 0, row_norms=norms[:5])
