@@ -5,7 +5,7 @@ One subpackage per paper (``relations``, ``barlow``, ``lavise``, ``directions``)
 are re-exported here.
 """
 from failwidgets.methods._base import CORRECT, ERROR, check_fitted, failure_target, hardness_order, is_failure
-from failwidgets.methods._evidence import SliceEvidence, slice_evidence
+from failwidgets.methods._evidence import SliceEvidence, slice_evidence, wilson_interval
 from failwidgets.methods.barlow import BarlowTree, fit_class_tree
 from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, UnclipDecoder, slerp
 from failwidgets.methods.lavise import LaViSE, compare_groups
@@ -23,6 +23,7 @@ __all__ = [
     "is_failure",
     "SliceEvidence",
     "slice_evidence",
+    "wilson_interval",
     "check_fitted",
     "Result",
     "RelationDiagnosis",

@@ -1,8 +1,8 @@
 """Hypotheses about where a model fails, checked on held-out data (widget-free).
 
-A *slice* is a set of images; its evidence is the error rate inside versus outside it, each with a 95%
-Wilson confidence interval, and a two-sided Fisher exact p-value for the 2x2 table
-``[[errors inside, correct inside], [errors outside, correct outside]]``.
+A *slice* is a set of images; its evidence (:func:`~failwidgets.methods.slice_evidence`) is the error
+rate inside versus outside it, each with a 95% Wilson confidence interval, and a two-sided Fisher exact
+p-value.
 
 A *hypothesis* is a phrase ("on snow") for one class: the phrase is embedded with the text side of a
 vision-language encoder (``encoder.encode_texts``), the class's images are ranked by cosine similarity
@@ -10,7 +10,7 @@ to it, and the top fraction forms the slice. For encoders without a text side a 
 metadata filter: a boolean ``pandas.DataFrame.eval`` expression over a metadata table
 (``"background == 'snow'"``).
 
->>> ev = compare_error_rates(errors, inside)                                     # doctest: +SKIP
+>>> ev = slice_evidence(inside, errors)                                          # doctest: +SKIP
 >>> res = test_hypothesis("on snow", demo.vl, emb, labels, preds, class_index=0)  # doctest: +SKIP
 >>> res.evidence.rate_inside, res.evidence.ci_inside, res.evidence.p_value       # doctest: +SKIP
 """
@@ -22,150 +22,10 @@ from typing import Any
 import numpy as np
 
 from failwidgets._validation import check_choice, check_in_range, check_labels, check_same_length, to_numpy
+from failwidgets.methods._evidence import SliceEvidence, _as_mask, slice_evidence
 
-__all__ = ["SliceEvidence", "HypothesisResult", "wilson_interval", "compare_error_rates", "test_hypothesis",
+__all__ = ["HypothesisResult", "test_hypothesis",
            "phrase_similarity", "phrase_similarity_rows", "embedding_norms"]
-
-
-def wilson_interval(errors: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``errors / n`` (``(nan, nan)`` when ``n == 0``).
-
-    Parameters
-    ----------
-    errors : int, number of errors (successes of the binomial).
-    n : int, number of trials.
-    confidence : float in (0, 1).
-
-    Returns
-    -------
-    (low, high) : tuple of float
-    """
-    from scipy.stats import binomtest
-
-    check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=False)
-    errors, n = int(errors), int(n)
-    if n < 0 or not 0 <= errors <= max(n, 0):
-        raise ValueError(f"errors, n: expected 0 <= errors <= n, got errors={errors}, n={n}")
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = binomtest(errors, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-@dataclass(frozen=True)
-class SliceEvidence:
-    """Error rate inside a slice versus the rest, with confidence intervals and an exact test.
-
-    Attributes
-    ----------
-    n_inside, errors_inside, n_outside, errors_outside : int
-    rate_inside, rate_outside : float (nan for an empty side)
-    ci_inside, ci_outside : (low, high) Wilson intervals at ``confidence``
-    p_value : float, two-sided Fisher exact test on the 2x2 table (nan when a side is empty)
-    odds_ratio : float, sample odds ratio of an error inside versus outside
-    confidence : float
-    """
-
-    n_inside: int
-    errors_inside: int
-    rate_inside: float
-    ci_inside: tuple[float, float]
-    n_outside: int
-    errors_outside: int
-    rate_outside: float
-    ci_outside: tuple[float, float]
-    p_value: float
-    odds_ratio: float
-    confidence: float = 0.95
-
-    @property
-    def difference(self) -> float:
-        """``rate_inside - rate_outside``."""
-        return self.rate_inside - self.rate_outside
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        """Whether the p-value is below ``alpha``."""
-        return bool(np.isfinite(self.p_value) and self.p_value < alpha)
-
-    def to_dict(self) -> dict:
-        """Plain-Python dict (JSON-serialisable)."""
-        d = asdict(self)
-        d["ci_inside"], d["ci_outside"] = list(self.ci_inside), list(self.ci_outside)
-        return d
-
-    def summary(self) -> str:
-        """One line: ``inside 41.0% [33.1, 49.4] (n=120) vs outside 12.2% [...] (n=480), p = 3e-12``."""
-        pct = int(round(self.confidence * 100))
-
-        def side(rate, ci, n):
-            if n == 0:
-                return f"— (n=0)"
-            return f"{100 * rate:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] (n={n})"
-
-        return (f"error inside {side(self.rate_inside, self.ci_inside, self.n_inside)} vs outside "
-                f"{side(self.rate_outside, self.ci_outside, self.n_outside)}, {pct}% Wilson CIs, "
-                f"Fisher exact p = {self.p_value:.2g}")
-
-
-def compare_error_rates(errors: Any, inside: Any, *, among: Any = None, confidence: float = 0.95) -> SliceEvidence:
-    """Error rate inside a slice versus outside it.
-
-    Parameters
-    ----------
-    errors : bool ndarray (N,), True where the model is wrong.
-    inside : bool ndarray (N,) or int ndarray (K,) of indices into ``errors``: the slice.
-    among : bool ndarray (N,) or int indices, optional
-        The population compared (default: all N); "outside" is ``among`` minus the slice.
-    confidence : float, level of the Wilson intervals.
-
-    Returns
-    -------
-    SliceEvidence
-    """
-    from scipy.stats import fisher_exact
-
-    err = to_numpy(errors, "errors")
-    if err.ndim != 1:
-        raise ValueError(f"errors: expected a 1-D boolean array (N,), got shape {err.shape}")
-    err = err.astype(bool, copy=False)
-    n = err.shape[0]
-    ins = _as_mask(inside, n, "inside")
-    pop = np.ones(n, bool) if among is None else _as_mask(among, n, "among")
-    ins = ins & pop
-    out = pop & ~ins
-    n_in, n_out = int(ins.sum()), int(out.sum())
-    e_in, e_out = int(np.count_nonzero(err & ins)), int(np.count_nonzero(err & out))
-    if n_in and n_out:
-        res = fisher_exact([[e_in, n_in - e_in], [e_out, n_out - e_out]], alternative="two-sided")
-        p, odds = float(res.pvalue), float(res.statistic)
-    else:
-        p = odds = float("nan")
-    return SliceEvidence(
-        n_inside=n_in, errors_inside=e_in, rate_inside=e_in / n_in if n_in else float("nan"),
-        ci_inside=wilson_interval(e_in, n_in, confidence),
-        n_outside=n_out, errors_outside=e_out, rate_outside=e_out / n_out if n_out else float("nan"),
-        ci_outside=wilson_interval(e_out, n_out, confidence),
-        p_value=p, odds_ratio=odds, confidence=float(confidence))
-
-
-def _as_mask(x: Any, n: int, name: str) -> np.ndarray:
-    """bool (n,) from a boolean mask (n,) or integer indices in [0, n)."""
-    arr = to_numpy(x, name)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a boolean mask (N,) or 1-D integer indices, got shape {arr.shape}")
-    if arr.dtype == bool:
-        if arr.shape[0] != n:
-            raise ValueError(f"{name}: expected a boolean mask of length {n}, got length {arr.shape[0]}")
-        return arr
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name}: expected a boolean mask or integer indices, got dtype {arr.dtype}")
-    mask = np.zeros(n, bool)
-    if arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= n:
-            raise ValueError(f"{name}: expected indices in [0, {n}), got values in [{lo}, {hi}]")
-        mask[arr] = True
-    return mask
 
 
 @dataclass(frozen=True)
@@ -377,7 +237,7 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
         in_slice = _metadata_slice(phrase, metadata, n)[group]
         kind, threshold, frac_out = "metadata", float("nan"), float("nan")
         ordered = np.flatnonzero(in_slice & held)
-    ev = compare_error_rates(errors[group][held], in_slice[held], confidence=confidence)
+    ev = slice_evidence(in_slice[held], errors[group][held], confidence=confidence)
     return HypothesisResult(
         phrase=str(phrase), kind=kind, class_index=int(class_index), top_fraction=frac_out, threshold=threshold,
         evidence=ev, slice_indices=group[ordered].astype(np.int64), heldout_indices=group[held].astype(np.int64),

@@ -22,7 +22,8 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
-from failwidgets.methods.hypotheses import HypothesisResult, SliceEvidence, compare_error_rates, test_hypothesis
+from failwidgets.methods import SliceEvidence, slice_evidence
+from failwidgets.methods.hypotheses import HypothesisResult, test_hypothesis
 from failwidgets.widgets.parts import FailWidget, ImageGrid
 from failwidgets.widgets.parts.selection import SelectionMixin
 
@@ -405,7 +406,7 @@ class FailureMap(SelectionMixin, FailWidget):
     def evidence(self, indices: Any = None) -> SliceEvidence:
         """Error rate of a selection (default: ``selection``) versus the rest, 95% Wilson CIs, Fisher p."""
         idx = self.selection_indices if indices is None else np.asarray(indices, np.int64)
-        return compare_error_rates(self.errors, idx)
+        return slice_evidence(idx, self.errors)
 
     def grid_rows(self, indices: Any) -> np.ndarray:
         """The rows of a selection shown in the grid: all of it up to ``n_grid``, else a seeded sample."""

@@ -60,7 +60,7 @@ def test_lasso_on_the_page_updates_grid_and_numbers_and_hypothesis_box(voila_ser
                            timeout=UPDATE_MS)
     text = page.locator(".fw-test-evidence").text_content()
     assert f"{N_LEFT} selected of {N_LEFT + N_RIGHT}" in text
-    assert "error inside 100.0%" in text and "outside 0.0%" in text and "Fisher exact p" in text
+    assert "error 100% [" in text and "inside vs 0% [" in text and "Fisher p = " in text
     page.wait_for_function(
         "() => { const ims = [...document.querySelectorAll('.fw-test-grid img')];"
         " return ims.length === 8 && ims.every(i => i.complete && i.naturalWidth > 0); }", timeout=UPDATE_MS)

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from scipy.stats import fisher_exact
 
-from failwidgets.methods.hypotheses import compare_error_rates, phrase_similarity, test_hypothesis, wilson_interval
+from failwidgets.methods import slice_evidence, wilson_interval
+from failwidgets.methods.hypotheses import phrase_similarity, test_hypothesis
 
 
 def test_wilson_interval_matches_the_formula_and_edge_cases():
@@ -23,12 +24,12 @@ def test_wilson_interval_matches_the_formula_and_edge_cases():
         wilson_interval(1, 3, confidence=1.0)
 
 
-def test_compare_error_rates_counts_and_exact_test():
+def test_slice_evidence_counts_and_exact_test():
     errors = np.zeros(100, bool)
     errors[:15] = True      # 15 of the first 20 are errors
     errors[50:55] = True    # 5 of the other 80
     inside = np.arange(20)
-    ev = compare_error_rates(errors, inside)
+    ev = slice_evidence(inside, errors)
     assert (ev.n_inside, ev.errors_inside, ev.n_outside, ev.errors_outside) == (20, 15, 80, 5)
     assert ev.rate_inside == 0.75 and ev.rate_outside == 5 / 80
     assert ev.p_value == pytest.approx(fisher_exact([[15, 5], [5, 75]]).pvalue)
@@ -36,17 +37,17 @@ def test_compare_error_rates_counts_and_exact_test():
     assert ev.ci_inside[0] < 0.75 < ev.ci_inside[1]
     mask = np.zeros(100, bool)
     mask[inside] = True
-    assert compare_error_rates(errors, mask) == ev                      # mask or indices: the same
+    assert slice_evidence(mask, errors) == ev                      # mask or indices: the same
     among = np.arange(60)
-    ev2 = compare_error_rates(errors, inside, among=among)              # outside = among minus inside
+    ev2 = slice_evidence(inside, errors, among=among)              # outside = among minus inside
     assert (ev2.n_outside, ev2.errors_outside) == (40, 5)
-    assert "error inside 75.0%" in ev.summary() and ev.to_dict()["n_inside"] == 20
-    empty = compare_error_rates(errors, [])
+    assert "20 images; error 75% [" in ev.summary() and ev.to_dict()["n_inside"] == 20
+    empty = slice_evidence([], errors)
     assert empty.n_inside == 0 and np.isnan(empty.p_value) and np.isnan(empty.rate_inside)
     with pytest.raises(ValueError, match="inside"):
-        compare_error_rates(errors, [100])
+        slice_evidence([100], errors)
     with pytest.raises(ValueError, match="inside"):
-        compare_error_rates(errors, np.ones(5, bool))
+        slice_evidence(np.ones(5, bool), errors)
 
 
 class AxisEncoder:

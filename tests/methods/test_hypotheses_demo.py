@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from failwidgets.methods.hypotheses import compare_error_rates, test_hypothesis
+from failwidgets.methods.hypotheses import slice_evidence, test_hypothesis
 
 pytestmark = pytest.mark.slow
 CIRCLE = 0
@@ -50,7 +50,7 @@ def test_on_grass_is_lower_and_on_snow_higher_than_grass_for_circles(demo, test_
     # "on snow": significantly higher error than the majority ("on grass") slice
     errors = data.labels != preds
     both = np.concatenate([snow.slice_indices, grass.slice_indices])
-    vs_grass = compare_error_rates(errors, snow.slice_indices, among=both)
+    vs_grass = slice_evidence(snow.slice_indices, errors, among=both)
     assert vs_grass.rate_inside > vs_grass.rate_outside + 0.2 and vs_grass.p_value < 1e-3
     # and not lower than the rest of the circles (the measured, not the hoped-for, comparison)
     assert snow.evidence.rate_inside >= snow.evidence.rate_outside - 0.05

@@ -215,7 +215,7 @@ def test_caption_evidence_counts_and_heldout_error(setup, tmp_path):
     np.testing.assert_array_equal(inside, X[cls0, 3] > (np.sqrt(2) - 1) * X[cls0, 8])
     assert n_val == int(inside.sum())
     assert ev == slice_evidence(inside, is_failure(labels[cls0], preds[cls0]))
-    assert ev.err_in > ev.err_out and ev.p_value < 1e-3  # the minority (x_3 + 3) fails
+    assert ev.rate_inside > ev.rate_outside and ev.p_value < 1e-3  # the minority (x_3 + 3) fails
     assert f"covers {n_val} val" in w.caption_html.value and "held-out images" in w.caption_html.value
     plain = make(setup, tmp_path)  # no embedder: no evidence column
     assert "evidence" not in plain.caption_html.value

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import failwidgets
-from failwidgets.methods.hypotheses import compare_error_rates
+from failwidgets.methods.hypotheses import slice_evidence
 from failwidgets.widgets.failure_map import FailureMap, jscatter_available
 
 BACKENDS = ["bqplot"] + (["jscatter"] if jscatter_available() else [])
@@ -65,9 +65,9 @@ def test_page_selection_fills_grid_and_evidence(fmap):
     rows = np.flatnonzero(hard)[:60]
     _page_select(fmap, rows)
     assert sorted(fmap.selection) == sorted(rows.tolist())
-    ev = compare_error_rates(fmap.errors, rows)
+    ev = slice_evidence(rows, fmap.errors)
     assert fmap.last_evidence == ev
-    assert f"{ev.n_inside} selected" in fmap.evidence_html.value and "Fisher exact p" in fmap.evidence_html.value
+    assert f"{ev.n_inside} selected" in fmap.evidence_html.value and "Fisher p" in fmap.evidence_html.value
     assert len(fmap.grid) == 10 and set(fmap.grid.tile_keys) <= set(rows.tolist())
     frame = fmap.selection_frame()
     assert list(frame.columns[:4]) == ["index", "label", "prediction", "error"]

@@ -248,8 +248,8 @@ def test_named_rules_and_leaf_evidence(browser):
     inside = hx[idx, 9] <= w.result.fit.nodes.loc[0, "threshold"]
     ev = w.node_evidence(1)
     want = slice_evidence(inside, is_failure(hl[idx], hp[idx]))
-    assert ev == want and ev.n_in == int(w.result.heldout.nodes.loc[1, "size"])
-    assert ev.err_in > ev.err_out and ev.p_value < 0.01
+    assert ev == want and ev.n_inside == int(w.result.heldout.nodes.loc[1, "size"])
+    assert ev.rate_inside > ev.rate_outside and ev.p_value < 0.01
     assert f"covers {int(w.result.fit.nodes.loc[1, 'size'])} of {len(w.result.fit_indices)} b fit images" \
         in w.node_html.value
     assert ev.summary("images") in w.node_evidence_text(1)
