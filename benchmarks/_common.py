@@ -20,6 +20,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
+from failwidgets.files import atomic_write
+
 PROFILES = ("toy", "quick", "full")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -177,10 +179,9 @@ def write_json(rows: list[Row], env: dict, profile: str, path: Path | None = Non
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {"environment": env, "profile": profile, "rows": [dataclasses.asdict(r) for r in rows]}
     text = json.dumps(payload, indent=1, default=_json_default)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write(path, text)
     if latest:
-        (RESULTS_DIR / "latest.json").write_text(text)
+        atomic_write(RESULTS_DIR / "latest.json", text)
     return path
 
 

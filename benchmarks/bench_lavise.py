@@ -27,9 +27,8 @@ def _fitted(n: int, d: int, hw: int, n_words: int, seed: int = 0):
     words = [f"w{i}" for i in range(n_words)]
     space = WordSpace(words, rng.standard_normal((n_words, 50)).astype(np.float32), name="bench-random")
     concepts = {f"w{i}": rng.random((n, hw, hw)) < 0.3 for i in range(8)}
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, d, 3))  # explain() only needs the layer name with features=
-    lav = LaViSE(model, "0", word_space=space, epochs=1, batch_size=256, p=25, progress=False, random_state=seed)
-    lav.fit(None, concepts, features=feats)
+    lav = LaViSE(word_space=space, epochs=1, batch_size=256, p=25, progress=False, random_state=seed)
+    lav.fit(feats, concepts, layer="0")  # precomputed features: no model needed
     return lav, torch.from_numpy(feats)
 
 

@@ -130,7 +130,7 @@ def _tree_browser(profile, TreeBrowser) -> list[Row]:
     fail = np.concatenate([b[1] for b in blocks])
     preds = np.where(fail, (labels + 1) % n_classes, labels)
     images = _pool_images(len(feats), 64)
-    w = TreeBrowser(feats, labels, preds, images=images, max_depth=3, k=20)
+    w = TreeBrowser.from_arrays(feats, labels, preds, images=images, max_depth=3, k=20)
     nodes = list(range(len(w.result.fit.nodes)))
     first = _steps(w, "selected_node", nodes)
     second = _steps(w, "selected_node", nodes)

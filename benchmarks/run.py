@@ -1,4 +1,4 @@
-"""Run the failwidgets benchmark suite (issue 9): ``python -m benchmarks.run [--quick] [--only NAME ...]``.
+"""Run the failwidgets benchmark suite: ``python -m benchmarks.run [--quick] [--only NAME ...]``.
 
 Prints a table and writes JSON to ``benchmarks/results/`` (``<profile>-<time>.json`` and
 ``latest.json``). Profiles: ``--quick`` (small sizes, about 2 minutes), default full (the sizes named in
@@ -30,6 +30,7 @@ ITEMS = {
     "relations": "benchmarks.bench_relations",
     "widgets": "benchmarks.bench_widgets",
     "scale": "benchmarks.bench_scale",
+    "data": "benchmarks.bench_data",
 }
 
 

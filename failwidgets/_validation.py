@@ -20,6 +20,11 @@ __all__ = [
     "check_positive_int",
     "check_probability",
     "to_numpy",
+    "check_index",
+    "check_number",
+    "check_nonnegative_labels",
+    "check_magnitude",
+    "check_nesting",
 ]
 
 
@@ -31,6 +36,11 @@ def to_numpy(x: Any, name: str = "x") -> np.ndarray:
         import torch
 
         if isinstance(x, torch.Tensor):
+            if x.device.type == "meta":
+                raise ValueError(f"{name}: expected a tensor holding data, got a tensor on the 'meta' device")
+            if x.dtype == torch.bfloat16:
+                raise TypeError(f"{name}: expected a tensor of a numpy dtype (float16/32/64, int, bool), got "
+                                "torch.bfloat16; convert it with .float()")
             return x.detach().cpu().numpy()
     except ImportError:  # pragma: no cover
         pass
@@ -73,6 +83,8 @@ def check_array(
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
     if dtype == "float":
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            raise TypeError(f"{name}: expected a real float array, got dtype {arr.dtype} (complex)")
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
             raise TypeError(f"{name}: expected a float array, got dtype {arr.dtype}")
         if arr.dtype != np.float64:
@@ -162,3 +174,63 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
     return value
+
+
+def check_index(value: Any, name: str, n: int, *, what: str = "an index") -> int:
+    """An integer (Python or numpy, not bool / float / str) in ``[0, n)``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected {what} (an integer in [0, {n})), got {value!r} of type {type(value).__name__}")
+    if not 0 <= int(value) < n:
+        raise ValueError(f"{name}: expected {what} in [0, {n}), got {value}")
+    return int(value)
+
+
+def check_number(value: Any, name: str, *, finite: bool = True) -> float:
+    """A real number (not bool / str); finite unless ``finite=False``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {value!r} of type {type(value).__name__}")
+    v = float(value)
+    if finite and not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return v
+
+
+def check_nonnegative_labels(arr: np.ndarray, name: str) -> np.ndarray:
+    """Class indices must be >= 0 (and not booleans)."""
+    if arr.dtype == bool:
+        raise TypeError(f"{name}: expected integer class indices, got a boolean array")
+    if arr.size and int(arr.min()) < 0:
+        raise ValueError(f"{name}: expected class indices >= 0, got values down to {int(arr.min())}")
+    return arr
+
+
+def check_magnitude(arr: np.ndarray, name: str, limit: float = 1e150) -> np.ndarray:
+    """Reject values so large that squaring them overflows float64 (statistics would become inf)."""
+    if arr.size and np.issubdtype(arr.dtype, np.floating):
+        big = float(np.max(np.abs(arr)))
+        if big > limit:
+            raise ValueError(f"{name}: expected values with |x| <= {limit:g} (their squares must be finite), "
+                             f"got max |x| = {big:.3g}")
+    return arr
+
+
+def check_nesting(obj: Any, name: str, max_depth: int = 100) -> None:
+    """Reject containers nested deeper than ``max_depth`` or containing themselves (reference cycles)."""
+    active: set[int] = set()
+    # iterative walk with explicit enter / leave markers so a cycle (not a shared child) is detected
+    todo: list[tuple[Any, int, bool]] = [(obj, 0, True)]
+    while todo:
+        item, depth, enter = todo.pop()
+        if not enter:
+            active.discard(id(item))
+            continue
+        if isinstance(item, (list, tuple, dict, set, frozenset)):
+            if id(item) in active:
+                raise ValueError(f"{name}: expected no reference cycles, got a container that contains itself")
+            if depth > max_depth:
+                raise ValueError(f"{name}: expected at most {max_depth} levels of nesting, got deeper")
+            active.add(id(item))
+            todo.append((item, depth, False))
+            children = list(item.items()) if isinstance(item, dict) else list(item)
+            for child in children:
+                todo.append((child, depth + 1, True))

@@ -5,7 +5,8 @@ so a fifth method is documented and checked the day it is registered::
 
     from failwidgets.registry import MethodSpec, register_method
     register_method(MethodSpec(name="mine", paper="Me et al. 2027", estimator="mypkg.methods:Mine",
-                               widget="mypkg.widgets:MineView", recipe="mypkg.demo.recipes.mine"))
+                               widget="mypkg.widgets:MineView", recipe="mypkg.demo.recipes.mine",
+                               estimator_case="mypkg.testing:mine_case"))
 
 Objects are named by ``"module:attribute"`` strings and imported on first use, so importing the
 registry loads no method, widget or demo code (and no layer imports a higher one through it).
@@ -41,6 +42,11 @@ class MethodSpec:
     widget : str, ``"module:Class"`` of the widget that holds a fitted estimator
     recipe : str, module of the demo glue (what ``Widget.from_demo`` needs)
     title : str, one line for tables
+    estimator_case : str, ``"module:function"`` returning the tiny
+        :class:`~failwidgets.testing._cases.EstimatorCase` that :func:`failwidgets.testing.check_failure_estimator`
+        runs (empty: the method is not checked)
+    widget_case : str, ``"module:function"`` returning a fresh widget built on tiny data (for the
+        shared widget checks of :mod:`failwidgets.testing.widget_checks`); empty: not checked
     """
 
     name: str
@@ -49,6 +55,8 @@ class MethodSpec:
     widget: str
     recipe: str
     title: str = ""
+    estimator_case: str = ""
+    widget_case: str = ""
 
     def load_estimator(self) -> type:
         """The estimator class (imported now)."""
@@ -58,9 +66,21 @@ class MethodSpec:
         """The widget class (imported now)."""
         return _resolve(self.widget)
 
+    def load_widget_case(self):
+        """The function building this method's test widget (imported now); ValueError when none is set."""
+        if not self.widget_case:
+            raise ValueError(f"widget_case: method {self.name!r} registers no widget case")
+        return _resolve(self.widget_case)
+
     def load_recipe(self):
         """The demo recipe module (imported now)."""
         return _resolve(self.recipe)
+
+    def load_estimator_case(self):
+        """The function that builds this method's contract-check case (imported now)."""
+        if not self.estimator_case:
+            raise ValueError(f"estimator_case: method {self.name!r} names no estimator case")
+        return _resolve(self.estimator_case)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -98,7 +118,9 @@ METHODS = tuple(
             estimator="failwidgets.methods.relations:RelationMiner",
             widget="failwidgets.widgets:RelationshipAnnotator",
             recipe="failwidgets.demo.recipes.relations",
+            estimator_case="failwidgets.testing._cases:relations_case",
             title="attribute relation mining, blind spots and failure modes",
+            widget_case="failwidgets.testing._widget_cases:relationship_annotator",
         ),
         MethodSpec(
             name="barlow",
@@ -106,7 +128,9 @@ METHODS = tuple(
             estimator="failwidgets.methods.barlow:BarlowTree",
             widget="failwidgets.widgets:TreeBrowser",
             recipe="failwidgets.demo.recipes.barlow",
+            estimator_case="failwidgets.testing._cases:barlow_case",
             title="failure trees on robust features",
+            widget_case="failwidgets.testing._widget_cases:tree_browser",
         ),
         MethodSpec(
             name="lavise",
@@ -114,7 +138,9 @@ METHODS = tuple(
             estimator="failwidgets.methods.lavise:LaViSE",
             widget="failwidgets.widgets:FilterWordExplorer",
             recipe="failwidgets.demo.recipes.lavise",
+            estimator_case="failwidgets.testing._cases:lavise_case",
             title="conv filters explained with words",
+            widget_case="failwidgets.testing._widget_cases:filter_word_explorer",
         ),
         MethodSpec(
             name="directions",
@@ -122,7 +148,9 @@ METHODS = tuple(
             estimator="failwidgets.methods.directions:FailureDirections",
             widget="failwidgets.widgets:DirectionSlider",
             recipe="failwidgets.demo.recipes.directions",
+            estimator_case="failwidgets.testing._cases:directions_case",
             title="failure directions in vision-language space",
+            widget_case="failwidgets.testing._widget_cases:direction_slider",
         ),
     )
 )

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark suite (issue 9): every item's code path at toy sizes.
+"""Smoke test of the benchmark suite: every item's code path at toy sizes.
 
 Checks the structure of the rows, the table and the JSON, and that both sides of each comparison agree
 numerically where they must (same gradients, same CV scores, same words, same relations, identical

@@ -121,3 +121,15 @@ def test_private_rule_catches_an_outside_import(tmp_path):
     f = tmp_path / "user.py"
     f.write_text("from failwidgets.methods.directions._svm import cv_linear_svm\nimport failwidgets._validation\n")
     assert len(_private_violations([f])) == 2
+
+
+def test_import_failwidgets_does_not_load_captum():
+    import subprocess
+    import sys
+
+    code = "import sys, failwidgets; print('captum' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PKG.parent)
+    assert out.stdout.strip() == "False"
+    code = "import sys, failwidgets.compute as c; c.attribution_maps; print('captum' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PKG.parent)
+    assert out.stdout.strip() == "True"

@@ -16,6 +16,8 @@ from failwidgets.compute.hashing import fingerprint
 from failwidgets.compute.gradients import output_gradients
 from failwidgets.compute.hooks import capture, get_module, layer_activations, module_names
 from failwidgets.compute.images import Normalized, as_image_tensor, iter_batches
+from failwidgets.compute.store import ShardedStore
+from failwidgets.compute.streaming import SkippedImagesWarning, embed, image_batches
 
 _LAZY = {"attribution_maps": ".attribution"}
 
@@ -45,6 +47,10 @@ __all__ = [
     "OpenClipEncoder",
     "TorchvisionFeatureEncoder",
     "encode_with_cache",
+    "embed",
+    "image_batches",
+    "ShardedStore",
+    "SkippedImagesWarning",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "EmbeddingCache",

@@ -8,7 +8,7 @@ One entry point, :func:`attribution_maps`, with three methods that share one con
 - ``"integrated_gradients"``: ``captum.attr.IntegratedGradients`` from a black baseline, summed over
   colour channels. Signed.
 - ``"grad_cam"``: ``captum.attr.LayerGradCam`` at ``layer`` (ReLU applied), upsampled to the image
-  with ``LayerAttribution.interpolate`` (bilinear). Non-negative.
+  with ``compute.maps.upsample_maps`` (bilinear, as captum's ``LayerAttribution.interpolate``). Non-negative.
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
+from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 from torch import nn
 
 from failwidgets._validation import check_choice, check_labels, check_positive_int
+from failwidgets.compute.maps import upsample_maps
 
 from failwidgets.compute.device import eval_on
 from failwidgets.compute.hooks import get_module
@@ -111,6 +112,6 @@ def attribution_maps(
                         f"layer: Grad-CAM needs a convolutional layer with output (N, C, h, w); {layer!r} "
                         f"gives shape {tuple(cam.shape)}"
                     )
-                a = LayerAttribution.interpolate(cam, (H, W), interpolate_mode="bilinear")[:, 0]
+                a = upsample_maps(cam[:, :1], (H, W))
             out[sl] = a.detach().float().cpu().numpy()
     return out

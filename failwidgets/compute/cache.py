@@ -35,10 +35,11 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from failwidgets._io import default_file_mode
 from failwidgets._validation import check_array
 from failwidgets.compute.hashing import fingerprint
 
-__all__ = ["EmbeddingCache", "CacheEntry", "CacheCorruptionWarning", "default_cache_dir"]
+__all__ = ["EmbeddingCache", "CacheEntry", "CacheCorruptionWarning", "CacheAccessWarning", "default_cache_dir"]
 
 _ENV = "FAILWIDGETS_CACHE"
 _SUFFIX = ".safetensors"
@@ -60,6 +61,14 @@ class CacheCorruptionWarning(UserWarning):
     """An entry failed to parse or its checksum did not match; it was removed and will be recomputed."""
 
 
+class CacheAccessWarning(UserWarning):
+    """The cache could not be read or written (permissions, read-only disk, a folder in the way).
+
+    A read that fails this way counts as a miss; a write that fails this way leaves the computed value
+    uncached (``get_or_compute`` still returns it).
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class CacheEntry:
     """What ``EmbeddingCache.entries()`` lists about one entry (read from its header only).
@@ -72,7 +81,8 @@ class CacheEntry:
     created : float, Unix time of the write.
     shapes : dict name -> tuple of ints (an entry holding one array has the single name ``"array"``).
     dtypes : dict name -> str (numpy dtype name).
-    path : Path of the file.
+    path : Path of the file (of the directory for a sharded store).
+    complete : bool, False for a sharded store whose shards are not all computed yet.
     """
 
     key: str
@@ -82,6 +92,7 @@ class CacheEntry:
     shapes: dict
     dtypes: dict
     path: Path
+    complete: bool = True
 
 
 def default_cache_dir() -> Path:
@@ -121,6 +132,8 @@ class EmbeddingCache:
         if root is not None and not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root: expected a path (str or os.PathLike) or None, got {type(root).__name__}")
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"root: expected a directory (or a path where one can be created), got the file {self.root}")
         self._remove_stale_temp_files()
 
     def __repr__(self) -> str:
@@ -171,12 +184,22 @@ class EmbeddingCache:
             before = path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            _access_warning(f"entry {path.name} cannot be read ({exc}); treated as a miss")
+            return None
+        if not path.is_file():
+            _access_warning(f"{path} is not a file (expected a cache entry file); treated as a miss")
+            return None
         try:
             with safe_open(str(path), framework="numpy") as f:  # what load_file does, plus the header
                 meta = _parse_meta(f.metadata())
                 arrays = {name: f.get_tensor(name) for name in f.keys()}
             problem = _verify(key, meta, arrays)
-        except FileNotFoundError:  # removed between stat and open
+        except (FileNotFoundError, PermissionError) as exc:
+            # safetensors reports EACCES as FileNotFoundError: an entry that is still there is unreadable
+            if path.exists():
+                _access_warning(f"entry {path.name} exists but cannot be read ({type(exc).__name__}: {exc}; "
+                                "another user's cache?); treated as a miss")
             return None
         except _PARSE_ERRORS as exc:  # not MemoryError / PermissionError: those say nothing of the file
             problem = f"{type(exc).__name__}: {exc}"
@@ -201,10 +224,14 @@ class EmbeddingCache:
                     shapes={n: tuple(a["shape"]) for n, a in meta["arrays"].items()},
                     dtypes={n: a["dtype"] for n, a in meta["arrays"].items()}, path=path,
                 ))
-            except FileNotFoundError:
+            except (FileNotFoundError, PermissionError) as exc:
+                if path.exists():
+                    _access_warning(f"entry {path.name} exists but cannot be read ({type(exc).__name__}: "
+                                    f"{exc}); not listed")
                 continue
             except _PARSE_ERRORS as exc:
                 self._discard_corrupt(path, stat, f"{type(exc).__name__}: {exc}")
+        out += self._sharded_entries()
         return sorted(out, key=lambda e: e.created)
 
     def size_bytes(self) -> int:
@@ -215,7 +242,7 @@ class EmbeddingCache:
                 total += path.stat().st_size
             except FileNotFoundError:
                 pass
-        return total
+        return total + sum(e.size_bytes for e in self._sharded_entries())
 
     # -- write ----------------------------------------------------------------------------------------
     def put(self, key: str, arrays: Any, parts: Mapping[str, Any]) -> Path:
@@ -241,6 +268,11 @@ class EmbeddingCache:
                 "created": time.time(), "single": single,
                 "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in named.items()}}
         meta["sha256"] = _checksum(meta, named)
+        if path.exists() and not path.is_file():
+            raise IsADirectoryError(f"key: the entry path {path} is a directory, expected a cache entry file; "
+                                    "remove it")
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(f"root: expected a directory, {self.root} is a file")
         # A private temp directory per write: save_file streams the arrays without copying them, and
         # recent safetensors (0.8) writes through its own temp file, which a killed writer would leave
         # behind under a name we do not choose; inside our directory it is found and cleaned with it.
@@ -249,6 +281,7 @@ class EmbeddingCache:
         try:
             tmp = tmp_dir / f"{key}{_SUFFIX}"
             save_file(named, str(tmp), metadata={_META: json.dumps(meta, sort_keys=True)})
+            os.chmod(tmp, default_file_mode())  # safetensors' temp file is 0600; a shared cache needs the umask's mode
             _fsync_file(tmp)
             try:
                 os.replace(tmp, path)
@@ -284,17 +317,40 @@ class EmbeddingCache:
             return hit
         value = compute()
         single, named = _as_named_arrays(value, name="compute()")
-        self.put(key, named[_SINGLE] if single else named, parts)
+        try:
+            self.put(key, named[_SINGLE] if single else named, parts)
+        except OSError as exc:  # read-only or foreign cache: keep the result, say why it is not cached
+            _access_warning(f"could not store the computed value in {self.root} ({type(exc).__name__}: {exc}); "
+                            "returning it uncached")
         return named[_SINGLE] if single else named
+
+    def sharded(self, parts: Mapping[str, Any], *, n_rows: int, row_shape, dtype: Any = "float32",
+                shard_size: int | None = None):
+        """The resumable sharded store for ``parts`` (created, or reopened with its finished shards).
+
+        See :class:`failwidgets.compute.store.ShardedStore`; ``failwidgets.compute.embed`` fills it.
+        """
+        from failwidgets.compute.store import DEFAULT_SHARD_SIZE, ShardedStore
+
+        return ShardedStore.open(self.root, parts, n_rows=n_rows, row_shape=row_shape, dtype=dtype,
+                                 shard_size=DEFAULT_SHARD_SIZE if shard_size is None else shard_size)
 
     # -- remove ---------------------------------------------------------------------------------------
     def remove(self, key: str) -> bool:
-        """Remove one entry; returns whether it existed."""
+        """Remove one entry (a single-file entry or a sharded store); returns whether it existed."""
+        from failwidgets.compute.store import STORE_SUFFIX
+
+        self._path(key)  # validates the key
+        store = self.root / f"{key}{STORE_SUFFIX}"
+        removed = False
+        if store.is_dir():
+            shutil.rmtree(store, ignore_errors=True)
+            removed = True
         try:
             self._path(key).unlink()
             return True
         except FileNotFoundError:
-            return False
+            return removed
 
     def clear(self, predicate: Callable[[CacheEntry], bool] | None = None) -> int:
         """Remove every entry (or those for which ``predicate(entry)`` is true) and stale temp files.
@@ -313,7 +369,8 @@ class EmbeddingCache:
             )
         self._remove_stale_temp_files()
         if predicate is None:
-            return sum(self.remove(p.stem) for p in self._entry_paths())
+            keys = {p.stem for p in self._entry_paths()} | {e.key for e in self._sharded_entries()}
+            return sum(self.remove(k) for k in keys)
         return sum(self.remove(e.key) for e in self.entries() if predicate(e))
 
     # -- internals ------------------------------------------------------------------------------------
@@ -325,7 +382,28 @@ class EmbeddingCache:
     def _entry_paths(self) -> Iterator[Path]:
         if not self.root.is_dir():
             return iter(())
-        return (p for p in self.root.iterdir() if p.suffix == _SUFFIX and _KEY.fullmatch(p.stem))
+        return (p for p in self.root.iterdir() if p.suffix == _SUFFIX and _KEY.fullmatch(p.stem) and p.is_file())
+
+    def _sharded_entries(self) -> list[CacheEntry]:
+        """Entries of the sharded stores (``<key>.shards/`` directories), from their manifests."""
+        from failwidgets.compute.store import STORE_SUFFIX, ShardedStore
+
+        if not self.root.is_dir():
+            return []
+        out = []
+        for p in self.root.iterdir():
+            if p.suffix != STORE_SUFFIX or not _KEY.fullmatch(p.stem) or not p.is_dir():
+                continue
+            try:
+                st = ShardedStore(p)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a store being created or broken; ShardedStore.open rebuilds a broken one
+            out.append(CacheEntry(
+                key=st.key, parts=st.parts, size_bytes=st.size_bytes(), created=st.created,
+                shapes={_SINGLE: (st.n_rows, *st.row_shape), "missing": (st.n_rows,)},
+                dtypes={_SINGLE: st.dtype.name, "missing": "bool"}, path=p, complete=st.is_complete(),
+            ))
+        return out
 
     def _discard_corrupt(self, path: Path, before: os.stat_result, problem: str) -> None:
         warnings.warn(f"embedding cache: entry {path.name} is corrupt ({problem}); removed, it will be "
@@ -337,6 +415,8 @@ class EmbeddingCache:
                 path.unlink()
         except FileNotFoundError:
             pass
+        except OSError as exc:  # read-only cache: report, still a miss
+            _access_warning(f"could not remove the corrupt entry {path.name} ({type(exc).__name__}: {exc})")
 
     def _remove_stale_temp_files(self) -> None:
         """Remove temp directories whose writer died (same host, pid gone) or older than a day."""
@@ -360,6 +440,13 @@ class EmbeddingCache:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+_MAX_DEPTH = 100  # nesting of parts; deeper is surely a mistake (and would exhaust the stack)
+
+
+def _access_warning(message: str) -> None:
+    warnings.warn(f"embedding cache: {message}", CacheAccessWarning, stacklevel=3)
+
+
 def _canonical_json(parts: Any) -> str:
     if not isinstance(parts, Mapping):
         raise TypeError(f"parts: expected a dict with str keys, got {type(parts).__name__}")
@@ -367,8 +454,10 @@ def _canonical_json(parts: Any) -> str:
                       ensure_ascii=False, allow_nan=False)
 
 
-def _jsonable(obj: Any, path: str) -> Any:
+def _jsonable(obj: Any, path: str, depth: int = 0) -> Any:
     """``obj`` as JSON-native values (numpy scalars unwrapped, tuples as lists), naming the bad path."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"parts: expected at most {_MAX_DEPTH} levels of nesting, got deeper at {path[:80]}...")
     if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
         obj = obj.item()
     if obj is None or isinstance(obj, (str, bool, int)):
@@ -382,10 +471,10 @@ def _jsonable(obj: Any, path: str) -> Any:
         for k, v in obj.items():
             if not isinstance(k, str):
                 raise TypeError(f"{path}: expected str keys, got key {k!r} of type {type(k).__name__}")
-            out[k] = _jsonable(v, f"{path}[{k!r}]")
+            out[k] = _jsonable(v, f"{path}[{k!r}]", depth + 1)
         return out
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        return [_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]
     hint = " (pass fingerprint(value) instead)" if hasattr(obj, "shape") or hasattr(obj, "state_dict") else ""
     raise TypeError(f"{path}: expected a JSON-serialisable value (str, int, float, bool, None, list, dict), "
                     f"got {type(obj).__name__}{hint}")

@@ -33,6 +33,12 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {device!r} requested but CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "meta"):
+        try:
+            torch.empty(0, device=dev)
+        except (RuntimeError, TypeError, NotImplementedError, AssertionError) as exc:
+            raise ValueError(f"device: {device!r} is not available on this machine ({str(exc).splitlines()[0]}); "
+                             "expected 'cpu' or an available accelerator") from exc
     return dev
 
 

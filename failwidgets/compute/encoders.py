@@ -6,6 +6,7 @@ ndarray (N, D)`` (``NotImplementedError`` for image-only encoders).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -44,6 +45,29 @@ class Encoder(Protocol):
     def encode_images(self, images: Any, *, batch_size: int = 64, progress: bool = True) -> np.ndarray: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _check_image_size(size: Any) -> int | tuple[int, int] | None:
+    """None, an int >= 1 or a pair of ints >= 1."""
+    from failwidgets._validation import check_positive_int
+
+    if size is None:
+        return None
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f"image_size: expected an int or a pair (H, W) of ints >= 1, got {size!r}")
+        return tuple(check_positive_int(v, "image_size") for v in size)
+    return check_positive_int(size, "image_size")
+
+
+def _check_channels(values: Any, name: str, positive: bool = False) -> tuple[float, ...]:
+    """Three finite per-channel numbers (``std``: all > 0)."""
+    arr = np.asarray(values, dtype=float) if not isinstance(values, str) else np.array([np.nan])
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected 3 finite numbers (one per RGB channel), got {values!r}")
+    if positive and np.any(arr <= 0):
+        raise ValueError(f"{name}: expected 3 positive numbers (one per RGB channel), got {values!r}")
+    return tuple(float(v) for v in arr)
 
 
 def _resize_normalize(x: torch.Tensor, size: int | tuple[int, int] | None, mean, std) -> torch.Tensor:
@@ -161,6 +185,8 @@ class TorchvisionFeatureEncoder:
     ):
         if reduce not in ("mean", "max", "flatten"):
             raise ValueError(f"reduce: expected 'mean', 'max' or 'flatten', got {reduce!r}")
+        image_size = _check_image_size(image_size)
+        mean, std = _check_channels(mean, "mean"), _check_channels(std, "std", positive=True)
         self.device = get_device(device)
         self.model = model.eval().to(self.device)
         if layer is None:
@@ -174,7 +200,7 @@ class TorchvisionFeatureEncoder:
         self.layer = layer
         self.name = name or f"{type(model).__name__}:{self._hook_name}{':input' if self._hook_input else ''}"
         self.image_size = image_size
-        self.mean, self.std, self.reduce = tuple(mean), tuple(std), reduce
+        self.mean, self.std, self.reduce = mean, std, reduce
         self._identity: dict | None = None
         self.embed_dim = int(self.encode_images(torch.zeros(1, 3, 32, 32) + 0.5, progress=False).shape[1])
 
@@ -236,19 +262,21 @@ def encode_with_cache(
     batch_size: int = 64,
     progress: bool = True,
 ) -> np.ndarray:
-    """Image embeddings through the embedding cache.
+    """Image embeddings through the embedding cache, in memory (for small data; see ``embed``).
 
-    The key combines ``encoder.identity()`` with ``data_id`` (a dataset identity such as the world's
-    fingerprint plus the split name) or, when not given, a hash of the image bytes. A second identical
-    request loads from disk and computes nothing.
+    The same path as :func:`failwidgets.compute.embed` (which returns a memory map of the store and
+    streams sources of any size); this returns a writable in-memory copy. The key combines
+    ``encoder.identity()`` with ``data_id`` (a dataset identity such as the world's fingerprint plus
+    the split name) or, when not given, the source's identity (a hash of in-memory image bytes). A
+    second identical request loads from disk and computes nothing.
     """
     if cache is None:
         cache = EmbeddingCache()
-    parts = {
-        "what": "image_embeddings",
-        "encoder": encoder.identity(),
-        "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
-    }
-    return cache.get_or_compute(
-        parts, lambda: encoder.encode_images(images, batch_size=batch_size, progress=progress)
-    )
+    elif not isinstance(cache, EmbeddingCache):
+        raise TypeError(f"cache: expected an EmbeddingCache or None, got {type(cache).__name__}"
+                        + (" (wrap a folder as EmbeddingCache(path))" if isinstance(cache, (str, os.PathLike)) else ""))
+    from failwidgets.compute.streaming import embed
+    from failwidgets.data import as_source, is_source
+
+    src = images if is_source(images) else as_source(images, identity=data_id)
+    return np.array(embed(src, encoder, cache=cache, batch_size=batch_size, progress=progress))

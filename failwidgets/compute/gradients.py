@@ -17,7 +17,7 @@ from torch import nn
 
 from failwidgets.compute.device import eval_on
 from failwidgets.compute.hooks import capture, get_module
-from failwidgets.compute.images import as_image_tensor, iter_batches
+from failwidgets.compute.streaming import image_batches
 
 __all__ = ["output_gradients"]
 
@@ -50,7 +50,8 @@ def output_gradients(
     Parameters
     ----------
     model : network, run in eval mode (restored afterwards).
-    images : float (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3).
+    images : float (N, 3, H, W) in [0, 1], uint8 (N, H, W, 3), or an image source
+        (``failwidgets.data.as_source``), streamed batch by batch.
     layer : exact module name of the layer x.
     outputs : maps the model's output to the (B, n) scalar outputs Y_1..Y_n; default: the model output,
         which must then be 2-D.
@@ -60,16 +61,15 @@ def output_gradients(
     acts : Tensor (N, *S) — x^I.
     grads : Tensor (N, n, *S) — dY_i/dx at x^I, float32, on the CPU.
     """
-    x = as_image_tensor(images)
     get_module(model, layer)
     acts_out: list[torch.Tensor] = []
     grads_out: list[torch.Tensor] = []
     with eval_on(model, device) as dev, capture(model, layer, keep_graph=True) as store:
-        for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"gradients {layer}"):
+        for _, xb in image_batches(images, batch_size, device=dev, progress=progress, desc=f"gradients {layer}"):
             with torch.enable_grad():
                 # the input requires grad so the graph reaches the layer even when every
                 # parameter is frozen (requires_grad=False)
-                y = model(x[sl].to(dev).requires_grad_(True))
+                y = model(xb.requires_grad_(True))
                 y = outputs(y) if outputs is not None else y
                 if not isinstance(y, torch.Tensor) or y.ndim != 2:
                     got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

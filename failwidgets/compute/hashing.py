@@ -59,6 +59,9 @@ def fingerprint(obj: Any) -> str:
     TypeError
         For any other type (the message names the type and the path inside ``obj``).
     """
+    from failwidgets._validation import check_nesting
+
+    check_nesting(obj, "obj")  # a self-referencing or absurdly deep container would exhaust the stack
     h = hashlib.sha256()
     _update(h, obj, "obj")
     return h.hexdigest()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from failwidgets.compute.device import autocast, eval_on
-from failwidgets.compute.images import as_image_tensor, iter_batches
+from failwidgets.compute.streaming import image_batches
 
 __all__ = ["get_module", "capture", "layer_activations", "module_names"]
 
@@ -103,7 +103,8 @@ def layer_activations(
     Parameters
     ----------
     model : the network (put in eval mode for the call, restored afterwards).
-    images : float tensor (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3).
+    images : float tensor (N, 3, H, W) in [0, 1], uint8 (N, H, W, 3), or an image source
+        (``failwidgets.data.as_source``), which is streamed through a DataLoader batch by batch.
     layer : exact module name.
     reduce : ``None`` keeps the full map (N, C, h, w); ``"mean"`` / ``"max"`` pool spatial dims -> (N, C).
 
@@ -113,13 +114,15 @@ def layer_activations(
     """
     if reduce is not None and reduce not in _REDUCERS:
         raise ValueError(f"reduce: expected None, 'mean' or 'max', got {reduce!r}")
-    x = as_image_tensor(images)
     get_module(model, layer)  # validate before any work
     chunks: list[torch.Tensor] = []
     with eval_on(model, device) as dev, torch.no_grad(), capture(model, layer) as store:
-        for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"activations {layer}"):
+        for _, xb in image_batches(images, batch_size, device=dev, progress=progress, desc=f"activations {layer}"):
             with autocast(dev):
-                model(x[sl].to(dev))
+                try:
+                    model(xb)
+                except RuntimeError as exc:
+                    raise _size_error(exc, xb) from exc
             act = store[layer].float()
             if reduce is not None:
                 act = _REDUCERS[reduce](act)
@@ -127,3 +130,13 @@ def layer_activations(
     if not chunks:
         raise ValueError("images: expected at least one image")
     return torch.cat(chunks)
+
+
+def _size_error(exc: RuntimeError, x: torch.Tensor) -> Exception:
+    """A model that cannot run on images this small says so in terms of ``images``; other errors stay."""
+    msg = str(exc)
+    low = msg.lower()
+    if "kernel size" in low or "input size" in low or "output size is too small" in low:
+        return ValueError(f"images: expected images large enough for the model, got {x.shape[-2]}x{x.shape[-1]} "
+                          f"pixels ({msg.splitlines()[0]})")
+    return exc

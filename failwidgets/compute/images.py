@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from failwidgets._validation import check_positive_int
+
 __all__ = ["as_image_tensor", "iter_batches", "Normalized"]
 
 
@@ -19,9 +21,23 @@ def as_image_tensor(images: Any, name: str = "images") -> torch.Tensor:
     """Convert images to a float32 tensor ``(N, 3, H, W)`` in ``[0, 1]``.
 
     Accepts a tensor/array ``(N, 3, H, W)`` of floats in [0, 1], a ``uint8`` array/tensor ``(N, H, W, 3)``
-    or ``(N, 3, H, W)``, or a single image (3-D), which becomes a batch of one.
+    or ``(N, 3, H, W)``, a single image (3-D), which becomes a batch of one, or a small image source
+    (``failwidgets.data.ImageSource``, all images of one size), whose images are all loaded: stream a
+    large source with ``failwidgets.compute.embed`` / ``image_batches`` instead.
     """
+    from failwidgets.data import is_source
+
+    if is_source(images):
+        if not len(images):
+            raise ValueError(f"{name}: expected at least one image, got an empty source")
+        ts = [images.tensor(i) for i in range(len(images))]
+        if len({tuple(t.shape) for t in ts}) > 1:
+            raise ValueError(f"{name}: the source's images have different sizes; resize them (e.g. "
+                             "failwidgets.compute.image_batches(..., image_size=...)) first")
+        return torch.stack(ts).contiguous()
     if isinstance(images, torch.Tensor):
+        if images.device.type == "meta":
+            raise ValueError(f"{name}: expected a tensor holding pixel data, got a tensor on the 'meta' device")
         t = images.detach()
     elif isinstance(images, np.ndarray):
         arr = np.ascontiguousarray(images)
@@ -37,6 +53,8 @@ def as_image_tensor(images: Any, name: str = "images") -> torch.Tensor:
         raise ValueError(f"{name}: expected images of shape (N, 3, H, W) or (N, H, W, 3), got {tuple(t.shape)}")
     if t.shape[1] != 3 and t.shape[-1] == 3:
         t = t.permute(0, 3, 1, 2)
+    elif t.shape[1] == 3 and t.shape[-1] == 3 and t.dtype == torch.uint8 and isinstance(images, np.ndarray):
+        t = t.permute(0, 3, 1, 2)  # (N, 3, W, 3) is ambiguous: uint8 arrays are (N, H, W, 3) by convention
     if t.shape[1] not in (1, 3):
         raise ValueError(f"{name}: expected 1 or 3 colour channels, got shape {tuple(t.shape)}")
     if t.dtype == torch.uint8:
@@ -63,8 +81,7 @@ def iter_batches(
     n: int, batch_size: int, *, progress: bool = True, desc: str | None = None
 ) -> Iterator[slice]:
     """Yield slices ``[i, i + batch_size)`` covering ``range(n)``, with a tqdm progress bar."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
+    check_positive_int(batch_size, "batch_size")
     starts = range(0, n, batch_size)
     bar = tqdm(starts, desc=desc, disable=not progress or len(starts) <= 1, leave=False)
     try:

@@ -27,30 +27,19 @@ def accuracy(model, images, labels, *, batch_size: int = 256) -> float:
     return float(np.mean(pred == np.asarray(labels)))
 
 
-def _planted_correlation(world, factor_a: str, factor_b: str) -> dict:
-    for p in world.planted:
-        if p.get("kind") == "correlation" and tuple(p["factors"]) == (factor_a, factor_b):
-            return p
-    raise ValueError(
-        f"factor_a, factor_b: no correlation {factor_a!r} -> {factor_b!r} planted in this world "
-        f"(planted: {[tuple(p['factors']) for p in world.planted]})"
-    )
-
-
 def bias_gap(model, world, *, split: str = "test", factor_a: str = "shape", factor_b: str = "background",
              batch_size: int = 256) -> dict:
     """Accuracy on the majority cells (``b == mapping[a]``) and minority cells (``b != mapping[a]``) of a
-    planted correlation (cells from :func:`failwidgets.world.planted.cell_masks`), on a split.
+    planted correlation (cells from :meth:`World.minority_mask` / :meth:`World.majority_mask`), on a split.
 
     Returns
     -------
     dict with ``majority``, ``minority`` (accuracies in [0, 1]), ``gap`` (majority - minority, in
     points: x100), ``n_majority``, ``n_minority``, ``overall``.
     """
-    from failwidgets.world.planted import cell_masks
-
     s = world[split]
-    minority, majority = cell_masks(_planted_correlation(world, factor_a, factor_b)["plant"], s.factors)
+    plant = world.find_plant((factor_a, factor_b), kind="correlation")
+    minority, majority = world.minority_mask(plant, split), world.majority_mask(plant, split)
     correct = predict_batches(model, s.images, batch_size=batch_size).argmax(1) == s.labels
     maj, mino = float(correct[majority].mean()), float(correct[minority].mean())
     return {"majority": maj, "minority": mino, "gap": 100.0 * (maj - mino),

@@ -219,4 +219,7 @@ def resolve(demo: "Demo | None" = None, variant: str = "default", small: bool | 
         small = bool(os.environ.get("FAILWIDGETS_NOTEBOOK_TEST"))
     if demo is None:
         demo = load(variant, progress=progress)
+    elif not isinstance(demo, Demo):
+        hint = f" (for a variant, pass variant={demo!r})" if isinstance(demo, str) else ""
+        raise TypeError(f"demo: expected a failwidgets.demo.Demo or None, got {type(demo).__name__}{hint}")
     return demo, bool(small)

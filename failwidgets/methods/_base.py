@@ -30,3 +30,21 @@ def failure_target(labels, preds) -> np.ndarray:
 def hardness_order(decision_values) -> np.ndarray:
     """Indices from hardest (most negative decision value) to easiest."""
     return np.argsort(np.asarray(decision_values), kind="stable")
+
+
+def check_fitted(estimator, attributes) -> None:
+    """Raise sklearn's ``NotFittedError`` unless ``estimator`` has the fitted ``attributes``.
+
+    The one fitted-check of the four methods (a thin wrapper over
+    :func:`sklearn.utils.validation.check_is_fitted` with a message that names the verbs to call).
+
+    Parameters
+    ----------
+    estimator : an estimator of :mod:`failwidgets.methods`
+    attributes : str or list of str, fitted attributes (ending in ``_``) that ``fit`` sets
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    verbs = " or ".join(f"{v}()" for v in ("fit", "fit_model") if hasattr(estimator, v))
+    check_is_fitted(estimator, attributes,
+                    msg=f"This %(name)s is not fitted yet: call {verbs} before using this method.")

@@ -14,6 +14,7 @@ The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it co
 from __future__ import annotations
 
 import html
+import os
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -22,12 +23,16 @@ import numpy as np
 import torch
 import traitlets
 
-from failwidgets.methods.lavise import FilterExplanations, compare_groups
+from failwidgets._validation import check_positive_int
+from failwidgets.methods.lavise import WORD_SCORINGS, FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
+from failwidgets.widgets.parts.sync import reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["FilterWordExplorer"]
 
 SORT_KEYS = ("filter", "top_count", "difference")
+VIEWS = ("filters", "groups")
 
 
 class FilterWordExplorer(FailWidget):
@@ -45,22 +50,28 @@ class FilterWordExplorer(FailWidget):
     k : int, words shown per filter in the list.
     n_bars : int, filters shown in the group chart.
 
-    Traits (saved by ``to_dict``)
-    ------
-    layer : str, the shown layer.
-    search : str, show only filters whose top-k words (any method) contain this word.
-    sort_by : ``"filter"``, ``"top_count"`` or ``"difference"`` (group difference; needs groups).
-    selected_filter : int or None, the opened filter (original index).
-    view : ``"filters"`` or ``"groups"``.
+    Attributes
+    ----------
+    layer : Unicode trait (saved), the shown layer (a key of ``explanations``).
+    search : Unicode trait (saved), show only filters whose top-k words (any method) contain this word.
+    sort_by : Enum trait (saved), ``"filter"``, ``"top_count"`` or ``"difference"`` (group
+        difference; needs groups).
+    selected_filter : Int trait (saved) or None, the opened filter (original index, explained in
+        ``layer``).
+    view : Enum trait (saved), the tab: ``"filters"`` or ``"groups"``.
+    word_scoring : Enum trait (saved), how words are ranked: ``"count"`` (the paper: how many top images
+        carry the word) or ``"pmi"`` (corrected for how likely the word is for any image;
+        :mod:`failwidgets.methods.lavise.scoring`). Default: the scoring the explanations were made with.
     """
 
-    _state_traits = ("layer", "search", "sort_by", "selected_filter", "view")
-    _heavy_attrs = ("demo", "evaluation")
+    _state_traits = ("layer", "search", "sort_by", "selected_filter", "view", "word_scoring")
+    _heavy_attrs = ("explanations", "images", "groups", "_group_tables", "_rescored", "evaluation")
     layer = traitlets.Unicode("")
     search = traitlets.Unicode("")
-    sort_by = traitlets.Unicode("filter")
+    sort_by = traitlets.Enum(SORT_KEYS, default_value="filter")
     selected_filter = traitlets.Int(None, allow_none=True)
-    view = traitlets.Unicode("filters")
+    view = traitlets.Enum(VIEWS, default_value="filters")
+    word_scoring = traitlets.Enum(WORD_SCORINGS, default_value="count")
 
     def __init__(self, explanations: FilterExplanations | Mapping[str, FilterExplanations], images: Any,
                  groups: Any = None, *, method: Any = None, k: int = 5, n_bars: int = 20,
@@ -72,22 +83,32 @@ class FilterWordExplorer(FailWidget):
         for name, ex in explanations.items():
             if not isinstance(ex, FilterExplanations):
                 raise TypeError(f"explanations[{name!r}]: expected FilterExplanations, got {type(ex).__name__}")
-        self.explanations = dict(explanations)
-        self.images = images if isinstance(images, Mapping) else {name: images for name in self.explanations}
-        for name, ex in self.explanations.items():
-            if name not in self.images:
+        images = images if isinstance(images, Mapping) else {name: images for name in explanations}
+        for name, ex in explanations.items():
+            if name not in images:
                 raise ValueError(f"images: no images for layer {name!r}")
-            n = len(self.images[name])
+            n = len(images[name])
             if n != ex.max_activations.shape[0]:
                 raise ValueError(
                     f"images: expected {ex.max_activations.shape[0]} images for layer {name!r} "
                     f"(as explained), got {n}"
                 )
-        self.groups = None if groups is None else np.asarray(groups)
-        self.k = k
-        self.n_bars = n_bars
-        self._group_tables: dict[str, Any] = {}
+            imgs = images[name]
+            if isinstance(imgs, (list, tuple)):
+                missing = [str(p) for p in imgs if isinstance(p, (str, os.PathLike)) and not os.path.isfile(p)]
+                if missing:
+                    raise ValueError(f"images: expected existing image files for layer {name!r}, "
+                                     f"{len(missing)} do not exist (first: {missing[0]!r})")
         super().__init__(method=method, **kwargs)
+        self.explanations = dict(explanations)
+        self.images = images
+        self.groups = None if groups is None else np.asarray(groups)
+        self.k = check_positive_int(k, "k")
+        self.n_bars = check_positive_int(n_bars, "n_bars")
+        self._group_tables: dict[str, Any] = {}
+        self._rescored: dict[tuple, FilterExplanations] = {}
+        self.word_scoring = next(iter(self.explanations.values())).scoring
+        self.layer = next(iter(self.explanations))
 
         # -- filters view ------------------------------------------------------------------------------
         self.layer_select = W.Dropdown(options=list(self.explanations), description="layer")
@@ -96,6 +117,12 @@ class FilterWordExplorer(FailWidget):
         if self.groups is not None:
             sort_options.append(("group difference", "difference"))
         self.sort_select = W.Dropdown(options=sort_options, description="sort by")
+        # explanations built without their nearest-word hits (by hand, or saved by an older version) keep
+        # the scoring they were made with
+        labels = {"count": "count (paper)", "pmi": "specific (PMI)"}
+        scorings = WORD_SCORINGS if self._rescorable() else (self.word_scoring,)
+        self.scoring_select = W.Dropdown(options=[(labels[k], k) for k in scorings], description="words by",
+                                         disabled=len(scorings) < 2)
         self.filter_list = W.Select(options=[], rows=12, layout=W.Layout(width="100%"))
         self.count_label = W.HTML("")
         self.header = W.HTML("")
@@ -104,7 +131,7 @@ class FilterWordExplorer(FailWidget):
         self.grid = ImageGrid(columns=5, thumb_size=thumb_size)
         detail = W.VBox([self.header, W.HBox([self.words_html, self.matches_html]), self.grid])
         filters_view = W.VBox([
-            W.HBox([self.layer_select, self.search_box, self.sort_select]),
+            W.HBox([self.layer_select, self.search_box, self.sort_select, self.scoring_select]),
             self.count_label, self.filter_list, detail,
         ])
         # -- groups view -------------------------------------------------------------------------------
@@ -114,18 +141,26 @@ class FilterWordExplorer(FailWidget):
         groups_view = W.VBox([self.groups_html, self.chart])
         self.tabs = W.Tab(children=[filters_view, groups_view], titles=("Filters", "Groups"))
         self.children = [self.tabs, self.log]
+        # keys while the mouse is over the list or the opened filter: next / previous filter
+        step = {"arrowdown": +1, "n": +1, "j": +1, "arrowup": -1, "p": -1, "k": -1}
+        self.key_bindings = KeyBindings({k: (lambda d=d: self.step_filter(d)) for k, d in step.items()},
+                                        log=self.log)
+        self.key_events = [e for e in (self.key_bindings.attach(self.filter_list), self.key_bindings.attach(detail))
+                           if e is not None]
 
-        self.observe_guarded(self._on_layer_widget, names="value", widget=self.layer_select)
-        self.observe_guarded(self._on_search_widget, names="value", widget=self.search_box)
-        self.observe_guarded(self._on_sort_widget, names="value", widget=self.sort_select)
+        self.link("layer", self.layer_select)
+        self.link("search", self.search_box)
+        self.link("sort_by", self.sort_select)
+        self.link("word_scoring", self.scoring_select)
+        self.link("view", self.tabs, "selected_index",
+                  transform=(lambda v: VIEWS.index(v), lambda i: VIEWS[i or 0]))
         self.observe_guarded(self._on_list_pick, names="value", widget=self.filter_list)
         self.observe_guarded(self._on_bar_pick, names="selected_index", widget=self.chart)
-        self.observe_guarded(self._on_tab, names="selected_index", widget=self.tabs)
         self.observe_guarded(self._on_layer, names="layer")
         self.observe_guarded(self._on_list_state, names=["search", "sort_by"])
         self.observe_guarded(self._on_selected_filter, names="selected_filter")
-        self.observe_guarded(self._on_view, names="view")
-        self.layer = next(iter(self.explanations))
+        self.observe_guarded(self._on_word_scoring, names="word_scoring")
+        self.run_guarded(self._show_layer)
 
     # -- construction from the demo ---------------------------------------------------------------------
     @classmethod
@@ -136,7 +171,7 @@ class FilterWordExplorer(FailWidget):
                   **kwargs: Any) -> "FilterWordExplorer":
         """The explorer on the demo world: the demo target's ``conv4`` explained with the shipped head.
 
-        Loads the shipped explainer head (:func:`failwidgets.demo.recipes.lavise.load_explainer`; it is
+        Built by :func:`failwidgets.demo.recipes.lavise.widget_inputs`: loads the shipped explainer head (it is
         trained here only when the shipped one does not fit the target, with a warning), computes the
         layer's features through the demo's :class:`~failwidgets.compute.EmbeddingCache`, explains every
         filter (p = 25, s = 5), scores the words against the world's exact concept masks and opens the
@@ -163,53 +198,24 @@ class FilterWordExplorer(FailWidget):
 
         Returns
         -------
-        FilterWordExplorer, with ``.evaluation`` (the dict of :meth:`LaViSE.evaluate`) and ``.demo``.
+        FilterWordExplorer, with ``.evaluation`` (the :class:`~failwidgets.methods.lavise.FilterEvaluation` of
+            :meth:`LaViSE.evaluate`) and ``.demo``.
         """
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.recipes.lavise import feature_data_id, load_explainer
-        from failwidgets.demo.training.lavise import train_explainer
-        from failwidgets.methods.lavise import METHODS
-        from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
+        from failwidgets.demo.recipes import build_widget, lavise
 
         demo, small = resolve(demo, variant, small, progress)
-        try:
-            lav = load_explainer(demo, progress=progress)
-        except (FileNotFoundError, ValueError) as exc:
-            warnings.warn(f"{exc}; training an explainer now (slower)", RuntimeWarning, stacklevel=2)
-            lav = train_explainer(demo, n_images=1000 if small else None, progress=progress)
-        data = demo.world[split]
-        n = min(len(data), n_images if n_images is not None else (600 if small else 2000))
-        idx = np.arange(n)
-        images = data.as_tensor(idx)
-        feats = lav.features(images, data_id=feature_data_id(demo, split, n))
-        if methods is None:
-            methods = ("attention", "original") if small else METHODS
-        ex = lav.explain(images, features=feats, methods=methods)
-        masks = {c: data.concept_masks(c, idx) for c in demo.world.concepts}
-        evaluation = lav.evaluate(ex, masks, ks=(5, 10))
-        del masks
-        labels = None
-        if groups is not None:
-            factor, wanted = (groups, None) if isinstance(groups, str) else (groups[0], list(groups[1:]))
-            if factor not in FACTOR_NAMES:
-                raise ValueError(f"groups: expected a factor name among {FACTOR_NAMES}, got {factor!r}")
-            names = np.asarray(FACTOR_VALUES[factor], dtype=object)[data.factors[factor][:n]]
-            if wanted is not None:
-                for v in wanted:
-                    if v not in FACTOR_VALUES[factor]:
-                        raise ValueError(f"groups: {v!r} is not a value of {factor!r} {FACTOR_VALUES[factor]}")
-                names = np.where(np.isin(names, wanted), names, None)
-            labels = names
-        widget = cls(ex, np.asarray(data.images[:n]), labels, method=lav, **kwargs)
-        widget.evaluation = evaluation
-        widget.demo = demo
-        return widget
+        return build_widget(cls, lavise.widget_inputs(demo, small=small, split=split, n_images=n_images,
+                                                      groups=groups, methods=methods, progress=progress), **kwargs)
 
     # -- data -------------------------------------------------------------------------------------------
     @property
     def current(self) -> FilterExplanations:
-        """The explanations of the shown layer."""
-        return self.explanations[self.layer]
+        """The explanations of the shown layer, words ranked by ``word_scoring``."""
+        key = (self.layer, self.word_scoring)
+        if key not in self._rescored:
+            self._rescored[key] = self.explanations[self.layer].rescore(self.word_scoring)
+        return self._rescored[key]
 
     def group_table(self):
         """``compare_groups`` of the shown layer (cached), or None without groups."""
@@ -237,85 +243,99 @@ class FilterWordExplorer(FailWidget):
             filters.sort(key=lambda u: order[u])
         return filters
 
+    def step_filter(self, step: int) -> None:
+        """Open the next (+1) or previous (-1) filter of the list (the first / last when none is open)."""
+        shown = self.visible_filters()
+        if not shown:
+            return
+        cur = self.selected_filter
+        if cur in shown:
+            k = min(max(shown.index(cur) + step, 0), len(shown) - 1)
+        else:
+            k = 0 if step > 0 else len(shown) - 1
+        self.selected_filter = shown[k]
+
     def _row_label(self, u: int) -> str:
         ex = self.current
         words = [w for w, _ in ex.word_counts(u, ex.methods[0])[: self.k]]
         marked = [w + ("*" if ex.is_novel(w) else "") for w in words]
         return f"filter {u}: {', '.join(marked)}"
 
+    # -- validation -------------------------------------------------------------------------------------
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        if proposal["value"] not in self.explanations:
+            reject(self, f"layer: expected one of {list(self.explanations)}, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @traitlets.validate("word_scoring")
+    def _valid_word_scoring(self, proposal: dict) -> str:
+        if proposal["value"] != self.word_scoring and not self._rescorable():
+            reject(self, f"word_scoring: these explanations keep no word hits, so only {self.word_scoring!r} is "
+                         f"available, got {proposal['value']!r}")
+        return proposal["value"]
+
+    def _rescorable(self) -> bool:
+        return all(ex.word_hits is not None and ex.vocabulary is not None for ex in self.explanations.values())
+
+    @traitlets.validate("sort_by")
+    def _valid_sort_by(self, proposal: dict) -> str:
+        if proposal["value"] == "difference" and self.groups is None:
+            reject(self, f"sort_by: expected one of {list(SORT_KEYS[:2])} (no groups given), got 'difference'")
+        return proposal["value"]
+
+    @traitlets.validate("selected_filter")
+    def _valid_selected_filter(self, proposal: dict) -> int | None:
+        u = proposal["value"]
+        if u is not None and u not in set(int(f) for f in self.current.filters):
+            reject(self, f"selected_filter: filter {u} was not explained in layer {self.layer!r}")
+        return u
+
     # -- handlers: widgets -> traits --------------------------------------------------------------------
-    def _on_layer_widget(self, change: dict) -> None:
-        self.layer = change["new"]
-
-    def _on_search_widget(self, change: dict) -> None:
-        self.search = change["new"]
-
-    def _on_sort_widget(self, change: dict) -> None:
-        self.sort_by = change["new"]
-
     def _on_list_pick(self, change: dict) -> None:
-        if change["new"] is not None and not getattr(self, "_listing", False):
+        if change["new"] is not None and not self.quietly:
             self.selected_filter = int(change["new"])
 
     def _on_bar_pick(self, change: dict) -> None:
         i = change["new"]
-        if i is not None:
+        if i is not None and not self.quietly:
             self.selected_filter = int(self.chart.labels[i])
-
-    def _on_tab(self, change: dict) -> None:
-        self.view = "groups" if change["new"] == 1 else "filters"
 
     # -- handlers: traits -> views ----------------------------------------------------------------------
     def _on_layer(self, change: dict) -> None:
-        if change["new"] not in self.explanations:
-            self.layer = change["old"]
-            raise ValueError(f"layer: expected one of {list(self.explanations)}, got {change['new']!r}")
-        self.layer_select.value = change["new"]
+        self._show_layer()
+
+    def _show_layer(self) -> None:
         self.selected_filter = None
         self._refresh_list()
         self._refresh_groups()
         self._show_filter(None)
 
     def _on_list_state(self, change: dict) -> None:
-        if change["name"] == "sort_by":
-            allowed = SORT_KEYS if self.groups is not None else SORT_KEYS[:2]
-            if change["new"] not in allowed:
-                self.sort_by = change["old"]
-                raise ValueError(f"sort_by: expected one of {list(allowed)}, got {change['new']!r}")
-            self.sort_select.value = change["new"]
-        else:
-            self.search_box.value = change["new"]
         self._refresh_list()
+
+    def _on_word_scoring(self, change: dict) -> None:
+        self._group_tables.pop(self.layer, None)  # its word column follows the scoring
+        self._refresh_list()
+        self._show_filter(self.selected_filter)
 
     def _on_selected_filter(self, change: dict) -> None:
         u = change["new"]
-        if u is not None and u not in set(int(f) for f in self.current.filters):
-            self.selected_filter = change["old"]
-            raise ValueError(f"selected_filter: filter {u} was not explained in layer {self.layer!r}")
-        self.filter_list.value = u if u in dict((v, v) for _, v in self.filter_list.options) else None
-        if self.groups is not None and self.chart.labels:
-            label = str(u)
-            self.chart.selected_index = self.chart.labels.index(label) if label in self.chart.labels else None
+        with self.quietly():
+            self.filter_list.value = u if u in dict((v, v) for _, v in self.filter_list.options) else None
+            if self.groups is not None and self.chart.labels:
+                label = str(u)
+                self.chart.selected_index = self.chart.labels.index(label) if label in self.chart.labels else None
         self._show_filter(u)
-
-    def _on_view(self, change: dict) -> None:
-        if change["new"] not in ("filters", "groups"):
-            self.view = change["old"]
-            raise ValueError(f"view: expected 'filters' or 'groups', got {change['new']!r}")
-        self.tabs.selected_index = 1 if change["new"] == "groups" else 0
 
     # -- rendering --------------------------------------------------------------------------------------
     def _refresh_list(self) -> None:
         filters = self.visible_filters()
         keep = self.selected_filter
         # new options make the Select pick its first one; that is not a user's pick of a filter
-        self._listing = True
-        try:
-            with self.filter_list.hold_sync():
-                self.filter_list.options = [(self._row_label(u), u) for u in filters]
-                self.filter_list.value = keep if keep in filters else None
-        finally:
-            self._listing = False
+        with self.filter_list.hold_sync(), self.quietly():
+            self.filter_list.options = [(self._row_label(u), u) for u in filters]
+            self.filter_list.value = keep if keep in filters else None
         total = len(self.current.filters)
         what = f" with {html.escape(self.search)!s}" if self.search.strip() else ""
         self.count_label.value = f"{len(filters)} of {total} filters{what} (<b>*</b> = novel word)"
@@ -342,20 +362,24 @@ class FilterWordExplorer(FailWidget):
             self.words_html.value = self.matches_html.value = ""
             self.grid.set_images(np.zeros((0, 8, 8, 3), dtype=np.uint8))
             return
-        row = ex._row(u)
+        row = ex.row(u)
         self.header.value = (
             f"<b>{html.escape(ex.layer)} filter {u}</b>: threshold T_u = {ex.thresholds[u]:.4g}, "
-            f"top {ex.p} images, {ex.s} words per image"
+            f"top {ex.p} images, {ex.s} words per image; words by "
+            + ("count (paper)" if ex.scoring == "count" else "specificity-corrected score (PMI)")
         )
         self.words_html.value = self._words_table(u)
         self.matches_html.value = self._matches_table(u)
         idx = ex.top_images[row]
-        maps = torch.from_numpy(ex.activation_maps[row])
-        size = tuple(ex.image_size)
-        up = torch.nn.functional.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-        masks = (up > float(ex.thresholds[u])).float().numpy()
+        maps = torch.from_numpy(ex.activation_maps[row])[:, None]  # (p, 1, h, w): filter u's maps
+        masks = activation_masks(maps, ex.thresholds[u : u + 1], tuple(ex.image_size))[:, 0].float().numpy()
         imgs = self.images[self.layer]
-        sub = imgs[torch.as_tensor(idx)] if isinstance(imgs, torch.Tensor) else np.asarray(imgs)[idx]
+        if isinstance(imgs, torch.Tensor):
+            sub = imgs[torch.as_tensor(idx)]
+        elif isinstance(imgs, (list, tuple)):  # file paths or PIL images: pick, do not stack
+            sub = [imgs[int(i)] for i in idx]
+        else:
+            sub = np.asarray(imgs)[idx]
         captions = [f"#{i} max {a:.3g}" for i, a in zip(idx, ex.top_activations[row])]
         self.grid.set_images(sub, captions=captions, overlays=masks, keys=[int(i) for i in idx])
 
@@ -370,7 +394,8 @@ class FilterWordExplorer(FailWidget):
                 if r < len(c):
                     w, n = c[r]
                     mark = " <b>*</b>" if ex.is_novel(w) else ""
-                    cells.append(f"<td>{html.escape(w)}{mark} ({n})</td>")
+                    score = f"{n}" if ex.scoring == "count" else f"{n:.3f}"
+                    cells.append(f"<td>{html.escape(w)}{mark} ({score})</td>")
                 else:
                     cells.append("<td></td>")
             rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -388,10 +413,3 @@ class FilterWordExplorer(FailWidget):
             for c, v in m
         )
         return f"<table><tr><th>matching concept</th><th>IoU</th></tr>{rows}</table>"
-
-    def close(self) -> None:
-        self.explanations, self.images, self._group_tables = {}, {}, {}
-        if not hasattr(self, "_observers"):  # __init__ failed before the base class ran
-            W.Widget.close(self)
-            return
-        super().close()

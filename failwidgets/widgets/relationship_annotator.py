@@ -8,14 +8,18 @@ the fitted Gaussian of its level and the KL; example images with both attributes
 per attribute; lists of blind spots and failure modes (with their test accuracy decrease when test
 predictions are given); load / save of the annotation file; the log.
 
-Hotkeys: ipywidgets has no global key events, so the widget has a small text box (``hotkeys``): every
-character typed into it acts at once and the box clears itself. ``1``..``L`` label the selected pair
+Keys (while the mouse is over the widget, through ``ipyevents``): ``1``..``L`` label the selected pair
 with that level (default five levels: 1 = definitely negative ... 5 = definitely positive), ``0``
-clears its label, ``u`` undoes, ``r`` redoes, ``n`` / ``p`` move to the next / previous pair. In tests
-``widget.hotkeys.value = "3"`` is the same as typing 3.
+clears its label, ``u`` or Ctrl+Z undoes, ``r`` or Ctrl+Shift+Z (Ctrl+Y) redoes, ``n`` / ``p`` or the
+arrow keys move to the next / previous pair. The table is ``widget.key_bindings``
+(:class:`~failwidgets.widgets.parts.keys.KeyBindings`). Where ipyevents is not installed (or
+``FAILWIDGETS_KEY_EVENTS=0``) the widget shows a small text box (``hotkeys``) instead: every character
+typed into it acts at once and the box clears itself. ``widget.hotkeys.value = "3"`` is the same as
+typing 3, in either case.
 """
 from __future__ import annotations
 
+import html
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,19 +30,27 @@ import numpy as np
 import torch
 import traitlets
 
+from failwidgets._validation import check_array, check_positive_int
 from failwidgets.methods.relations import (
+    AnnotationFile,
     RelationGraph,
     RelationMiner,
     evaluate_modes,
     gaussian_density,
     inference_map,
 )
-from failwidgets.widgets.parts import FailWidget, ImageGrid
+from failwidgets.methods.relations.shared import writer_name
+from failwidgets.widgets.parts import FailWidget, ImageGrid, to_uint8_images
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
+from failwidgets.widgets.parts.sync import reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["RelationshipAnnotator"]
 
-FILTERS = ("all pairs", "unlabelled", "informative first")
+_esc = html.escape
+
+# which pairs the pair view lists, and in which order (``pair_view``; "filter" is the conv-filter word)
+PAIR_VIEWS = ("all pairs", "unlabelled", "informative first")
 _MARKS_5 = ("--", "-", "0", "+", "++")
 
 
@@ -74,18 +86,23 @@ class RelationshipAnnotator(FailWidget):
     auto_advance : bool
         Move to the next pair of the current order after labelling.
 
-    Traits (saved by ``to_dict``)
-    -----------------------------
-    annotations : list of [attr_a, attr_b, level]
-    selected_pair : [i, j] with i < j (attribute indices)
-    filter_mode : one of "all pairs", "unlabelled", "informative first"
-    annotation_path : str, path used by the save / load buttons
+    Attributes
+    ----------
+    annotations : List trait (saved) of [attr_a, attr_b, level] entries, one per labelled pair.
+    pair_view : Enum trait (saved), which pairs prev / next and the counter go through:
+        ``"all pairs"``, ``"unlabelled"`` or ``"informative first"`` (unlabelled, strongest mined
+        relation first); the toggle buttons ``pair_view_buttons`` show it.
+    selected_pair : List trait (saved), [i, j] attribute indices with i < j ([j, i] is sorted).
+    annotation_path : Unicode trait (saved), the file of the save / load buttons (``path_box``).
+    auto_advance : Bool trait, move to the next pair after labelling.
     """
 
-    _state_traits = ("annotations", "filter_mode", "selected_pair", "annotation_path")  # filter before pair
+    state_version = 2  # version 1 called pair_view "filter_mode"
+    _state_traits = ("annotations", "pair_view", "selected_pair", "annotation_path")  # view before pair
+    _heavy_attrs = ("miner", "diagnosis", "graph")
     annotations = traitlets.List()
     selected_pair = traitlets.List([0, 1])
-    filter_mode = traitlets.Unicode(FILTERS[0])
+    pair_view = traitlets.Enum(PAIR_VIEWS, default_value=PAIR_VIEWS[0])
     annotation_path = traitlets.Unicode("")
     auto_advance = traitlets.Bool(True)
 
@@ -105,6 +122,11 @@ class RelationshipAnnotator(FailWidget):
     ):
         if not isinstance(miner, RelationMiner) or not hasattr(miner, "relations_"):
             raise ValueError("miner: expected a fitted RelationMiner (call fit() or fit_model() first)")
+        n_examples = check_positive_int(n_examples, "n_examples")
+        if example_attributes is not None:
+            n_attr = len(miner.attribute_names_)
+            rows = None if images is None else len(images)
+            check_array(example_attributes, "example_attributes", ndim=2, shape=(rows, n_attr), finite=False)
         super().__init__(method=miner, **kwargs)
         self.miner = miner
         self.names = list(miner.attribute_names_)
@@ -118,7 +140,6 @@ class RelationshipAnnotator(FailWidget):
         self.marks = _level_marks(self.levels)
         self._undo: list[tuple[tuple[int, int], int | None, int | None]] = []
         self._redo: list[tuple[tuple[int, int], int | None, int | None]] = []
-        self._syncing = False
         self.diagnosis = None
         self.auto_advance = auto_advance
         self._images = None if images is None else np.asarray(images)
@@ -130,15 +151,19 @@ class RelationshipAnnotator(FailWidget):
         if self._gradients is not None and self._images is not None and len(self._gradients) != len(self._images):
             raise ValueError(f"gradients: expected {len(self._images)} rows (one per image), got {len(self._gradients)}")
 
+        self._files: dict[str, AnnotationFile] = {}
         self._build()
         self.annotation_path = str(autosave_path) if autosave_path is not None else ""
         self.autosave = autosave_path is not None
+        existing = False
         if self.autosave and Path(autosave_path).exists():
-            self.graph = RelationGraph.load(autosave_path, self.names, self.levels)
-        self._push_annotations()
+            self.graph = self._file(autosave_path).read()
+            existing = True
+        # an existing file is not rewritten just for being opened (it may be read-only)
+        self._push_annotations(save=not existing)
         self.observe_guarded(self._on_annotations, names="annotations")
         self.observe_guarded(self._on_selected_pair, names="selected_pair")
-        self.observe_guarded(self._on_filter_mode, names="filter_mode")
+        self.observe_guarded(self._on_pair_view, names="pair_view")
         self._refresh_all()
 
     @classmethod
@@ -157,7 +182,7 @@ class RelationshipAnnotator(FailWidget):
 
         x = as_image_tensor(images)[:n_images]
         _, grads = output_gradients(model, x, layer, outputs=outputs, progress=False)
-        shown = (x.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        shown = to_uint8_images(x)
         ea = None if example_attributes is None else np.asarray(example_attributes)[:n_images]
         return cls(miner, images=shown, gradients=grads.numpy(), example_attributes=ea, **kwargs)
 
@@ -213,39 +238,22 @@ class RelationshipAnnotator(FailWidget):
         RelationshipAnnotator, with ``.demo`` set.
         """
         from failwidgets.demo.loading import resolve
+        from failwidgets.demo.recipes import build_widget, relations
 
         demo, small = resolve(demo, variant, small, progress)
-        world = demo.world
-        train, test = world["train"], world["test"]
-        names = list(world.attribute_names)
-        layer = "conv3" if layer is None else layer
-        n = min(len(train.labels), n_images if n_images is not None else (400 if small else 1000))
-        miner = RelationMiner(
-            mask_images=mask_images if mask_images is not None else (200 if small else 256),
-            progress=progress,
-        )
-        model = demo.target.attribute_model().eval()  # a new view starts in train mode (BatchNorm!)
-        miner.fit_model(model, train.images[:n], layer, train.attributes[:n], names, cache=demo.cache,
-                        data_id=f"{world.fingerprint}/train[:{n}]")
-        if isinstance(graph, str):
-            if graph != "truth":
-                raise ValueError(f"graph: expected 'truth', None or a RelationGraph, got {graph!r}")
-            graph = RelationGraph.from_relations(names, world.attribute_relations())
-        test_pred = (demo.attribute_logits("test", progress=progress) > 0).astype(np.float32)
-        k = n_example_images if n_example_images is not None else (24 if small else 64)
-        widget = cls.from_model(miner, model, layer, train.images[:k], example_attributes=train.attributes[:k],
-                                n_images=k, graph=graph, test_predictions=test_pred,
-                                test_attributes=test.attributes, **kwargs)
-        widget.demo = demo
-        return widget
+        return build_widget(cls.from_model, relations.widget_inputs(
+            demo, small=small, layer=layer, n_images=n_images, mask_images=mask_images, graph=graph,
+            n_example_images=n_example_images, progress=progress), **kwargs)
 
     # -- building ------------------------------------------------------------------------------------
     def _build(self) -> None:
         n = self.n
         self.header = W.HTML("<b>Attribute relations</b> (Zhang et al. 2018): mined mean r<sub>ij</sub>")
         self.counter = W.HTML("")
-        self.filter = W.ToggleButtons(options=list(FILTERS), value=FILTERS[0], style={"button_width": "auto"})
-        self.observe_guarded(lambda ch: setattr(self, "filter_mode", ch["new"]), names="value", widget=self.filter)
+        self.pair_view_buttons = W.ToggleButtons(options=list(PAIR_VIEWS), style={"button_width": "auto"},
+                                                 tooltips=["every pair", "pairs without a label",
+                                                           "unlabelled pairs, strongest mined relation first"])
+        self.link("pair_view", self.pair_view_buttons)
 
         # matrix of mined mean relations (shared MatrixHeatmap part) with the labelled levels marked
         self.matrix_chart = MatrixHeatmap(diverging=True, title="mined mean relation E r_ij")
@@ -256,7 +264,7 @@ class RelationshipAnnotator(FailWidget):
         self.matrix_chart.figure.marks = [*self.matrix_chart.figure.marks, self.cell_marks]
         self.observe_guarded(self._on_matrix_select, names="selected_cell", widget=self.matrix_chart)
         self.legend = W.HTML(
-            "marks: " + ", ".join(f"{m} {lv}" for m, lv in zip(self.marks, self.levels))
+            "marks: " + ", ".join(f"{_esc(m)} {_esc(lv)}" for m, lv in zip(self.marks, self.levels))
         )
 
         # navigation, labelling
@@ -280,6 +288,9 @@ class RelationshipAnnotator(FailWidget):
         self.hotkeys = W.Text(value="", placeholder=f"keys: 1-{len(self.levels)} label, 0 clear, u/r undo/redo, n/p",
                               description="hotkeys", continuous_update=True, layout=W.Layout(width="360px"))
         self.observe_guarded(self._on_hotkeys, names="value", widget=self.hotkeys)
+        self.key_bindings = KeyBindings(self._key_table(), log=self.log)
+        self.key_hint = W.HTML(f"<i>keys (mouse over the widget): 1-{len(self.levels)} label, 0 clear, "
+                               "u or Ctrl+Z undo, r or Ctrl+Shift+Z redo, ← → or n p previous / next pair</i>")
 
         # selected pair: histogram + Gaussian
         bins = self.miner.histograms_.shape[-1]
@@ -306,37 +317,43 @@ class RelationshipAnnotator(FailWidget):
         # files
         self.path_box = W.Text(value="", description="file", placeholder="annotations.json",
                                continuous_update=False, layout=W.Layout(width="360px"))
-        self.observe_guarded(lambda ch: setattr(self, "annotation_path", ch["new"]), names="value",
-                             widget=self.path_box)
+        self.link("annotation_path", self.path_box)
         self.save_button = W.Button(description="save", icon="save", layout=W.Layout(width="auto"))
         self.load_button = W.Button(description="load", icon="folder-open", layout=W.Layout(width="auto"))
         self.on_click_guarded(self.save_button, lambda _b: self.save())
         self.on_click_guarded(self.load_button, lambda _b: self.load())
-        self.observe_guarded(lambda ch: setattr(self.path_box, "value", ch["new"]), names="annotation_path")
 
         left = W.VBox([self.matrix_chart, self.legend])
         right = W.VBox([self.pair_label, self.hist_fig, self.pair_info])
-        self.children = [
+        # everything but the file box listens to the keys (a key typed into a text box would act)
+        self.key_area = W.VBox([
             self.header,
-            W.HBox([self.counter, self.filter]),
+            W.HBox([self.counter, self.pair_view_buttons]),
             W.HBox([left, right]),
             W.HBox([self.prev_button, self.next_button, *self.level_buttons, self.clear_button,
                     self.undo_button, self.redo_button]),
+            self.key_hint,
             self.hotkeys,
             self.examples,
             W.HBox([self.kl_chart, W.VBox([self.blind_list, self.failure_list])]),
+        ])
+        self.key_events = self.key_bindings.attach(self.key_area)
+        # the text box is the fallback where key events are not available
+        (self.hotkeys if self.key_events is not None else self.key_hint).layout.display = "none"
+        self.children = [
+            self.key_area,
             W.HBox([self.path_box, self.save_button, self.load_button]),
             self.log,
         ]
 
     # -- pairs and order -----------------------------------------------------------------------------
     def pair_order(self) -> list[tuple[int, int]]:
-        """Pairs (i < j) in the current filter's order."""
+        """Pairs (i < j) of the current ``pair_view``, in its order."""
         pairs = [(i, j) for i in range(self.n) for j in range(i + 1, self.n)]
         labelled = self.graph.level_matrix()
-        if self.filter_mode == "unlabelled":
+        if self.pair_view == "unlabelled":
             return [p for p in pairs if labelled[p] < 0]
-        if self.filter_mode == "informative first":
+        if self.pair_view == "informative first":
             strength = np.nan_to_num(np.abs(self.miner.means_), nan=-1.0)
             unl = [p for p in pairs if labelled[p] < 0]
             return sorted(unl, key=lambda p: -strength[p])
@@ -356,7 +373,7 @@ class RelationshipAnnotator(FailWidget):
     def label_selected(self, level: int | str | None) -> None:
         """Label the selected pair with ``level`` (index or name), or clear it with None."""
         i, j = self.selected_pair
-        new = None if level is None else self.graph._level_index(level)
+        new = None if level is None else self._level_number(level)
         old = self.graph.level_matrix()[i, j]
         old = None if old < 0 else int(old)
         if new == old:
@@ -392,72 +409,122 @@ class RelationshipAnnotator(FailWidget):
         self._undo.append((pair, old, new))
         self.selected_pair = list(pair)
 
+    def _key_table(self) -> dict:
+        """Key -> action (``self.key_bindings``): the same table serves key events and the text box."""
+        table = {str(k + 1): (lambda k=k: self.label_selected(k)) for k in range(min(len(self.levels), 9))}
+        table["0"] = lambda: self.label_selected(None)
+        for key in ("u", "ctrl+z"):
+            table[key] = self.undo
+        for key in ("r", "ctrl+shift+z", "ctrl+y"):
+            table[key] = self.redo
+        for key in ("n", "arrowright", "arrowdown"):
+            table[key] = lambda: self.move(+1)
+        for key in ("p", "arrowleft", "arrowup"):
+            table[key] = lambda: self.move(-1)
+        return table
+
     def _on_hotkeys(self, change) -> None:
         text = change["new"]
         if not text:
             return
         self.hotkeys.value = ""
         for ch in text:
-            if ch.isdigit():
-                k = int(ch)
-                if k == 0:
-                    self.label_selected(None)
-                elif k <= len(self.levels):
-                    self.label_selected(k - 1)
-                else:
-                    self.log.warning(f"hotkey {ch!r}: no level {k} (levels 1-{len(self.levels)})")
-            elif ch in "uU":
-                self.undo()
-            elif ch in "rR":
-                self.redo()
-            elif ch in "nN":
-                self.move(+1)
-            elif ch in "pP":
-                self.move(-1)
-            elif not ch.isspace():
+            if ch.isdigit() and int(ch) > len(self.levels):
+                self.log.warning(f"hotkey {ch!r}: no level {ch} (levels 1-{len(self.levels)})")
+            elif not ch.isspace() and not self.key_bindings.press(ch.lower()):
                 self.log.warning(f"hotkey {ch!r}: unknown; use 0-{len(self.levels)}, u, r, n, p")
 
     # -- state sync ----------------------------------------------------------------------------------
-    def _push_annotations(self) -> None:
-        """graph -> ``annotations`` trait (and autosave)."""
-        self._syncing = True
-        try:
-            self.annotations = [[self.names[i], self.names[j], self.levels[lv]] for i, j, lv in self.graph.edges()]
-        finally:
-            self._syncing = False
-        if self.autosave and self.annotation_path:
-            self.graph.save(self.annotation_path)
-        self._refresh_all()
+    def _level_number(self, level: int | str) -> int:
+        """Index of ``level`` (an index or a level name) in ``self.levels``."""
+        if isinstance(level, (int, np.integer)) and not isinstance(level, bool):
+            if not 0 <= level < len(self.levels):
+                raise ValueError(f"level: expected an index in [0, {len(self.levels)}), got {level}")
+            return int(level)
+        if level not in self.levels:
+            raise ValueError(f"level: unknown level {level!r}; expected one of {self.levels}")
+        return self.levels.index(level)
 
-    def _on_annotations(self, change) -> None:
-        if self._syncing:
-            return
+    def _set_annotations_trait(self) -> None:
+        with self.quietly():
+            self.annotations = [[self.names[i], self.names[j], self.levels[lv]] for i, j, lv in self.graph.edges()]
+
+    def _push_annotations(self, save: bool = True) -> None:
+        """graph -> ``annotations`` trait (and autosave)."""
+        self._set_annotations_trait()
+        try:
+            if save and self.autosave and self.annotation_path:
+                self._write(self.annotation_path)
+        finally:
+            self._refresh_all()
+
+    def _file(self, path) -> AnnotationFile:
+        """The :class:`AnnotationFile` this widget uses for ``path`` (one per file, remembering its version)."""
+        key = str(Path(path).expanduser().resolve())
+        if key not in self._files:
+            self._files[key] = AnnotationFile(path, self.names, self.levels,
+                                              writer=writer_name(f"RelationshipAnnotator {id(self):x}"))
+        return self._files[key]
+
+    def _write(self, path) -> Path:
+        """Write the graph to ``path``; another writer's changes since our last read are merged in."""
+        report = self._file(path).write(self.graph)
+        if report.merged:
+            self.graph = report.graph
+            self._set_annotations_trait()
+            msg = f"{path} was changed by {report.other_writer}: merged ({report.added} of their labels kept)"
+            if report.conflicts:
+                pairs = ", ".join(f"({a}, {b}): theirs {t!r}, yours {o!r}" for a, b, t, o in report.conflicts[:5])
+                self.log.warning(f"{msg}; {len(report.conflicts)} pair(s) labelled differently, yours kept: {pairs}")
+            else:
+                self.log.info(msg)
+        return Path(path)
+
+    def _graph_from(self, entries) -> RelationGraph:
+        """A RelationGraph of ``annotations`` entries; ValueError naming the bad entry otherwise."""
         graph = RelationGraph(self.names, self.levels, self.graph.annotator)
-        for entry in change["new"]:
-            if len(entry) != 3:
+        for entry in entries:
+            if not isinstance(entry, (list, tuple)) or len(entry) != 3:
                 raise ValueError(f"annotations: expected [attr_a, attr_b, level] entries, got {entry!r}")
             a, b, level = entry
-            if graph.get(a, b) not in (None, level):
+            try:
+                old = graph.get(a, b)
+                graph.set(a, b, level)
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"annotations: entry {entry!r}: {exc}") from None
+            if old not in (None, level):
                 raise ValueError(f"annotations: pair ({a!r}, {b!r}) is labelled twice with different levels")
-            graph.set(a, b, level)
-        self.graph = graph
+        return graph
+
+    @traitlets.validate("annotations")
+    def _valid_annotations(self, proposal):
+        if not self.quietly:  # the widget's own copy of its graph is valid
+            try:
+                self._graph_from(proposal["value"])
+            except ValueError as exc:
+                reject(self, str(exc))
+        return proposal["value"]
+
+    def _on_annotations(self, change) -> None:
+        if self.quietly:
+            return
+        self.graph = self._graph_from(change["new"])
         self._undo.clear()
         self._redo.clear()
         self._push_annotations()
 
+    @traitlets.validate("selected_pair")
+    def _valid_selected_pair(self, proposal):
+        pair = list(proposal["value"])
+        ok = len(pair) == 2 and all(isinstance(p, (int, np.integer)) and 0 <= p < self.n for p in pair)
+        if not ok or pair[0] == pair[1]:
+            reject(self, f"selected_pair: expected two different attribute indices in [0, {self.n}), got {pair}")
+        return sorted(int(p) for p in pair)
+
     def _on_selected_pair(self, change) -> None:
-        pair = list(change["new"])
-        if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= int(p) < self.n for p in pair):
-            raise ValueError(f"selected_pair: expected two different attribute indices in [0, {self.n}), got {pair}")
-        if pair[0] > pair[1]:
-            self.selected_pair = sorted(int(p) for p in pair)
-            return
         self._refresh_pair()
 
-    def _on_filter_mode(self, change) -> None:
-        if change["new"] not in FILTERS:
-            raise ValueError(f"filter_mode: expected one of {list(FILTERS)}, got {change['new']!r}")
-        self.filter.value = change["new"]
+    def _on_pair_view(self, change) -> None:
         order = self.pair_order()
         if order and (change["new"] != "all pairs" or tuple(self.selected_pair) not in order):
             self.selected_pair = list(order[0])  # a filtered / sorted view starts at its first pair
@@ -479,7 +546,8 @@ class RelationshipAnnotator(FailWidget):
         path = path or self.annotation_path
         if not path:
             raise ValueError("annotation_path: expected a file name to save to (type one in the 'file' box)")
-        out = self.graph.save(path)
+        out = self._write(path)
+        self._refresh_all()
         self.log.info(f"saved {len(self.graph)} labels to {out}")
         return out
 
@@ -488,7 +556,9 @@ class RelationshipAnnotator(FailWidget):
         path = path or self.annotation_path
         if not path:
             raise ValueError("annotation_path: expected a file name to load from (type one in the 'file' box)")
-        graph = RelationGraph.load(path, self.names, self.levels)
+        graph = self._file(path).read()
+        if graph is None:
+            raise FileNotFoundError(f"annotation_path: expected an existing annotation file, {path} does not exist")
         self.graph = graph
         self._undo.clear()
         self._redo.clear()
@@ -551,17 +621,18 @@ class RelationshipAnnotator(FailWidget):
             self.blind_list.value = "<b>Blind spots</b>: label some pairs first"
             self.failure_list.value = "<b>Failure modes</b>: label some pairs first"
             return
-        rows = "".join(f"<li>{r.attr_i} – {r.attr_j}: E r = {r['mean']:+.2f}, expected {r.mu_level:+.2f} "
-                       f"({r.level}), KL {r.kl:.2f}</li>" for _, r in blind.iterrows())
+        rows = "".join(f"<li>{_esc(r.attr_i)} – {_esc(r.attr_j)}: E r = {r['mean']:+.2f}, expected "
+                       f"{r.mu_level:+.2f} ({_esc(r.level)}), KL {r.kl:.2f}</li>" for _, r in blind.iterrows())
         self.blind_list.value = f"<b>Blind spots ({len(blind)})</b><ul>{rows}</ul>"
         items = []
         for _, r in fm.iterrows():
-            cell = f"({r.attr_i} {'+' if r.a > 0 else '−'}, {r.attr_j} {'+' if r.b > 0 else '−'})"
+            cell = f"({_esc(r.attr_i)} {'+' if r.a > 0 else '−'}, {_esc(r.attr_j)} {'+' if r.b > 0 else '−'})"
             drop = ""
             if "decrease" in fm:
                 drop = (f", accuracy decrease {100 * r.decrease:.1f} points on {r.n_mode} test images"
                         if np.isfinite(r.decrease) else ", no test image in this mode")
-            items.append(f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({r.level}), KL {r.kl:.2f}{drop}</li>")
+            items.append(f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({_esc(r.level)}), "
+                         f"KL {r.kl:.2f}{drop}</li>")
         self.failure_list.value = f"<b>Failure modes ({len(fm)})</b><ul>{''.join(items)}</ul>"
 
     def _refresh_pair(self) -> None:
@@ -570,7 +641,7 @@ class RelationshipAnnotator(FailWidget):
         i, j = self.selected_pair
         lv = self.graph.level_matrix()[i, j]
         level = self.levels[lv] if lv >= 0 else "unlabelled"
-        self.pair_label.value = f"<b>{self.names[i]}</b> – <b>{self.names[j]}</b>: {level}"
+        self.pair_label.value = f"<b>{_esc(self.names[i])}</b> – <b>{_esc(self.names[j])}</b>: {_esc(level)}"
         counts = self.miner.histograms_[i, j]
         self.hist_bars.y = counts
         self.hist_fig.title = f"r_ij over {int(counts.sum())} images with either attribute"
@@ -581,9 +652,9 @@ class RelationshipAnnotator(FailWidget):
         if row is not None and np.isfinite(row.mu_level):
             width = 2.0 / len(counts)
             gy = gaussian_density(gx, row.mu_level, row.sigma_level) * counts.sum() * width
-            info.append(f"level {row.level}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}")
+            info.append(f"level {_esc(row.level)}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}")
             if row.kind:
-                info.append(f"<b style='color:#b00020'>{row.kind}</b>")
+                info.append(f"<b style='color:#b00020'>{_esc(row.kind)}</b>")
         self.gauss_line.y = gy
         self.pair_info.value = "<br>".join(info)
         if self.matrix_chart.selected_cell != (i, j):
@@ -624,14 +695,5 @@ class RelationshipAnnotator(FailWidget):
             for a in (i, j):
                 images.append(img)
                 overlays.append(inference_map(patterns[k, a]))
-                captions.append(f"#{int(idx[k])}: {self.names[a]}")
+                captions.append(f"#{int(idx[k])}: {_esc(self.names[a])}")
         self.examples.set_images(images, captions=captions, overlays=overlays)
-
-    # -- lifetime ------------------------------------------------------------------------------------
-    def close(self) -> None:
-        if not hasattr(self, "_observers"):  # __init__ failed before the base class was set up
-            return
-        self.miner = None
-        self.diagnosis = None
-        self._images = self._gradients = self._example_attrs = None
-        super().close()

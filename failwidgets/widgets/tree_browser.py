@@ -18,11 +18,15 @@ import pandas as pd
 import traitlets
 
 from failwidgets._validation import check_array, check_labels, check_same_length
+from failwidgets._validation import check_choice, check_index, check_nonnegative_labels, check_positive_int
+from failwidgets.data import as_indexable
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
-from failwidgets.methods import is_failure
-from failwidgets.methods.barlow import ClassTree, fit_class_tree
+from failwidgets.methods import is_failure, slice_evidence
+from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree, named_rule
 from failwidgets.widgets.parts import FailWidget, ImageGrid
+from failwidgets.widgets.parts.sync import hold_all_sync, reject
+from failwidgets.widgets.parts.keys import KeyBindings
 
 __all__ = ["TreeBrowser"]
 
@@ -55,8 +59,15 @@ def _tree_layout(nodes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 class TreeBrowser(FailWidget):
     """Browse Barlow failure trees per class and grouping.
 
+    The first argument is the method: a :class:`~failwidgets.methods.barlow.ClassTree` (a fitted tree
+    of one class grouping, from :func:`~failwidgets.methods.barlow.fit_class_tree`; shown as it is) or
+    a :class:`~failwidgets.methods.barlow.BarlowTree` (its parameters; the widget fits the tree of
+    ``class_index`` / ``grouping``). Either way the widget refits, with the same parameters, when the
+    user picks another class, grouping, depth or k. :meth:`from_arrays` builds one from raw arrays.
+
     Parameters
     ----------
+    tree : ClassTree or BarlowTree
     features : array (N, D) — features of the fit split (e.g. robust penultimate features).
     labels, preds : int arrays (N,) — ground truth and the diagnosed model's predictions.
     images : optional images of the fit split, uint8 (N, H, W, 3) or float (N, 3, H, W) in [0, 1];
@@ -68,33 +79,41 @@ class TreeBrowser(FailWidget):
         feature attacks of the split's feature (else only top activating images).
     n_samples : failures and successes shown for a node; n_top : top activating images (paper 6).
     attack_steps : at most this many feature-attack steps (with early stopping).
-    mi_method, random_state : passed to :class:`~failwidgets.methods.barlow.BarlowTree`.
     cache : optional ``EmbeddingCache`` for the feature attacks.
-
-    Traits (saved by ``to_dict``)
-    -----------------------------
-    class_index : int, grouping : "label" | "prediction", max_depth : 1-3, k : int, delta, tau : float,
-    selected_node : int (-1 = none).
+    feature_names : optional dict original feature index -> :class:`~failwidgets.methods.barlow.FeatureName`
+        (from :func:`~failwidgets.methods.barlow.name_features`); rules then read
+        ``feature[17] "snow, green" <= 0.36``.
+    class_index, grouping : the group shown first when ``tree`` is a BarlowTree (a ClassTree has its own).
 
     Attributes
     ----------
+    method : BarlowTree, the parameters of every refit (``max_depth``, ``k``, ``delta``, ``tau`` follow
+        the traits).
     result : the current :class:`~failwidgets.methods.barlow.ClassTree`, or None when the group cannot
         be explained (see ``status``).
-    status : str trait, the summary line or why there is no tree.
+    class_index : Int trait (saved), in [0, n_classes).
+    grouping : Enum trait (saved), ``"label"`` or ``"prediction"``.
+    max_depth : Int trait (saved), 1 to 3.
+    k : Int trait (saved), 1 to D features kept by mutual information.
+    delta, tau : Float traits (saved), in [0, 0.5] and [0, 1]: validity thresholds (no refit).
+    selected_node : Int trait (saved), a node id of the current tree or -1 (none).
+    status : Unicode trait, the summary line or why there is no tree (shown in ``status_html``).
     """
 
     _state_traits = ("class_index", "grouping", "max_depth", "k", "delta", "tau", "selected_node")
-    class_index = traitlets.Int(0)
-    grouping = traitlets.Unicode("label")
-    max_depth = traitlets.Int(1)
-    k = traitlets.Int(20)
-    delta = traitlets.Float(0.1)
-    tau = traitlets.Float(0.2)
-    selected_node = traitlets.Int(-1)
+    _heavy_attrs = ("result", "feature_model", "images", "heldout", "cache", "fit_data", "heldout_data")
+    class_index = traitlets.Int(0, min=0)
+    grouping = traitlets.Enum(("label", "prediction"), default_value="label")
+    max_depth = traitlets.Int(1, min=1, max=3)
+    k = traitlets.Int(20, min=1)
+    delta = traitlets.Float(0.1, min=0.0, max=0.5)
+    tau = traitlets.Float(0.2, min=0.0, max=1.0)
+    selected_node = traitlets.Int(-1, min=-1)
     status = traitlets.Unicode("")
 
     def __init__(
         self,
+        tree: ClassTree | BarlowTree,
         features,
         labels,
         preds,
@@ -108,56 +127,83 @@ class TreeBrowser(FailWidget):
         n_samples: int = 8,
         n_top: int = 6,
         attack_steps: int = 200,
-        mi_method: str = "binned",
-        random_state: int = 0,
         cache: Any = None,
+        feature_names: Any = None,
         class_index: int = 0,
         grouping: str = "label",
-        max_depth: int = 1,
-        k: int = 20,
         **kwargs: Any,
     ):
-        super().__init__(method=None, **kwargs)
-        self.features = check_array(features, "features", ndim=2, dtype="float")
-        self.labels = check_labels(labels, "labels")
-        self.preds = check_labels(preds, "preds")
-        check_same_length(features=self.features, labels=self.labels, preds=self.preds)
+        if isinstance(tree, ClassTree):
+            result, estimator = tree, tree.tree
+            class_index, grouping = tree.class_index, tree.grouping
+        elif isinstance(tree, BarlowTree):
+            result, estimator = None, tree
+        else:
+            raise TypeError(f"tree: expected a ClassTree (fit_class_tree) or a BarlowTree (its parameters), "
+                            f"got {type(tree).__name__}; TreeBrowser.from_arrays takes raw arrays")
+        features = check_array(features, "features", ndim=2, dtype="float")
+        labels = check_labels(check_nonnegative_labels(np.asarray(labels), "labels"), "labels")
+        preds = check_labels(check_nonnegative_labels(np.asarray(preds), "preds"), "preds")
+        check_same_length(features=features, labels=labels, preds=preds)
+        n_seen = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
+        if class_names is not None and len(class_names) < n_seen:
+            raise ValueError(f"class_names: expected at least {n_seen} names (labels and preds go up to "
+                             f"{n_seen - 1}), got {len(class_names)}")
+        n_cls = len(class_names) if class_names is not None else n_seen
+        check_index(class_index, "class_index", n_cls, what="a class index")
+        check_choice(grouping, "grouping", ["label", "prediction"])
+        for name, v in (("n_samples", n_samples), ("n_top", n_top), ("attack_steps", attack_steps)):
+            check_positive_int(v, name)
+        if heldout is not None:
+            if not isinstance(heldout, (tuple, list)) or len(heldout) != 3:
+                got = f"{len(heldout)} items" if isinstance(heldout, (tuple, list)) else type(heldout).__name__
+                raise ValueError(f"heldout: expected a tuple (features, labels, preds) of a held-out split, got {got}")
+            hx = check_array(heldout[0], "heldout features", ndim=2, dtype="float")
+            if hx.shape[1] != features.shape[1]:
+                raise ValueError(f"heldout features: expected {features.shape[1]} columns (as features), "
+                                 f"got {hx.shape[1]}")
+        params = estimator.get_params()
+        if isinstance(params["max_depth"], bool) or params["max_depth"] not in (1, 2, 3):
+            raise ValueError(f"max_depth: expected 1, 2 or 3 (the depth slider's range), got {params['max_depth']!r}")
+        check_positive_int(params["k"], "k")
+        super().__init__(method=estimator, **kwargs)
+        self.features, self.labels, self.preds = features, labels, preds
+        images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         if images is not None:
             check_same_length(features=self.features, images=images)
         self.images = images
         self.failed = is_failure(self.labels, self.preds)
         self.heldout = heldout
-        n_classes = int(max(self.labels.max(), self.preds.max())) + 1
-        self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
+        self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(n_seen)]
         self.feature_model, self.feature_layer, self.conv_layer = feature_model, feature_layer, conv_layer
         self.n_samples, self.n_top, self.attack_steps = n_samples, n_top, attack_steps
-        self.mi_method, self.random_state, self.cache = mi_method, random_state, cache
+        self.cache = cache
+        self.mi_method, self.random_state = params["mi_method"], params["random_state"]
         self.result: ClassTree | None = None
-        self._syncing = False
+        self.feature_names = dict(feature_names) if feature_names is not None else None
+        n_features = self.features.shape[1]
+        self.class_index, self.grouping = int(class_index), grouping
+        self.max_depth, self.k = params["max_depth"], min(params["k"], n_features)
+        self.delta, self.tau = params["delta"], params["tau"]
 
         # -- controls ----------------------------------------------------------------------------
         style = {"description_width": "initial"}
         self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
-                                         value=class_index, description="class", style=style)
+                                         description="class", style=style)
         self.grouping_buttons = W.ToggleButtons(options=[("by label (false negatives)", "label"),
                                                          ("by prediction (false positives)", "prediction")],
-                                                value=grouping, style={"button_width": "auto"})
-        self.depth_slider = W.IntSlider(value=max_depth, min=1, max=3, description="depth",
-                                        continuous_update=False, style=style)
-        self.k_text = W.BoundedIntText(value=min(k, self.features.shape[1]), min=1, max=self.features.shape[1],
-                                       description="k (MI features)", style=style, layout=W.Layout(width="170px"))
-        self.delta_slider = W.FloatSlider(value=0.1, min=0.0, max=0.5, step=0.01, description="delta",
+                                                style={"button_width": "auto"})
+        self.depth_slider = W.IntSlider(min=1, max=3, description="depth", continuous_update=False, style=style)
+        self.k_text = W.BoundedIntText(min=1, max=n_features, description="k (MI features)", style=style,
+                                       layout=W.Layout(width="170px"))
+        self.delta_slider = W.FloatSlider(min=0.0, max=0.5, step=0.01, description="delta",
                                           continuous_update=False, style=style)
-        self.tau_slider = W.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.01, description="tau",
+        self.tau_slider = W.FloatSlider(min=0.0, max=1.0, step=0.01, description="tau",
                                         continuous_update=False, style=style)
-        self._links = [
-            traitlets.link((self.class_dropdown, "value"), (self, "class_index")),
-            traitlets.link((self.grouping_buttons, "value"), (self, "grouping")),
-            traitlets.link((self.depth_slider, "value"), (self, "max_depth")),
-            traitlets.link((self.k_text, "value"), (self, "k")),
-            traitlets.link((self.delta_slider, "value"), (self, "delta")),
-            traitlets.link((self.tau_slider, "value"), (self, "tau")),
-        ]
+        for trait, control in (("class_index", self.class_dropdown), ("grouping", self.grouping_buttons),
+                               ("max_depth", self.depth_slider), ("k", self.k_text),
+                               ("delta", self.delta_slider), ("tau", self.tau_slider)):
+            self.link(trait, control)
         self.status_html = W.HTML()
 
         # -- tree figure -------------------------------------------------------------------------
@@ -202,6 +248,13 @@ class TreeBrowser(FailWidget):
         self.on_click_guarded(self.visualise_button, self._on_visualise)
         self.on_click_guarded(self.export_button, self._on_export)
 
+        # keys while the mouse is over the tree: arrows move between nodes, Escape deselects
+        self.key_bindings = KeyBindings({
+            "arrowup": lambda: self.step_node("up"), "arrowdown": lambda: self.step_node("down"),
+            "arrowleft": lambda: self.step_node("left"), "arrowright": lambda: self.step_node("right"),
+            "escape": lambda: setattr(self, "selected_node", -1),
+        }, log=self.log)
+        self.key_events = self.key_bindings.attach(self.figure)
         self.children = [
             W.HBox([self.class_dropdown, self.grouping_buttons]),
             W.HBox([self.depth_slider, self.k_text, self.delta_slider, self.tau_slider]),
@@ -216,7 +269,29 @@ class TreeBrowser(FailWidget):
             W.HBox([self.export_button]), self.export_text,
             self.log,
         ]
-        self.run_guarded(self.refit)
+        if result is None:
+            self.run_guarded(self.refit)
+        else:
+            self.result = result
+            self.status = self._summary()
+            self.run_guarded(self._redraw)
+
+    @classmethod
+    def from_arrays(cls, features, labels, preds, *, max_depth: int = 1, k: int = 20, delta: float = 0.1,
+                    tau: float = 0.2, mi_method: str = "binned", random_state: int = 0,
+                    **kwargs: Any) -> "TreeBrowser":
+        """The browser on raw arrays: ``TreeBrowser(BarlowTree(max_depth, k, ...), features, labels, preds)``.
+
+        Parameters
+        ----------
+        features : array (N, D); labels, preds : int arrays (N,).
+        max_depth, k, delta, tau, mi_method, random_state : :class:`~failwidgets.methods.barlow.BarlowTree`
+            parameters (paper: depth 1, k = 20, delta 0.1, tau 0.2).
+        **kwargs : passed to the constructor (``images``, ``heldout``, ``class_names``, ``class_index``, ...).
+        """
+        tree = BarlowTree(max_depth=max_depth, k=k, delta=delta, tau=tau, mi_method=mi_method,
+                          random_state=random_state)
+        return cls(tree, features, labels, preds, **kwargs)
 
     # ------------------------------------------------------------------------------ from the demo
     @classmethod
@@ -255,38 +330,25 @@ class TreeBrowser(FailWidget):
         (:class:`~failwidgets.demo.recipes.barlow.DemoSplit`).
         """
         from failwidgets.demo.loading import resolve
-        from failwidgets.demo.recipes.barlow import FEATURE_MODELS, demo_class_trees, demo_split
+        from failwidgets.demo.recipes import barlow, build_widget
 
         demo, small = resolve(demo, variant, small, progress)
-        if n_images is None:
-            n_images = 1000 if small else None
-        fit = demo_split(demo, fit_split, features=features, n_images=n_images, progress=progress)
-        held = demo_split(demo, heldout_split, features=features, n_images=n_images, progress=progress)
-        if class_index is None:
-            trees = demo_class_trees(fit, held, grouping=kwargs.get("grouping", "label"),
-                                     max_depth=kwargs.get("max_depth", 1), k=kwargs.get("k", 20))
-            scores = {c: t.heldout.aler_minus_ber for c, t in trees.items() if not isinstance(t, str)}
-            scores = {c: s for c, s in scores.items() if np.isfinite(s)}
-            class_index = max(scores, key=scores.get) if scores else 0
-        model_attr, layer, conv = FEATURE_MODELS[features]
-        kwargs.setdefault("attack_steps", 50 if small else 200)
-        kwargs.setdefault("cache", demo.cache)
-        widget = cls(fit.features, fit.labels, fit.preds, images=fit.images, heldout=held.heldout,
-                     class_names=demo.world.class_names, feature_model=getattr(demo, model_attr),
-                     feature_layer=layer, conv_layer=conv, class_index=int(class_index), **kwargs)
-        widget.demo, widget.fit_data, widget.heldout_data = demo, fit, held
-        return widget
+        if class_index is not None:
+            check_index(class_index, "class_index", len(demo.world.class_names), what="a class index")
+        tree = {k: kwargs[k] for k in ("grouping", "max_depth", "k") if k in kwargs}
+        return build_widget(cls.from_arrays, barlow.widget_inputs(
+            demo, small=small, features=features, fit_split=fit_split, heldout_split=heldout_split,
+            n_images=n_images, class_index=class_index, progress=progress, **tree), **kwargs)
 
     # ------------------------------------------------------------------------------------------ fit
     def refit(self) -> None:
         """Fit the tree of the current class / grouping / depth / k and redraw; bad groups set ``status``."""
         with self.log.busy("fitting failure tree..."):
             try:
-                self.result = fit_class_tree(
-                    self.features, self.labels, self.preds, self.class_index, grouping=self.grouping,
-                    heldout=self.heldout, max_depth=self.max_depth, k=self.k, delta=self.delta, tau=self.tau,
-                    mi_method=self.mi_method, random_state=self.random_state,
-                )
+                params = {**self.method.get_params(), "max_depth": self.max_depth, "k": self.k,
+                          "delta": self.delta, "tau": self.tau}
+                self.result = fit_class_tree(self.features, self.labels, self.preds, self.class_index,
+                                             grouping=self.grouping, heldout=self.heldout, **params)
             except ValueError as exc:  # an empty group, no failures, only failures: a status, not a crash
                 self.result = None
                 self.status = f"no tree for {self._group_name()}: {exc}"
@@ -319,7 +381,7 @@ class TreeBrowser(FailWidget):
     def _redraw(self, keep_selection: bool = False) -> None:
         self.status_html.value = html.escape(self.status)
         r = self.result
-        with self.figure.hold_sync():
+        with hold_all_sync(self.nodes_mark, self.edges, self.valid_ring, self.node_labels):
             if r is None:
                 self.nodes_mark.x, self.nodes_mark.y = [0.0], [0.0]
                 self.nodes_mark.color, self.nodes_mark.size = [0.0], [0.0]
@@ -348,19 +410,48 @@ class TreeBrowser(FailWidget):
             self.selected_node = -1
 
     # ------------------------------------------------------------------------------------ selection
+    @traitlets.validate("class_index")
+    def _valid_class_index(self, proposal: dict) -> int:
+        n = len(self.class_names)
+        if not proposal["value"] < n:
+            reject(self, f"class_index: expected a class index in [0, {n}), got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("k")
+    def _valid_k(self, proposal: dict) -> int:
+        d = self.features.shape[1]
+        if not proposal["value"] <= d:
+            reject(self, f"k: expected at most {d} (the number of features), got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("delta", "tau")
+    def _valid_threshold(self, proposal: dict) -> float:
+        if not np.isfinite(proposal["value"]):  # NaN passes the trait's min/max comparisons
+            name = proposal["trait"].name
+            reject(self, f"{name}: expected a finite value, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("selected_node")
+    def _valid_selected_node(self, proposal: dict) -> int:
+        node, r = proposal["value"], self.result
+        n = 0 if r is None else len(r.fit.nodes)
+        if node >= n:
+            reject(self, f"selected_node: expected a node id in [-1, {n}), got {node}")
+        return node
+
     def _on_mark_selected(self, change: dict) -> None:
-        if self._syncing:
+        if self.quietly:
             return
         sel = change["new"]
-        self.selected_node = int(sel[0]) if sel is not None and len(sel) else -1
+        node = int(sel[0]) if sel is not None and len(sel) else -1
+        if self.result is None or node >= len(self.result.fit.nodes):  # the placeholder dot of "no tree"
+            node = -1
+        self.selected_node = node
 
     def _on_selected_node(self, change: dict) -> None:
         node = change["new"]
-        self._syncing = True
-        try:
+        with self.quietly():
             self.nodes_mark.selected = None if node < 0 else [int(node)]
-        finally:
-            self._syncing = False
         r = self.result
         if r is None or node < 0:
             self.node_html.value = "<i>click a node</i>" if r is not None else ""
@@ -370,14 +461,38 @@ class TreeBrowser(FailWidget):
             self.feature_html.value = ""
             self.visualise_button.disabled = True
             return
-        if node >= len(r.fit.nodes):
-            raise ValueError(f"selected_node: expected a node id in [-1, {len(r.fit.nodes)}), got {node}")
         self.node_html.value = self._node_table(node)
         self._show_samples(node)
         feat = self.split_feature(node)
-        self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: feature[{feat}]</b>"
+        self.feature_html.value = "" if feat < 0 else f"<b>feature of the split: {self._feature_label(feat)}</b>"
         self.visualise_button.disabled = feat < 0 or self.images is None
         self.visualise_button.description = "visualise feature" if feat < 0 else f"visualise feature[{feat}]"
+
+    def step_node(self, direction: str) -> None:
+        """Select the parent (``"up"``), first child (``"down"``) or the node left / right of the
+        selected one on its level (``"left"`` / ``"right"``); the root when none is selected."""
+        if direction not in ("up", "down", "left", "right"):
+            raise ValueError(f"direction: expected 'up', 'down', 'left' or 'right', got {direction!r}")
+        r = self.result
+        if r is None or not len(r.fit.nodes):
+            return
+        cur = self.selected_node
+        if cur < 0:
+            self.selected_node = 0
+            return
+        parent, depth = r.fit.nodes["parent"].to_numpy(), r.fit.nodes["depth"].to_numpy()
+        target = cur
+        if direction == "up" and cur > 0:
+            target = int(parent[cur])
+        elif direction == "down":
+            kids = [k for k in range(1, len(parent)) if parent[k] == cur]
+            target = kids[0] if kids else cur
+        elif direction in ("left", "right"):
+            x, _ = _tree_layout(r.fit.nodes)
+            level = sorted(np.flatnonzero(depth == depth[cur]), key=lambda k: x[k])
+            k = level.index(cur) + (1 if direction == "right" else -1)
+            target = int(level[k]) if 0 <= k < len(level) else cur
+        self.selected_node = int(target)
 
     def _node_table(self, node: int) -> str:
         r = self.result
@@ -390,9 +505,38 @@ class TreeBrowser(FailWidget):
                 f"{m[c]:.3f}" if c in ("ER", "EC", "IV") else str(m[c]) for c in _METRIC_COLUMNS
             ]
             body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-        rule = html.escape(r.fit.nodes.loc[node, "rule"])
+        rule = html.escape(named_rule(r.fit.nodes.loc[node, "rule"], self.feature_names))
         kind = "leaf" if r.fit.nodes.loc[node, "is_leaf"] else "internal node"
-        return f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+        return (f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+                f"<div>{html.escape(self.node_evidence_text(node))}</div>")
+
+    def node_evidence(self, node: int):
+        """:func:`~failwidgets.methods.slice_evidence` of ``node`` within the class group: images in the
+        node vs the rest of the group, on the held-out split (on the fit split when none was given)."""
+        r = self.result
+        if r.heldout is not None and r.heldout_indices is not None:
+            hx, hl, hp = self.heldout
+            idx = r.heldout_indices
+            x, failed = np.asarray(hx)[idx], is_failure(np.asarray(hl)[idx], np.asarray(hp)[idx])
+        else:
+            x, failed = self.features[r.fit_indices], self.failed[r.fit_indices]
+        return slice_evidence(r.tree.node_membership(x)[:, node], failed)
+
+    def node_evidence_text(self, node: int) -> str:
+        """The node's coverage and its error inside vs outside with 95 % Wilson intervals, in words."""
+        r = self.result
+        n_fit = int(r.fit.nodes.loc[node, "size"])
+        held = r.heldout is not None and r.heldout_indices is not None
+        ev = self.node_evidence(node)
+        where = "held-out" if held else "fit (no held-out data given)"
+        return (f"covers {n_fit} of {len(r.fit_indices)} {self.class_names[self.class_index]} fit images; "
+                f"{where}: {ev.summary('images')} (95% Wilson CIs)")
+
+    def _feature_label(self, feat: int) -> str:
+        name = (self.feature_names or {}).get(int(feat))
+        if name is None or not name.words:
+            return f"feature[{feat}]"
+        return f"feature[{feat}] {name.label} (confidence {name.confidence:.2f})"
 
     def node_samples(self, node: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions (in the fit arrays) of up to ``n_samples`` failures and successes in ``node``."""
@@ -428,6 +572,11 @@ class TreeBrowser(FailWidget):
 
     # ----------------------------------------------------------------------------- feature panel
     def _on_visualise(self, _button: Any) -> None:
+        if self.images is None:
+            raise ValueError("images: the feature views need the fit split's images; expected "
+                             "TreeBrowser(..., images=...), got None")
+        if self.result is None or self.selected_node < 0:
+            raise ValueError("selected_node: expected a node of the current tree; click one first")
         feat = self.split_feature(self.selected_node)
         group = self.result.fit_indices
         top = top_activating(self.features, feat, k=self.n_top, among=group)
@@ -456,26 +605,17 @@ class TreeBrowser(FailWidget):
         if self.result is None:
             return pd.DataFrame(columns=["class_index", "class_name", "grouping", "split", "node", "rule"]
                                 + _METRIC_COLUMNS)
-        out = self.result.rules_frame(valid_only)
+        out = self.result.to_frame(valid_only)
+        out["rule"] = [named_rule(rule, self.feature_names) for rule in out["rule"]]
         out.insert(1, "class_name", self.class_names[self.class_index])
         return out
 
     def rules_text(self, valid_only: bool = True) -> str:
         if self.result is None:
             return self.status
-        return f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only)
+        return named_rule(f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only),
+                          self.feature_names)
 
     def _on_export(self, _button: Any) -> None:
         self.export_text.value = self.rules_text()
         self.export_text.layout.display = ""
-
-    # ---------------------------------------------------------------------------------- lifetime
-    def close(self) -> None:
-        for link in self._links:
-            link.unlink()
-        self._links = []
-        self.result = None
-        self.feature_model = None
-        self.images = None
-        self.demo = self.fit_data = self.heldout_data = None
-        super().close()

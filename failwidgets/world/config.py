@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from failwidgets._validation import check_choice, check_positive_int, check_probability
+from failwidgets._validation import check_choice, check_number, check_positive_int, check_probability
 
 from failwidgets.world.factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
 
@@ -147,6 +147,7 @@ class WorldConfig:
         for name in ("n_train", "n_val", "n_test", "n_pool"):
             check_positive_int(getattr(self, name), name, minimum=0)
         object.__setattr__(self, "brightness_jitter", check_probability(self.brightness_jitter, "brightness_jitter"))
+        check_number(self.pixel_noise, "pixel_noise")  # a str / None / inf is not a noise level
         if not (float(self.pixel_noise) >= 0):
             raise ValueError(f"pixel_noise: expected a number >= 0, got {self.pixel_noise!r}")
         object.__setattr__(self, "pixel_noise", float(self.pixel_noise))

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from failwidgets._validation import check_choice
+from failwidgets._validation import check_array, check_choice
 
 from failwidgets.world.attributes import (
     ATTRIBUTE_GROUPS,
@@ -116,6 +116,12 @@ class Split:
         bool (N, H, W)
         """
         check_choice(concept, "concept", CONCEPTS)
+        if indices is not None:
+            n = len(self.labels)
+            idx = check_array(indices, "indices", ndim=1, dtype="int")
+            if idx.size and (idx.min() < -n or idx.max() >= n):
+                raise ValueError(f"indices: expected image indices in [0, {n}), got values in [{idx.min()}, {idx.max()}]")
+            indices = idx
         sel = slice(None) if indices is None else np.asarray(indices)
         obj = self.object_masks(indices)
         present = None
@@ -297,6 +303,34 @@ class World:
                         f"normal {g['normal_share']:.3f}, n_class={m['n_class']})"
                     )
         return "\n".join(lines)
+
+    def find_plant(self, factors, kind: str | None = None) -> dict:
+        """The entry of :attr:`planted` over ``factors``, e.g. ``("shape", "background")``.
+
+        Parameters
+        ----------
+        factors : sequence of str, the plant's factors in order (``a -> b`` for a correlation,
+            ``("shape", factor)`` for a minority)
+        kind : ``"correlation"``, ``"minority"`` or None (either)
+
+        Raises
+        ------
+        ValueError
+            No such plant (the message lists the planted factors).
+        """
+        if isinstance(factors, str):
+            raise TypeError(f"factors: expected a sequence of factor names such as ('shape', 'background'), "
+                            f"got {factors!r}")
+        want = tuple(str(f) for f in factors)
+        if kind is not None and kind not in ("correlation", "minority"):
+            raise ValueError(f"kind: expected 'correlation', 'minority' or None, got {kind!r}")
+        for p in self.planted:
+            if tuple(p["factors"]) == want and (kind is None or p.get("kind") == kind):
+                return p
+        what = f"{kind} " if kind else "plant "
+        raise ValueError(
+            f"factors: no {what}over {want} in this world (planted: {[tuple(p['factors']) for p in self.planted]})"
+        )
 
     def minority_mask(self, plant, split: str = "test") -> np.ndarray:
         """bool (N,): the images of ``split`` in the minority cells of ``plant``.

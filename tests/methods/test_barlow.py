@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from failwidgets.methods.barlow.metrics import (
     aler,
@@ -216,7 +217,7 @@ def test_heldout_report_uses_heldout_samples():
     leaves = res.heldout.nodes.set_index("node")
     assert leaves.loc[1, "ER"] == pytest.approx(err[left].mean())
     assert leaves.loc[2, "ER"] == pytest.approx(err[~left].mean())
-    frame = res.rules_frame(valid_only=False)
+    frame = res.to_frame(valid_only=False)
     assert set(frame["split"]) == {"fit", "held-out"}
     assert "[held-out]" in res.rules_text()
 
@@ -237,7 +238,7 @@ def test_bad_inputs_give_clear_errors():
         fit_class_tree(x, labels, preds, 7)
     with pytest.raises(ValueError, match="features: expected 30 columns"):
         BarlowTree(k=3).fit(x[labels == 1], preds[labels == 1] != 1).report(x[:, :5], np.zeros(400, bool))
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
         BarlowTree().apply(x)
 
 
@@ -251,3 +252,20 @@ def test_aler_is_at_least_ber_and_some_leaf_reaches_aler():
             continue
         a = aler(errors, sizes)
         assert errors.sum() / sizes.sum() - 1e-12 <= a <= (errors / sizes).max() + 1e-12
+
+
+def test_fit_model_is_fit_on_extracted_features():
+    import torch
+
+    from failwidgets.methods.barlow import extract_features
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    feats = extract_features(model, images, "2", progress=False)
+    failures = feats[:, 1] > np.median(feats[:, 1])
+    a = BarlowTree(k=3, progress=False).fit_model(model, images, "2", failures)
+    b = BarlowTree(k=3).fit(feats, failures)
+    np.testing.assert_array_equal(a.selected_features_, b.selected_features_)
+    assert a.fit_report_.to_frame().equals(b.fit_report_.to_frame())
+    assert a.get_params()["progress"] is False  # fit_model changed no parameter

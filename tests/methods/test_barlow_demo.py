@@ -1,4 +1,4 @@
-"""Barlow on the demo world with the shipped demo models (issue 5, "What it must show on the demo world").
+"""Barlow on the demo world with the shipped demo models.
 
 Every class has its training backgrounds planted at tau 0.95 (shape -> background). Trees are fitted on
 the validation split, where backgrounds are uniform again (so about 3 in 4 images of a class are in the

@@ -1,4 +1,4 @@
-"""Failure directions on the demo world with the shipped demo models: the planted checks of issue 4.
+"""Failure directions on the demo world with the shipped demo models: the planted checks.
 
 The helpers ``measure_*`` return the numbers; the tests assert the issue's thresholds on them. Running
 this module as a script (``python -m tests.methods.test_directions_demo``) prints every number,

@@ -4,12 +4,15 @@ import copy
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from failwidgets.compute.words import WordSpace
 from failwidgets.methods.lavise.attention import _naive_attended_pooled
 from failwidgets.methods.lavise import (
+    FilterExplanations,
     LaViSE,
+    compute_features,
     activation_masks,
     activation_thresholds,
     attended_pooled,
@@ -192,9 +195,9 @@ def fitted(space):
     torch.manual_seed(0)
     model = ColourNet().eval()
     images, masks, _ = colour_world(160, seed=0)
-    lav = LaViSE(model, "features", space, lr=3e-2, epochs=30, batch_size=160, p=10, s=1,
+    lav = LaViSE(space, lr=3e-2, epochs=30, batch_size=160, p=10, s=1,
                  quantile=0.05, progress=False, random_state=0)
-    return lav.fit(images, masks)
+    return lav.fit_model(model, images, "features", masks)
 
 
 def test_fit_learns_and_sets_attributes(fitted):
@@ -214,10 +217,12 @@ def test_attention_finds_planted_colours_and_beats_original(fitted):
     naive = fitted.explain(images, methods=("attention",), naive=True)
     assert naive.words["attention"] == ex.words["attention"]
     res = fitted.evaluate(ex, masks, ks=(1, 2))
+    assert ex.iou is None and res.explanations.iou is not None  # evaluate returns a copy, ex is unchanged
     # each colour filter matches its colour by IoU, and the constant filter matches none of them
-    assert [c for c, _ in ex.matches(0)][:1] == ["red"] and ex.matches(4) == []
-    assert res["n_matched_filters"] == 4
-    rec = res["recall"]["recall@1"]
+    scored = res.explanations
+    assert [c for c, _ in scored.matches(0)][:1] == ["red"] and scored.matches(4) == []
+    assert res.n_matched_filters == 4
+    rec = res.recall["recall@1"]
     assert rec["attention"] == 1.0 and rec["attention"] > rec["original"]
     assert rec["activation_masking"] >= rec["original"]
     # the authors' spatial pooling finds the planted colours too
@@ -229,7 +234,7 @@ def test_attention_finds_planted_colours_and_beats_original(fitted):
         assert naive.words["attention"] == spatial.words["attention"]
     finally:
         fitted.attention_pooling = "reweight"
-    assert {"filter", "words", "novel"} <= set(ex.table().columns)
+    assert {"filter", "words", "novel"} <= set(ex.to_frame().columns)
 
 
 def test_group_comparison_finds_planted_bias(fitted):
@@ -252,13 +257,13 @@ def test_group_comparison_finds_planted_bias(fitted):
 def test_holdout_and_novel_words(space):
     model = ColourNet().eval()
     images, masks, _ = colour_world(60, seed=3)
-    lav = LaViSE(model, "features", space, holdout=["yellow"], lr=1e-2, epochs=2, progress=False)
-    lav.fit(images, masks)
+    lav = LaViSE(space, holdout=["yellow"], lr=1e-2, epochs=2, progress=False)
+    lav.fit_model(model, images, "features", masks)
     assert lav.heldout_concepts_ == ["yellow"] and "yellow" not in lav.train_concepts_
     ex = lav.explain(images, filters=[0, 3], p=5, s=2)
     assert ex.is_novel("yellow") and ex.is_novel("grass") and not ex.is_novel("red")
     assert ex.top_images.shape == (2, 5) and ex.activation_maps.shape == (2, 5, 6, 8)
-    lav2 = LaViSE(model, "features", space, holdout_fraction=0.5, epochs=1, progress=False).fit(images, masks)
+    lav2 = LaViSE(space, holdout_fraction=0.5, epochs=1, progress=False).fit_model(model, images, "features", masks)
     assert len(lav2.heldout_concepts_) == 2
 
 
@@ -266,17 +271,17 @@ def test_bad_inputs_are_clear(space):
     model = ColourNet().eval()
     images, masks, _ = colour_world(20, seed=4)
     with pytest.raises(ValueError, match=r"layer: 'fc' must output a conv feature map"):
-        LaViSE(model, "fc", space, epochs=1, progress=False).fit(images, masks)
+        LaViSE(space, epochs=1, progress=False).fit_model(model, images, "fc", masks)
     with pytest.raises(ValueError, match=r"layer: no module named 'feature'"):
-        LaViSE(model, "feature", space, epochs=1, progress=False).fit(images, masks)
+        LaViSE(space, epochs=1, progress=False).fit_model(model, images, "feature", masks)
     wrong = dict(masks, red=masks["red"][:, :, :24])  # transposed-size masks (24 x 24 instead of 24 x 32)
     with pytest.raises(ValueError, match=r"concept_masks\['red'\]: expected masks of the image size"):
-        LaViSE(model, "features", space, epochs=1, progress=False).fit(images, wrong)
+        LaViSE(space, epochs=1, progress=False).fit_model(model, images, "features", wrong)
     with pytest.raises(ValueError, match=r"concept_masks: 1 word\(s\) not in the planted word space: 'purple'"):
-        LaViSE(model, "features", space, epochs=1, progress=False).fit(images, dict(masks, purple=masks["red"]))
-    with pytest.raises(RuntimeError, match="not fitted"):
-        LaViSE(model, "features", space).explain(images)
-    lav = LaViSE(model, "features", space, epochs=1, progress=False).fit(images, masks)
+        LaViSE(space, epochs=1, progress=False).fit_model(model, images, "features", dict(masks, purple=masks["red"]))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LaViSE(space).explain(images)
+    lav = LaViSE(space, epochs=1, progress=False).fit_model(model, images, "features", masks)
     with pytest.raises(ValueError, match="methods: expected one of"):
         lav.explain(images, methods=("gradcam",))
     lav.attention_pooling = "max"
@@ -295,13 +300,50 @@ def test_features_go_through_the_embedding_cache(tmp_path, space):
     images, _, _ = colour_world(12, seed=6)
     cache = EmbeddingCache(tmp_path)
     model = ColourNet().eval()
-    first = LaViSE(model, "features", space, cache=cache, progress=False).features(images)
+    first = compute_features(model, images, "features", cache=cache, progress=False)
     assert len(cache.entries()) == 1
-    again = LaViSE(copy.deepcopy(model), "features", space, cache=cache, progress=False).features(images)
+    again = compute_features(copy.deepcopy(model), images, "features", cache=cache, progress=False)
     torch.testing.assert_close(again, first)
     assert len(cache.entries()) == 1  # same weights, layer and data: loaded, not added
     other = copy.deepcopy(model)
     with torch.no_grad():
         other.features[0].bias.add_(1.0)  # other weights -> another key, recomputed
-    LaViSE(other, "features", space, cache=cache, progress=False).features(images)
+    compute_features(other, images, "features", cache=cache, progress=False)
     assert len(cache.entries()) == 2
+
+
+def test_save_load_round_trip_gives_the_same_explanations(tmp_path, fitted, space):
+    images, masks, _ = colour_world(40, seed=7)
+    path = fitted.save(tmp_path / "explainer.json", metadata={"note": "test"})
+    assert path.is_file() and (tmp_path / "explainer.safetensors").is_file()
+    again = LaViSE.load(path, model=fitted.model_, word_space=space)
+    assert again.get_params() == fitted.get_params()
+    assert again.layer_ == "features" and again.train_concepts_ == fitted.train_concepts_
+    a = fitted.explain(images, methods=("attention", "original"))
+    b = again.explain(images, methods=("attention", "original"))
+    assert a.words == b.words
+    # a different word space is refused instead of giving wrong words
+    other = WordSpace(space.words, np.eye(len(space.words), 16), name="other")
+    with pytest.raises(ValueError, match="word_space: .* another word space"):
+        LaViSE.load(path, word_space=other)
+    # without a model the loaded explainer still explains precomputed features
+    no_model = LaViSE.load(path, word_space=space)
+    feats = compute_features(fitted.model_, images, "features", progress=False)
+    assert no_model.explain(images, features=feats, methods=("attention", "original")).words == a.words
+    with pytest.raises(ValueError, match="images: this LaViSE has no model"):
+        no_model.explain(images)
+
+
+def test_explanations_are_immutable_and_round_trip(fitted):
+    import dataclasses
+    import json
+
+    images, masks, _ = colour_world(30, seed=8)
+    ev = fitted.evaluate(fitted.explain(images), masks, ks=(1,))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.explanations.iou = None
+    data = json.loads(json.dumps(ev.explanations.to_dict()))
+    back = FilterExplanations.from_dict(data)
+    assert back.words == ev.explanations.words and back.features is None
+    assert back.matches(0) == ev.explanations.matches(0)
+    assert back.to_frame().equals(ev.explanations.to_frame())

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from failwidgets.compute.words import glove_space
-from failwidgets.methods.lavise import LaViSE, compare_groups
+from failwidgets.methods.lavise import LaViSE, compare_groups, compute_features
 from failwidgets.world import WorldConfig, make_world
 from failwidgets.world.render import BACKGROUND_RGB, OBJECT_RGB
 
@@ -59,9 +59,8 @@ def trained(world):
     x = tr.as_tensor()
     masks = {c: tr.concept_masks(c) for c in world.concepts}
     space = glove_space().restrict(world.concepts)  # generalized zero-shot: all concepts are candidates
-    lav = LaViSE(ColourDetector(), "detect", space, holdout_fraction=0.3, lr=1e-2, epochs=60,
-                 batch_size=512, progress=False, random_state=0)
-    return lav.fit(x, masks), space
+    lav = LaViSE(space, holdout_fraction=0.3, lr=1e-2, epochs=60, batch_size=512, progress=False, random_state=0)
+    return lav.fit_model(ColourDetector(), x, "detect", masks), space
 
 
 def test_attention_beats_original_and_finds_heldout_concepts(world, trained):
@@ -71,16 +70,17 @@ def test_attention_beats_original_and_finds_heldout_concepts(world, trained):
     masks = {c: te.concept_masks(c) for c in world.concepts}
     ex = lav.explain(x, methods=("attention", "original", "activation_masking"))
     res = lav.evaluate(ex, masks, ks=(1, 5))
-    rec = res["recall"]
+    ex = res.explanations  # the evaluated copy, with IoU
+    rec = res.recall
     print("\nheld out:", lav.heldout_concepts_)
     print(rec.to_string())
-    print("matched filters:", res["n_matched_filters"], "novel hits:", res["novel_hits"])
+    print("matched filters:", res.n_matched_filters, "novel hits:", res.novel_hits)
     for u in range(len(DETECTED)):
         print(u, DETECTED[u], ex.top_words("attention", 5)[u], ex.matches(u)[:3])
     # planted truth: every object-colour detector matches its own colour by IoU (background detectors
     # cover ~25% of an image, so a top-0.5% activation mask stays below IoU 0.04: NetDissect convention)
     assert [ex.matches(u)[0][0] for u in range(4)] == DETECTED[:4]
-    assert res["n_matched_filters"] >= 4
+    assert res.n_matched_filters >= 4
     assert rec.loc["attention", "recall@5"] > rec.loc["original", "recall@5"]
 
 
@@ -113,11 +113,10 @@ def test_speed_all_filters_of_demo_target_last_conv():
     tr = w["train"]
     x = tr.as_tensor()
     masks = {c: tr.concept_masks(c) for c in w.concepts}
-    lav = LaViSE(model, "conv4", glove_space(alphabetic=True, max_words=50000), epochs=2, batch_size=1024,
-                 progress=False)
-    feats = lav.features(x)
+    lav = LaViSE(glove_space(alphabetic=True, max_words=50000), epochs=2, batch_size=1024, progress=False)
+    feats = compute_features(model, x, "conv4", progress=False)
     assert feats.shape[1:] == (128, 8, 8)
-    lav.fit(x, masks, features=feats)
+    lav.fit(feats, masks, layer="conv4", image_size=tuple(x.shape[2:]))
     t = time.perf_counter()
     ex = lav.explain(x, features=feats, p=25, s=5)
     dt = time.perf_counter() - t

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from failwidgets.methods.relations.evaluation import failure_mode_cell, mode_counts, to_signs
 from failwidgets.methods.relations.kl import density_from_counts
@@ -283,7 +284,7 @@ def test_fit_bad_inputs():
     attrs[:, 2] = 0
     with pytest.warns(UserWarning, match=r"\['attr2'\] have no positive images"):
         RelationMiner(progress=False).fit(acts, grads, attrs)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
         RelationMiner().diagnose(RelationGraph(["a", "b"]))
 
 

@@ -1,4 +1,4 @@
-"""Relation mining on the demo world with the shipped demo target CNNs (issue 7, "What it must show").
+"""Relation mining on the demo world with the shipped demo target CNNs.
 
 The default demo world plants texture -> size at tau = 1 in training (every striped object is large)
 although the true relation of ``striped`` and ``large`` is "independent" (labelled "not related"); the

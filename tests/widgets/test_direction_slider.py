@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import traitlets
 import torch
 
 from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder
@@ -53,7 +54,7 @@ def test_select_class_by_bar_and_dropdown(setup, tmp_path):
     assert hist[1].sum() == np.sum((labels == 2) & (setup[4] != labels))  # error row counts the errors
     assert "on grass" in w.caption_html.value
     w.class_dropdown.value = 1  # no errors: a status, empty grids, no crash
-    assert w.class_index == 1 and "no errors" in w.status.value and len(w.hard_grid) == 0
+    assert w.class_index == 1 and "no errors" in w.status_html.value and len(w.hard_grid) == 0
     assert w.hist_chart.layout.display == "none"
     w.close()
 
@@ -132,8 +133,9 @@ def test_state_round_trip(setup, tmp_path):
     assert (w2.class_index, w2.alpha, w2.decoder, w2.mode) == (w.class_index, -0.4, "generator", w.mode)
     assert w2.slider.value == pytest.approx(-0.4) and w2.mode_dropdown.value == w.mode
     np.testing.assert_allclose(w2.decoded_embedding(), w.decoded_embedding())
-    with pytest.raises(Exception, match="alpha: expected a value in"):
+    with pytest.raises(traitlets.TraitError, match="'alpha' trait .* not be greater than 1.0"):
         w2.alpha = 3.0
+    assert w2.alpha == pytest.approx(-0.4) and w2.slider.value == pytest.approx(-0.4) and "alpha" in w2.log.text
     w.close(), w2.close()
 
 
@@ -142,7 +144,7 @@ def test_chance_markers_and_verdicts(setup, tmp_path):
     fd, images, X, labels, preds, minority, decoders = setup
     w = make(setup, tmp_path)  # fitted without permutations: no markers, no verdict, no claim of 0.5
     assert not w.strength_chart.reference.visible and "chance not computed" in w.strength_chart.figure.title
-    assert "chance" not in w.status.value
+    assert "chance" not in w.status_html.value
     w.close()
     # class 2 keeps its planted minority; class 0 gets 4 errors at random: chance decides between them
     rng = np.random.default_rng(1)
@@ -153,10 +155,10 @@ def test_chance_markers_and_verdicts(setup, tmp_path):
     w = DirectionSlider(fd2, images, X, labels, preds2, class_names=["cat", "dog", "cow"], decoders=decoders,
                         export_dir=str(tmp_path))
     np.testing.assert_allclose(w.strength_chart.reference_values, fd2.chance_)
-    assert w.class_index == 0 and "not above chance" in w.status.value, w.status.value
+    assert w.class_index == 0 and "not above chance" in w.status_html.value, w.status_html.value
     assert "not above chance" in w.mode_dropdown.options[0][0]
     w.class_index = 2
-    assert "above chance" in w.status.value and "not above chance" not in w.status.value, w.status.value
+    assert "above chance" in w.status_html.value and "not above chance" not in w.status_html.value, w.status_html.value
     w.close()
 
 
@@ -179,8 +181,9 @@ def test_from_demo_builds_a_working_widget(tmp_path):
     np.testing.assert_allclose(w.strength_chart.reference_values, fd.chance_)
     c = ok[-1]
     w.strength_chart.bars.selected = [c]
-    assert w.class_index == c and f"<b>{demo.world.class_names[c]}</b>" in w.status.value
+    assert w.class_index == c and f"<b>{demo.world.class_names[c]}</b>" in w.status_html.value
     assert demo.world.class_names[c] in w.caption_html.value  # the class's captions are shown
+    assert "covers" in w.caption_html.value and "held-out images" in w.caption_html.value  # and their evidence
     w.slider.value = 0.5
     # retrieval follows the selected class: every decoded image is a validation image of class c
     idx = w.decoders["retrieval"].nearest(w.decoded_embedding(), w.n_decoded)[0][0]
@@ -193,3 +196,29 @@ def test_from_demo_builds_a_working_widget(tmp_path):
     w.export_button.click()
     assert (w.last_export["decision_value"] < 0).all() and (tmp_path / f"flagged_{w.class_names[c]}_mode1.csv").exists()
     w.close()
+
+
+def test_caption_evidence_counts_and_heldout_error(setup, tmp_path):
+    from failwidgets.methods import is_failure, slice_evidence
+    from failwidgets.methods.directions import caption_members
+
+    fd, images, X, labels, preds, minority, _ = setup
+    table = {"a photo of a thing on grass": np.eye(D)[3] + np.eye(D)[8], "indoors": -np.eye(D)[3] + np.eye(D)[8],
+             "a photo of a cat": np.eye(D)[8]}
+    embed = lambda texts: np.stack([table[t] for t in texts])  # noqa: E731
+    w = make(setup, tmp_path, caption_embedder=embed, heldout=(X, labels, preds))
+    w.class_index = 0
+    (n_val, ev), _ = w.caption_evidence(["a photo of a thing on grass", "indoors"])
+    cls0 = labels == 0
+    inside = caption_members(X[cls0], table["a photo of a thing on grass"], table["a photo of a cat"])
+    # cos(x, e_3 + e_8) > cos(x, e_8) <=> (x_3 + x_8) / sqrt2 > x_8 <=> x_3 > (sqrt2 - 1) x_8
+    np.testing.assert_array_equal(inside, X[cls0, 3] > (np.sqrt(2) - 1) * X[cls0, 8])
+    assert n_val == int(inside.sum())
+    assert ev == slice_evidence(inside, is_failure(labels[cls0], preds[cls0]))
+    assert ev.err_in > ev.err_out and ev.p_value < 1e-3  # the minority (x_3 + 3) fails
+    assert f"covers {n_val} val" in w.caption_html.value and "held-out images" in w.caption_html.value
+    plain = make(setup, tmp_path)  # no embedder: no evidence column
+    assert "evidence" not in plain.caption_html.value
+    with pytest.raises(ValueError, match="caption_embedder"):
+        plain.caption_evidence(["indoors"])
+    w.close(), plain.close()

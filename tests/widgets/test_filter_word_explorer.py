@@ -1,7 +1,9 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import traitlets
 
 from failwidgets.compute.words import WordSpace
 from failwidgets.methods.lavise import LaViSE
@@ -15,12 +17,10 @@ def setup():
     words = list(COLOURS) + ["grass", "sand"]
     space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
     images, masks, groups = colour_world(60, seed=5, bias=True)
-    lav = LaViSE(ColourNet().eval(), "features", space, holdout=["yellow"], lr=3e-2, epochs=20,
-                 batch_size=128, p=6, s=2, quantile=0.05, progress=False).fit(images, masks)
-    ex = lav.explain(images, methods=("attention", "original"))
-    lav.evaluate(ex, masks)
-    ex2 = lav.explain(images, filters=[1, 2], methods=("attention",))
-    ex2.layer = "features_subset"
+    lav = LaViSE(space, holdout=["yellow"], lr=3e-2, epochs=20, batch_size=128, p=6, s=2, quantile=0.05,
+                 progress=False).fit_model(ColourNet().eval(), images, "features", masks)
+    ex = lav.evaluate(lav.explain(images, methods=("attention", "original")), masks).explanations
+    ex2 = dataclasses.replace(lav.explain(images, filters=[1, 2], methods=("attention",)), layer="features_subset")
     return lav, ex, ex2, images, groups
 
 
@@ -71,8 +71,10 @@ def test_sort_by_top_count_and_difference(widget, setup):
     widget.sort_by = "difference"
     assert widget.sort_select.value == "difference"
     assert widget.visible_filters()[0] == 0  # planted: red only in group 1
-    with pytest.raises(ValueError, match="sort_by: expected one of"):
+    with pytest.raises(traitlets.TraitError, match="'sort_by' trait .* expected any of"):
         widget.sort_by = "alphabet"
+    assert widget.sort_by == "difference" and widget.sort_select.value == "difference"
+    assert "sort_by" in widget.log.text
 
 
 def test_group_chart_click_opens_filter(widget):
@@ -117,5 +119,42 @@ def test_bad_inputs(setup):
         with pytest.raises(ValueError, match="sort_by"):
             w.sort_by = "difference"
         assert "pass groups=" in w.groups_html.value
+    finally:
+        w.close()
+
+
+def test_word_scoring_dropdown_reranks_words(widget, setup):
+    ex = setup[1]
+    assert widget.word_scoring == "count" and widget.scoring_select.value == "count"
+    widget.selected_filter = 1
+    assert f"({ex.word_counts(1)[0][1]})" in widget.words_html.value  # an int count
+    widget.scoring_select.value = "pmi"
+    assert widget.word_scoring == "pmi" and widget.current.scoring == "pmi"
+    pmi = ex.rescore("pmi")
+    assert widget.current.words == pmi.words
+    word, score = pmi.word_counts(1)[0]
+    assert f"{word}" in widget.words_html.value and f"({score:.3f})" in widget.words_html.value
+    assert "PMI" in widget.header.value
+    labels = [lab for lab, _ in widget.filter_list.options]
+    u = widget.visible_filters()[0]
+    assert labels[0].startswith(f"filter {u}: {pmi.word_counts(u)[0][0]}")
+    assert json.loads(json.dumps(widget.to_dict()))["word_scoring"] == "pmi"
+    with pytest.raises(traitlets.TraitError, match="'word_scoring' trait .* expected any of"):
+        widget.word_scoring = "bogus"
+    assert widget.word_scoring == "pmi" and widget.scoring_select.value == "pmi"
+    widget.word_scoring = "count"
+    assert widget.current.words == ex.words
+
+
+def test_word_scoring_is_fixed_for_explanations_without_hits(setup):
+    from dataclasses import replace
+
+    ex, images = setup[1], setup[3]
+    w = FilterWordExplorer(replace(ex, word_hits=None), images)
+    try:
+        assert w.scoring_select.disabled and [v for _, v in w.scoring_select.options] == ["count"]
+        with pytest.raises(ValueError, match="word_scoring: these explanations keep no word hits"):
+            w.word_scoring = "pmi"
+        assert w.word_scoring == "count" and "rejected word_scoring" in w.log.text
     finally:
         w.close()

@@ -20,7 +20,8 @@ def test_from_demo_builds_a_working_explorer(widget):
     ex = widget.current
     assert widget.layer == "conv4" and len(ex.filters) == 128 and ex.methods == ("attention", "original")
     assert len(widget.filter_list.options) == 128
-    assert ex.iou is not None and set(widget.evaluation) >= {"recall", "n_matched_filters", "novel_hits"}
+    assert ex.iou is not None and widget.evaluation.explanations is ex
+    assert set(widget.evaluation.recall.columns) == {"recall@5", "recall@10"}
     assert widget.method.train_concepts_ == ex.train_concepts  # the shipped head, no training
     # groups: circles vs squares of the training split, others left out
     table = widget.group_table()
@@ -33,13 +34,13 @@ def test_interactions_update_the_views(widget):
     u = int(widget.chart.labels[0])
     assert widget.selected_filter == u and widget.filter_list.value == u
     assert len(widget.grid.tiles) == 25 and widget.grid.tile_keys == [int(i) for i in widget.current.top_images[
-        widget.current._row(u)]]
+        widget.current.row(u)]]
     assert f"filter {u}</b>" in widget.header.value and "<th>attention</th><th>original</th>" in widget.words_html.value
-    word = widget.current.top_words("attention", 1)[widget.current._row(u)][0]
+    word = widget.current.top_words("attention", 1)[widget.current.row(u)][0]
     widget.search_box.value = word
     shown = widget.visible_filters()
     assert u in shown and len(widget.filter_list.options) == len(shown) <= 128
-    assert all(word in sum((widget.current.top_words(m, widget.k)[widget.current._row(f)]
+    assert all(word in sum((widget.current.top_words(m, widget.k)[widget.current.row(f)]
                             for m in widget.current.methods), []) for f in shown)
     state = widget.to_dict()
     json.dumps(state)

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import traitlets
 
 from failwidgets.methods.relations import RelationGraph, RelationMiner
 from failwidgets.widgets.relationship_annotator import RelationshipAnnotator
@@ -86,19 +87,21 @@ def test_matrix_click_selects_pair(widget):
     assert widget.selected_pair == [2, 5]
 
 
-def test_filters(widget):
-    widget.filter.value = "informative first"
-    assert widget.filter_mode == "informative first"
+def test_pair_views(widget):
+    widget.pair_view_buttons.value = "informative first"
+    assert widget.pair_view == "informative first"
     order = widget.pair_order()
     assert set(order[:3]) == PLANTED
     assert tuple(widget.selected_pair) == order[0]
-    widget.filter_mode = "unlabelled"
+    widget.pair_view = "unlabelled"
+    assert widget.pair_view_buttons.value == "unlabelled"
     widget.selected_pair = [0, 1]
     widget.hotkeys.value = "3"
     assert (0, 1) not in widget.pair_order()
     assert len(widget.pair_order()) == 14
-    with pytest.raises(Exception, match="filter_mode"):
-        widget.filter_mode = "nonsense"
+    with pytest.raises(traitlets.TraitError, match="pair_view"):
+        widget.pair_view = "nonsense"
+    assert widget.pair_view == "unlabelled" and "pair_view" in widget.log.text
 
 
 def _label_ground_truth(w):
@@ -148,7 +151,7 @@ def test_state_roundtrip(widget, data):
     widget.auto_advance = False
     widget.selected_pair = [1, 4]
     widget.hotkeys.value = "1"
-    widget.filter_mode = "unlabelled"
+    widget.pair_view = "unlabelled"
     widget.selected_pair = [3, 5]
     state = widget.to_dict()
     json.dumps(state)
@@ -156,7 +159,7 @@ def test_state_roundtrip(widget, data):
     other.from_dict(state)
     assert other.graph == widget.graph
     assert other.selected_pair == [3, 5]
-    assert other.filter_mode == "unlabelled"
+    assert other.pair_view == "unlabelled"
     assert "1 of 15" in other.counter.value
     other.close()
 

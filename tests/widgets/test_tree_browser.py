@@ -26,7 +26,7 @@ def _data(seed=0, n=300, d=30):
 def browser():
     x, labels, preds, imgs = _data(0)
     hx, hl, hp, _ = _data(1)
-    w = TreeBrowser(x, labels, preds, images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"],
+    w = TreeBrowser.from_arrays(x, labels, preds, images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"],
                     k=5, class_index=1)
     yield w
     w.close()
@@ -97,9 +97,10 @@ def test_delta_tau_change_validity_without_refit(browser):
 
 def test_bad_k_and_prediction_grouping(browser):
     w = browser
-    w.k = 31  # more than the 30 features
-    assert w.result is None and "k: expected at most 30" in w.status
-    w.k = 5
+    tree = w.result.tree
+    with pytest.raises(ValueError, match="k: expected at most 30"):
+        w.k = 31  # more than the 30 features: rejected, the tree and k stay
+    assert w.k == 5 and w.k_text.value == 5 and w.result.tree is tree and "k: expected at most 30" in w.log.text
     w.grouping_buttons.value = "prediction"
     w.class_index = 2  # false positives of class c: the flipped b images
     assert w.result is not None
@@ -114,7 +115,7 @@ def test_state_round_trip(browser):
     state = w.to_dict()
     x, labels, preds, imgs = _data(0)
     hx, hl, hp, _ = _data(1)
-    w2 = TreeBrowser(x, labels, preds, images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"])
+    w2 = TreeBrowser.from_arrays(x, labels, preds, images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"])
     try:
         assert w2.class_index == 0
         w2.from_dict(state)
@@ -161,7 +162,7 @@ def test_visualise_feature_shows_top_images_heat_maps_and_attacks():
     feats = extract_features(model, imgs, "pool", progress=False)
     labels = np.zeros(n, dtype=np.int64)
     preds = np.where((feats[:, 0] < np.median(feats[:, 0])) & (rng.random(n) < 0.8), 1, 0)  # low red fails
-    w = TreeBrowser(feats, labels, preds, images=imgs, class_names=["x", "y"], k=3, feature_model=model,
+    w = TreeBrowser.from_arrays(feats, labels, preds, images=imgs, class_names=["x", "y"], k=3, feature_model=model,
                     feature_layer="pool", conv_layer="conv", attack_steps=30)
     try:
         assert w.result.fit.nodes.loc[0, "feature"] == 0
@@ -219,5 +220,54 @@ def test_from_demo_builds_a_working_browser_and_clicks_update_it():
             assert after > before
         w.depth_slider.value = 2
         assert len(w.nodes_mark.x) == len(w.result.fit.nodes) >= 3 and w.result.tree.max_depth == 2
+        # the split features are named in words (the demo VL encoder) and every node shows its evidence
+        w.nodes_mark.selected = [1]
+        root = w.split_feature(0)  # node 1's rule is the root's condition
+        name = w.feature_names[root]
+        assert name.words and f"feature[{root}] {name.label}".replace('"', "&quot;") in w.node_html.value
+        assert "held-out: " in w.node_html.value and "inside vs" in w.node_html.value
     finally:
         w.close()
+
+
+def test_named_rules_and_leaf_evidence(browser):
+    from failwidgets.methods import is_failure, slice_evidence
+    from failwidgets.methods.barlow import FeatureName
+
+    w = browser
+    names = {9: FeatureName(9, ("snow", "white"), (0.3, 0.2), 0.9, np.arange(3))}
+    w.feature_names = names
+    w.selected_node = 1
+    assert 'feature[9] &quot;snow, white&quot; &lt;=' in w.node_html.value
+    assert 'feature[9] "snow, white" (confidence 0.90)' in w.feature_html.value
+    assert 'When feature[9] "snow, white" <=' in w.rules_text()
+    assert w.rules_frame()["rule"].str.startswith('feature[9] "snow, white" <=').all()
+    # evidence: the held-out images of the group inside the leaf vs the rest of the group
+    hx, hl, hp = w.heldout
+    idx = np.flatnonzero(hl == 1)
+    inside = hx[idx, 9] <= w.result.fit.nodes.loc[0, "threshold"]
+    ev = w.node_evidence(1)
+    want = slice_evidence(inside, is_failure(hl[idx], hp[idx]))
+    assert ev == want and ev.n_in == int(w.result.heldout.nodes.loc[1, "size"])
+    assert ev.err_in > ev.err_out and ev.p_value < 0.01
+    assert f"covers {int(w.result.fit.nodes.loc[1, 'size'])} of {len(w.result.fit_indices)} b fit images" \
+        in w.node_html.value
+    assert ev.summary("images") in w.node_evidence_text(1)
+
+
+def test_constructor_takes_a_fitted_class_tree_first_and_shows_it_as_is():
+    from failwidgets.methods.barlow import fit_class_tree
+
+    x, labels, preds, imgs = _data(0)
+    tree = fit_class_tree(x, labels, preds, 1, grouping="label", max_depth=2, k=4, tau=0.3)
+    w = TreeBrowser(tree, x, labels, preds, images=imgs, class_names=["a", "b", "c"])
+    try:
+        assert w.result is tree and w.method is tree.tree  # shown as given, not refitted
+        assert (w.class_index, w.grouping, w.max_depth, w.k, w.tau) == (1, "label", 2, 4, 0.3)
+        assert w.depth_slider.value == 2 and w.k_text.value == 4 and len(w.nodes_mark.x) == len(tree.fit.nodes)
+        w.depth_slider.value = 1  # a refit keeps the tree's other parameters
+        assert w.result is not tree and w.result.tree.k == 4 and w.result.tree.tau == 0.3
+    finally:
+        w.close()
+    with pytest.raises(TypeError, match="tree: expected a ClassTree"):
+        TreeBrowser(x, labels, preds, imgs)

@@ -258,3 +258,19 @@ def test_describe_names_every_plant_and_its_measured_level(world):
     assert "background follows shape at tau=0.95" in text and "size follows texture at tau=1" in text
     p = world.planted[0]["measured"]["train"]["p"]
     assert f"P(background = mapping[shape]) = {p:.3f}" in text
+
+
+def test_find_plant_by_factors(world):
+    plant = world.find_plant(("shape", "background"))
+    assert plant["kind"] == "correlation" and tuple(plant["factors"]) == ("shape", "background")
+    assert world.find_plant(["shape", "background"], kind="correlation") is plant
+    minority = world.minority_mask(plant, "train")
+    assert minority.dtype == bool and 0 < minority.sum() < len(minority)
+    with pytest.raises(ValueError, match=r"factors: no plant over \('background', 'shape'\)"):
+        world.find_plant(("background", "shape"))
+    with pytest.raises(ValueError, match="factors: no minority over"):
+        world.find_plant(("shape", "background"), kind="minority")
+    with pytest.raises(TypeError, match="factors: expected a sequence"):
+        world.find_plant("shape")
+    with pytest.raises(ValueError, match="kind: expected"):
+        world.find_plant(("shape", "background"), kind="both")

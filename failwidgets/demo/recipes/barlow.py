@@ -20,7 +20,7 @@ import numpy as np
 from failwidgets._validation import check_choice, check_positive_int
 from failwidgets.methods.barlow import ClassTree, fit_class_tree
 
-__all__ = ["FEATURE_MODELS", "DemoSplit", "demo_split", "demo_class_trees", "background_plant"]
+__all__ = ["FEATURE_MODELS", "DemoSplit", "demo_split", "demo_class_trees", "background_plant", "widget_inputs"]
 
 #: feature set -> (Demo attribute of the model, penultimate layer, last conv map before pooling)
 FEATURE_MODELS = {"robust": ("robust", "features", "layer3"), "target": ("target", "pool", "conv4")}
@@ -52,10 +52,7 @@ class DemoSplit:
 
 def background_plant(demo) -> dict:
     """The world's planted shape -> background correlation (an entry of ``demo.world.planted``)."""
-    for plant in demo.world.planted:
-        if tuple(plant["factors"]) == ("shape", "background"):
-            return plant
-    raise ValueError("demo: its world has no planted shape -> background correlation")
+    return demo.world.find_plant(("shape", "background"), kind="correlation")
 
 
 def demo_split(demo, split: str = "val", *, features: str = "robust", n_images: int | None = None,
@@ -70,14 +67,12 @@ def demo_split(demo, split: str = "val", *, features: str = "robust", n_images: 
         at ``pool``, 128-d); both cached by the demo.
     n_images : keep the first ``n_images`` (default: the whole split).
     """
-    from failwidgets.world.planted import cell_masks
-
     check_choice(features, "features", list(FEATURE_MODELS))
     data = demo.world[split]
     n = len(data.labels) if n_images is None else min(check_positive_int(n_images, "n_images"), len(data.labels))
     feats = demo.embeddings(split, features, progress=progress)[:n]
     preds = demo.predictions(split, progress=progress)[:n]
-    minority, _ = cell_masks(background_plant(demo)["plant"], {k: v[:n] for k, v in data.factors.items()})
+    minority = demo.world.minority_mask(background_plant(demo), split)[:n]
     return DemoSplit(split, np.asarray(feats, dtype=np.float32), np.asarray(data.labels[:n]), np.asarray(preds),
                      data.images[:n], minority)
 
@@ -105,3 +100,46 @@ def demo_class_trees(fit: DemoSplit, heldout: DemoSplit | None = None, *, groupi
         except ValueError as exc:
             out[int(c)] = str(exc)
     return out
+
+
+def widget_inputs(demo, *, small: bool, features: str = "robust", fit_split: str = "val",
+                  heldout_split: str = "test", n_images: int | None = None, class_index: int | None = None,
+                  grouping: str = "label", max_depth: int = 1, k: int = 20, progress: bool = False) -> dict:
+    """Keyword arguments of :class:`~failwidgets.widgets.TreeBrowser` on the demo world.
+
+    Parameters
+    ----------
+    demo : failwidgets.demo.Demo
+    small : 1,000 images per split and at most 50 attack steps, so a notebook runs fast in CI
+    features : ``"robust"`` or ``"target"`` (see :data:`FEATURE_MODELS`)
+    fit_split, heldout_split : world splits the trees are fitted and reported on
+    n_images : the first ``n_images`` of each split (default: all; small: 1,000)
+    class_index : the class shown first (default: the class whose tree with ``grouping``, ``max_depth``
+        and ``k`` has the largest held-out ALER - BER)
+    progress : progress bars while computing
+
+    Returns
+    -------
+    dict of constructor arguments and ``extras`` (``demo``, ``fit_data``, ``heldout_data``: :class:`DemoSplit`).
+    """
+    if n_images is None:
+        n_images = 1000 if small else None
+    fit = demo_split(demo, fit_split, features=features, n_images=n_images, progress=progress)
+    held = demo_split(demo, heldout_split, features=features, n_images=n_images, progress=progress)
+    if class_index is None:
+        trees = demo_class_trees(fit, held, grouping=grouping, max_depth=max_depth, k=k)
+        scores = {c: t.heldout.aler_minus_ber for c, t in trees.items() if not isinstance(t, str)}
+        scores = {c: s for c, s in scores.items() if np.isfinite(s)}
+        class_index = max(scores, key=scores.get) if scores else 0
+    model_attr, layer, conv = FEATURE_MODELS[features]
+    # the features in words: the demo's vision-language encoder on the fit images
+    from failwidgets.methods.barlow import name_features_with_encoder
+
+    vl = demo.embeddings(fit_split, "vl", progress=progress)[: len(fit.labels)]
+    names = name_features_with_encoder(fit.features, vl, demo.vl, demo.world.concepts)
+    return {"features": fit.features, "labels": fit.labels, "preds": fit.preds, "images": fit.images,
+            "heldout": held.heldout, "class_names": demo.world.class_names,
+            "feature_model": getattr(demo, model_attr), "feature_layer": layer, "conv_layer": conv,
+            "class_index": int(class_index), "grouping": grouping, "max_depth": max_depth, "k": k,
+            "attack_steps": 50 if small else 200, "cache": demo.cache, "feature_names": names,
+            "extras": {"demo": demo, "fit_data": fit, "heldout_data": held}}

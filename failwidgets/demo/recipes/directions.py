@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 
-__all__ = ['whitening', 'demo_captions', 'demo_vocabulary']
+__all__ = ['whitening', 'demo_captions', 'demo_vocabulary', 'widget_inputs']
 
 
 _REPRODUCE = "python -m failwidgets.demo.training.directions --out failwidgets/demo/weights"
@@ -109,3 +109,57 @@ def demo_vocabulary() -> dict:
     phrases = [None, *(f"on {b}" for b in FACTOR_VALUES["background"]),
                *(f"on the {p}" for p in FACTOR_VALUES["position"])]
     return {"adjectives": adjectives, "phrases": phrases}
+
+
+def widget_inputs(demo: Any, *, small: bool, reference: str = "caption", max_modes: int | None = None,
+                  n_permutations: int | None = None, progress: bool = False) -> dict:
+    """Keyword arguments of :class:`~failwidgets.widgets.DirectionSlider` on the demo world.
+
+    Fits :class:`~failwidgets.methods.directions.FailureDirections` with the paper's defaults on the
+    validation split's cached VL embeddings and the target's cached predictions (whitening: :func:`whitening`),
+    scores the demo vocabulary's captions per class, and offers two decoders: retrieval (the pool split's
+    images, or the validation split's when ``small``) and the demo's generator.
+
+    Parameters
+    ----------
+    demo : failwidgets.demo.Demo
+    small : retrieve from the validation split and one failure mode per class (fast in CI)
+    reference : ``"caption"`` (slerp from ``"a photo of a <class>"``) or ``"mean"`` (the class's mean image embedding)
+    max_modes : failure modes per class (default 3, small: 1)
+    n_permutations : permuted-target refits per mode (default 30, small: 20)
+    progress : progress bars while loading, encoding and fitting
+
+    Returns
+    -------
+    dict of constructor arguments and ``extras`` (``demo``, ``caption_data``).
+    """
+    from failwidgets._validation import check_choice
+    from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder
+
+    check_choice(reference, "reference", ["caption", "mean"])
+    val = demo.world["val"]
+    emb = demo.embeddings("val", progress=progress)
+    preds = demo.predictions("val", progress=progress)
+    names = demo.world.class_names
+    fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
+                           n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
+                           random_state=None, progress=progress)  # the reference's unshuffled 2-fold CV
+    fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
+    caps, cap_emb, refs = demo_captions(demo)
+
+    def captions(c, m):
+        return fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=5, mode=m)
+
+    bank = val if small else demo.world["pool"]
+    bank_emb = emb if small else demo.embeddings("pool", progress=progress)
+    decoders = {"retrieval": RetrievalDecoder(bank_emb, bank.images, labels=bank.labels),
+                "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
+    return {"method": fd, "images": val.images, "embeddings": emb, "labels": val.labels, "preds": preds,
+            "class_names": names, "captions": captions,
+            "reference_embeddings": refs if reference == "caption" else None, "decoders": decoders,
+            # caption evidence: the VL text side and the test split (held out)
+            "caption_embedder": demo.text_embeddings,
+            "heldout": (demo.embeddings("test", progress=progress), demo.world["test"].labels,
+                        demo.predictions("test", progress=progress)),
+            "extras": {"demo": demo,
+                       "caption_data": {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}}}

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from failwidgets._validation import check_choice
 
 
-__all__ = ['LAYER', 'explainer_params', 'word_space', 'feature_data_id', 'load_explainer']
+__all__ = ['LAYER', 'explainer_params', 'word_space', 'feature_data_id', 'load_explainer', 'demo_features',
+           'widget_inputs', 'group_labels']
 
 
 #: The explained layer: the demo target's last conv map (N, 128, 8, 8).
@@ -85,12 +84,15 @@ def _shipped_dir():
 def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress: bool = True, **params: Any):
     """A fitted :class:`LaViSE` for ``demo.target``'s ``conv4`` from the shipped head (no training).
 
+    The files are :meth:`LaViSE.save`'s format; this adds the demo's own check that they were trained for
+    this target model and world.
+
     Parameters
     ----------
     demo : failwidgets.demo.Demo
     root : directory holding ``lavise-<variant>.{safetensors,json}`` (default: the package data)
     **params : inference parameters to override (``p``, ``s``, ``quantile``, ``iou_threshold``,
-        ``attention_pooling``); the
+        ``attention_pooling``, ``feature_batch_size``, ``device``, ``word_scoring``, ``prior_pairs``); the
         training parameters are the shipped ones.
 
     Raises
@@ -101,21 +103,19 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
         The head was trained for another target model, world or word space (fingerprints differ).
     """
     from failwidgets.compute import fingerprint
-    from failwidgets.methods.lavise.head import ExplainerHead
     from failwidgets.methods.lavise import LaViSE
 
     for k in params:
         check_choice(k, "params", ["p", "s", "quantile", "iou_threshold", "attention_pooling", "feature_batch_size",
-                                   "device"])
-    base = Path(root) if root is not None else None
-    weights, meta = _files(demo.variant)
-    meta_file = (base / meta) if base is not None else _shipped_dir() / meta
-    if not meta_file.is_file():
+                                   "device", "word_scoring", "prior_pairs"])
+    _, meta = _files(demo.variant)
+    folder = Path(root) if root is not None else _shipped_dir()
+    if not (folder / meta).is_file():
         raise FileNotFoundError(
             f"no shipped LaViSE explainer for variant {demo.variant!r} ({meta}); "
             f"run `python -m failwidgets.demo.training.lavise --variant {demo.variant} --out failwidgets/demo/weights`"
         )
-    info = json.loads(meta_file.read_text())
+    info = json.loads((folder / meta).read_text())
     space = word_space(demo.world)
     found = {"target": fingerprint(demo.target), "world": demo.world.fingerprint, "word_space": space.fingerprint}
     stale = [k for k, v in found.items() if info["fingerprints"][k] != v]
@@ -124,19 +124,83 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
             f"demo: the shipped LaViSE explainer ({meta}) was trained for another {', '.join(stale)} "
             "(fingerprints differ); retrain it with " + info["reproduce"]
         )
-    lav = LaViSE(demo.target, info["layer"], space, cache=demo.cache, progress=progress,
-                 hidden_dim=info["hidden_dim"], **{**info["params"], **params})
-    head = ExplainerHead(info["in_dim"], info["word_dim"], info["hidden_dim"], info["params"]["dropout"])
-    wfile = (base / weights) if base is not None else _shipped_dir() / weights
-    with resources.as_file(wfile) as path:
-        head.load_state_dict(load_file(os.fspath(path)))
-    head.eval()
-    lav.head_ = head
-    lav.concepts_ = list(info["concepts"])
-    lav.train_concepts_ = list(info["train_concepts"])
-    lav.heldout_concepts_ = list(info["heldout_concepts"])
-    lav.n_filters_ = int(info["in_dim"])
-    lav.feature_size_ = tuple(info["feature_size"])
-    lav.n_pairs_ = int(info["n_pairs"])
-    lav.loss_history_ = list(info["loss_history"])
-    return lav
+    with resources.as_file(folder) as path:
+        return LaViSE.load(Path(path) / meta, model=demo.target, word_space=space, progress=progress, **params)
+
+
+def demo_features(demo: Any, lav: Any, split: str, n: int | None = None, *, progress: bool = False):
+    """Features (N, 128, 8, 8) of the first ``n`` images of ``split`` at the explainer's layer, via the demo's cache."""
+    s, idx = _split_data(demo, split, n)
+    images = s.as_tensor(idx)
+    return images, lav.features(images, cache=demo.cache, data_id=feature_data_id(demo, split, n))
+
+
+def widget_inputs(demo: Any, *, small: bool, split: str = "train", n_images: int | None = None,
+                  groups: str | tuple | None = ("shape", "circle", "square"), methods: Sequence[str] | None = None,
+                  progress: bool = False) -> dict:
+    """Keyword arguments of :class:`~failwidgets.widgets.FilterWordExplorer` on the demo world.
+
+    Loads the shipped explainer head (:func:`load_explainer`; it is trained here only when the shipped
+    one does not fit the target, with a warning), computes the layer's features through the demo's
+    cache, explains every filter, scores the words against the world's exact concept masks and builds
+    the groups.
+
+    Parameters
+    ----------
+    demo : failwidgets.demo.Demo
+    small : fewer images (600) and only the cheap methods (attention and original image)
+    split : the world split to explain
+    n_images : the first ``n_images`` of the split (default 2000, small: 600)
+    groups : ``(factor, value_a, value_b)`` -- images with one of the two values, the others left out --
+        or a factor name (one group per value), or None (no group view)
+    methods : inference methods (default: all four; small: attention and original)
+    progress : progress bars while computing
+
+    Returns
+    -------
+    dict: ``explanations`` (with IoU), ``images``, ``groups``, ``method`` and ``extras`` (``demo`` and
+    ``evaluation``, the :class:`~failwidgets.methods.lavise.FilterEvaluation`).
+    """
+    import warnings
+
+    from failwidgets.demo.training.lavise import train_explainer
+    from failwidgets.methods.lavise import METHODS
+
+    try:
+        lav = load_explainer(demo, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        warnings.warn(f"{exc}; training an explainer now (slower)", RuntimeWarning, stacklevel=3)
+        lav = train_explainer(demo, n_images=1000 if small else None, progress=progress)
+    data = demo.world[split]
+    n = min(len(data), n_images if n_images is not None else (600 if small else 2000))
+    idx = np.arange(n)
+    images, feats = demo_features(demo, lav, split, n, progress=progress)
+    if methods is None:
+        methods = ("attention", "original") if small else METHODS
+    ex = lav.explain(images, features=feats, methods=methods)
+    masks = {c: data.concept_masks(c, idx) for c in demo.world.concepts}
+    evaluation = lav.evaluate(ex, masks, ks=(5, 10))
+    del masks
+    return {"explanations": evaluation.explanations, "images": np.asarray(data.images[:n]),
+            "groups": None if groups is None else group_labels(data, groups, n), "method": lav,
+            "extras": {"demo": demo, "evaluation": evaluation}}
+
+
+def group_labels(data: Any, groups: str | tuple, n: int) -> np.ndarray:
+    """Group of each of the first ``n`` images of a split: a factor's value names (object array, None = no group).
+
+    ``groups`` is a factor name (one group per value) or ``(factor, value_a, value_b, ...)`` (the images
+    with another value belong to no group).
+    """
+    from failwidgets.world.factors import FACTOR_NAMES, FACTOR_VALUES
+
+    factor, wanted = (groups, None) if isinstance(groups, str) else (groups[0], list(groups[1:]))
+    if factor not in FACTOR_NAMES:
+        raise ValueError(f"groups: expected a factor name among {FACTOR_NAMES}, got {factor!r}")
+    names = np.asarray(FACTOR_VALUES[factor], dtype=object)[data.factors[factor][:n]]
+    if wanted is not None:
+        for v in wanted:
+            if v not in FACTOR_VALUES[factor]:
+                raise ValueError(f"groups: {v!r} is not a value of {factor!r} {FACTOR_VALUES[factor]}")
+        names = np.where(np.isin(names, wanted), names, None)
+    return names

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 
+from failwidgets._io import atomic_write
 from failwidgets.demo.recipes.directions import _REPRODUCE, _computed, _file, _fingerprints
 
 __all__ = ['save_whitening', 'main']
@@ -26,7 +27,7 @@ def save_whitening(demo: Any, out: str | os.PathLike, *, progress: bool = True) 
             "mean": [float(v) for v in mean], "std": [float(v) for v in std], "reproduce": _REPRODUCE}
     path = Path(out) / _file(demo.variant)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=1) + "\n")
+    atomic_write(path, json.dumps(info, indent=1) + "\n")
     return path
 
 

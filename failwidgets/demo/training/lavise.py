@@ -4,21 +4,14 @@ failwidgets/demo/weights``. The runtime loader is :func:`failwidgets.demo.recipe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from failwidgets._validation import check_choice
-
-
-from failwidgets.demo.recipes.lavise import LAYER, _PARAMS, _files, _split_data, explainer_params, feature_data_id, word_space
+from failwidgets.demo.recipes.lavise import LAYER, _files, _split_data, explainer_params, feature_data_id, word_space
 
 __all__ = ['train_explainer', 'save_explainer', 'main']
 
@@ -44,51 +37,27 @@ def train_explainer(demo: Any, *, n_images: int | None = None, concepts: Sequenc
 
     split, idx = _split_data(demo, "train", n_images)
     concepts = list(demo.world.concepts if concepts is None else concepts)
-    lav = LaViSE(demo.target, LAYER, word_space(demo.world), cache=demo.cache, progress=progress,
-                 **explainer_params(**params))
+    lav = LaViSE(word_space(demo.world), progress=progress, **explainer_params(**params))
     images = split.as_tensor(idx)
-    feats = lav.features(images, data_id=feature_data_id(demo, "train", None if idx is None else len(idx)))
     masks = {c: split.concept_masks(c, idx) for c in concepts}
     t = time.perf_counter()
-    lav.fit(images, masks, features=feats)
+    lav.fit_model(demo.target, images, LAYER, masks, cache=demo.cache,
+                  data_id=feature_data_id(demo, "train", None if idx is None else len(idx)))
     lav.fit_seconds_ = time.perf_counter() - t
     return lav
 
 
 def save_explainer(lav: Any, demo: Any, out: str | os.PathLike) -> Path:
-    """Write the head and its metadata for ``demo.variant`` into ``out``; returns the json path."""
+    """Write the head and its metadata for ``demo.variant`` into ``out`` (:meth:`LaViSE.save`); returns the json path."""
     from failwidgets.compute import fingerprint
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    weights, meta = _files(demo.variant)
-    save_file({k: v.detach().cpu().contiguous() for k, v in lav.head_.state_dict().items()}, str(out / weights))
-    params = {k: getattr(lav, k) for k in _PARAMS}
-    info = {
-        "layer": lav.layer,
+    _, meta = _files(demo.variant)
+    return lav.save(Path(out) / meta, metadata={
         "variant": demo.variant,
-        "file": weights,
-        "params": params,
-        "hidden_dim": lav.hidden_dim,
-        "in_dim": lav.n_filters_,
-        "word_dim": lav.head_.net[-1].out_features,
-        "feature_size": list(lav.feature_size_),
-        "concepts": lav.concepts_,
-        "train_concepts": lav.train_concepts_,
-        "heldout_concepts": lav.heldout_concepts_,
-        "n_pairs": lav.n_pairs_,
-        "loss_history": [float(x) for x in lav.loss_history_],
         "fit_seconds": float(getattr(lav, "fit_seconds_", float("nan"))),
-        "fingerprints": {
-            "target": fingerprint(demo.target),
-            "world": demo.world.fingerprint,
-            "word_space": lav.word_space.fingerprint,
-        },
+        "fingerprints": {"target": fingerprint(demo.target), "world": demo.world.fingerprint},
         "reproduce": f"python -m failwidgets.demo.training.lavise --variant {demo.variant} --out failwidgets/demo/weights",
-    }
-    path = out / meta
-    path.write_text(json.dumps(info, indent=1) + "\n")
-    return path
+    })
 
 
 def main(argv: Sequence[str] | None = None) -> None:

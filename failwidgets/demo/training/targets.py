@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from failwidgets._io import atomic_write
 from failwidgets._validation import check_positive_int
 from failwidgets.compute import get_device
 
@@ -311,13 +312,14 @@ def save_weights(out: str, worlds: dict, models: dict, info: dict, *,
     import os
     import platform
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save as to_safetensors_bytes
 
     os.makedirs(out, exist_ok=True)
     entries = {}
     for name, model in models.items():
         model.cpu()
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, f"{name}.safetensors"))
+        atomic_write(os.path.join(out, f"{name}.safetensors"),
+                     to_safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
         entries[name] = {"class": type(model).__name__, "kwargs": _KWARGS[type(model)](model),
                          "file": f"{name}.safetensors",
                          "parameters": int(sum(p.numel() for p in model.parameters())), **info[name]}
@@ -336,8 +338,7 @@ def save_weights(out: str, worlds: dict, models: dict, info: dict, *,
                         "device": str(get_device())},
         **(extra or {}),
     }
-    with open(os.path.join(out, "metadata.json"), "w") as f:
-        json.dump(metadata, f, indent=1, sort_keys=True, default=str)
+    atomic_write(os.path.join(out, "metadata.json"), json.dumps(metadata, indent=1, sort_keys=True, default=str))
     return metadata
 
 

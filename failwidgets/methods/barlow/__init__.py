@@ -35,7 +35,15 @@ from failwidgets.methods.barlow.attack import (
     FeatureAttack,
     feature_attack,
 )
-from failwidgets.methods.barlow import tree, metrics, selection, visual, attack
+from failwidgets.methods.barlow.naming import (
+    FeatureName,
+    name_features,
+    name_features_with_encoder,
+    split_features,
+    named_rule,
+    named_rules_frame,
+)
+from failwidgets.methods.barlow import tree, metrics, selection, visual, attack, naming
 
 __all__ = [
     "GROUPINGS",
@@ -58,9 +66,16 @@ __all__ = [
     "feature_heatmaps",
     "FeatureAttack",
     "feature_attack",
+    "FeatureName",
+    "name_features",
+    "name_features_with_encoder",
+    "split_features",
+    "named_rule",
+    "named_rules_frame",
     "tree",
     "metrics",
     "selection",
     "visual",
     "attack",
+    "naming",
 ]

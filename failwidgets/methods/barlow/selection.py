@@ -5,8 +5,8 @@ Two estimators of MI(feature; failure) for every column of a feature matrix:
 - ``"binned"`` (default): each feature is cut into equal-frequency (quantile) bins and the plug-in MI
   with the binary target is computed for all columns at once with ``np.bincount``, with the Miller-Madow
   bias correction. We write this ourselves because scikit-learn only offers the k-nearest-neighbour
-  estimator (Kraskov / Ross), which takes ~10 s for 1,300 x 2,048 features on two cores; this one takes
-  a few tens of milliseconds, and the tree only needs the ranking.
+  estimator (Kraskov / Ross), which is about two orders of magnitude slower at Barlow's sizes (the
+  ``barlow`` benchmark measures both), and the tree only needs the ranking.
 - ``"sklearn"``: :func:`sklearn.feature_selection.mutual_info_classif` (the estimator the reference
   notebooks use), kept as an option.
 """

@@ -36,7 +36,8 @@ from failwidgets._validation import (
 )
 from failwidgets.methods.barlow.metrics import aler, error_coverage, error_rate, importance_value, is_valid_failure_mode
 from failwidgets.methods.barlow.selection import MI_METHODS, mutual_info, select_top_k
-from failwidgets.methods._base import CORRECT, ERROR, is_failure
+from failwidgets.methods._base import CORRECT, ERROR, check_fitted, is_failure
+from failwidgets.methods.results import Result
 
 __all__ = ["GROUPINGS", "BarlowTree", "TreeReport", "ClassTree", "group_mask", "fit_class_tree", "extract_features"]
 
@@ -82,7 +83,7 @@ def _check_failures(failures, n: int | None = None, *, name: str = "failures", r
 
 
 @dataclass(frozen=True)
-class TreeReport:
+class TreeReport(Result):
     """Metrics of a fitted Barlow tree on one set of samples (fit or held-out).
 
     Attributes
@@ -136,7 +137,7 @@ class TreeReport:
         )
         return replace(self, nodes=nodes, delta=delta, tau=tau)
 
-    def rules_frame(self, valid_only: bool = True) -> pd.DataFrame:
+    def to_frame(self, valid_only: bool = True) -> pd.DataFrame:
         """Failure rules as a DataFrame (valid leaves by default, else every leaf), highest IV first."""
         rows = self.valid_leaves if valid_only else self.leaves.sort_values("IV", ascending=False, kind="stable")
         out = rows[["node", "rule", "size", "errors", "ER", "EC", "IV", "valid"]].reset_index(drop=True)
@@ -150,7 +151,7 @@ class TreeReport:
             f" ({self.n_errors} errors in {self.n_samples} samples)"
         )
         lines = [head]
-        for r in self.rules_frame(valid_only).itertuples():
+        for r in self.to_frame(valid_only).itertuples():
             lines.append(
                 f"When {r.rule}: error rate {r.ER:.4f} ({r.ER - self.ber:+.2%} over BER), "
                 f"{r.EC:.4f} of all failures, IV {r.IV:.4f}"
@@ -172,6 +173,9 @@ class BarlowTree(BaseEstimator):
     n_bins : bins per feature for the binned estimator.
     delta, tau : a leaf is a valid failure mode when ER > BER + delta and EC > tau (paper 0.1, 0.2).
     min_samples_leaf : passed to the decision tree.
+    batch_size : images per forward pass in :meth:`fit_model`.
+    device : str or torch.device, optional; where :meth:`fit_model` runs the model.
+    progress : bool, progress bar while :meth:`fit_model` extracts features.
     random_state : seed of the tree (ties between equal splits) and of the sklearn MI estimator.
 
     Attributes
@@ -193,6 +197,9 @@ class BarlowTree(BaseEstimator):
         delta: float = 0.1,
         tau: float = 0.2,
         min_samples_leaf: int = 1,
+        batch_size: int = 64,
+        device=None,
+        progress: bool = True,
         random_state: int | None = 0,
     ):
         self.max_depth = max_depth
@@ -202,6 +209,9 @@ class BarlowTree(BaseEstimator):
         self.delta = delta
         self.tau = tau
         self.min_samples_leaf = min_samples_leaf
+        self.batch_size = batch_size
+        self.device = device
+        self.progress = progress
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -215,6 +225,27 @@ class BarlowTree(BaseEstimator):
         check_in_range(self.tau, "tau", 0.0, 1.0)
         check_positive_int(self.min_samples_leaf, "min_samples_leaf")
 
+    def fit_model(self, model, images, layer: str, failures, *, cache=None,
+                  data_id: str | None = None) -> "BarlowTree":
+        """Fit on one group's images: features of ``model`` at ``layer`` (:func:`extract_features`), then :meth:`fit`.
+
+        Parameters
+        ----------
+        model : torch.nn.Module, the (robust) feature model taking images in [0, 1].
+        images : float tensor (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3), the group's images.
+        layer : exact module name of the penultimate layer (4-D outputs are globally averaged).
+        failures : bool array (N,), True where the diagnosed model failed.
+        cache : EmbeddingCache, optional, for the features; data_id : its identity of ``images``.
+
+        Returns
+        -------
+        self
+        """
+        check_positive_int(self.batch_size, "batch_size")
+        feats = extract_features(model, images, layer, batch_size=self.batch_size, device=self.device, cache=cache,
+                                 data_id=data_id, progress=self.progress)
+        return self.fit(feats, failures)
+
     def fit(self, features, failures) -> "BarlowTree":
         """Fit on one group.
 
@@ -222,6 +253,10 @@ class BarlowTree(BaseEstimator):
         ----------
         features : array (N, D) — e.g. robust penultimate-layer features of the group's images.
         failures : bool array (N,) — True where the model failed (``pred != label``); both values must occur.
+
+        Returns
+        -------
+        self
         """
         self._check_params()
         x = check_array(features, "features", ndim=2, dtype="float", min_len=2)
@@ -242,9 +277,9 @@ class BarlowTree(BaseEstimator):
         self.fit_report_ = self.report(x, f, split="fit")
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "tree_model_"):
-            raise RuntimeError("BarlowTree: call fit(features, failures) first")
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless :meth:`fit` or :meth:`fit_model` has run."""
+        check_fitted(self, "tree_model_")
 
     def _check_features(self, features) -> np.ndarray:
         x = check_array(features, "features", ndim=2, dtype="float")
@@ -256,19 +291,19 @@ class BarlowTree(BaseEstimator):
 
     def apply(self, features) -> np.ndarray:
         """Leaf node id (N,) of every sample."""
-        self._check_fitted()
+        self.check_fitted()
         x = self._check_features(features)
         return self.tree_model_.apply(x[:, self.selected_features_])
 
     def node_membership(self, features) -> np.ndarray:
         """Bool (N, n_nodes): sample i passes through node j."""
-        self._check_fitted()
+        self.check_fitted()
         x = self._check_features(features)
         return self.tree_model_.decision_path(x[:, self.selected_features_]).toarray().astype(bool)
 
     def predict_failure(self, features) -> np.ndarray:
         """Bool (N,): the tree predicts a failure (its leaf's weighted majority is 'error')."""
-        self._check_fitted()
+        self.check_fitted()
         x = self._check_features(features)
         return self.tree_model_.predict(x[:, self.selected_features_]) == ERROR
 
@@ -277,7 +312,7 @@ class BarlowTree(BaseEstimator):
 
         A sample goes left when ``feature[i] <= threshold`` (scikit-learn's split rule).
         """
-        self._check_fitted()
+        self.check_fitted()
         t = self.tree_model_.tree_
         n = t.node_count
         parent = np.full(n, -1)
@@ -315,7 +350,7 @@ class BarlowTree(BaseEstimator):
         features : array (M, D) — any samples of the same group (fit or held-out); M may be 0.
         failures : bool array (M,).
         """
-        self._check_fitted()
+        self.check_fitted()
         x = self._check_features(features)
         f = _check_failures(failures, x.shape[0], require_both=False)
         nodes = self.node_structure()
@@ -348,9 +383,9 @@ class BarlowTree(BaseEstimator):
         )
 
 
-@dataclass
-class ClassTree:
-    """A Barlow tree for one class grouping with its reports.
+@dataclass(frozen=True)
+class ClassTree(Result):
+    """A Barlow tree for one class grouping with its reports (``tree`` is left out of :meth:`to_dict`).
 
     Attributes
     ----------
@@ -361,13 +396,15 @@ class ClassTree:
     fit_indices, heldout_indices : int arrays, positions of the group's samples in the given arrays.
     """
 
+    _transient = ("tree",)
+
     class_index: int
     grouping: str
-    tree: BarlowTree
     fit: TreeReport
     heldout: TreeReport | None = None
     fit_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     heldout_indices: np.ndarray | None = None
+    tree: BarlowTree | None = field(default=None, compare=False, repr=False)
 
     def with_thresholds(self, delta: float, tau: float) -> "ClassTree":
         """Valid failure modes recomputed for new delta / tau on both reports (no refit)."""
@@ -377,11 +414,11 @@ class ClassTree:
             heldout=None if self.heldout is None else self.heldout.with_thresholds(delta, tau),
         )
 
-    def rules_frame(self, valid_only: bool = True) -> pd.DataFrame:
+    def to_frame(self, valid_only: bool = True) -> pd.DataFrame:
         """Failure rules on the fit data and (if any) held-out data, with class and grouping columns."""
-        frames = [self.fit.rules_frame(valid_only)]
+        frames = [self.fit.to_frame(valid_only)]
         if self.heldout is not None:
-            frames.append(self.heldout.rules_frame(valid_only))
+            frames.append(self.heldout.to_frame(valid_only))
         out = pd.concat(frames, ignore_index=True)
         out.insert(0, "grouping", self.grouping)
         out.insert(0, "class_index", self.class_index)
@@ -416,6 +453,9 @@ def fit_class_tree(
     Raises ``ValueError`` with a clear message when the group is empty, has no failures or only failures.
     """
     x = check_array(features, "features", ndim=2, dtype="float")
+    if heldout is not None and (not isinstance(heldout, (tuple, list)) or len(heldout) != 3):
+        got = f"{len(heldout)} items" if isinstance(heldout, (tuple, list)) else type(heldout).__name__
+        raise ValueError(f"heldout: expected a tuple (features, labels, preds) of a held-out split, got {got}")
     mask = group_mask(labels, preds, class_index, grouping)
     check_same_length(features=x, labels=mask)
     idx = np.flatnonzero(mask)
@@ -423,16 +463,17 @@ def fit_class_tree(
         raise ValueError(f"class_index: no samples with {grouping} == {class_index}; the group is empty")
     fail = is_failure(labels, preds)
     tree = BarlowTree(**tree_params).fit(x[idx], fail[idx])
-    result = ClassTree(int(class_index), grouping, tree, tree.fit_report_, None, idx, None)
+    held_report, hidx = None, None
     if heldout is not None:
         hx, hl, hp = heldout
         hx = check_array(hx, "heldout features", ndim=2, dtype="float")
+        if hx.shape[1] != x.shape[1]:
+            raise ValueError(f"heldout features: expected {x.shape[1]} columns (as features), got {hx.shape[1]}")
         hmask = group_mask(hl, hp, class_index, grouping)
         check_same_length(heldout_features=hx, heldout_labels=hmask)
         hidx = np.flatnonzero(hmask)
-        result.heldout = tree.report(hx[hidx], is_failure(hl, hp)[hidx], split="held-out")
-        result.heldout_indices = hidx
-    return result
+        held_report = tree.report(hx[hidx], is_failure(hl, hp)[hidx], split="held-out")
+    return ClassTree(int(class_index), grouping, tree.fit_report_, held_report, idx, hidx, tree=tree)
 
 
 def extract_features(

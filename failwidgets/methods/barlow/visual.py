@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from captum.attr import LayerActivation, LayerAttribution
 
 from failwidgets._validation import check_array, check_positive_int
-from failwidgets.compute import as_image_tensor, eval_on, get_module, iter_batches
+from failwidgets.compute import as_image_tensor, get_module, iter_batches, layer_activations
+from failwidgets.compute.maps import upsample_maps
 
 __all__ = ["top_activating", "feature_heatmaps"]
 
@@ -57,23 +57,19 @@ def feature_heatmaps(
     images : float (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3).
     """
     x = as_image_tensor(images)
-    layer = get_module(model, conv_layer)
-    la = LayerActivation(model, layer)
+    get_module(model, conv_layer)  # validate the name before any work
     out = []
-    with eval_on(model, device) as dev:
-        for sl in iter_batches(len(x), batch_size, progress=progress, desc="heat maps"):
-            with torch.no_grad():
-                act = la.attribute(x[sl].to(dev))
-            if act.ndim != 4:
-                raise ValueError(
-                    f"conv_layer: expected a (N, C, h, w) map at {conv_layer!r}, got shape {tuple(act.shape)}"
-                )
-            if not 0 <= int(feature) < act.shape[1]:
-                raise ValueError(f"feature: expected a channel index in [0, {act.shape[1]}), got {feature}")
-            m = act[:, int(feature) : int(feature) + 1].float()
-            lo = m.amin(dim=(2, 3), keepdim=True)
-            hi = m.amax(dim=(2, 3), keepdim=True)
-            m = (m - lo) / (hi - lo).clamp_min(1e-12)
-            m = LayerAttribution.interpolate(m, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-            out.append(m[:, 0].clamp(0, 1).cpu())
+    for sl in iter_batches(len(x), batch_size, progress=progress, desc="heat maps"):
+        act = layer_activations(model, x[sl], conv_layer, batch_size=batch_size, device=device, progress=False)
+        if act.ndim != 4:
+            raise ValueError(
+                f"conv_layer: expected a (N, C, h, w) map at {conv_layer!r}, got shape {tuple(act.shape)}"
+            )
+        if not 0 <= int(feature) < act.shape[1]:
+            raise ValueError(f"feature: expected a channel index in [0, {act.shape[1]}), got {feature}")
+        m = act[:, int(feature)].float()
+        lo = m.amin(dim=(1, 2), keepdim=True)
+        hi = m.amax(dim=(1, 2), keepdim=True)
+        m = (m - lo) / (hi - lo).clamp_min(1e-12)
+        out.append(upsample_maps(m, tuple(x.shape[-2:])).clamp(0, 1))
     return torch.cat(out).numpy().astype(np.float32)

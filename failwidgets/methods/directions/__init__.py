@@ -27,6 +27,7 @@ from failwidgets.methods.directions.captions import (
     reference_caption,
     generate_captions,
     caption_scores,
+    caption_members,
 )
 from failwidgets.methods.directions.decoders import (
     Decoder,
@@ -59,6 +60,7 @@ __all__ = [
     "reference_caption",
     "generate_captions",
     "caption_scores",
+    "caption_members",
     "Decoder",
     "RetrievalDecoder",
     "GeneratorDecoder",

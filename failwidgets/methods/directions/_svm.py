@@ -163,7 +163,7 @@ def _folds(n_splits: int, random_state) -> StratifiedKFold:
 def _reference_cv_svm(X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits: int = 2, random_state=None) -> SVMFit:
     """The reference recipe, literally: ``GridSearchCV(SVC(kernel="linear", class_weight="balanced"))``.
 
-    Kept for the benchmark (issue 9) and the test that :func:`cv_linear_svm` reproduces it.
+    Kept for the benchmark (benchmarks/bench_svm.py) and the test that :func:`cv_linear_svm` reproduces it.
     """
     search = GridSearchCV(
         SVC(kernel="linear", class_weight="balanced"),

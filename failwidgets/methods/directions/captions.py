@@ -79,3 +79,25 @@ def caption_scores(caption_embeddings, reference_embedding, mean, std, coef, int
     caps = check_array(caption_embeddings, "caption_embeddings", ndim=2, dtype="float")
     ref = check_array(reference_embedding, "reference_embedding", shape=(caps.shape[1],), dtype="float")
     return (preprocess(caps - ref, mean, std) @ np.asarray(coef, np.float64) + intercept).astype(np.float32)
+
+
+def caption_members(image_embeddings, caption_embedding, reference_embedding) -> np.ndarray:
+    """The images a caption describes: more similar (cosine) to the caption than to the class's
+    reference caption.
+
+    Parameters
+    ----------
+    image_embeddings : ndarray (N, D), vision-language image embeddings (e.g. of one class's images)
+    caption_embedding : ndarray (D,), the caption's text embedding
+    reference_embedding : ndarray (D,), the text embedding of ``reference_caption(noun)``
+
+    Returns
+    -------
+    bool ndarray (N,)
+    """
+    img = check_array(image_embeddings, "image_embeddings", ndim=2, dtype="float")
+    cap = check_array(caption_embedding, "caption_embedding", shape=(img.shape[1],), dtype="float")
+    ref = check_array(reference_embedding, "reference_embedding", shape=(img.shape[1],), dtype="float")
+    unit = img / np.maximum(np.linalg.norm(img, axis=1, keepdims=True), 1e-12)
+    cos = lambda v: unit @ (v / max(float(np.linalg.norm(v)), 1e-12))  # noqa: E731
+    return cos(cap) > cos(ref)

@@ -175,6 +175,10 @@ class GeneratorDecoder(Decoder):
         self.embed_dim = embed_dim
         self.normalize = normalize
         self.batch_size = check_positive_int(batch_size, "batch_size")
+        if device is not None:
+            from failwidgets.compute import get_device
+
+            get_device(device)  # an unavailable device fails here, not at the first decode
         self.device = device
         self.interactive = interactive
         if not float(jitter) >= 0:

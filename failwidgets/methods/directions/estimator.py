@@ -25,17 +25,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
+from failwidgets._validation import check_index, check_magnitude, check_nonnegative_labels
 from failwidgets.methods.directions.captions import TEMPLATE, caption_scores, generate_captions, reference_caption
 from failwidgets.methods.directions.decoders import Decoder, GeneratorDecoder, RetrievalDecoder, UnclipDecoder
 from failwidgets.methods.directions.geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
 from failwidgets.methods.directions.interventions import filter_pool, upweight
 from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
-from failwidgets.methods._base import ERROR, failure_target, hardness_order
+from failwidgets.methods._base import ERROR, check_fitted, failure_target, hardness_order
+from failwidgets.methods.results import Result
 
 __all__ = ["FailureDirections", "FailureMode", "STATUS_OK"]
 
@@ -47,8 +49,8 @@ STATUS_FEW_ERRORS = "too few errors to cross-validate"
 STATUS_FEW_CORRECT = "too few correct predictions to cross-validate"
 
 
-@dataclass
-class FailureMode:
+@dataclass(frozen=True)
+class FailureMode(Result):
     """One failure direction of one class.
 
     Attributes
@@ -82,6 +84,12 @@ class FailureMode:
         """Whether the strength beats its permutation chance level (None when that was not computed)."""
         return None if np.isnan(self.chance) else bool(self.strength > self.chance)
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row: ``rank, strength, chance, p_value, above_chance, best_C, intercept`` (the weights stay in ``coef``)."""
+        return pd.DataFrame([{"rank": self.rank, "strength": self.strength, "chance": self.chance,
+                              "p_value": self.p_value, "above_chance": self.above_chance, "best_C": self.best_C,
+                              "intercept": self.intercept}])
+
 
 class FailureDirections(BaseEstimator):
     """Per-class failure directions (Jain et al. 2023), scikit-learn style.
@@ -104,7 +112,7 @@ class FailureDirections(BaseEstimator):
         ``"fast"`` gives the reference's numbers from one Gram matrix per class (see ``_directions_svm``);
         ``"reference"`` runs ``GridSearchCV(SVC(kernel="linear"))`` literally.
     random_state : int or None
-        None: unshuffled folds, as the reference; an int shuffles them with that seed.
+        Seed of the shuffled CV folds (default 0); None: unshuffled folds, as the reference.
     progress : bool
         Show a ``tqdm`` bar over classes.
 
@@ -125,10 +133,14 @@ class FailureDirections(BaseEstimator):
     n_samples_, n_errors_ : ndarray (n_classes_,) int
     decision_values_ : ndarray (N,)
         Validation samples scored by their class's first mode (NaN where the class has none).
+    mode_decision_values_ : ndarray (max_modes, N)
+        The same for every mode rank (row m: the class's mode m; NaN where the class has no such mode).
+    labels_ : ndarray (N,) int
+        The validation labels given to ``fit`` (which class's direction scores each sample).
     """
 
     def __init__(self, Cs=DEFAULT_CS, n_splits: int = 2, max_modes: int = 1, min_mode_strength: float = 0.6,
-                 n_permutations: int = 0, solver: str = "fast", random_state=None, progress: bool = True):
+                 n_permutations: int = 0, solver: str = "fast", random_state=0, progress: bool = True):
         self.Cs = Cs
         self.n_splits = n_splits
         self.max_modes = max_modes
@@ -158,9 +170,9 @@ class FailureDirections(BaseEstimator):
             The training split's statistics (``whitening_stats(train_embeddings)``) instead of
             ``train_embeddings``, e.g. precomputed ones; give exactly one of the two.
         """
-        X = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
-        labels = check_labels(labels, "labels", n_classes=n_classes)
-        preds = check_labels(preds, "preds", n_classes=n_classes)
+        X = check_magnitude(check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1), "embeddings")
+        labels = check_labels(check_nonnegative_labels(np.asarray(labels), "labels"), "labels", n_classes=n_classes)
+        preds = check_labels(check_nonnegative_labels(np.asarray(preds), "preds"), "preds", n_classes=n_classes)
         check_same_length(embeddings=X, labels=labels, preds=preds)
         mean, std = self._whitening(train_embeddings, whitening, X.shape[1])
         n_splits = check_positive_int(self.n_splits, "n_splits", minimum=2)
@@ -174,8 +186,8 @@ class FailureDirections(BaseEstimator):
 
         self.n_classes_ = int(n_classes) if n_classes is not None else int(max(labels.max(), preds.max())) + 1
         self.mean_, self.std_ = mean, std
-        self._Z = preprocess(X, self.mean_, self.std_)
-        self._labels = labels
+        Z = preprocess(X, self.mean_, self.std_)
+        self.labels_ = labels
         target = failure_target(labels, preds)
         D = X.shape[1]
         self.status_, self.modes_ = [], []
@@ -185,7 +197,7 @@ class FailureDirections(BaseEstimator):
             n, n_err = int(self.n_samples_[c]), int(self.n_errors_[c])
             status = self._status(n, n_err, n_splits)
             self.status_.append(status)
-            self.modes_.append(self._fit_modes(self._Z[labels == c], target[labels == c], svm, Cs, max_modes,
+            self.modes_.append(self._fit_modes(Z[labels == c], target[labels == c], svm, Cs, max_modes,
                                                n_perm)
                                if status == STATUS_OK else [])
         self.strength_ = np.array([m[0].strength if m else np.nan for m in self.modes_])
@@ -193,7 +205,8 @@ class FailureDirections(BaseEstimator):
         self.p_value_ = np.array([m[0].p_value if m else np.nan for m in self.modes_])
         self.coef_ = np.array([m[0].coef if m else np.full(D, np.nan) for m in self.modes_]).reshape(-1, D)
         self.intercept_ = np.array([m[0].intercept if m else np.nan for m in self.modes_])
-        self.decision_values_ = self._decide(self._Z, labels, 0)
+        self.mode_decision_values_ = np.stack([self._decide(Z, labels, m) for m in range(max_modes)])
+        self.decision_values_ = self.mode_decision_values_[0]
         return self
 
     @staticmethod
@@ -202,7 +215,8 @@ class FailureDirections(BaseEstimator):
             raise ValueError("train_embeddings: expected the training split's embeddings or, instead, "
                              "whitening=(mean, std); give exactly one of the two")
         if whitening is None:
-            T = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2)
+            T = check_magnitude(check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2),
+                                "train_embeddings")
             if T.shape[1] != D:
                 raise ValueError(f"train_embeddings: expected {D} columns (as embeddings), got {T.shape[1]}")
             return whitening_stats(T)
@@ -258,14 +272,14 @@ class FailureDirections(BaseEstimator):
         return modes
 
     # ------------------------------------------------------------------ scoring
-    def _check_fitted(self):
-        check_is_fitted(self, "modes_")
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless :meth:`fit` has run."""
+        check_fitted(self, "modes_")
 
     def mode(self, class_index: int, mode: int = 0) -> FailureMode:
         """The ``mode``-th failure mode of class ``class_index``; ValueError (with the class's status) if absent."""
-        self._check_fitted()
-        if not 0 <= int(class_index) < self.n_classes_:
-            raise ValueError(f"class_index: expected a class index in [0, {self.n_classes_}), got {class_index}")
+        self.check_fitted()
+        class_index = check_index(class_index, "class_index", self.n_classes_, what="a class index")
         modes = self.modes_[int(class_index)]
         if not modes:
             raise ValueError(f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})")
@@ -296,7 +310,7 @@ class FailureDirections(BaseEstimator):
         classes : ndarray (N,) int
             Which class's SVM scores each row (labels, or predictions for unlabelled pools).
         """
-        self._check_fitted()
+        self.check_fitted()
         Z = self._preprocess_input(embeddings)
         classes = check_labels(classes, "classes")
         check_same_length(embeddings=Z, classes=classes)
@@ -305,15 +319,16 @@ class FailureDirections(BaseEstimator):
     def _extremes(self, class_index, embeddings, labels, k, mode, hardest):
         m = self.mode(class_index, mode)
         if embeddings is None:
-            Z, labels = self._Z, self._labels
+            rows = np.flatnonzero(self.labels_ == class_index)
+            d = self.mode_decision_values_[mode][rows]
         else:
             if labels is None:
                 raise ValueError("labels: expected the classes of the given embeddings, got None")
             Z = self._preprocess_input(embeddings)
             labels = check_labels(labels, "labels")
             check_same_length(embeddings=Z, labels=labels)
-        rows = np.flatnonzero(labels == class_index)
-        d = (Z[rows] @ m.coef + m.intercept).astype(np.float32)
+            rows = np.flatnonzero(labels == class_index)
+            d = (Z[rows] @ m.coef + m.intercept).astype(np.float32)
         order = hardness_order(d)
         order = order if hardest else order[::-1]
         k = check_positive_int(k, "k")
@@ -341,6 +356,7 @@ class FailureDirections(BaseEstimator):
     def score_captions(self, class_index: int, caption_embeddings, reference_embedding, mode: int = 0) -> np.ndarray:
         """``d(preprocess(emb(c) - emb(reference)))`` for each caption (M,); negative = failure caption."""
         m = self.mode(class_index, mode)
+        check_array(caption_embeddings, "caption_embeddings", ndim=2, shape=(None, len(self.mean_)), dtype="float")
         return caption_scores(caption_embeddings, reference_embedding, self.mean_, self.std_, m.coef, m.intercept)
 
     def top_captions(self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5,
@@ -380,7 +396,70 @@ class FailureDirections(BaseEstimator):
         or the class's mean image embedding for encoders without a text side.
         """
         ref = check_array(reference_embedding, "reference_embedding", shape=(len(self.mean_),), dtype="float")
+        if not np.any(ref):
+            raise ValueError("reference_embedding: expected a non-zero vector (it is normalised), got all zeros")
         return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("mean_", "std_", "strength_", "chance_", "p_value_", "coef_", "intercept_", "n_samples_", "n_errors_",
+               "decision_values_", "mode_decision_values_", "labels_")
+
+    def save(self, path):
+        """Write the fitted estimator: ``<stem>.json`` (parameters, statuses, modes) and ``<stem>.safetensors``
+        (the per-class arrays). No pickle.
+
+        Returns
+        -------
+        Path of the JSON file.
+        """
+        import json
+        import os
+        from pathlib import Path
+
+        from safetensors.numpy import save as safetensors_bytes
+
+        from failwidgets._io import atomic_write
+
+        self.check_fitted()
+        path = Path(path).with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = path.with_suffix(".safetensors")
+        params = self.get_params()
+        params["Cs"] = [float(c) for c in np.atleast_1d(params["Cs"])]
+        info = {"format": "failwidgets.FailureDirections/1", "file": weights.name, "params": params,
+                "n_classes": self.n_classes_, "status": list(self.status_),
+                "modes": [[m.to_dict() for m in modes] for modes in self.modes_]}
+        atomic_write(weights, safetensors_bytes({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}))
+        atomic_write(path, json.dumps(info, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path, **params) -> "FailureDirections":
+        """A fitted FailureDirections from :meth:`save`'s files; ``params`` override stored parameters (e.g. ``progress``)."""
+        import json
+        import os
+        from pathlib import Path
+
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        meta = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not meta.is_file():
+            raise FileNotFoundError(f"path: no FailureDirections file {os.fspath(meta)!r}")
+        info = json.loads(meta.read_text())
+        unknown = sorted(set(params) - set(cls().get_params()))
+        if unknown:
+            raise TypeError(f"params: unknown FailureDirections parameters {unknown}")
+        stored = dict(info["params"])
+        stored["Cs"] = np.asarray(stored["Cs"], dtype=np.float64)
+        est = cls(**{**stored, **params})
+        arrays = load_file(os.fspath(meta.with_name(info["file"])))
+        for k in cls._ARRAYS:
+            setattr(est, k, arrays[k])
+        est.n_classes_ = int(info["n_classes"])
+        est.status_ = list(info["status"])
+        est.modes_ = [[FailureMode.from_dict(m) for m in modes] for modes in info["modes"]]
+        return est
 
     # ------------------------------------------------------------------ interventions
     def filter_pool(self, pool_embeddings, pool_classes, k: int = 75, mode: int = 0) -> np.ndarray:

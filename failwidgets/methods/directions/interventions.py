@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from failwidgets._validation import check_array, check_labels, check_positive_int, check_same_length
+from failwidgets._validation import check_array, check_labels, check_number, check_positive_int, check_same_length
 
 
 def filter_pool(decision_values, classes, k: int = 75) -> np.ndarray:
@@ -49,6 +49,7 @@ def upweight(decision_values, factor: float = 2.0, threshold: float = 0.0) -> np
     ndarray (N,) float32 per-example weights (reference: factor 2, threshold 0).
     """
     d = check_array(decision_values, "decision_values", ndim=1, dtype="float", finite=False)
+    factor = check_number(factor, "factor")
     if not (np.isfinite(factor) and factor > 0):
         raise ValueError(f"factor: expected a positive number, got {factor!r}")
     flagged = np.isfinite(d) & (d <= threshold)

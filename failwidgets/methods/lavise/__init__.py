@@ -9,8 +9,10 @@ from failwidgets.methods.lavise.explainer import (
     METHODS,
     whole_image_masks,
     FilterExplanations,
+    FilterEvaluation,
     LaViSE,
     compare_groups,
+    compute_features,
 )
 from failwidgets.methods.lavise.attention import (
     spatial_cosine,
@@ -35,13 +37,22 @@ from failwidgets.methods.lavise.evaluation import (
     recall_at_k,
     qualified_share,
 )
-from failwidgets.methods.lavise import explainer, attention, head, evaluation
+from failwidgets.methods.lavise.scoring import (
+    WORD_SCORINGS,
+    word_hit_counts,
+    pmi_scores,
+    score_words,
+    top_word_share,
+)
+from failwidgets.methods.lavise import explainer, attention, head, evaluation, scoring
 
 __all__ = [
     "METHODS",
     "whole_image_masks",
     "FilterExplanations",
     "LaViSE",
+    "FilterEvaluation",
+    "compute_features",
     "compare_groups",
     "spatial_cosine",
     "POOLINGS",
@@ -60,8 +71,14 @@ __all__ = [
     "filter_concept_iou",
     "recall_at_k",
     "qualified_share",
+    "WORD_SCORINGS",
+    "word_hit_counts",
+    "pmi_scores",
+    "score_words",
+    "top_word_share",
     "explainer",
     "attention",
     "head",
     "evaluation",
+    "scoring",
 ]

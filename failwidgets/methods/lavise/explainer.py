@@ -18,19 +18,24 @@ are computed from the data at hand, and any feature-map size works.
 
 Example
 -------
->>> lav = LaViSE(model, "trunk.3", word_space=glove_space(alphabetic=True, max_words=50000))
->>> lav.fit(train_images, {"grass": grass_masks, "red": red_masks}, )          # doctest: +SKIP
+>>> lav = LaViSE(word_space=glove_space(alphabetic=True, max_words=50000))
+>>> lav.fit_model(model, train_images, "trunk.3", {"grass": grass_masks})      # doctest: +SKIP
 >>> ex = lav.explain(test_images, methods=("attention", "original"))           # doctest: +SKIP
->>> ex.table()                                                                  # doctest: +SKIP
+>>> ex.to_frame()                                                               # doctest: +SKIP
+>>> lav.save("explainer.json"); LaViSE.load("explainer.json", model=model)     # doctest: +SKIP
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from failwidgets._validation import (
@@ -58,9 +63,15 @@ from failwidgets.methods.lavise.evaluation import (
     qualified_share,
     recall_at_k,
 )
-from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, rank_words, train_head
+from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, train_head
+from failwidgets.methods.lavise.scoring import WORD_SCORINGS, score_words
+from failwidgets.methods._base import check_fitted
+from failwidgets.methods.results import Result
 
-__all__ = ["LaViSE", "FilterExplanations", "METHODS", "compare_groups", "whole_image_masks"]
+__all__ = ["LaViSE", "FilterExplanations", "FilterEvaluation", "METHODS", "compare_groups", "whole_image_masks"]
+
+#: Layer name of explanations fitted on precomputed features without ``layer=``.
+FEATURES_LAYER = "features"
 
 #: Inference methods: filter attention and the paper's three baselines.
 METHODS = ("attention", "original", "image_masking", "activation_masking")
@@ -90,23 +101,30 @@ def whole_image_masks(labels: Any, class_names: Sequence[str], image_size: tuple
     from failwidgets._validation import check_labels
 
     labels = check_labels(labels, "labels", n_classes=len(class_names))
-    h, w = image_size
+    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+        raise ValueError(f"image_size: expected a pair (H, W) of integers >= 1, got {image_size!r}")
+    h, w = (check_positive_int(v, "image_size") for v in image_size)
     return {
         str(name): np.broadcast_to((labels == c)[:, None, None], (len(labels), h, w)).copy()
         for c, name in enumerate(class_names)
     }
 
 
-@dataclass
-class FilterExplanations:
+@dataclass(frozen=True)
+class FilterExplanations(Result):
     """Words that explain the filters of one layer, per inference method.
+
+    Immutable: :meth:`LaViSE.evaluate` returns a copy with ``iou`` filled in (inside a
+    :class:`FilterEvaluation`). ``features`` stays in memory only (left out of :meth:`to_dict`).
 
     Attributes
     ----------
     layer : str
     filters : ndarray (U,) int, original filter indices
     methods : tuple of method names
-    words : dict method -> list (U) of [(word, count), ...], most frequent first
+    words : dict method -> list (U) of [(word, score), ...], best first; the score is the count of the
+        paper (``scoring="count"``) or the specificity-corrected score (``"pmi"``, see
+        :mod:`failwidgets.methods.lavise.scoring`)
     top_images : ndarray (U, p) int, indices into the explained dataset, most activating first
     top_activations : ndarray (U, p) float, their maximum activations
     activation_maps : ndarray (U, p, h, w) float, the filter's map on each top image
@@ -114,8 +132,19 @@ class FilterExplanations:
     max_activations : ndarray (N, d) float
     image_size : (H, W)
     train_concepts, heldout_concepts : list[str]
-    iou : DataFrame (d, C) or None, filled by :meth:`LaViSE.evaluate`
+    p, s : top-p images per filter, s words per image
+    iou : DataFrame (d, C) or None; set on the copy :meth:`LaViSE.evaluate` returns
+    iou_threshold : a concept matches a filter when IoU > this
+    features : Tensor (N, d, h, w) or None, the explained features (needed by :meth:`LaViSE.evaluate`)
+    scoring : str, the scoring of ``words``
+    word_hits : dict method -> (indices int (U, p, s), cosines float (U, p, s)), each top image's ``s``
+        nearest vocabulary words (what both scorings rank; :meth:`rescore` re-ranks without the model)
+    prior_hits : dict method -> int (M, s), the nearest words of M random (image, filter) pairs (the base
+        rate of the ``"pmi"`` scoring)
+    vocabulary : list[str], the words the indices point into
     """
+
+    _transient = ("features",)
 
     layer: str
     filters: np.ndarray
@@ -133,10 +162,33 @@ class FilterExplanations:
     s: int
     iou: pd.DataFrame | None = None
     iou_threshold: float = 0.04
-    features: torch.Tensor | None = field(default=None, repr=False)
+    features: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    scoring: str = "count"
+    word_hits: dict | None = field(default=None, repr=False, compare=False)
+    prior_hits: dict | None = field(default=None, repr=False, compare=False)
+    vocabulary: list | None = field(default=None, repr=False, compare=False)
+
+    def rescore(self, scoring: str) -> "FilterExplanations":
+        """The same explanations with ``words`` ranked by ``scoring`` (``"count"`` or ``"pmi"``).
+
+        Re-ranks the stored nearest-word hits; no model is run. Returns ``self`` when ``scoring`` is the
+        current one.
+        """
+        check_choice(scoring, "scoring", WORD_SCORINGS)
+        if scoring == self.scoring:
+            return self
+        if self.word_hits is None or self.vocabulary is None:
+            raise ValueError("explanations: expected explanations that keep their word hits (from explain())")
+        words = {
+            m: score_words(*self.word_hits[m], self.vocabulary, scoring=scoring,
+                           prior_indices=None if self.prior_hits is None else self.prior_hits.get(m))
+            for m in self.methods
+        }
+        return replace(self, words=words, scoring=scoring)
 
     # -- lookups --------------------------------------------------------------------------------------
-    def _row(self, u: int) -> int:
+    def row(self, u: int) -> int:
+        """Position of filter ``u`` (original index) in ``filters`` and the per-filter arrays."""
         hits = np.flatnonzero(self.filters == int(u))
         if not len(hits):
             raise ValueError(f"filter: {u} was not explained; explained filters: {self.filters[:10].tolist()} ...")
@@ -150,8 +202,8 @@ class FilterExplanations:
         return word not in set(self.train_concepts)
 
     def word_counts(self, u: int, method: str = "attention") -> list[tuple[str, int]]:
-        """All (word, count) of filter ``u`` (original index), most frequent first."""
-        return list(self.words[self._method(method)][self._row(u)])
+        """All (word, score) of filter ``u`` (original index), best first (the score: see ``scoring``)."""
+        return list(self.words[self._method(method)][self.row(u)])
 
     def top_words(self, method: str = "attention", k: int = 5) -> list[list[str]]:
         """Per explained filter, its ``k`` top words."""
@@ -173,8 +225,8 @@ class FilterExplanations:
         row = row[row > self.iou_threshold].sort_values(ascending=False)
         return [(str(c), float(v)) for c, v in row.items()]
 
-    def table(self, method: str = "attention", k: int = 5) -> pd.DataFrame:
-        """One row per filter: its top words, the novel ones among them, the top word's count."""
+    def to_frame(self, method: str = "attention", k: int = 5) -> pd.DataFrame:
+        """One row per filter: its top words, the novel ones among them, the top word's score."""
         rows = []
         for u, ws in zip(self.filters, self.words[self._method(method)]):
             top = [w for w, _ in ws[:k]]
@@ -182,24 +234,26 @@ class FilterExplanations:
                 "filter": int(u),
                 "words": ", ".join(top),
                 "novel": ", ".join(w for w in top if self.is_novel(w)),
-                "top_count": int(ws[0][1]) if ws else 0,
+                "top_count": (int(ws[0][1]) if self.scoring == "count" else float(ws[0][1])) if ws else 0,
                 "threshold": float(self.thresholds[u]),
             })
         return pd.DataFrame(rows)
 
 
-class LaViSE:
-    """Filter explanations in words (Yang et al. 2022), a scikit-learn-like estimator.
+class LaViSE(BaseEstimator):
+    """Filter explanations in words (Yang et al. 2022), a scikit-learn estimator.
+
+    The target model is a fit input, not a parameter (the library's rule, see DEVELOPERS.md):
+    :meth:`fit_model` computes the layer's features and trains the explainer head; :meth:`fit` trains it
+    on precomputed features. The model and layer given to :meth:`fit_model` (or :meth:`load`) are kept as
+    ``model_`` and ``layer_`` so that :meth:`explain` can compute features of new images.
 
     Parameters
     ----------
-    model : torch.nn.Module
-        The frozen target model (never trained here).
-    layer : str
-        Exact name of a module in ``model.named_modules()`` whose output is a conv map (N, d, h, w).
     word_space : WordSpace, optional
         The semantic space and candidate vocabulary. Default: GloVe 6B 50-d with the vocabulary
-        restricted to the 50 000 most frequent alphabetic words (the space keeps all 400k words).
+        restricted to the 50 000 most frequent alphabetic words (the space keeps all 400k words),
+        loaded by ``fit`` into ``word_space_`` (the parameter stays None).
     holdout_fraction : float
         Fraction of the concepts held out of training (paper: 0.3), drawn with ``random_state``.
     holdout : sequence of str, optional
@@ -208,6 +262,14 @@ class LaViSE:
         Explainer training (Eq. 1 margin 1, Adam lr 1e-4 in the paper).
     p, s : int
         Top-p images per filter, s words per image (paper 25 and 5).
+    word_scoring : {"count", "pmi"}
+        How a filter's words are ranked: ``"count"`` (default) is the paper's (how many of the top-p
+        images have the word among their s nearest); ``"pmi"`` corrects the count for how likely the word
+        is for any explainer output (:mod:`failwidgets.methods.lavise.scoring`). The count stays the
+        default: the corrected score did not beat its recall on every split measured
+        (``benchmarks/bench_word_scoring.py``). Both are kept: :meth:`FilterExplanations.rescore` switches.
+    prior_pairs : int
+        M, the random (image, filter) pairs whose nearest words give the base rate of ``"pmi"``.
     quantile : float
         T_u is the top ``quantile`` of the filter's activations (0.005).
     iou_threshold : float
@@ -217,8 +279,6 @@ class LaViSE:
         ``a(F_u, F_k) F_k`` averaged over the map; ``"spatial"`` is the authors' released code, u's
         normalised map as a spatial attention. See :mod:`failwidgets.methods.lavise.attention`.
     feature_batch_size : int
-    cache : EmbeddingCache, optional
-        Cache the layer's features on disk (content-addressed by model, layer and data).
     device : str or torch.device, optional
     random_state : int
     progress : bool
@@ -226,6 +286,9 @@ class LaViSE:
     Attributes
     ----------
     head_ : ExplainerHead
+    word_space_ : WordSpace, the space the head was trained against
+    model_ : torch.nn.Module or None, the target model (None when fitted on features only)
+    layer_ : str, the explained layer (``"features"`` when fitted on features without ``layer=``)
     concepts_ : list[str], all concepts given to fit
     train_concepts_, heldout_concepts_ : list[str]
     n_filters_ : int, d
@@ -234,15 +297,14 @@ class LaViSE:
     loss_history_ : list[float], mean loss per epoch
     """
 
-    def __init__(self, model: torch.nn.Module, layer: str, word_space: Any = None, *,
+    def __init__(self, word_space: Any = None, *,
                  holdout_fraction: float = 0.0, holdout: Sequence[str] | None = None,
                  margin: float = 1.0, lr: float = 1e-4, epochs: int = 30, batch_size: int = 64,
                  hidden_dim: int | None = None, dropout: float = 0.1, p: int = 25, s: int = 5,
+                 word_scoring: str = "count", prior_pairs: int = 2048,
                  quantile: float = 0.005, iou_threshold: float = 0.04, attention_pooling: str = "reweight",
-                 feature_batch_size: int = 64,
-                 cache: Any = None, device: Any = None, random_state: int = 0, progress: bool = True) -> None:
-        self.model = model
-        self.layer = layer
+                 feature_batch_size: int = 64, device: Any = None, random_state: int = 0,
+                 progress: bool = True) -> None:
         self.word_space = word_space
         self.holdout_fraction = holdout_fraction
         self.holdout = holdout
@@ -254,62 +316,50 @@ class LaViSE:
         self.dropout = dropout
         self.p = p
         self.s = s
+        self.word_scoring = word_scoring
+        self.prior_pairs = prior_pairs
         self.quantile = quantile
         self.iou_threshold = iou_threshold
         self.attention_pooling = attention_pooling
         self.feature_batch_size = feature_batch_size
-        self.cache = cache
         self.device = device
         self.random_state = random_state
         self.progress = progress
 
     # -- helpers --------------------------------------------------------------------------------------
-    def _space(self):
-        if self.word_space is None:
-            from failwidgets.compute.words import glove_space
+    def _resolve_space(self):
+        """The word space to train against: the parameter, or the default GloVe space (parameter untouched)."""
+        if self.word_space is not None:
+            return self.word_space
+        from failwidgets.compute.words import glove_space
 
-            self.word_space = glove_space(alphabetic=True, max_words=50000)
-        return self.word_space
+        return glove_space(alphabetic=True, max_words=50000)
 
-    def features(self, images: Any, *, data_id: str | None = None, use_cache: bool = True) -> torch.Tensor:
-        """The layer's feature maps for ``images``: Tensor (N, d, h, w) float32 on the CPU.
+    def features(self, images: Any, *, cache: Any = None, data_id: str | None = None) -> torch.Tensor:
+        """The explained layer's feature maps for ``images``: Tensor (N, d, h, w) float32 on the CPU.
 
-        Goes through ``cache`` (when set) keyed by the model's weights, the layer and the data.
+        Needs ``model_`` (set by :meth:`fit_model` or :meth:`load`). With ``cache`` (an
+        :class:`~failwidgets.compute.EmbeddingCache`) the maps are stored under the model's weights,
+        the layer and ``data_id`` (default: a hash of the images).
         """
-        from failwidgets.compute import as_image_tensor, get_module, layer_activations
+        if getattr(self, "model_", None) is None:
+            self.check_fitted()
+            raise ValueError("images: this LaViSE has no model (it was fitted on features); pass features= "
+                             "instead, or use fit_model() / LaViSE.load(..., model=)")
+        return compute_features(self.model_, images, self.layer_, cache=cache, data_id=data_id,
+                                batch_size=self.feature_batch_size, device=self.device, progress=self.progress)
 
-        get_module(self.model, self.layer)  # exact-name lookup with close matches in the error
-
-        def compute() -> np.ndarray:
-            return layer_activations(self.model, images, self.layer, batch_size=self.feature_batch_size,
-                                     device=self.device, progress=self.progress).numpy()
-
-        if self.cache is not None and use_cache:
-            from failwidgets.compute import fingerprint
-
-            parts = {
-                "what": "lavise_features",
-                "model": fingerprint(self.model),
-                "layer": self.layer,
-                "data": data_id if data_id is not None else fingerprint(as_image_tensor(images)),
-            }
-            arr = self.cache.get_or_compute(parts, compute)
-            t = torch.from_numpy(np.asarray(arr, dtype=np.float32))
-        else:
-            t = torch.from_numpy(compute())
-        return _check_feature_map(t, self.layer)
-
-    def _given_features(self, features: Any, images: Any) -> torch.Tensor:
+    def _given_features(self, features: Any, images: Any, layer: str) -> torch.Tensor:
         if features is None:
             if images is None:
                 raise ValueError("images: expected images (or features=) to explain, got None")
             return self.features(images)
         t = torch.as_tensor(check_array(features, "features", ndim=(2, 3, 4, 5), dtype="float"))
-        return _check_feature_map(t, self.layer)
+        return _check_feature_map(t, layer)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "head_"):
-            raise RuntimeError("This LaViSE is not fitted yet: call fit(images, concept_masks) first")
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless :meth:`fit`, :meth:`fit_model` or :meth:`load` has run."""
+        check_fitted(self, "head_")
 
     def _check_masks(self, concept_masks: Mapping[str, Any], n: int, size: tuple[int, int] | None,
                      name: str = "concept_masks") -> dict[str, np.ndarray]:
@@ -334,21 +384,56 @@ class LaViSE:
             return None
         from failwidgets.compute import as_image_tensor
 
+        if hasattr(images, "identity") and hasattr(images, "image"):  # an image source: read one image
+            h, w = images.image(0).shape[:2]
+            return int(h), int(w)
         t = as_image_tensor(images)
         return int(t.shape[2]), int(t.shape[3])
 
     # -- training -------------------------------------------------------------------------------------
-    def fit(self, images: Any, concept_masks: Mapping[str, Any], *, features: Any = None) -> "LaViSE":
-        """Train the explainer head on (image, concept, mask) triples of a reference dataset.
+    def fit_model(self, model: torch.nn.Module, images: Any, layer: str, concept_masks: Mapping[str, Any], *,
+                  cache: Any = None, data_id: str | None = None) -> "LaViSE":
+        """Compute ``layer``'s features of ``model`` on ``images`` and train the explainer head (:meth:`fit`).
 
         Parameters
         ----------
-        images : float tensor (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3); may be None with ``features``
+        model : torch.nn.Module
+            The frozen target model (never trained here); kept as ``model_``.
+        images : float tensor (N, 3, H, W) in [0, 1] or uint8 (N, H, W, 3), the reference dataset
+        layer : str
+            Exact name of a module in ``model.named_modules()`` whose output is a conv map (N, d, h, w).
         concept_masks : dict concept word -> bool array (N, H, W)
             The pixels of each concept in each image (all False where absent). For a classification
             dataset use :func:`whole_image_masks`.
-        features : array (N, d, h, w), optional
-            Precomputed features of ``layer`` (skips the forward passes).
+        cache : EmbeddingCache, optional
+            Store / reuse the layer's features (key: the model's weights, the layer, ``data_id``).
+        data_id : str, optional
+            Identity of ``images`` for the cache key (default: a hash of the images).
+
+        Returns
+        -------
+        self
+        """
+        feats = compute_features(model, images, layer, cache=cache, data_id=data_id,
+                                 batch_size=self.feature_batch_size, device=self.device, progress=self.progress)
+        self.fit(feats, concept_masks, layer=layer, image_size=self._image_size(images))
+        self.model_ = model
+        return self
+
+    def fit(self, features: Any, concept_masks: Mapping[str, Any], *, layer: str | None = None,
+            image_size: tuple[int, int] | None = None) -> "LaViSE":
+        """Train the explainer head on precomputed features of (image, concept, mask) triples.
+
+        Parameters
+        ----------
+        features : array (N, d, h, w)
+            Feature maps of the explained layer on the reference dataset.
+        concept_masks : dict concept word -> bool array (N, H, W)
+            The pixels of each concept in each image (all False where absent).
+        layer : str, optional
+            Name of the layer the features come from (labels the explanations; default ``"features"``).
+        image_size : (H, W), optional
+            When given, every mask must have this size.
 
         Returns
         -------
@@ -358,11 +443,14 @@ class LaViSE:
         check_positive_int(self.epochs, "epochs")
         check_positive_int(self.batch_size, "batch_size", minimum=2)
         check_in_range(self.margin, "margin", 0.0, np.inf)
-        space = self._space()
-        feats = self._given_features(features, images)
+        layer = FEATURES_LAYER if layer is None else str(layer)
+        if features is None:
+            raise ValueError("features: expected the layer's feature maps (N, d, h, w), got None; "
+                             "use fit_model(model, images, layer, concept_masks) to compute them")
+        feats = self._given_features(features, None, layer)
+        space = self._resolve_space()
         n = feats.shape[0]
-        size = self._image_size(images)
-        masks = self._check_masks(concept_masks, n, size)
+        masks = self._check_masks(concept_masks, n, image_size)
         concepts = list(masks)
         space.rows(concepts, name="concept_masks")  # every concept must be in the word space
 
@@ -403,6 +491,9 @@ class LaViSE:
             self.head_, x, y, vecs, margin=self.margin, lr=self.lr, epochs=self.epochs,
             batch_size=self.batch_size, seed=self.random_state, progress=self.progress,
         )
+        self.word_space_ = space
+        self.model_ = None
+        self.layer_ = layer
         self.concepts_ = concepts
         self.train_concepts_ = train
         self.heldout_concepts_ = held
@@ -414,7 +505,7 @@ class LaViSE:
     @torch.no_grad()
     def embed(self, pooled: Any) -> np.ndarray:
         """Explainer outputs (unit vectors) for pooled features: (M, d) -> ndarray (M, D)."""
-        self._check_fitted()
+        self.check_fitted()
         x = torch.as_tensor(check_array(pooled, "pooled", ndim=2, dtype="float", shape=(None, self.n_filters_)))
         self.head_.eval()
         out = torch.cat([self.head_(x[i:i + 8192]) for i in range(0, len(x), 8192)]) if len(x) else x
@@ -442,7 +533,7 @@ class LaViSE:
             maps = upsampled_maps(feats[i, u], size)
             keep = (maps > thr[u][:, None, None]).float()[:, None]
             masked = x[i] * keep
-            out.append(self.features(masked, use_cache=False).mean(dim=(2, 3)))
+            out.append(self.features(masked).mean(dim=(2, 3)))
         return torch.cat(out)
 
     def explain(self, images: Any = None, *, features: Any = None, filters: Sequence[int] | None = None,
@@ -463,15 +554,17 @@ class LaViSE:
         -------
         FilterExplanations
         """
-        self._check_fitted()
-        methods = tuple(methods)
+        self.check_fitted()
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)  # one method may be given as a str
         for m in methods:
             check_choice(m, "methods", METHODS)
         p = check_positive_int(self.p if p is None else p, "p")
         s = check_positive_int(self.s if s is None else s, "s")
         check_in_range(self.quantile, "quantile", 0.0, 1.0, inclusive=False)
         check_choice(self.attention_pooling, "attention_pooling", list(POOLINGS))
-        feats = self._given_features(features, images)
+        check_choice(self.word_scoring, "word_scoring", WORD_SCORINGS)
+        n_prior = check_positive_int(self.prior_pairs, "prior_pairs")
+        feats = self._given_features(features, images, self.layer_)
         if feats.shape[1] != self.n_filters_:
             raise ValueError(
                 f"features: expected {self.n_filters_} filters (as in fit), got {feats.shape[1]}"
@@ -481,7 +574,7 @@ class LaViSE:
         if filters is None:
             flt_idx = np.arange(d)
         else:
-            flt_idx = check_array(filters, "filters", ndim=1, dtype="int")
+            flt_idx = check_array(filters, "filters", ndim=1, dtype="int", min_len=1)
             if flt_idx.size and (flt_idx.min() < 0 or flt_idx.max() >= d):
                 raise ValueError(f"filters: expected indices in [0, {d}), got {flt_idx.min()}..{flt_idx.max()}")
         p = min(p, n)
@@ -491,9 +584,15 @@ class LaViSE:
         img = top_img.reshape(-1)
         flt = torch.as_tensor(flt_idx).repeat_interleave(p)
         thr = torch.from_numpy(thresholds)
-        space = self._space()
+        space = self.word_space_
+        # reference outputs for the base rate of a word: random (image, filter) pairs of the whole layer
+        rng = np.random.default_rng(self.random_state)
+        prior_img = torch.as_tensor(rng.integers(0, n, n_prior))
+        prior_flt = torch.as_tensor(rng.integers(0, d, n_prior))
 
         words: dict[str, list] = {}
+        hits: dict[str, tuple] = {}
+        prior_hits: dict[str, np.ndarray] = {}
         for method in tqdm(methods, desc="LaViSE methods", disable=not self.progress or len(methods) < 2,
                            leave=False):
             if method == "original":  # same input for every filter: embed each distinct image once
@@ -509,10 +608,17 @@ class LaViSE:
                 idx, val = space.nearest(self.embed(x), s)
             idx = idx.reshape(len(flt_idx), p, -1)
             val = val.reshape(len(flt_idx), p, -1)
-            words[method] = [rank_words(idx[r], val[r], space.vocabulary) for r in range(len(flt_idx))]
+            if method == "original":
+                prior_x = feats[prior_img].mean(dim=(2, 3))
+            else:
+                prior_x = self._method_inputs(method, feats, prior_img, prior_flt, thr, images)
+            prior_hits[method] = space.nearest(self.embed(prior_x), s)[0]
+            hits[method] = (idx, val)
+            words[method] = score_words(idx, val, space.vocabulary, scoring=self.word_scoring,
+                                        prior_indices=prior_hits[method])
 
         return FilterExplanations(
-            layer=self.layer,
+            layer=self.layer_,
             filters=flt_idx.astype(np.int64),
             methods=methods,
             words=words,
@@ -528,45 +634,228 @@ class LaViSE:
             s=s,
             iou_threshold=self.iou_threshold,
             features=feats,
+            scoring=self.word_scoring,
+            word_hits=hits,
+            prior_hits=prior_hits,
+            vocabulary=list(space.vocabulary),
         )
 
     # -- evaluation -----------------------------------------------------------------------------------
     def evaluate(self, explanations: FilterExplanations, concept_masks: Mapping[str, Any],
-                 ks: Sequence[int] = (5, 10, 20)) -> dict:
+                 ks: Sequence[int] = (5, 10, 20)) -> "FilterEvaluation":
         """Score explanations against concept masks of the explained dataset (Table 2 protocol).
 
-        Fills ``explanations.iou`` (DataFrame (d, C)) and returns a dict with
-        ``recall`` (DataFrame methods x k), ``n_matched_filters`` (filters with >= 1 matching concept),
-        ``novel_hits`` (list of (filter, word): a held-out concept among the filter's top-``ks[0]``
-        attention words that matches the filter by IoU) and ``n_novel_filters``.
+        ``explanations`` is not changed: the result holds a copy with ``iou`` (DataFrame (d, C)) filled in.
+
+        Returns
+        -------
+        FilterEvaluation
+            ``explanations`` (the copy with IoU), ``recall`` (DataFrame methods x k),
+            ``n_matched_filters`` (filters with >= 1 matching concept), ``novel_hits`` (tuple of
+            (filter, word): a held-out concept among the filter's top-``ks[0]`` attention words that
+            matches the filter by IoU) and ``n_novel_filters``.
         """
-        check_in_range(self.iou_threshold, "iou_threshold", 0.0, 1.0)
+        self.check_fitted()
+        if not isinstance(explanations, FilterExplanations):
+            raise TypeError(f"explanations: expected FilterExplanations, got {type(explanations).__name__}")
+        threshold = check_in_range(self.iou_threshold, "iou_threshold", 0.0, 1.0)
+        ks = tuple(check_positive_int(k, "ks") for k in ks)
+        if not ks:
+            raise ValueError("ks: expected at least one k, got none")
         feats = explanations.features
         if feats is None:
             raise ValueError("explanations: expected explanations that keep their features (from explain())")
         masks = self._check_masks(concept_masks, feats.shape[0], explanations.image_size)
-        self._space().rows(list(masks), name="concept_masks")
+        self.word_space_.rows(list(masks), name="concept_masks")
         cm = torch.from_numpy(np.stack(list(masks.values())))
         iou = filter_concept_iou(feats, explanations.thresholds, cm)
-        explanations.iou = pd.DataFrame(iou, columns=list(masks))
-        explanations.iou_threshold = self.iou_threshold
-        matches = [set(c for c, _ in explanations.matches(u)) for u in explanations.filters]
+        scored = replace(explanations, iou=pd.DataFrame(iou, columns=list(masks)), iou_threshold=threshold)
+        matches = [set(c for c, _ in scored.matches(u)) for u in scored.filters]
         recall = pd.DataFrame(
-            {f"recall@{k}": [recall_at_k(explanations.top_words(m, k), matches, k) for m in explanations.methods]
+            {f"recall@{k}": [recall_at_k(scored.top_words(m, k), matches, k) for m in scored.methods]
              for k in ks},
-            index=list(explanations.methods),
+            index=list(scored.methods),
         )
-        held = set(explanations.heldout_concepts)
+        held = set(scored.heldout_concepts)
         novel = []
-        if "attention" in explanations.methods:
-            for u, ws, ms in zip(explanations.filters, explanations.top_words("attention", ks[0]), matches):
+        if "attention" in scored.methods:
+            for u, ws, ms in zip(scored.filters, scored.top_words("attention", ks[0]), matches):
                 novel += [(int(u), w) for w in ws if w in held and w in ms]
-        return {
-            "recall": recall,
-            "n_matched_filters": int(sum(bool(m) for m in matches)),
-            "novel_hits": novel,
-            "n_novel_filters": len({u for u, _ in novel}),
+        return FilterEvaluation(
+            explanations=scored,
+            recall=recall,
+            n_matched_filters=int(sum(bool(m) for m in matches)),
+            novel_hits=tuple(novel),
+            n_novel_filters=len({u for u, _ in novel}),
+        )
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write the fitted explainer: ``<stem>.json`` (parameters, fitted attributes) and
+        ``<stem>.safetensors`` (the head's weights). No pickle; the model and the word space are not stored
+        (their identities are: the word space's fingerprint is checked by :meth:`load`).
+
+        Parameters
+        ----------
+        path : the JSON file to write (its ``.safetensors`` sibling is written next to it)
+        metadata : extra JSON-serialisable entries (provenance, fingerprints of the data) stored at the top
+            level; ``metadata["fingerprints"]`` is merged with the word space's fingerprint
+
+        Returns
+        -------
+        Path of the JSON file.
+        """
+        from safetensors.torch import save as safetensors_bytes
+
+        from failwidgets._io import atomic_write
+
+        self.check_fitted()
+        path = Path(path).with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = path.with_suffix(".safetensors")
+        params = {k: v for k, v in self.get_params().items() if k != "word_space"}
+        params["device"] = None if params["device"] is None else str(params["device"])
+        if params["holdout"] is not None:
+            params["holdout"] = [str(c) for c in params["holdout"]]
+        extra = dict(metadata or {})
+        fingerprints = {**dict(extra.pop("fingerprints", {}) or {}), "word_space": self.word_space_.fingerprint}
+        info = {
+            "format": "failwidgets.LaViSE/1",
+            "layer": self.layer_,
+            "file": weights.name,
+            "params": params,
+            "hidden_dim": self.hidden_dim,
+            "in_dim": self.n_filters_,
+            "word_dim": int(self.word_space_.dim),
+            "feature_size": list(self.feature_size_),
+            "concepts": list(self.concepts_),
+            "train_concepts": list(self.train_concepts_),
+            "heldout_concepts": list(self.heldout_concepts_),
+            "n_pairs": int(self.n_pairs_),
+            "loss_history": [float(x) for x in self.loss_history_],
+            **extra,
+            "fingerprints": fingerprints,
         }
+        text = json.dumps(info, indent=1) + "\n"
+        atomic_write(weights, safetensors_bytes({k: v.detach().cpu().contiguous()
+                                                 for k, v in self.head_.state_dict().items()}))
+        atomic_write(path, text)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, model: torch.nn.Module | None = None, word_space: Any = None,
+             **params: Any) -> "LaViSE":
+        """A fitted LaViSE from :meth:`save`'s files (no training).
+
+        Parameters
+        ----------
+        path : the JSON file (or its stem); the weights file is the one it names
+        model : the target model the head was trained on (kept as ``model_``; needed to explain images
+            without ``features=``)
+        word_space : the word space it was trained against (default: GloVe as in :class:`LaViSE`); refused
+            when its fingerprint differs from the stored one
+        **params : parameters to override (e.g. inference ``p``, ``s``, ``quantile``, ``device``, ``progress``)
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            The word space is not the one the head was trained against.
+        """
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        meta = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not meta.is_file():
+            raise FileNotFoundError(f"path: no LaViSE file {os.fspath(meta)!r}")
+        info = json.loads(meta.read_text())
+        stored = dict(info.get("params", {}))
+        stored.setdefault("hidden_dim", info.get("hidden_dim"))
+        unknown = sorted(set(params) - set(cls().get_params()))
+        if unknown:
+            raise TypeError(f"params: unknown LaViSE parameters {unknown}")
+        lav = cls(word_space=word_space, **{**stored, **params})
+        space = lav._resolve_space()
+        want = info.get("fingerprints", {}).get("word_space")
+        if want is not None and space.fingerprint != want:
+            raise ValueError(
+                f"word_space: {os.fspath(meta)!r} was trained against another word space (fingerprint {want}, "
+                f"given {space.fingerprint}); pass the word space it was saved with"
+            )
+        head = ExplainerHead(int(info["in_dim"]), int(info["word_dim"]), stored["hidden_dim"], stored.get("dropout", 0.1))
+        head.load_state_dict(load_file(os.fspath(meta.with_name(info.get("file") or meta.with_suffix(".safetensors").name))))
+        head.eval()
+        lav.head_ = head
+        lav.word_space_ = space
+        lav.model_ = model
+        lav.layer_ = str(info["layer"])
+        lav.concepts_ = list(info["concepts"])
+        lav.train_concepts_ = list(info["train_concepts"])
+        lav.heldout_concepts_ = list(info["heldout_concepts"])
+        lav.n_filters_ = int(info["in_dim"])
+        lav.feature_size_ = tuple(int(v) for v in info["feature_size"])
+        lav.n_pairs_ = int(info["n_pairs"])
+        lav.loss_history_ = [float(x) for x in info["loss_history"]]
+        return lav
+
+
+@dataclass(frozen=True)
+class FilterEvaluation(Result):
+    """What :meth:`LaViSE.evaluate` measured (Table 2 protocol).
+
+    Attributes
+    ----------
+    explanations : FilterExplanations, a copy of the evaluated explanations with ``iou`` filled in
+    recall : DataFrame (methods x ``recall@k``)
+    n_matched_filters : int, filters with at least one concept matching by IoU
+    novel_hits : tuple of (filter, word), held-out concepts among a filter's top attention words that match it
+    n_novel_filters : int, filters with a novel hit
+    """
+
+    explanations: FilterExplanations
+    recall: pd.DataFrame
+    n_matched_filters: int
+    novel_hits: tuple
+    n_novel_filters: int
+
+    def to_frame(self) -> pd.DataFrame:
+        """The recall table (methods x ``recall@k``)."""
+        return self.recall.copy()
+
+
+def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: Any = None,
+                     data_id: str | None = None, batch_size: int = 64, device: Any = None,
+                     progress: bool = True) -> torch.Tensor:
+    """The conv feature maps of ``model`` at ``layer``: Tensor (N, d, h, w) float32 on the CPU.
+
+    With ``cache`` (an :class:`~failwidgets.compute.EmbeddingCache`) the maps are stored under the model's
+    weights, the layer and ``data_id`` (default: a hash of the images).
+    """
+    from failwidgets.compute import as_image_tensor, get_module, layer_activations
+
+    get_module(model, layer)  # exact-name lookup with close matches in the error
+
+    def compute() -> np.ndarray:
+        return layer_activations(model, images, layer, batch_size=batch_size, device=device,
+                                 progress=progress).numpy()
+
+    if cache is not None:
+        from failwidgets.compute.hashing import fingerprint
+
+        if not hasattr(cache, "get_or_compute"):
+            raise TypeError(f"cache: expected an EmbeddingCache, got {type(cache).__name__}")
+        parts = {
+            "what": "lavise_features",
+            "model": fingerprint(model),
+            "layer": layer,
+            "data": data_id if data_id is not None else fingerprint(
+                images if hasattr(images, "identity") else as_image_tensor(images)),  # a source: its identity
+        }
+        t = torch.from_numpy(np.asarray(cache.get_or_compute(parts, compute), dtype=np.float32))
+    else:
+        t = torch.from_numpy(compute())
+    return _check_feature_map(t, layer)
 
 
 def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str = "attention",
@@ -588,6 +877,7 @@ def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str
     ``filter``, ``share[<group>]`` per group, ``difference`` (max share - min share; for two groups the
     signed ``share[g1] - share[g0]`` is in ``signed_difference``) and ``words``.
     """
+    k = check_positive_int(k, "k")
     n = explanations.max_activations.shape[0]
     groups = np.asarray(groups)
     if groups.ndim != 1 or len(groups) != n:

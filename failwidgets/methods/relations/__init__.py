@@ -40,7 +40,8 @@ from failwidgets.methods.relations.evaluation import (
     entropy_baseline,
     evaluate_modes,
 )
-from failwidgets.methods.relations import miner, graph, kl, masks, evaluation
+from failwidgets.methods.relations.shared import AnnotationConflictError, AnnotationFile, WriteReport
+from failwidgets.methods.relations import miner, graph, kl, masks, evaluation, shared
 
 __all__ = [
     "RelationDiagnosis",
@@ -69,9 +70,13 @@ __all__ = [
     "mode_accuracy_drop",
     "entropy_baseline",
     "evaluate_modes",
+    "AnnotationFile",
+    "AnnotationConflictError",
+    "WriteReport",
     "miner",
     "graph",
     "kl",
     "masks",
     "evaluation",
+    "shared",
 ]

@@ -9,13 +9,14 @@ files merge by majority vote with the agreement reported per pair.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+
+from failwidgets._io import atomic_write
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -82,16 +83,16 @@ class RelationGraph:
         return (ia, ib) if ia < ib else (ib, ia)
 
     def _attr_index(self, a, name: str) -> int:
-        if isinstance(a, (int,)) and not isinstance(a, bool):
+        if isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)):
             if not 0 <= a < len(self.attribute_names):
                 raise ValueError(f"{name}: expected an attribute index in [0, {len(self.attribute_names)}), got {a}")
             return int(a)
-        if a not in self._index:
+        if not isinstance(a, str) or a not in self._index:
             raise ValueError(f"{name}: unknown attribute {a!r}; expected one of {self.attribute_names}")
         return self._index[a]
 
     def _level_index(self, level) -> int:
-        if isinstance(level, (int,)) and not isinstance(level, bool):
+        if isinstance(level, (int, np.integer)) and not isinstance(level, (bool, np.bool_)):
             if not 0 <= level < len(self.levels):
                 raise ValueError(f"level: expected an index in [0, {len(self.levels)}), got {level}")
             return int(level)
@@ -184,12 +185,28 @@ class RelationGraph:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"data: expected schema_version {SCHEMA_VERSION}, got {version!r}")
-        file_levels = list(data.get("levels") or DEFAULT_LEVELS)
+        raw_levels = data.get("levels") or DEFAULT_LEVELS
+        if not isinstance(raw_levels, (list, tuple)) or not all(isinstance(lv, str) for lv in raw_levels):
+            raise ValueError(f"data['levels']: expected a list of level names (str), got {raw_levels!r}"[:300])
+        file_levels = list(raw_levels)
         if levels is not None and list(levels) != file_levels:
             raise ValueError(f"levels: the file uses levels {file_levels}, expected {list(levels)}")
-        file_names = list(data.get("attributes") or [])
+        raw_names = data.get("attributes") or []
+        if not isinstance(raw_names, (list, tuple)) or not all(isinstance(a, str) for a in raw_names):
+            raise ValueError(f"data['attributes']: expected a list of attribute names (str), got {raw_names!r}"[:300])
+        file_names = list(raw_names)
+        annotator = data.get("annotator")
+        if annotator is not None and not isinstance(annotator, str):
+            raise ValueError(f"data['annotator']: expected a str or null, got {type(annotator).__name__}")
         names = list(attribute_names) if attribute_names is not None else file_names
         edges = data.get("edges") or []
+        if not isinstance(edges, list):
+            raise ValueError(f"data['edges']: expected a list of {{'a', 'b', 'level'}} objects, got {type(edges).__name__}")
+        for k, e in enumerate(edges):
+            if not isinstance(e, Mapping) or not {"a", "b", "level"} <= set(e):
+                raise ValueError(f"data['edges'][{k}]: expected an object with keys 'a', 'b' and 'level', got {e!r}"[:300])
+            if not isinstance(e["a"], str) or not isinstance(e["b"], str):
+                raise ValueError(f"data['edges'][{k}]: expected attribute names (str) for 'a' and 'b', got {e!r}"[:300])
         mentioned = set(file_names) | {e.get("a") for e in edges} | {e.get("b") for e in edges}
         unknown = sorted(str(a) for a in mentioned - set(names))
         if unknown:
@@ -197,7 +214,7 @@ class RelationGraph:
                 f"attribute names: the annotation file names {unknown}, which the model does not have; "
                 f"expected names among {list(names)}"
             )
-        graph = cls(names, file_levels, data.get("annotator"))
+        graph = cls(names, file_levels, annotator)
         for e in edges:
             pair = graph._pair(e["a"], e["b"])
             lv = graph._level_index(e["level"])
@@ -241,18 +258,7 @@ class RelationGraph:
     def save(self, path) -> Path:
         """Write the graph as JSON atomically (temporary file in the same folder, then ``os.replace``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
@@ -261,8 +267,9 @@ class RelationGraph:
         with open(path, encoding="utf-8") as fh:
             try:
                 data = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"path: {path} is not a valid JSON annotation file ({exc})") from exc
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                raise ValueError(f"path: {path} is not a valid JSON annotation file ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]})") from exc
         return cls.from_dict(data, attribute_names=attribute_names, levels=levels)
 
 

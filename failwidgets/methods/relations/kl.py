@@ -1,4 +1,4 @@
-"""Formulas of Zhang et al. 2018 (AAAI), steps 3-6 of METHODS.md section 1.
+"""Formulas of Zhang et al. 2018 (AAAI): the class-relation statistics (Eqs. 1-5: densities, KL, relation matrices).
 
 Pure functions on arrays: the per-image relation matrices r_ij^I (cosine of the masked gradients,
 computed as a batched Gram matrix of normalised vectors), the smoothed histogram estimate of

@@ -23,14 +23,16 @@ in ``_relations_masks`` (exact procedure documented there), annotation files in
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from failwidgets._validation import check_array, check_choice, check_in_range, check_positive_int
+from failwidgets._validation import check_array, check_choice, check_in_range, check_index, check_positive_int
+from failwidgets.compute.maps import overlay
 from failwidgets.methods.relations.graph import DEFAULT_LEVELS, RELATION_LEVELS, RelationGraph, merge_annotations
 from failwidgets.methods.relations.evaluation import (
     entropy_baseline,
@@ -50,12 +52,14 @@ from failwidgets.methods.relations.kl import (
     relation_matrices,
 )
 from failwidgets.methods.relations.masks import SELECTIONS, contributions, select_mask
+from failwidgets.methods._base import check_fitted
+from failwidgets.methods.results import Result
 
 __all__ = ["RelationMiner", "RelationDiagnosis", "inference_map", "heatmap_rgb"]
 
 
-@dataclass
-class RelationDiagnosis:
+@dataclass(frozen=True)
+class RelationDiagnosis(Result):
     """Result of :meth:`RelationMiner.diagnose` for one ground-truth graph.
 
     Attributes
@@ -69,12 +73,18 @@ class RelationDiagnosis:
         KL_i (Eq. 5) indexed by attribute name, NaN without labelled neighbours.
     level_stats : DataFrame
         Per level: ``mu``, ``sigma``, ``n_pairs``.
+    warnings : tuple of str
+        What :meth:`RelationMiner.diagnose` warned about (single-pair levels, empty Q).
     """
 
     pairs: pd.DataFrame
     attribute_kl: pd.Series
     level_stats: pd.DataFrame
-    warnings: list = field(default_factory=list)
+    warnings: tuple = ()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The labelled pairs sorted by decreasing KL (a copy of ``pairs``)."""
+        return self.pairs.copy()
 
     @property
     def blind_spots(self) -> pd.DataFrame:
@@ -85,7 +95,7 @@ class RelationDiagnosis:
         return self.pairs[self.pairs["kind"] == "failure mode"].reset_index(drop=True)
 
 
-class RelationMiner:
+class RelationMiner(BaseEstimator):
     """Mine attribute relations inside a CNN and diagnose them against a labelled relation graph.
 
     Parameters
@@ -303,7 +313,7 @@ class RelationMiner:
         -------
         self
         """
-        acts = check_array(activations, "activations", ndim=range(2, 8), dtype="float")
+        acts = check_array(activations, "activations", ndim=range(2, 8), dtype="float", min_len=1)
         grads = check_array(gradients, "gradients", ndim=acts.ndim + 1, dtype="float")
         m, n = grads.shape[:2]
         if acts.shape[0] != m or grads.shape[2:] != acts.shape[1:]:
@@ -335,6 +345,9 @@ class RelationMiner:
         names = [f"attr{k}" for k in range(n)] if attribute_names is None else [str(a) for a in attribute_names]
         if len(names) != n:
             raise ValueError(f"attribute_names: expected {n} names (one per attribute output), got {len(names)}")
+        dup = sorted({a for a in names if names.count(a) > 1})
+        if dup:
+            raise ValueError(f"attribute_names: expected unique names, got duplicates {dup}")
         return signs, names
 
     def _mask_subset(self, m: int) -> np.ndarray:
@@ -403,14 +416,16 @@ class RelationMiner:
                 hist[i, j] = hist[j, i] = histogram_counts(vals[:, i, j], self.bins)
         self.histograms_ = hist
 
-    def _check_fitted(self):
-        if not hasattr(self, "relations_"):
-            raise RuntimeError("RelationMiner: call fit() or fit_model() first")
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless :meth:`fit` or :meth:`fit_model` has run."""
+        check_fitted(self, "relations_")
 
     # -- diagnosis ---------------------------------------------------------------------------
     def q_density(self, i: int, j: int) -> np.ndarray:
         """Smoothed density (bins,) of Q(r_ij) over [-1, 1]."""
-        self._check_fitted()
+        self.check_fitted()
+        n = len(self.attribute_names_)
+        i, j = check_index(i, "i", n, what="an attribute index"), check_index(j, "j", n, what="an attribute index")
         return density_from_counts(self.histograms_[i, j], self.smoothing)
 
     def level_stats(self, graph: RelationGraph) -> tuple[pd.DataFrame, list]:
@@ -424,7 +439,7 @@ class RelationMiner:
         -------
         DataFrame indexed by level with ``mu``, ``sigma``, ``n_pairs``; list of warning messages.
         """
-        self._check_fitted()
+        self.check_fitted()
         graph = self._check_graph(graph)
         msgs = []
         rows = {}
@@ -472,7 +487,7 @@ class RelationMiner:
         -------
         RelationDiagnosis
         """
-        self._check_fitted()
+        self.check_fitted()
         rt = check_in_range(self.relation_threshold, "relation_threshold", 0.0, 2.0)
         dt = check_in_range(self.deviation_threshold, "deviation_threshold", 0.0, 2.0)
         stats, msgs = self.level_stats(graph)
@@ -513,7 +528,7 @@ class RelationMiner:
         pairs = pairs.sort_values("kl", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
         labelled = graph.level_matrix() >= 0
         per_attr = pd.Series(attribute_kl(kl, labelled), index=names, name="kl")
-        return RelationDiagnosis(pairs=pairs, attribute_kl=per_attr, level_stats=stats, warnings=msgs)
+        return RelationDiagnosis(pairs=pairs, attribute_kl=per_attr, level_stats=stats, warnings=tuple(msgs))
 
     # -- inference patterns ------------------------------------------------------------------
     def inference_patterns(self, gradients) -> np.ndarray:
@@ -527,7 +542,7 @@ class RelationMiner:
         -------
         float32 ndarray (K, n, *S)
         """
-        self._check_fitted()
+        self.check_fitted()
         g = check_array(gradients, "gradients", ndim=len(self.unit_shape_) + 2, dtype="float")
         if g.shape[1:] != (len(self.attribute_names_), *self.unit_shape_):
             raise ValueError(f"gradients: expected shape (K, {len(self.attribute_names_)}, "
@@ -538,7 +553,7 @@ class RelationMiner:
 
 
 def inference_map(pattern) -> np.ndarray:
-    """Heat map of an inference pattern: v_i^I summed over channels (METHODS.md step 9).
+    """Heat map of an inference pattern: v_i^I summed over channels (the paper's visualisation of a mined relation).
 
     Parameters
     ----------
@@ -570,25 +585,4 @@ def heatmap_rgb(heat, image=None, size: tuple[int, int] | None = None, alpha: fl
     -------
     uint8 ndarray (H, W, 3)
     """
-    h = check_array(heat, "heat", ndim=2, dtype="float").astype(np.float32)
-    alpha = check_in_range(alpha, "alpha", 0.0, 1.0)
-    if image is not None:
-        img = check_array(image, "image", ndim=3, finite=False)
-        if img.shape[2] != 3:
-            raise ValueError(f"image: expected shape (H, W, 3), got {img.shape}")
-        size = img.shape[:2]
-        grey = img.astype(np.float32).mean(axis=2, keepdims=True).repeat(3, axis=2) / 255.0
-    else:
-        size = tuple(size) if size is not None else h.shape
-        grey = np.ones((*size, 3), dtype=np.float32)
-    if tuple(h.shape) != tuple(size):
-        h = torch.nn.functional.interpolate(torch.from_numpy(h)[None, None], size=tuple(size), mode="bilinear",
-                                            align_corners=False)[0, 0].numpy()
-    peak = float(np.abs(h).max())
-    s = h / peak if peak > 0 else np.zeros_like(h)
-    colour = np.zeros((*size, 3), dtype=np.float32)
-    colour[..., 0] = s > 0  # red for positive
-    colour[..., 2] = s < 0  # blue for negative
-    w = (alpha * np.abs(s))[..., None]
-    out = (1.0 - w) * grey + w * colour
-    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return overlay(image, heat, signed=True, alpha=alpha, base="grey", size=size)

@@ -33,6 +33,8 @@ Parts
 - charts: ``BarChart``, ``GroupHistogram``, ``MatrixHeatmap`` (bqplot; selection via traits).
 - gallery: ``Gallery`` / ``gallery_html`` (read-only ipyplot gallery in an ``ipywidgets.HTML``).
 - ``AttributionSelector``: dropdown of captum attribution methods recomputing an ImageGrid's overlays.
+- sync: ``EchoGuard`` (the one echo guard), ``hold_all_sync`` (one message per widget), ``reject`` /
+  ``InvalidValue`` (what a ``@validate`` raises), ``LoggedLink`` (control <-> trait).
 """
 from failwidgets.widgets.parts.attribution_selector import AttributionSelector
 from failwidgets.widgets.parts.base import FailWidget, close_recursively, walk_widgets
@@ -41,6 +43,7 @@ from failwidgets.widgets.parts.export import figure_to_svg, widget_to_html, widg
 from failwidgets.widgets.parts.gallery import Gallery, gallery_html
 from failwidgets.widgets.parts.image_grid import ImageGrid, Tile
 from failwidgets.widgets.parts.log import LogArea, guarded, on_click_guarded, should_raise_callback_errors
+from failwidgets.widgets.parts.sync import EchoGuard, InvalidValue, LoggedLink, hold_all_sync, reject
 from failwidgets.widgets.parts.thumbnails import (
     DEFAULT_THUMB_SIZE,
     ThumbnailCache,
@@ -74,6 +77,11 @@ __all__ = [
     "guarded",
     "on_click_guarded",
     "should_raise_callback_errors",
+    "EchoGuard",
+    "InvalidValue",
+    "LoggedLink",
+    "hold_all_sync",
+    "reject",
     "DEFAULT_THUMB_SIZE",
     "ThumbnailCache",
     "data_uri",

@@ -1,9 +1,10 @@
-"""``FailWidget``: the base class of the four method widgets.
+"""``FailWidget``: the base class of the four method widgets, and the one pattern they follow.
 
 It holds the method object (``.method``), a :class:`LogArea` (``.log``), registers observers through
-:func:`guarded` (``observe_guarded`` / ``on_click_guarded``) and remembers them so ``close()`` can
-release them, saves and restores user state (``to_dict`` / ``from_dict``) and writes a static,
-self-contained HTML snapshot (``export_html``).
+:func:`guarded` (``observe_guarded`` / ``on_click_guarded``) and links through :meth:`FailWidget.link`,
+remembers both so ``close()`` can release them, saves and restores user state (``to_dict`` /
+``from_dict``) and writes a static, self-contained HTML snapshot (``export_html``); its rich display
+carries that snapshot as ``text/html`` beside the widget view, for front ends that cannot draw widgets.
 
 Subclass contract::
 
@@ -11,25 +12,43 @@ Subclass contract::
         widget_name = "DirectionsWidget"       # default: the class name
         state_version = 1
         _state_traits = ("selected_direction", "threshold")   # traits saved by to_dict()
-        selected_direction = traitlets.Int(0)
-        threshold = traitlets.Float(0.5)
+        _heavy_attrs = ("result",)                             # dropped by close()
+        selected_direction = traitlets.Int(0, min=0)           # typed traits ...
+        threshold = traitlets.Float(0.5, min=0.0, max=1.0)
 
-        def __init__(self, method, **kwargs):
-            super().__init__(method=method, **kwargs)
-            self.slider = W.FloatSlider(continuous_update=False)
-            self.observe_guarded(self._on_threshold, names="value", widget=self.slider)
+        def __init__(self, method, data, **kwargs):           # the fitted method first, data next
+            super().__init__(method=method, **kwargs)          # first
+            self.slider = W.FloatSlider(min=0.0, max=1.0, continuous_update=False)
+            self.link("threshold", self.slider)                # trait <-> control
+            self.observe_guarded(self._on_threshold, names="threshold")
             self.children = [self.header, self.slider, self.log]   # .log where you want it
+
+        @traitlets.validate("selected_direction")            # ... and @validate for the rest
+        def _valid_direction(self, proposal):
+            if proposal["value"] >= self.n_directions:
+                reject(self, f"selected_direction: expected an index < {self.n_directions}, got ...")
+            return proposal["value"]
+
+Rules: a rejected value never stays (``@validate`` + :func:`~failwidgets.widgets.parts.sync.reject`,
+never raise-and-revert in an observer); every guarded callback runs inside one
+:func:`~failwidgets.widgets.parts.sync.hold_all_sync` over the widget's descendants (the log excepted,
+so busy messages still show), so one user action sends at most one message per changed widget; copies
+between a widget's own pieces go through its :class:`~failwidgets.widgets.parts.sync.EchoGuard`
+(``self.quietly``); no subclass overrides ``close()``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterator
 
 import ipywidgets as W
 import numpy as np
 import traitlets
 
+from failwidgets._io import atomic_write
 from failwidgets.widgets.parts.log import LogArea, guarded, on_click_guarded
+from failwidgets.widgets.parts.sync import EchoGuard, InvalidValue, LoggedLink, hold_all_sync
 
 __all__ = ["FailWidget", "walk_widgets", "close_recursively"]
 
@@ -61,17 +80,30 @@ def _child_widgets(w: Any) -> list[W.Widget]:
     return out
 
 
-def walk_widgets(root: W.Widget) -> Iterable[W.Widget]:
-    """Depth-first walk over ``root`` and its descendants (each widget once)."""
+def walk_widgets(root: W.Widget, layouts: bool = False) -> list[W.Widget]:
+    """``root`` and its descendants, depth first, each widget once.
+
+    With ``layouts=True`` the layout and style widgets of all of them follow (they are widgets too:
+    registered until closed, sending their own messages).
+    """
     seen: set[int] = set()
+    out: list[W.Widget] = []
     stack = [root]
     while stack:
         w = stack.pop()
         if id(w) in seen:
             continue
         seen.add(id(w))
-        yield w
+        out.append(w)
         stack.extend(reversed(_child_widgets(w)))
+    if layouts:
+        for w in list(out):
+            for name in ("layout", "style", "tooltip_style"):
+                v = getattr(w, name, None)
+                if isinstance(v, W.Widget) and id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+    return out
 
 
 def close_recursively(root: W.Widget, include_root: bool = True) -> int:
@@ -80,16 +112,7 @@ def close_recursively(root: W.Widget, include_root: bool = True) -> int:
     ``Box.close()`` alone leaves children open in the widget registry. Each descendant's own ``close()``
     runs (so composite parts release what they hold). Returns the number of widgets closed.
     """
-    widgets = list(walk_widgets(root))
-    extras = []  # Layout / style widgets are widgets too and stay registered unless closed
-    seen = {id(w) for w in widgets}
-    for w in widgets:
-        for name in ("layout", "style", "tooltip_style"):
-            v = getattr(w, name, None)
-            if isinstance(v, W.Widget) and id(v) not in seen:
-                seen.add(id(v))
-                extras.append(v)
-    widgets = widgets + extras
+    widgets = walk_widgets(root, layouts=True)
     for w in reversed(widgets[1:]):
         w.close()
     if include_root:
@@ -131,20 +154,72 @@ class FailWidget(W.VBox):
     widget_name: str | None = None
     state_version: int = 1
     _state_traits: tuple[str, ...] = ()
-    _heavy_attrs: tuple[str, ...] = ()  # extra attribute names to drop on close()
+    # attribute names that close() sets to None (arrays, tensors and modules are dropped anyway);
+    # the declarations of all classes in the MRO count
+    _heavy_attrs: tuple[str, ...] = ("demo",)
 
     def __init__(self, method: Any = None, log: LogArea | None = None, **kwargs: Any):
         self._observers: list[tuple[Any, Callable, Any]] = []
         self._guarded_clicks: list[tuple[W.Button, Callable]] = []
+        self._links: list[LoggedLink] = []
+        self.quietly = EchoGuard()  # the one echo guard: ``with self.quietly(): ...``, ``if self.quietly``
+        self._batching = EchoGuard()
         self.method = method
         self.log = log if log is not None else LogArea()
         kwargs.setdefault("children", [self.log])
         super().__init__(**kwargs)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a trait that rejects a value (its type, Int/Float bounds, Enum, or @validate) keeps its old
+        # value; the reason also goes to the log, where the user of the widget sees it
+        try:
+            super().__setattr__(name, value)
+        except traitlets.TraitError as exc:
+            try:
+                log = self.log
+            except traitlets.TraitError:  # pragma: no cover - before __init__ set one
+                log = None
+            if isinstance(log, LogArea) and not isinstance(exc, InvalidValue):  # reject() has logged it
+                log.warning(f"rejected {name} = {value!r}: {exc}")
+            raise
+
     # -- callbacks -----------------------------------------------------------------------------------
     def guard(self, callback: Callable, context: str | None = None) -> Callable:
-        """``callback`` wrapped by :func:`guarded` with this widget's log."""
-        return guarded(self.log, context)(callback)
+        """``callback`` wrapped by :func:`guarded` with this widget's log, run inside :meth:`batch`."""
+        logged = guarded(self.log, context)(callback)
+
+        def batched(*args: Any, **kwargs: Any) -> Any:
+            with self.batch():
+                return logged(*args, **kwargs)
+
+        batched.__wrapped_callback__ = callback  # type: ignore[attr-defined]
+        batched.__qualname__ = getattr(callback, "__qualname__", "callback")
+        return batched
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the sync of every descendant (except the log; layouts are held where they change, e.g. by
+        ImageGrid) until the outermost ``batch`` ends.
+
+        Each widget that changed then sends one message; guarded callbacks run inside it.
+        """
+        if self._batching:
+            yield
+            return
+        log_parts = {id(w) for w in walk_widgets(self.log)} if isinstance(self.log, W.Widget) else set()
+        held = [w for w in walk_widgets(self) if id(w) not in log_parts]
+        with self._batching(), hold_all_sync(held):
+            yield
+
+    def link(self, trait: str, control: Any, name: str = "value", transform: Any = None) -> LoggedLink:
+        """Keep ``self.<trait>`` and ``control.<name>`` equal both ways (the control takes the trait's
+        value now). A value the trait rejects is logged and the control goes back; unlinked by close()."""
+        if not self.has_trait(trait):
+            raise ValueError(f"trait: {type(self).__name__} has no trait {trait!r}")
+        kw = {} if transform is None else {"transform": transform}
+        link = LoggedLink((self, trait), (control, name), log=self.log, **kw)
+        self._links.append(link)
+        return link
 
     def observe_guarded(self, handler: Callable, names: str | list[str], widget: Any = None) -> Callable:
         """``widget.observe(guarded(handler), names=names)``; remembered for ``close()``.
@@ -208,12 +283,18 @@ class FailWidget(W.VBox):
         return self
 
     def save_state(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
+        """Write :meth:`to_dict` as JSON to ``path`` atomically (the previous file survives a crash)."""
+        text = json.dumps(self.to_dict(), indent=1)
+        atomic_write(path, text)
 
     def load_state(self, path: str) -> "FailWidget":
-        with open(path, encoding="utf-8") as f:
-            return self.from_dict(json.load(f))
+        """Restore the state saved by :meth:`save_state`; a damaged file raises ``ValueError`` naming it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"path: {path} is not a valid JSON widget state file ({exc})") from exc
+        return self.from_dict(data)
 
     # -- export --------------------------------------------------------------------------------------
     def export_html(self, path: str | None = None, title: str | None = None) -> str:
@@ -226,32 +307,47 @@ class FailWidget(W.VBox):
 
         page = widget_to_html_page(self, title=title or self._name())
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(page)
+            atomic_write(path, page)
         return page
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        """The widget view plus a static ``text/html`` snapshot for front ends without a widget manager
+        (see :mod:`failwidgets.widgets.parts.snapshot`)."""
+        from failwidgets.widgets.parts.snapshot import widget_mimebundle
+
+        return widget_mimebundle(self, super()._repr_mimebundle_(**kwargs), name=self._name())
 
     # -- lifetime ------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Unobserve registered handlers, close all descendant widgets, drop heavy references."""
-        for target, handler, names in self._observers:
+        """Release everything: unlink and unobserve, close all descendant widgets (their layouts and
+        styles too) and the widgets kept as attributes, drop the ``_heavy_attrs`` and data references.
+
+        Safe on a widget whose ``__init__`` failed half way; a second call does nothing.
+        """
+        if self.__dict__.get("_closed"):
+            return
+        self.__dict__["_closed"] = True
+        for link in getattr(self, "_links", ()):
+            link.unlink()
+        for target, handler, names in getattr(self, "_observers", ()):
             try:
                 target.unobserve(handler, names=names)
             except ValueError:
                 pass
-        for button, handler in self._guarded_clicks:
+        for button, handler in getattr(self, "_guarded_clicks", ()):
             button.on_click(handler, remove=True)
-        self._observers, self._guarded_clicks = [], []
+        self._links, self._observers, self._guarded_clicks = [], [], []
         close_recursively(self, include_root=False)
         # widgets kept as attributes but not shown right now (spare panels, the log if not placed)
         for name, value in list(vars(self).items()):
             if name.startswith("_trait") or name == "comm":
                 continue
-            items = value if isinstance(value, (list, tuple)) else [value]
+            items = value if isinstance(value, (list, tuple)) else list(value.values()) if isinstance(value, dict) else [value]
             for item in items:
                 if isinstance(item, W.Widget) and item is not self:
                     close_recursively(item)
         self._drop_heavy()
-        super().close()
+        W.VBox.close(self)
 
     def _drop_heavy(self) -> None:
         try:
@@ -260,10 +356,11 @@ class FailWidget(W.VBox):
             heavy_types: tuple[type, ...] = (np.ndarray, torch.Tensor, torch.nn.Module)
         except ImportError:  # pragma: no cover
             heavy_types = (np.ndarray,)
+        declared = {name for cls in type(self).__mro__ for name in vars(cls).get("_heavy_attrs", ())}
         for name in list(vars(self)):
             if name.startswith("_trait") or name in ("comm",):
                 continue
             value = vars(self)[name]
-            if name in self._heavy_attrs or isinstance(value, heavy_types):
+            if name in declared or isinstance(value, heavy_types):
                 setattr(self, name, None)
         self.method = None

@@ -6,8 +6,7 @@ plain trait (``selected_index``, ``selected_bin``, ``selected_cell``) in both di
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import bqplot as bq
 import ipywidgets as W
@@ -18,6 +17,7 @@ from traittypes import Array
 
 from failwidgets._validation import check_array, check_choice, check_positive_int
 from failwidgets.widgets.parts.base import close_recursively
+from failwidgets.widgets.parts.sync import EchoGuard, hold_all_sync, reject
 
 __all__ = ["BarChart", "GroupHistogram", "MatrixHeatmap", "DIVERGING_COLORS", "GROUP_COLORS"]
 
@@ -40,40 +40,31 @@ class _Chart(W.VBox):
         self.figure = bq.Figure(marks=marks, axes=axes, title=title,
                                 fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
                                 layout=W.Layout(**_FIG_LAYOUT))
-        self._mirroring = False
+        self._quiet = EchoGuard()  # set while a selection is copied between the mark and the trait
         super().__init__(children=[self.figure], **kwargs)
 
-    @contextlib.contextmanager
-    def _mirror(self) -> Iterator[None]:
-        """Guard for copying a selection between the mark and the widget's trait in either direction, so
-        that the copy does not echo back."""
-        self._mirroring = True
-        try:
-            yield
-        finally:
-            self._mirroring = False
+    def _valid_bar(self, proposal: dict, what: str, n: int) -> Any:
+        """The ``@validate`` of a one-bar selection trait: an index in [0, n) or None."""
+        i = proposal["value"]
+        if i is not None and not 0 <= i < n:
+            reject(self, f"{proposal['trait'].name}: expected {what} in [0, {n}) or None, got {i}")
+        return i
 
-    def _mirror_bar_selection(self, trait: str, what: str, n_items) -> None:
-        """Keep ``self.bars.selected`` (one bar) and the int trait ``trait`` equal in both directions.
-
-        ``n_items()`` is the current number of bars; ``what`` names an index in the error message.
-        """
+    def _mirror_bar_selection(self, trait: str) -> None:
+        """Keep ``self.bars.selected`` (one bar) and the int trait ``trait`` equal in both directions
+        (the trait's ``@validate`` rejects indices out of range)."""
 
         def from_mark(change: dict) -> None:
-            if self._mirroring:
+            if self._quiet:
                 return
             first = _first(change["new"])
-            with self._mirror():
+            with self._quiet():
                 setattr(self, trait, None if first is None else int(first))
 
         def to_mark(change: dict) -> None:
-            i, n = change["new"], n_items()
-            if i is not None and not 0 <= i < n:
-                setattr(self, trait, change["old"])
-                raise ValueError(f"{trait}: expected {what} in [0, {n}) or None, got {i}")
-            if not self._mirroring:
-                with self._mirror():
-                    self.bars.selected = None if i is None else [i]
+            if not self._quiet:
+                with self._quiet():
+                    self.bars.selected = None if change["new"] is None else [change["new"]]
 
         self.bars.observe(from_mark, names="selected")
         self.observe(to_mark, names=trait)
@@ -118,9 +109,13 @@ class BarChart(_Chart):
                                     colors=["black"], default_size=48, visible=False)
         super().__init__([self.bars, self.reference], [self.x_axis, self.y_axis], title=title, **kwargs)
         self.labels: list[str] = []
-        self._mirror_bar_selection("selected_index", "an index", lambda: len(self.labels))
+        self._mirror_bar_selection("selected_index")
         if len(labels):
             self.set_data(labels, values, colors=colors)
+
+    @traitlets.validate("selected_index")
+    def _valid_index(self, proposal: dict) -> Any:
+        return self._valid_bar(proposal, "an index", len(getattr(self, "labels", ())))
 
     def set_data(self, labels: Sequence[str], values: Any, colors: Any = None) -> None:
         """Replace the bars (clears the selection). ``labels`` must be unique."""
@@ -132,7 +127,7 @@ class BarChart(_Chart):
             raise ValueError("labels: expected unique category labels, got duplicates")
         self.selected_index = None
         self.labels = labels
-        with self.bars.hold_sync():
+        with hold_all_sync(self.bars, self.x_scale):
             self.x_scale.domain = labels
             self.bars.x, self.bars.y = labels, vals
             if colors is not None:
@@ -216,8 +211,12 @@ class GroupHistogram(_Chart):
         self.edges_ = np.zeros(0)
         self.counts_ = np.zeros((0, 0))
         self.group_names_: list[str] = []
-        self._mirror_bar_selection("selected_bin", "a bin index", lambda: max(len(self.edges_) - 1, 0))
+        self._mirror_bar_selection("selected_bin")
         self.observe(self._draw_vline, names="vline")
+
+    @traitlets.validate("selected_bin")
+    def _valid_bin(self, proposal: dict) -> Any:
+        return self._valid_bar(proposal, "a bin index", max(len(getattr(self, "edges_", ())) - 1, 0))
 
     def set_data(self, values: Any, groups: Any = None, group_names: Sequence[str] | None = None,
                  value_range: tuple[float, float] | None = None) -> None:
@@ -369,7 +368,7 @@ class MatrixHeatmap(_Chart):
         finite = m[np.isfinite(m)]
         self.selected_cell = None
         self.matrix_, self.row_labels, self.col_labels = m, rows, cols
-        with self.grid.hold_sync():
+        with hold_all_sync(self.grid, self.color_scale, self.row_scale, self.col_scale):
             if self.diverging:
                 peak = float(vmax) if vmax is not None else float(np.abs(finite).max(initial=0.0)) or 1.0
                 self.color_scale.min, self.color_scale.max = -peak, peak
@@ -390,23 +389,26 @@ class MatrixHeatmap(_Chart):
         return float(self.matrix_[r, c])
 
     def _from_mark(self, change: dict) -> None:
-        if self._mirroring:
+        if self._quiet:
             return
         sel = change["new"]
         cell = None
         if sel is not None and len(sel):
             first = np.asarray(sel).reshape(-1, 2)[0]
             cell = (int(first[0]), int(first[1]))
-        with self._mirror():
+        with self._quiet():
             self.selected_cell = cell
+
+    @traitlets.validate("selected_cell")
+    def _valid_cell(self, proposal: dict) -> Any:
+        cell = proposal["value"]
+        R, C = self.matrix_.shape
+        if cell is not None and (len(cell) != 2 or not (0 <= cell[0] < R and 0 <= cell[1] < C)):
+            reject(self, f"selected_cell: expected (row, col) inside a {R} x {C} matrix or None, got {cell}")
+        return cell
 
     def _to_mark(self, change: dict) -> None:
         cell = change["new"]
-        R, C = self.matrix_.shape
-        if cell is not None:
-            if len(cell) != 2 or not (0 <= cell[0] < R and 0 <= cell[1] < C):
-                self.selected_cell = change["old"]
-                raise ValueError(f"selected_cell: expected (row, col) inside a {R} x {C} matrix or None, got {cell}")
-        if not self._mirroring:
-            with self._mirror():
+        if not self._quiet:
+            with self._quiet():
                 self.grid.selected = None if cell is None else np.array([list(cell)])

@@ -8,6 +8,7 @@ text of their value). Unknown widget types become an HTML comment.
 from __future__ import annotations
 
 import html
+import html.parser
 from typing import Any, Callable
 
 import ipywidgets as W
@@ -15,9 +16,101 @@ import numpy as np
 
 from failwidgets.widgets.parts.thumbnails import data_uri, image_format
 
-__all__ = ["widget_to_html", "widget_to_html_page", "figure_to_svg"]
+__all__ = ["widget_to_html", "widget_to_html_page", "figure_to_svg", "sanitize_html"]
 
 _esc = html.escape
+
+# What an ``HTML`` widget value may keep in a snapshot: formatting tags, tables, lists and images with
+# ``data:`` sources; no scripts, no event handlers, no links to elsewhere.
+_SAFE_TAGS = frozenset(
+    "b i em strong u s small sub sup br hr p div span ul ol li table thead tbody tr td th caption code pre "
+    "kbd h1 h2 h3 h4 h5 h6 img details summary abbr".split()
+)
+_SAFE_ATTRS = frozenset("class style title colspan rowspan align width height alt src".split())
+_DROP_CONTENT = frozenset("script style iframe object embed noscript template textarea title".split())
+_VOID = frozenset(("br", "hr", "img"))
+
+
+class _Sanitizer(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)  # character references pass through as written
+        self.out: list[str] = []
+        self.skip = 0  # depth inside a dropped element (script, style, ...)
+
+    def _attrs(self, tag: str, attrs: list[tuple[str, str | None]]) -> str | None:
+        kept = []
+        for k, v in attrs:
+            k = k.lower()
+            v = "" if v is None else v
+            if k not in _SAFE_ATTRS:
+                continue
+            low = "".join(v.split()).lower()
+            if k == "src" and not (tag == "img" and low.startswith("data:image/")):
+                return None if tag == "img" else ""
+            if k == "style" and ("url(" in low or "expression(" in low or "javascript:" in low):
+                continue
+            kept.append(f' {k}="{_esc(v)}"')
+        return "".join(kept)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _DROP_CONTENT:
+            if tag not in _VOID:
+                self.skip += 1
+            return
+        if self.skip or tag not in _SAFE_TAGS:
+            return
+        a = self._attrs(tag, attrs)
+        if a is None:
+            return
+        self.out.append(f"<{tag}{a}>")
+
+    def handle_startendtag(self, tag, attrs):
+        if self.skip or tag not in _SAFE_TAGS:
+            return
+        a = self._attrs(tag, attrs)
+        if a is not None:
+            self.out.append(f"<{tag}{a}/>" if tag in _VOID else f"<{tag}{a}></{tag}>")
+
+    def handle_endtag(self, tag):
+        if tag in _DROP_CONTENT:
+            self.skip = max(0, self.skip - 1)
+            return
+        if not self.skip and tag in _SAFE_TAGS and tag not in _VOID:
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.out.append(_esc(data))
+
+    def handle_entityref(self, name):
+        if not self.skip and name.isalnum():
+            self.out.append(f"&{name};")
+
+    def handle_charref(self, name):
+        if not self.skip and (name.isdigit() or (name[:1] in "xX" and all(c in "0123456789abcdefABCDEF" for c in name[1:]))):
+            self.out.append(f"&#{name};")
+
+
+def sanitize_html(fragment: str) -> str:
+    """``fragment`` with only formatting markup kept: no scripts, event handlers or outside links.
+
+    Used by the snapshot for ``HTML`` widget values (which the live widgets build with every user string
+    escaped), as a second line of defence: a value that still held markup from a name cannot run code
+    in the shared page. Text is re-escaped; tags outside a small allowlist are dropped (their text is
+    kept); ``on*`` attributes, ``href`` and non-``data:`` image sources are removed.
+
+    Parameters
+    ----------
+    fragment : str, an HTML fragment.
+
+    Returns
+    -------
+    str, the cleaned fragment.
+    """
+    p = _Sanitizer()
+    p.feed(str(fragment))
+    p.close()
+    return "".join(p.out)
 
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -176,8 +269,8 @@ _BASE_RENDERERS: list[tuple[type, Callable[[Any], str]]] = [
     (W.Accordion, _render_selection_container),
     (W.Tab, _render_selection_container),
     (W.Box, _render_box),
-    (W.HTMLMath, lambda w: f"<div>{w.value}</div>"),
-    (W.HTML, lambda w: f"<div>{w.value}</div>"),
+    (W.HTMLMath, lambda w: f"<div>{sanitize_html(w.value)}</div>"),
+    (W.HTML, lambda w: f"<div>{sanitize_html(w.value)}</div>"),
     (W.Label, lambda w: f"<span>{_esc(w.value)}</span>"),
     (W.Image, _render_image),
     (W.ToggleButton, _render_toggle),

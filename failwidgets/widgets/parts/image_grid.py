@@ -8,6 +8,8 @@ import numpy as np
 import traitlets
 
 from failwidgets._validation import check_positive_int
+from failwidgets.widgets.parts.base import close_recursively, walk_widgets
+from failwidgets.widgets.parts.sync import EchoGuard, hold_all_sync, reject
 from failwidgets.widgets.parts.thumbnails import (
     DEFAULT_THUMB_SIZE,
     ThumbnailCache,
@@ -42,11 +44,6 @@ class Tile(W.VBox):
         self.layout.border = "2px solid #1976d2" if on else "2px solid transparent"
         self.button.description = "selected" if on else "select"
 
-    def close(self) -> None:
-        for w in (self.image, self.caption, self.button):
-            w.close()
-        super().close()
-
 
 class ImageGrid(W.VBox):
     """Thumbnails in a grid, each with a caption and a selection toggle.
@@ -77,8 +74,8 @@ class ImageGrid(W.VBox):
 
     selected = traitlets.List()
     show_overlay = traitlets.Bool(True)
-    columns = traitlets.Int(6)
-    thumb_size = traitlets.Int(DEFAULT_THUMB_SIZE)
+    columns = traitlets.Int(6, min=1)
+    thumb_size = traitlets.Int(DEFAULT_THUMB_SIZE, min=1)
     multiple = traitlets.Bool(True)
 
     def __init__(self, columns: int = 6, thumb_size: int = DEFAULT_THUMB_SIZE, multiple: bool = True,
@@ -91,7 +88,7 @@ class ImageGrid(W.VBox):
         self._overlays: list[np.ndarray | None] | None = None
         self._captions: list[str] = []
         self._keys: list[Hashable] = []
-        self._syncing = False
+        self._quiet = EchoGuard()
         self.signed_overlays = signed_overlays
         self.overlay_alpha = overlay_alpha
         self.cache = cache
@@ -106,11 +103,15 @@ class ImageGrid(W.VBox):
         self.thumb_size = thumb_size
         self.multiple = multiple
         self._update_layout()
-        self.overlay_toggle.observe(self._on_overlay_toggle, names="value")
+        self._overlay_link = traitlets.link((self, "show_overlay"), (self.overlay_toggle, "value"))
         self.clear_button.on_click(lambda _b: self.clear_selection())
         self.observe(self._on_selected, names="selected")
         self.observe(self._on_layout_change, names=["columns", "thumb_size"])
         self.observe(self._on_show_overlay, names="show_overlay")
+
+    def _tile_parts(self, tiles: Sequence[Tile]) -> list[W.Widget]:
+        """Every widget of ``tiles`` (the tiles, their image / caption / button and layouts)."""
+        return [w for tile in tiles for w in walk_widgets(tile, layouts=True)]
 
     # -- public API ----------------------------------------------------------------------------------
     @property
@@ -152,27 +153,23 @@ class ImageGrid(W.VBox):
         self._images, self._captions, self._keys, self._overlays = imgs, captions, keys, ovs
         while len(self._pool) < n:  # grow the pool only when needed; tiles are reused otherwise
             self._pool.append(self._new_tile())
-        with self.hold_sync():
-            self._syncing = True
-            try:
-                self.selected = []
-                for i, tile in enumerate(self._pool[:n]):
-                    tile.index = i
-                    tile.caption.value = captions[i]
-                    tile.button.value = False
-                    tile.show_selected(False)
-                    tile.set_size(self.thumb_size)
-                self._render_images()
-                self.grid.children = tuple(self._pool[:n])
-                self.overlay_toggle.layout.display = "none" if ovs is None else ""
-            finally:
-                self._syncing = False
+        with hold_all_sync(self, self.grid, self.overlay_toggle.layout, self._tile_parts(self._pool[:n])), self._quiet():
+            self.selected = []
+            for i, tile in enumerate(self._pool[:n]):
+                tile.index = i
+                tile.caption.value = captions[i]
+                tile.button.value = False
+                tile.show_selected(False)
+                tile.set_size(self.thumb_size)
+            self._render_images()
+            self.grid.children = tuple(self._pool[:n])
+            self.overlay_toggle.layout.display = "none" if ovs is None else ""
 
     def set_overlays(self, overlays: Any) -> None:
         """Replace the heat maps (N, h, w) without touching images, captions or selection."""
         self._overlays = self._check_overlays(overlays, len(self._images))
         self.overlay_toggle.layout.display = "none" if self._overlays is None else ""
-        with self.hold_sync():
+        with hold_all_sync(self.tiles):
             self._render_images()
 
     def set_captions(self, captions: Sequence[str]) -> None:
@@ -180,9 +177,8 @@ class ImageGrid(W.VBox):
         if len(captions) != len(self._images):
             raise ValueError(f"captions: expected {len(self._images)} captions, got {len(captions)}")
         self._captions = captions
-        with self.hold_sync():
-            for tile, c in zip(self._pool, captions):
-                tile.caption.value = c
+        for tile, c in zip(self._pool, captions):
+            tile.caption.value = c
 
     def clear_selection(self) -> None:
         self.selected = []
@@ -198,11 +194,15 @@ class ImageGrid(W.VBox):
         return self._pool[i].image.value
 
     def close(self) -> None:
+        """Close every tile of the pool (shown or spare, with their layouts) and the grid's own parts."""
+        if getattr(self, "_overlay_link", None) is not None:
+            self._overlay_link.unlink()
+            self._overlay_link = None
         for tile in getattr(self, "_pool", []):
-            tile.close()
+            close_recursively(tile)
         for name in ("grid", "overlay_toggle", "clear_button", "toolbar"):
             if getattr(self, name, None) is not None:
-                getattr(self, name).close()
+                close_recursively(getattr(self, name))
         self._pool, self._images, self._overlays = [], [], None
         super().close()
 
@@ -247,24 +247,19 @@ class ImageGrid(W.VBox):
         self.grid.layout.grid_gap = "4px"
 
     def _on_layout_change(self, change: dict) -> None:
-        check_positive_int(change["new"], change["name"])
         self._update_layout()
         if change["name"] == "thumb_size":
-            with self.hold_sync():
+            with hold_all_sync(self._tile_parts(self._pool)):
                 for tile in self._pool:
                     tile.set_size(self.thumb_size)
                 self._render_images()
 
-    def _on_overlay_toggle(self, change: dict) -> None:
-        self.show_overlay = bool(change["new"])
-
     def _on_show_overlay(self, change: dict) -> None:
-        self.overlay_toggle.value = bool(change["new"])
-        with self.hold_sync():
+        with hold_all_sync(self.tiles):
             self._render_images()
 
     def _on_tile_toggle(self, tile: Tile, change: dict) -> None:
-        if self._syncing or tile.index < 0 or tile.index >= len(self._keys):
+        if self._quiet or tile.index < 0 or tile.index >= len(self._keys):
             return
         key = self._keys[tile.index]
         sel = [k for k in self.selected if k != key]
@@ -272,20 +267,20 @@ class ImageGrid(W.VBox):
             sel = (sel + [key]) if self.multiple else [key]
         self.selected = sel
 
-    def _on_selected(self, change: dict) -> None:
-        unknown = [k for k in change["new"] if k not in set(self._keys)]
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict) -> list:
+        keys = set(self._keys)
+        unknown = [k for k in proposal["value"] if k not in keys]
         if unknown:
-            self.selected = [k for k in change["new"] if k in set(self._keys)]
-            raise ValueError(f"selected: expected keys of shown tiles, got unknown {unknown[:5]}")
+            reject(self, f"selected: expected keys of shown tiles, got unknown {unknown[:5]}")
+        return proposal["value"]
+
+    def _on_selected(self, change: dict) -> None:
         chosen = set(change["new"])
-        self._syncing = True
-        try:
-            with self.hold_sync():
-                for i, key in enumerate(self._keys):
-                    on = key in chosen
-                    tile = self._pool[i]
-                    if tile.button.value != on:
-                        tile.button.value = on
-                    tile.show_selected(on)
-        finally:
-            self._syncing = False
+        with hold_all_sync(self._tile_parts(self.tiles)), self._quiet():
+            for i, key in enumerate(self._keys):
+                on = key in chosen
+                tile = self._pool[i]
+                if tile.button.value != on:
+                    tile.button.value = on
+                tile.show_selected(on)

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image as PILImage
 
+from failwidgets.compute.maps import colorize_map, normalize_map, overlay, resize_map, to_uint8
 from failwidgets._validation import check_array, check_choice, check_in_range, check_positive_int, to_numpy
 
 __all__ = [
@@ -69,7 +70,7 @@ def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"{name}: expected float pixel values in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
-    return np.ascontiguousarray((np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return np.ascontiguousarray(to_uint8(np.clip(arr, 0.0, 1.0) * 255.0))
 
 
 def to_uint8_image(image: Any, name: str = "image") -> np.ndarray:
@@ -107,66 +108,6 @@ def to_uint8_images(images: Any, name: str = "images") -> list[np.ndarray]:
 # ----------------------------------------------------------------------------------------------------
 # heat maps
 # ----------------------------------------------------------------------------------------------------
-def resize_map(heatmap: Any, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D map ``(h, w)`` to ``size = (H, W)``; returns float32 ``(H, W)``.
-
-    Upsampling (the usual case: a 7x7 CAM onto an image) gives the same values as
-    ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``, which
-    ``captum.attr.LayerAttribution.interpolate`` uses; downsampling is PIL's antialiased bilinear
-    (area-weighted, no aliasing). Done with PIL's float ("F") images: on a busy
-    CPU a tiny torch call costs ~15 ms of thread start-up per map, PIL well under 1 ms.
-    """
-    m = check_array(heatmap, "heatmap", ndim=2, dtype="float")
-    H, W = (int(x) for x in size)
-    if m.shape == (H, W):
-        return m.astype(np.float32, copy=False)
-    im = PILImage.fromarray(np.ascontiguousarray(m, dtype=np.float32), mode="F")
-    return np.asarray(im.resize((W, H), PILImage.BILINEAR), dtype=np.float32)
-
-
-def normalize_map(heatmap: Any, signed: bool = False) -> np.ndarray:
-    """Normalise a 2-D map.
-
-    ``signed=False``: min-max to ``[0, 1]`` (a constant map becomes all zeros).
-    ``signed=True``: divide by the maximum absolute value, giving ``[-1, 1]`` with 0 kept at 0.
-    """
-    m = check_array(heatmap, "heatmap", ndim=2, dtype="float").astype(np.float32)
-    if signed:
-        peak = float(np.abs(m).max(initial=0.0))
-        return m / peak if peak > 0 else np.zeros_like(m)
-    if m.size == 0:
-        return m
-    lo, hi = float(m.min()), float(m.max())
-    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-
-
-# A small "turbo-like" ramp (dark blue -> cyan -> yellow -> red). Written out here instead of
-# importing matplotlib, which is not a dependency of failwidgets.
-_RAMP = np.array(
-    [[48, 18, 59], [40, 110, 235], [26, 200, 200], [110, 245, 90], [245, 200, 40], [230, 90, 20], [122, 4, 3]],
-    dtype=np.float32,
-)
-
-
-def colorize_map(values: np.ndarray, signed: bool = False) -> np.ndarray:
-    """Map normalised values to RGB float32 ``(H, W, 3)`` in ``[0, 255]``.
-
-    ``signed=False``: values in ``[0, 1]`` through a sequential ramp.
-    ``signed=True``: values in ``[-1, 1]``; positive -> red, negative -> blue (diverging).
-    """
-    v = np.asarray(values, dtype=np.float32)
-    if signed:
-        rgb = np.zeros(v.shape + (3,), dtype=np.float32)
-        rgb[..., 0] = np.where(v > 0, 255.0, 0.0)
-        rgb[..., 2] = np.where(v < 0, 255.0, 0.0)
-        return rgb
-    pos = np.clip(v, 0.0, 1.0) * (len(_RAMP) - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, len(_RAMP) - 1)
-    frac = (pos - i0)[..., None]
-    return _RAMP[i0] * (1 - frac) + _RAMP[i1] * frac
-
-
 def overlay_heatmap(image: Any, heatmap: Any, *, signed: bool = False, alpha: float = 0.5) -> np.ndarray:
     """Alpha-blend a heat map on an image.
 
@@ -183,13 +124,7 @@ def overlay_heatmap(image: Any, heatmap: Any, *, signed: bool = False, alpha: fl
     -------
     ndarray uint8 (H, W, 3)
     """
-    alpha = check_in_range(alpha, "alpha", 0.0, 1.0)
-    img = to_uint8_image(image)
-    m = normalize_map(resize_map(heatmap, img.shape[:2]), signed=signed)
-    colour = colorize_map(m, signed=signed)
-    w = (alpha * np.abs(m))[..., None] if signed else alpha
-    out = img.astype(np.float32) * (1 - w) + colour * w
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return overlay(to_uint8_image(image), heatmap, signed=signed, alpha=alpha)
 
 
 # ----------------------------------------------------------------------------------------------------
