@@ -159,6 +159,11 @@ class SettingSpec:
     def class_index(self) -> int:
         return self.classes.index(self.target)
 
+    @property
+    def group(self) -> str:
+        """The row group of the benchmark tables (the kind)."""
+        return self.kind
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = list(self.classes)
@@ -228,7 +233,8 @@ class Setting:
 
     @property
     def kind(self) -> str:
-        return self.spec.kind
+        """The group the setting is reported in (``spec.group``: the kind, prefixed by the data set)."""
+        return self.spec.group
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,6 +473,11 @@ def build_setting(spec: SettingSpec, *, cache: EmbeddingCache | None = None, vl=
         arrays["seconds"] = np.array([time.perf_counter() - t0, t_render, t_train, float(model_cached),
                                       time.process_time() - c0])
         cache.put(key, arrays, parts)
+    return _as_setting(spec, arrays, cached, t0, c0)
+
+
+def _as_setting(spec, arrays: dict, cached: bool, t0: float, c0: float) -> Setting:
+    """The Setting of a spec from its (cached or fresh) arrays."""
     data = {}
     for split in ("val", "test"):
         probs = arrays[f"{split}_probs"]
@@ -476,11 +487,13 @@ def build_setting(spec: SettingSpec, *, cache: EmbeddingCache | None = None, vl=
             features=arrays[f"{split}_features"], labels=np.full(n, spec.class_index, np.int64),
             preds=probs.argmax(axis=1), probs=probs, reference_embeddings=arrays["reference_embeddings"])
     truth = {s: np.asarray(arrays[f"{s}_truth"], bool) for s in ("val", "test")}
-    info = {"cached": cached, "build_seconds": float(arrays["seconds"][0]) if not cached else
-            float(time.perf_counter() - t0), "train_seconds": float(arrays["seconds"][2]),
-            "n_train": int(arrays["n_train"][0]), "n_flipped": int(arrays["n_flipped"][0]),
-            "build_cpu_seconds": float(arrays["seconds"][4]) if not cached and len(arrays["seconds"]) > 4 else
-            float(time.process_time() - c0)}
+    seconds = arrays["seconds"]
+    info = {"cached": cached,
+            "build_seconds": float(seconds[0]) if not cached else float(time.perf_counter() - t0),
+            "build_cpu_seconds": float(seconds[4]) if not cached and len(seconds) > 4 else
+            float(time.process_time() - c0),
+            "train_seconds": float(seconds[2]),
+            "n_train": int(arrays["n_train"][0]), "n_flipped": int(arrays["n_flipped"][0])}
     for s in ("val", "test"):
         err, t = data[s].errors, truth[s]
         info[f"{s}_n"] = int(len(t))
