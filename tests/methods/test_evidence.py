@@ -48,7 +48,7 @@ def test_clopper_pearson_and_edges():
     assert empty.n_inside == 0 and math.isnan(empty.rate_inside) and math.isnan(empty.p_value)
     assert empty.rate_outside == pytest.approx(1 / 3)
     assert "n/a" in empty.summary()
-    with pytest.raises(ValueError, match="expected the same number of rows"):
+    with pytest.raises(ValueError, match="inside: expected a boolean mask of length 2, got length 3"):
         slice_evidence(np.ones(3, bool), np.ones(2, bool))
     with pytest.raises(ValueError, match="method"):
         slice_evidence(inside, errors, method="wald")
