@@ -111,8 +111,18 @@ def check_array(
     return arr
 
 
+_BLOCK_ELEMENTS = 1 << 22  # checks over bigger arrays run in row blocks of about this many values
+
+
 def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
-    """Reject NaN and inf, saying how many and where the first one is."""
+    """Reject NaN and inf, saying how many and where the first one is.
+
+    Large arrays are checked in blocks of rows, so the check needs no full-size boolean temporary.
+    """
+    if arr.ndim >= 1 and arr.size > _BLOCK_ELEMENTS:
+        step = max(1, _BLOCK_ELEMENTS // max(1, arr.size // arr.shape[0]))
+        if all(np.isfinite(arr[i:i + step]).all() for i in range(0, arr.shape[0], step)):
+            return arr
     bad = ~np.isfinite(arr)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -207,7 +217,7 @@ def check_nonnegative_labels(arr: np.ndarray, name: str) -> np.ndarray:
 def check_magnitude(arr: np.ndarray, name: str, limit: float = 1e150) -> np.ndarray:
     """Reject values so large that squaring them overflows float64 (statistics would become inf)."""
     if arr.size and np.issubdtype(arr.dtype, np.floating):
-        big = float(np.max(np.abs(arr)))
+        big = max(abs(float(np.max(arr))), abs(float(np.min(arr))))  # no |arr| temporary of the input's size
         if big > limit:
             raise ValueError(f"{name}: expected values with |x| <= {limit:g} (their squares must be finite), "
                              f"got max |x| = {big:.3g}")

@@ -322,9 +322,12 @@ class DirectionSlider(DirectionSelection, FailWidget):
                 self.caption_html.value = ""
             return
         rows = np.flatnonzero(self.labels == c)
-        d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=m)
-        hard_i, hard_d = self.method.hardest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
-        easy_i, easy_d = self.method.easiest(c, self.embeddings, self.labels, k=self.n_images, mode=m)
+        # only the class's rows are preprocessed (not all N): indices come back into ``rows``
+        emb, lab = self.embeddings[rows], self.labels[rows]
+        d = self.method.decision_function(emb, lab, mode=m)
+        hard_i, hard_d = self.method.hardest(c, emb, lab, k=self.n_images, mode=m)
+        easy_i, easy_d = self.method.easiest(c, emb, lab, k=self.n_images, mode=m)
+        hard_i, easy_i = rows[hard_i], rows[easy_i]
         hard_i, hard_d, easy_i, easy_d = self.within_selection(c, m, hard_i, hard_d, easy_i, easy_d)
         with hold_all_sync(self.hist_chart.layout, self.caption_html, grids):
             self.hist_chart.layout.display = ""

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from failwidgets._validation import check_array, check_positive_int
-from failwidgets.methods.directions.geometry import l2_normalize
+from failwidgets.methods.directions.geometry import l2_normalize, normalized_rows
 
 
 class Decoder:
@@ -86,7 +86,7 @@ class RetrievalDecoder(Decoder):
 
     def __init__(self, embeddings, images: Any, candidates=None, labels=None):
         emb = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=1)
-        self._bank = l2_normalize(emb).astype(np.float32)
+        self._bank = normalized_rows(emb)  # float32, in blocks: one copy of the rows, not three
         self.embed_dim = emb.shape[1]
         if not callable(images) and len(images) != len(emb):
             raise ValueError(f"images: expected {len(emb)} images (one per embedding), got {len(images)}")

@@ -186,26 +186,34 @@ class FailureDirections(BaseEstimator):
 
         self.n_classes_ = int(n_classes) if n_classes is not None else int(max(labels.max(), preds.max())) + 1
         self.mean_, self.std_ = mean, std
-        Z = preprocess(X, self.mean_, self.std_)
         self.labels_ = labels
         target = failure_target(labels, preds)
         D = X.shape[1]
         self.status_, self.modes_ = [], []
         self.n_samples_ = np.bincount(labels, minlength=self.n_classes_)
         self.n_errors_ = np.bincount(labels[target == ERROR], minlength=self.n_classes_)
+        # Rows are preprocessed one class at a time (float64 for the SVM), so N x D float64 copies of
+        # every row never exist; each class's rows are scored by its modes while they are at hand.
+        self.mode_decision_values_ = np.full((max_modes, len(X)), np.nan, dtype=np.float32)
+        by_class = np.argsort(labels, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(self.n_samples_)])
         for c in tqdm(range(self.n_classes_), desc="failure directions", disable=not self.progress):
             n, n_err = int(self.n_samples_[c]), int(self.n_errors_[c])
             status = self._status(n, n_err, n_splits)
             self.status_.append(status)
-            self.modes_.append(self._fit_modes(Z[labels == c], target[labels == c], svm, Cs, max_modes,
-                                               n_perm)
-                               if status == STATUS_OK else [])
+            if status != STATUS_OK:
+                self.modes_.append([])
+                continue
+            rows = by_class[starts[c]:starts[c + 1]]
+            Zc = preprocess(X[rows], self.mean_, self.std_)
+            self.modes_.append(self._fit_modes(Zc, target[rows], svm, Cs, max_modes, n_perm))
+            for m in self.modes_[c]:
+                self.mode_decision_values_[m.rank, rows] = (Zc @ m.coef + m.intercept).astype(np.float32)
         self.strength_ = np.array([m[0].strength if m else np.nan for m in self.modes_])
         self.chance_ = np.array([m[0].chance if m else np.nan for m in self.modes_])
         self.p_value_ = np.array([m[0].p_value if m else np.nan for m in self.modes_])
         self.coef_ = np.array([m[0].coef if m else np.full(D, np.nan) for m in self.modes_]).reshape(-1, D)
         self.intercept_ = np.array([m[0].intercept if m else np.nan for m in self.modes_])
-        self.mode_decision_values_ = np.stack([self._decide(Z, labels, m) for m in range(max_modes)])
         self.decision_values_ = self.mode_decision_values_[0]
         return self
 

@@ -12,6 +12,7 @@ import numpy as np
 from failwidgets._validation import check_array, check_in_range
 
 _EPS = 1e-12
+_ROWS = 8192  # row block of the whole-array passes
 
 
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -31,9 +32,30 @@ def whitening_stats(train_embeddings) -> tuple[np.ndarray, np.ndarray]:
     -------
     mean, std : ndarray (D,) float64; a constant dimension gets std 1 so it is centred, not divided by 0.
     """
-    X = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2).astype(np.float64)
-    std = X.std(axis=0)
-    return X.mean(axis=0), np.where(std > _EPS, std, 1.0)
+    X = check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2)
+    # two passes over row blocks in float64 (as numpy's mean / std), never a float64 copy of all rows
+    blocks = [slice(i, i + _ROWS) for i in range(0, len(X), _ROWS)]
+    mean = sum(X[b].sum(axis=0, dtype=np.float64) for b in blocks) / len(X)
+    var = sum(np.square(X[b].astype(np.float64) - mean).sum(axis=0) for b in blocks) / len(X)
+    std = np.sqrt(var)
+    return mean, np.where(std > _EPS, std, 1.0)
+
+
+def normalized_rows(x, dtype=np.float32) -> np.ndarray:
+    """``l2_normalize(x)`` as a new ``dtype`` array, computed in row blocks (no full-size temporaries).
+
+    Parameters
+    ----------
+    x : ndarray (N, D), e.g. a memory-mapped embedding store.
+
+    Returns
+    -------
+    ndarray (N, D) of ``dtype``.
+    """
+    out = np.empty(x.shape, dtype=dtype)
+    for i in range(0, len(x), _ROWS):
+        out[i:i + _ROWS] = l2_normalize(np.asarray(x[i:i + _ROWS], dtype=dtype))
+    return out
 
 
 def preprocess(embeddings: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
