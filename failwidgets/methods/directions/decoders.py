@@ -103,8 +103,12 @@ class RetrievalDecoder(Decoder):
         """With ``labels``: search only the images of class ``class_index`` (None or a class without cached
         images: all). Without ``labels``: nothing changes."""
         if self._labels is not None:
-            mask = None if class_index is None else self._labels == int(class_index)
-            self.restrict(mask if mask is not None and mask.any() else None)
+            if getattr(self, "_class_rows", None) is None:  # once: rows of every class (no N-row scan per call)
+                order = np.argsort(self._labels, kind="stable")
+                cuts = np.flatnonzero(np.diff(self._labels[order])) + 1
+                self._class_rows = {int(self._labels[g[0]]): g for g in np.split(order, cuts) if len(g)}
+            rows = None if class_index is None else self._class_rows.get(int(class_index))
+            self._rows = rows  # ascending, as restrict(labels == class_index); None: all rows
         return self
 
     def restrict(self, candidates=None) -> "RetrievalDecoder":
