@@ -153,3 +153,11 @@ def test_planted_barlow_group_matches_its_rule():
     # failure probability 0.85 inside the planted region vs 0.1 outside (the other rules add some hits)
     assert fail[hit].mean() == pytest.approx(0.85, abs=0.05)
     assert fail[~hit].mean() < 0.5
+
+
+def test_scale1m_rows_report_memory_steps_and_decodes(suite):
+    fit, slider, tree = _rows(suite, "scale1m")
+    assert fit.extra["classes_with_direction"] >= 1 and fit.extra["peak_delta_mb"] >= 0
+    assert slider.extra["step_steps"] == 40 and slider.extra["decodes_at_most_shown"] is True
+    assert slider.extra["decodes_build"] == 20  # 2 x 8 hardest / easiest + 4 decoded, nothing more
+    assert tree.extra["click_steps"] >= 1 and tree.extra["decodes_build"] == 0

@@ -87,3 +87,20 @@ def test_slider_grids_show_the_class_hardest_and_easiest_rows(fitted, tmp_path):
         assert list(w.hard_grid.tile_keys) == list(hard) and list(w.easy_grid.tile_keys) == list(easy)
         assert (labels[w.hard_grid.tile_keys] == c).all()
     w.close()
+
+
+def test_retrieval_select_class_rows_equal_restricting_to_the_class_mask():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 7, 500)
+    labels[labels == 3] = 4  # class 3 has no cached images: retrieval falls back to all rows
+    x = rng.normal(size=(500, 6))
+    dec = RetrievalDecoder(x, np.zeros((500, 4, 4, 3), np.uint8), labels=labels)
+    q = rng.normal(size=(3, 6))
+    for c in (0, 3, 6, None, 4):
+        idx, sims = dec.select_class(c).nearest(q, k=5)
+        mask = None if c is None or not (labels == c).any() else labels == c
+        ref_idx, ref_sims = RetrievalDecoder(x, np.zeros((500, 4, 4, 3), np.uint8)).restrict(mask).nearest(q, k=5)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(sims, ref_sims)
+        if c == 6:
+            assert (labels[idx] == 6).all()
