@@ -160,6 +160,8 @@ def embed(
     progress: bool = True,
     return_missing: bool = False,
     verify: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Image embeddings of every image of ``source``, streamed into a resumable store.
 
@@ -184,6 +186,12 @@ def embed(
     device : where the encoder runs (default: where it already is).
     return_missing : also return ``missing``.
     verify : check every shard's checksum before returning a stored result (reads the file once).
+    engine : ``"local"`` (this process, a DataLoader) or ``"ray"``: the pending shards are computed by
+        an actor pool on a Ray cluster (``pip install 'failwidgets[ray]'``) and written to the same
+        store, whose root must then be a path every Ray worker can reach (see
+        :mod:`failwidgets.compute.ray_engine`). The result is read the same way.
+    ray_address : with ``engine="ray"``, the cluster to connect to when Ray is not initialised yet
+        (``None``: the running instance or a new local one; ``"auto"``, ``"ray://host:10001"``).
 
     Returns
     -------
@@ -199,6 +207,14 @@ def embed(
     from failwidgets.compute.cache import EmbeddingCache
 
     check_choice(on_error, "on_error", ["raise", "skip"])
+    check_choice(engine, "engine", ["local", "ray"])
+    if engine == "ray":
+        from failwidgets.compute.ray_engine import require_ray
+
+        require_ray()  # ImportError naming the extra before any work
+    if engine == "ray" and cache is False:
+        raise ValueError("cache: engine='ray' writes its shards into a store; pass an EmbeddingCache "
+                         "(on a path every Ray worker can reach), not cache=False")
     src = as_source(source)
     n = len(src)
     if n == 0:
@@ -232,7 +248,12 @@ def embed(
         if verify:
             store.verify()
         pending = store.pending_shards()
-        if pending:
+        if pending and engine == "ray":
+            from failwidgets.compute.ray_engine import embed_shards
+
+            embed_shards(src, encoder, store, pending, size=size, batch_size=batch_size, num_workers=num_workers,
+                         on_error=on_error, device=device, progress=progress, ray_address=ray_address)
+        elif pending:
             done_rows = n - sum(store.shard_range(k)[1] - store.shard_range(k)[0] for k in pending)
             _run(src, encoder, dev, pending, store.shard_range, store.write_shard, dim=dim, size=size,
                  batch_size=batch_size, num_workers=num_workers, on_error=on_error, progress=progress,
