@@ -45,7 +45,7 @@ def require_ray():
     """Import and return ``ray`` (with ``ray.data``); ImportError naming the extra when it is missing."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise ImportError(f"engine='ray' needs Ray Data, which is not installed; install it with {_INSTALL}") from exc
     return ray
@@ -156,8 +156,8 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
     dev = device
     if dev is None:
         dev = "cuda" if per_actor_gpus > 0 else "cpu"
-    ctor = dict(encoder=encoder, source=src, store_path=str(store.path), size=size, batch_size=batch_size,
-                num_workers=0 if num_workers is None else int(num_workers), on_error=on_error, device=str(dev))
+    ctor = {"encoder": encoder, "source": src, "store_path": str(store.path), "size": size, "batch_size": batch_size,
+            "num_workers": 0 if num_workers is None else int(num_workers), "on_error": on_error, "device": str(dev)}
     bar = tqdm(total=store.n_shards, initial=store.n_shards - len(shards), desc="embed (ray)", unit="shard",
                disable=not progress)
     last_exc: BaseException | None = None
@@ -174,7 +174,9 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
                 for batch in out.iter_batches(batch_size=1, batch_format="numpy"):
                     bar.update(len(batch["shard"]))
                 last_exc = None
-            except Exception as exc:  # a pass failed (e.g. a node died): rerun what is still pending
+            except ray.exceptions.RayError as exc:  # a pass failed (e.g. a node died): rerun what is pending
+                if isinstance(exc, _user_errors(ray)):
+                    raise  # the encoder or the source raised: not a failure a rerun fixes
                 last_exc = exc
         left = [k for k in store.pending_shards() if k in set(shards)]
         if left:
@@ -182,6 +184,11 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
                                f"attempts; rerun to compute only those") from last_exc
     finally:
         bar.close()
+
+
+def _user_errors(ray) -> tuple:
+    return tuple(c for c in (getattr(ray.exceptions, "UserCodeException", None),
+                             getattr(ray.exceptions, "RayTaskError", None)) if isinstance(c, type))
 
 
 def map_items(fn: Callable[..., Any], items: Sequence[Any], *, shared: Sequence[Any] = (), engine: str = "local",

@@ -43,6 +43,7 @@ from failwidgets.methods.barlow.naming import (
     named_rule,
     named_rules_frame,
 )
+from failwidgets.methods.barlow.per_class import fit_class_trees
 from failwidgets.methods.barlow import tree, metrics, selection, visual, attack, naming
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "BarlowTree",
     "ClassTree",
     "fit_class_tree",
+    "fit_class_trees",
     "extract_features",
     "error_rate",
     "error_coverage",

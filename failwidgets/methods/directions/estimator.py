@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from tqdm.auto import tqdm
 
 from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
 from failwidgets._validation import check_index, check_magnitude, check_nonnegative_labels
@@ -38,6 +37,7 @@ from failwidgets.methods.directions.interventions import filter_pool, upweight
 from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
 from failwidgets.methods._base import ERROR, check_fitted, failure_target, hardness_order
 from failwidgets.methods.results import Result
+from failwidgets.compute.ray_engine import ENGINES, map_items
 
 __all__ = ["FailureDirections", "FailureMode", "STATUS_OK"]
 
@@ -115,6 +115,10 @@ class FailureDirections(BaseEstimator):
         Seed of the shuffled CV folds (default 0); None: unshuffled folds, as the reference.
     progress : bool
         Show a ``tqdm`` bar over classes.
+    engine : {"local", "ray"}
+        Where the per-class fits run: this process, or Ray tasks on a cluster
+        (``pip install 'failwidgets[ray]'``; see :func:`failwidgets.compute.ray_engine.map_items`).
+        The results are the same.
 
     Attributes
     ----------
@@ -140,7 +144,8 @@ class FailureDirections(BaseEstimator):
     """
 
     def __init__(self, Cs=DEFAULT_CS, n_splits: int = 2, max_modes: int = 1, min_mode_strength: float = 0.6,
-                 n_permutations: int = 0, solver: str = "fast", random_state=0, progress: bool = True):
+                 n_permutations: int = 0, solver: str = "fast", random_state=0, progress: bool = True,
+                 engine: str = "local"):
         self.Cs = Cs
         self.n_splits = n_splits
         self.max_modes = max_modes
@@ -149,6 +154,7 @@ class FailureDirections(BaseEstimator):
         self.solver = solver
         self.random_state = random_state
         self.progress = progress
+        self.engine = engine
 
     # ------------------------------------------------------------------ fitting
     def fit(self, embeddings, labels, preds, train_embeddings=None, n_classes: int | None = None, *,
@@ -183,6 +189,7 @@ class FailureDirections(BaseEstimator):
         if np.any(Cs <= 0):
             raise ValueError(f"Cs: expected positive values, got {Cs}")
         svm = cv_linear_svm if self.solver == "fast" else _reference_cv_svm
+        check_choice(self.engine, "engine", ENGINES)
 
         self.n_classes_ = int(n_classes) if n_classes is not None else int(max(labels.max(), preds.max())) + 1
         self.mean_, self.std_ = mean, std
@@ -193,13 +200,13 @@ class FailureDirections(BaseEstimator):
         self.status_, self.modes_ = [], []
         self.n_samples_ = np.bincount(labels, minlength=self.n_classes_)
         self.n_errors_ = np.bincount(labels[target == ERROR], minlength=self.n_classes_)
-        for c in tqdm(range(self.n_classes_), desc="failure directions", disable=not self.progress):
-            n, n_err = int(self.n_samples_[c]), int(self.n_errors_[c])
-            status = self._status(n, n_err, n_splits)
-            self.status_.append(status)
-            self.modes_.append(self._fit_modes(Z[labels == c], target[labels == c], svm, Cs, max_modes,
-                                               n_perm)
-                               if status == STATUS_OK else [])
+        self.status_ = [self._status(int(self.n_samples_[c]), int(self.n_errors_[c]), n_splits)
+                        for c in range(self.n_classes_)]
+        ok = [c for c in range(self.n_classes_) if self.status_[c] == STATUS_OK]
+        fitted = map_items(_fit_class_modes, ok, shared=(self, Z, labels, target, svm, Cs, max_modes, n_perm),
+                           engine=self.engine, progress=self.progress, desc="failure directions")
+        by_class = dict(zip(ok, fitted))
+        self.modes_ = [by_class.get(c, []) for c in range(self.n_classes_)]
         self.strength_ = np.array([m[0].strength if m else np.nan for m in self.modes_])
         self.chance_ = np.array([m[0].chance if m else np.nan for m in self.modes_])
         self.p_value_ = np.array([m[0].p_value if m else np.nan for m in self.modes_])
@@ -469,3 +476,9 @@ class FailureDirections(BaseEstimator):
     def upweight(self, train_embeddings, train_labels, factor: float = 2.0, mode: int = 0) -> np.ndarray:
         """Per-example weights (N,) for the training split: ``factor`` where d <= 0, else 1."""
         return upweight(self.decision_function(train_embeddings, train_labels, mode), factor)
+
+
+def _fit_class_modes(est, Z, labels, target, svm, Cs, max_modes, n_perm, c):
+    """The failure modes of class ``c`` (one job of :meth:`FailureDirections.fit`, local or a Ray task)."""
+    rows = labels == c
+    return est._fit_modes(Z[rows], target[rows], svm, Cs, max_modes, n_perm)
