@@ -32,6 +32,7 @@ ITEMS = {
     "scale": "benchmarks.bench_scale",
     "data": "benchmarks.bench_data",
     "map": "benchmarks.bench_map",
+    "ray": "benchmarks.bench_ray",
 }
 
 

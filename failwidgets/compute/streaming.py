@@ -162,6 +162,7 @@ def embed(
     verify: bool = True,
     engine: str = "local",
     ray_address: str | None = None,
+    ray_options: dict | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Image embeddings of every image of ``source``, streamed into a resumable store.
 
@@ -192,6 +193,8 @@ def embed(
         :mod:`failwidgets.compute.ray_engine`). The result is read the same way.
     ray_address : with ``engine="ray"``, the cluster to connect to when Ray is not initialised yet
         (``None``: the running instance or a new local one; ``"auto"``, ``"ray://host:10001"``).
+    ray_options : with ``engine="ray"``, ``num_actors`` / ``num_gpus`` (per actor) / ``max_attempts``
+        of :func:`failwidgets.compute.ray_engine.embed_shards` (defaults: one actor per GPU, or per CPU).
 
     Returns
     -------
@@ -252,7 +255,8 @@ def embed(
             from failwidgets.compute.ray_engine import embed_shards
 
             embed_shards(src, encoder, store, pending, size=size, batch_size=batch_size, num_workers=num_workers,
-                         on_error=on_error, device=device, progress=progress, ray_address=ray_address)
+                         on_error=on_error, device=device, progress=progress, ray_address=ray_address,
+                         **(ray_options or {}))
         elif pending:
             done_rows = n - sum(store.shard_range(k)[1] - store.shard_range(k)[0] for k in pending)
             _run(src, encoder, dev, pending, store.shard_range, store.write_shard, dim=dim, size=size,

@@ -1,0 +1,108 @@
+"""Item "ray": the Ray engine of ``embed`` against the local engine on this machine.
+
+- decode: the pipeline's decode-only rate (PNG files read, decoded and converted to float tensors by
+  the same code the actors run, one process): the per-core ceiling of a decode-bound node.
+- local vs Ray: the same PNG files embedded by the small CNN of the "data" item into a fresh store by
+  the local engine (one process, no DataLoader workers) and by ``engine="ray"`` with one CPU actor and
+  with two; reports the ratio, the Ray overhead per shard ``(t_ray_1_actor - t_local) / shards``, the
+  per-actor rate, Ray's start-up time (``ray.init``, excluded from the timings) and max |difference|
+  (target <= 1e-5). The Ray instance is local (``num_cpus=2``), started and shut down here.
+
+The toy profile (the smoke test) measures decode and the local engine only: starting Ray takes about a
+minute on the shared 2-core machine.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from ._common import Row, not_available, pick
+
+ITEM = "ray"
+
+
+def _files(root: str, n: int) -> list[str]:
+    from PIL import Image
+
+    from .bench_data import _image
+
+    paths = []
+    for i in range(n):
+        p = os.path.join(root, f"{i:06d}.png")
+        Image.fromarray(_image(i)).save(p)
+        paths.append(p)
+    return paths
+
+
+def _decode_rate(paths) -> float:
+    from failwidgets.compute.streaming import _Rows
+    from failwidgets.data import as_source
+
+    rows = _Rows(as_source(paths), None)
+    start = time.perf_counter()
+    for i in range(len(paths)):
+        rows[i]
+    return len(paths) / (time.perf_counter() - start)
+
+
+def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
+    try:
+        from failwidgets.compute import EmbeddingCache, embed
+        from failwidgets.compute.ray_engine import require_ray
+    except ImportError as exc:
+        return [not_available(ITEM, "ray engine", "-", "-", f"ray engine missing ({exc})")]
+    from .bench_data import _encoder
+
+    n = pick(profile, 64, 1024, 8192)
+    shard = pick(profile, 16, 128, 512)
+    n_shards = -(-n // shard)
+    size = f"{n} PNG 64 px, {n_shards} shards of {shard}"
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        os.makedirs(os.path.join(root, "img"))
+        paths = _files(os.path.join(root, "img"), n)
+        decode = _decode_rate(paths)
+        enc = _encoder()
+        start = time.perf_counter()
+        local = np.asarray(embed(paths, enc, cache=EmbeddingCache(os.path.join(root, "local")), batch_size=64,
+                                 shard_size=shard, num_workers=0, progress=False))
+        t_local = time.perf_counter() - start
+        rows.append(Row(ITEM, "decode-only rate of the pipeline (1 process)", "-", size, "cpu", ours="decode",
+                        ours_s=n / decode, extra={"decode_images_per_s_per_core": decode,
+                                                  "local_engine_images_per_s": n / t_local}))
+        if profile == "toy":
+            rows.append(not_available(ITEM, "local vs Ray engine", "same embeddings (<= 1e-5)", size,
+                                      "the toy profile does not start Ray; run --quick"))
+            return rows
+        try:
+            ray = require_ray()
+        except ImportError as exc:
+            rows.append(not_available(ITEM, "local vs Ray engine", "same embeddings (<= 1e-5)", size, str(exc)))
+            return rows
+        start = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        t_init = time.perf_counter() - start
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            timings, diff = {}, 0.0
+            for actors in (1, 2):
+                start = time.perf_counter()
+                out = embed(paths, enc, cache=EmbeddingCache(os.path.join(root, f"ray{actors}")), batch_size=64,
+                            shard_size=shard, engine="ray", ray_options={"num_actors": actors}, progress=False)
+                timings[actors] = time.perf_counter() - start
+                diff = max(diff, float(np.abs(np.asarray(out) - local).max()))
+        finally:
+            ray.shutdown()
+    row = Row(ITEM, "local engine vs Ray engine (1 CPU actor)", "same embeddings (<= 1e-5)", size, "cpu",
+              baseline="local engine (1 process)", ours="Ray, 1 CPU actor", baseline_s=t_local,
+              ours_s=timings[1], agreement={"max_abs_diff": diff}, met=diff <= 1e-5,
+              extra={"ray_2_actors_s": timings[2], "ray_init_s": t_init,
+                     "overhead_per_shard_s": (timings[1] - t_local) / n_shards,
+                     "per_actor_images_per_s": n / timings[1], "ray_2_actors_images_per_s": n / timings[2],
+                     "local_images_per_s": n / t_local, "decode_images_per_s_per_core": decode,
+                     "cpu_count": os.cpu_count(), "gpu": "none on this machine"})
+    rows.append(row.finish())
+    return rows
