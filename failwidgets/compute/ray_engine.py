@@ -86,12 +86,15 @@ class _EmbedShards:
         self.encoder = _place(encoder, self.dev)
 
     def __call__(self, batch: dict) -> dict:
+        import time
+
         from failwidgets.compute.streaming import _run
 
         shards = [int(k) for k in batch["shard"]]
-        written, n_missing = [], []
+        written, n_missing, seconds = [], [], []
         for k in shards:
             got: dict = {}
+            start = time.perf_counter()
 
             def write(k_, rows, miss, got=got):
                 self.store.write_shard(k_, rows, miss)
@@ -100,9 +103,11 @@ class _EmbedShards:
             _run(self.source, self.encoder, self.dev, [k], self.store.shard_range, write, dim=self.store.row_shape[0],
                  size=self.size, batch_size=self.batch_size, num_workers=self.num_workers, on_error=self.on_error,
                  progress=False, done_rows=0)
+            seconds.append(time.perf_counter() - start)
             written.append(k)
             n_missing.append(got.get("missing", 0))
-        return {"shard": np.asarray(written, np.int64), "n_missing": np.asarray(n_missing, np.int64)}
+        return {"shard": np.asarray(written, np.int64), "n_missing": np.asarray(n_missing, np.int64),
+                "seconds": np.asarray(seconds, np.float64), "pid": np.full(len(written), os.getpid(), np.int64)}
 
 
 def _place(encoder: Any, dev) -> Any:
@@ -122,7 +127,7 @@ def _place(encoder: Any, dev) -> Any:
 def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, size, batch_size: int,
                  num_workers: int | None, on_error: str, device: Any = None, progress: bool = True,
                  ray_address: str | None = None, num_actors: int | None = None, num_gpus: float | None = None,
-                 max_attempts: int = 3) -> None:
+                 max_attempts: int = 3) -> list[dict]:
     """Compute ``shards`` of ``store`` on Ray (what ``embed(..., engine="ray")`` runs).
 
     Parameters
@@ -141,13 +146,19 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
     num_gpus : GPUs per actor (default 1 when the cluster has GPUs, else 0).
     max_attempts : passes over the shards still pending; Ray already restarts a dead actor and retries
         its shard, this is the fallback when a whole pass fails.
+
+    Returns
+    -------
+    list of dict, one per shard computed: ``shard``, ``seconds`` (in the actor, decode + encode +
+    write) and ``pid`` of the actor process.
     """
     ray = _connect(ray_address)
     from tqdm.auto import tqdm
 
     shards = [int(k) for k in shards]
+    stats: list[dict] = []
     if not shards:
-        return
+        return stats
     gpus = _cluster_gpus(ray)
     per_actor_gpus = (1.0 if gpus >= 1 else 0.0) if num_gpus is None else float(num_gpus)
     if num_actors is None:
@@ -165,13 +176,15 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
         for _ in range(max(1, int(max_attempts))):
             todo = [k for k in store.pending_shards() if k in set(shards)]
             if not todo:
-                return
+                return stats
             ds = ray.data.from_items([{"shard": k} for k in todo], override_num_blocks=len(todo))
-            out = ds.map_batches(_EmbedShards, batch_size=1, fn_constructor_kwargs=ctor,
-                                 concurrency=min(num_actors, len(todo)), num_gpus=per_actor_gpus,
-                                 num_cpus=1, batch_format="numpy")
+            pool = ray.data.ActorPoolStrategy(size=min(num_actors, len(todo)))
+            out = ds.map_batches(_EmbedShards, batch_size=1, fn_constructor_kwargs=ctor, compute=pool,
+                                 num_gpus=per_actor_gpus, num_cpus=1, batch_format="numpy")
             try:
                 for batch in out.iter_batches(batch_size=1, batch_format="numpy"):
+                    stats += [{"shard": int(k), "seconds": float(t), "pid": int(p)}
+                              for k, t, p in zip(batch["shard"], batch["seconds"], batch["pid"])]
                     bar.update(len(batch["shard"]))
                 last_exc = None
             except ray.exceptions.RayError as exc:  # a pass failed (e.g. a node died): rerun what is pending
@@ -182,6 +195,7 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
         if left:
             raise RuntimeError(f"embed (ray): {len(left)} shards are still missing after {max_attempts} "
                                f"attempts; rerun to compute only those") from last_exc
+        return stats
     finally:
         bar.close()
 
