@@ -137,8 +137,9 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
     store : ShardedStore whose ``path`` every worker can open.
     shards : shard indices to compute.
     size, batch_size, on_error : as for the local engine.
-    num_workers : DataLoader workers inside each actor (default 0: the actor decodes in its own process;
-        scale with more actors instead).
+    num_workers : DataLoader workers inside each actor (default 0: the actor decodes in its own
+        process); each actor reserves ``1 + num_workers`` CPUs. A GPU actor needs enough of them to
+        keep its GPU fed (see the decode-bound ceiling in the benchmarks).
     device : where each actor runs the encoder (default: ``cuda`` when the actor has a GPU, else CPU).
     ray_address : cluster to connect to when Ray is not initialised yet (``None``: start a local one).
     num_actors : actor pool size (default: the cluster's GPUs when it has some, else its CPUs, at most
@@ -180,7 +181,7 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
             ds = ray.data.from_items([{"shard": k} for k in todo], override_num_blocks=len(todo))
             pool = ray.data.ActorPoolStrategy(size=min(num_actors, len(todo)))
             out = ds.map_batches(_EmbedShards, batch_size=1, fn_constructor_kwargs=ctor, compute=pool,
-                                 num_gpus=per_actor_gpus, num_cpus=1, batch_format="numpy")
+                                 num_gpus=per_actor_gpus, num_cpus=1 + ctor["num_workers"], batch_format="numpy")
             try:
                 for batch in out.iter_batches(batch_size=1, batch_format="numpy"):
                     stats += [{"shard": int(k), "seconds": float(t), "pid": int(p)}
