@@ -16,6 +16,7 @@ from failwidgets.data import GeneratedSource
 ray = pytest.importorskip("ray", reason="the [ray] extra is part of the test extra")
 pytestmark = pytest.mark.slow
 
+ONE_ACTOR = {"num_actors": 1}  # fewer processes to start on a small CI machine (the demo-world job uses 2)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -84,7 +85,8 @@ def test_ray_embeddings_equal_local_on_the_demo_world_and_on_a_file_source(local
     tiny = TinyEncoder()
     local = embed(paths, tiny, cache=False, batch_size=8, progress=False)
     cache = EmbeddingCache(tmp_path / "f")
-    on_ray = embed(paths, tiny, cache=cache, batch_size=8, shard_size=8, engine="ray", progress=False)
+    on_ray = embed(paths, tiny, cache=cache, batch_size=8, shard_size=8, engine="ray", ray_options=ONE_ACTOR,
+                   progress=False)
     assert np.abs(np.asarray(on_ray) - local).max() <= 1e-5
     # the local engine reads Ray's store as its own: nothing left to compute, same rows
     again = embed(paths, TinyEncoder(fail_once=str(tmp_path / "never-reached")), cache=cache, progress=False)
@@ -97,7 +99,7 @@ def test_an_actor_dying_mid_job_still_ends_with_a_complete_identical_store(local
     local = embed(src, TinyEncoder(), cache=False, batch_size=8, progress=False)
     flag = tmp_path / "died"
     out = embed(src, TinyEncoder(die_once=str(flag)), cache=EmbeddingCache(tmp_path / "c"), batch_size=8,
-                shard_size=8, engine="ray", progress=False)
+                shard_size=8, engine="ray", ray_options=ONE_ACTOR, progress=False)
     assert flag.exists()  # an actor did exit on its first batch
     assert np.abs(np.asarray(out) - local).max() <= 1e-5
     store = next(iter((tmp_path / "c").glob("*.shards")))
@@ -111,11 +113,12 @@ def test_a_rerun_after_a_failure_computes_only_the_missing_shards(local_ray, tmp
     flag = tmp_path / "failed"
     with pytest.raises(Exception, match="simulated encoder failure"):
         embed(src, TinyEncoder(fail_once=str(flag)), cache=cache, batch_size=8, shard_size=8, engine="ray",
-              progress=False)
+              ray_options=ONE_ACTOR, progress=False)
     store = next(iter((tmp_path / "c").glob("*.shards")))
     before = {p.name: p.stat().st_mtime_ns for p in (store / "done").glob("*.json")}
     assert len(before) < 6
-    out = embed(src, TinyEncoder(), cache=cache, batch_size=8, shard_size=8, engine="ray", progress=False)
+    out = embed(src, TinyEncoder(), cache=cache, batch_size=8, shard_size=8, engine="ray", ray_options=ONE_ACTOR,
+                progress=False)
     after = {p.name: p.stat().st_mtime_ns for p in (store / "done").glob("*.json")}
     assert len(after) == 6 and all(after[k] == v for k, v in before.items())  # finished shards untouched
     assert np.abs(np.asarray(out) - local).max() <= 1e-5
@@ -168,3 +171,10 @@ def test_the_ray_engine_without_ray_names_the_extra(monkeypatch, tmp_path):
     X, labels, preds, train = _class_data()
     with pytest.raises(ImportError, match=r"failwidgets\[ray\]"):
         FailureDirections(engine="ray", progress=False).fit(X, labels, preds, train)
+
+
+def test_the_ray_engine_needs_a_store():
+    with pytest.raises(ValueError, match="cache: engine='ray'"):
+        embed(np.zeros((2, 8, 8, 3), np.uint8), TinyEncoder(), cache=False, engine="ray")
+    with pytest.raises(ValueError, match="engine"):
+        embed(np.zeros((2, 8, 8, 3), np.uint8), TinyEncoder(), cache=False, engine="spark")
