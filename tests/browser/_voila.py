@@ -79,6 +79,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Notebook 7's JupyterLab extension is installed beside Voila (the notebook extra) but cannot load in a
+#: Voila page: its federated module asks the host for @jupyterlab/docregistry, which Voila does not share,
+#: and the page logs "The getter for the shared module is not a function". scripts/tour.sh denies it too.
+VOILA_EXTENSION_DENYLIST = '--VoilaConfiguration.extension_denylist=["@jupyter-notebook/lab-extension"]'
+
+
 def start_voila(target: Path, cwd: Path, log_path: Path, timeout: float = 120.0, extra_env: dict | None = None):
     """Start ``voila <target>`` (a notebook or a folder of notebooks) on 127.0.0.1 and a free port.
 
@@ -95,7 +101,7 @@ def start_voila(target: Path, cwd: Path, log_path: Path, timeout: float = 120.0,
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--show_tracebacks=True", str(target)],
+         "--show_tracebacks=True", VOILA_EXTENSION_DENYLIST, str(target)],
         cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.fw_log = log
     url = f"http://127.0.0.1:{port}/"

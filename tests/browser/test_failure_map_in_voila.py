@@ -21,8 +21,6 @@ PAGE = "tests/browser/notebooks/failure_map.ipynb"
 # Voilà loads every installed lab extension; Notebook 7's (``@jupyter-notebook/lab-extension``) asks the
 # host for ``@jupyterlab/docregistry``, which Voilà does not share, and logs this on every Voilà page
 # (the four widget fixture pages too); nothing on the page depends on it.
-NOTEBOOK7_EXTENSION_NOISE = ('The getter for the shared module is not a function',)
-
 _MEAN_RGB = """els => els.map(img => {
     const c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -45,7 +43,7 @@ def _drag(page, points, steps=10):
 
 
 def test_lasso_on_the_page_updates_grid_and_numbers_and_hypothesis_box(voila_server, open_page, screenshot_dir):
-    rec = open_page(ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec = open_page()
     rec.goto(f"{voila_server}voila/render/{PAGE}", wait_until="commit")
     page = rec.page
     page.wait_for_selector(".fw-test-root canvas", timeout=PAGE_TIMEOUT_MS)
@@ -84,7 +82,7 @@ def test_clicking_a_tree_leaf_highlights_its_points_on_the_map(voila_server, ope
     tree = build("tree_browser")                       # the page's tree, built the same way here
     expected = tree.node_members(1).size                # node 1: the left leaf (the failures)
     tree.close()
-    rec = open_page(ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec = open_page()
     rec.goto(f"{voila_server}voila/render/tests/browser/notebooks/failure_map_tree.ipynb", wait_until="commit")
     page = rec.page
     page.wait_for_selector(".fw-test-map canvas", timeout=PAGE_TIMEOUT_MS)

@@ -31,8 +31,6 @@ _INJECTED = """() => ({
 
 # Notebook 7's lab extension (installed next to Voila for the JupyterLab / Notebook tests) fails to load
 # its shared @jupyterlab/docregistry module inside Voila's page; it renders nothing Voila needs.
-NOTEBOOK7_EXTENSION_NOISE = ("The getter for the shared module is not a function",)
-
 
 def _assert_clean(page):
     found = page.evaluate(_INJECTED)
@@ -40,8 +38,7 @@ def _assert_clean(page):
 
 
 def test_hostile_names_render_as_text_in_voila(voila_server, open_page, screenshot_dir):
-    rec = open_page(f"{voila_server}voila/render/tests/browser/notebooks/hostile_names.ipynb",
-                    ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec = open_page(f"{voila_server}voila/render/tests/browser/notebooks/hostile_names.ipynb")
     page = rec.page
     page.wait_for_selector(".fw-test-hostile", timeout=PAGE_TIMEOUT_MS)
     pair = page.locator(".fw-test-pair")
