@@ -28,6 +28,10 @@ UPDATE_MS = 30_000  # a kernel round trip on a busy machine
 # into a raw cell (its output, the widget, is gone), z / y / m / a / b / c / x / v edit cells, the up /
 # down arrows move the notebook's cell cursor (digits act on Markdown cells only). Measured with
 # Notebook 7.6; the Notebook 7 run presses none of them and uses Ctrl+Z / Ctrl+Shift+Z, n / p instead.
+# Diagnosed as Notebook 7's own: while the page loads, its keyboard-shortcut settings plugin reads
+# ``plugins[id].schema`` of a settings plugin that is not loaded yet (``pluginChanged`` during
+# ``SettingRegistry.load``, in notebook_core.js); it happens before any cell runs and only sometimes.
+NOTEBOOK7_LOAD_NOISE = "Cannot read properties of undefined (reading 'schema')"
 NOTEBOOK7_CONFLICTS = ("r", "z", "y", "m", "a", "b", "c", "x", "v", "ArrowUp", "ArrowDown")
 NOTEBOOK = REPO / "tests" / "browser" / "notebooks" / "all_widgets.ipynb"
 # widget -> a child only that widget's root has (tagged by tests/browser/_builders.py)
@@ -56,6 +60,8 @@ def app_page(request, chromium, tmp_path_factory, screenshot_dir):
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=PAGE_TIMEOUT_MS)
             server.wait_for_idle_kernel(page, PAGE_TIMEOUT_MS / 1000)  # Run All before that would find no kernel
             page.wait_for_timeout(1000)
+            if app == "notebook":  # forgiven only while the page loads, before any widget exists
+                rec.errors = [e for e in rec.errors if NOTEBOOK7_LOAD_NOISE not in e]
             page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
             page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
             page.wait_for_function("() => document.querySelectorAll('.fw-test-root').length === 4",
