@@ -16,9 +16,20 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser._builders import CLASS_NAMES, N_FILTERS, N_PAIRS, PLANTED_WORD, PLANTED_WORD_FILTER
+from tests.browser._builders import (
+    CLASS_NAMES,
+    N_FILTERS,
+    N_PAIRS,
+    PLANTED_WORD,
+    PLANTED_WORD_FILTER,
+)
 from tests.browser._jupyter import start_jupyter, stop_jupyter
-from tests.browser._voila import BQPLOT_HIDDEN_FIGURE_NOISE, PAGE_TIMEOUT_MS, REPO, PageRecord
+from tests.browser._voila import (
+    BQPLOT_HIDDEN_FIGURE_NOISE,
+    PAGE_TIMEOUT_MS,
+    REPO,
+    PageRecord,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
