@@ -32,7 +32,12 @@ PAGE_TIMEOUT_MS = 180_000  # a kernel importing torch on 2 busy cores can take a
 BQPLOT_HIDDEN_FIGURE_NOISE = ('<rect> attribute width: A negative value is not valid. ("-80")',
                               '<rect> attribute height: A negative value is not valid. ("-90")')
 
-__all__ = ["REPO", "CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "PAGE_TIMEOUT_MS", "BQPLOT_HIDDEN_FIGURE_NOISE",
+# Notebook 7's JupyterLab extension (installed with ``notebook>=7``) expects shared modules that only
+# JupyterLab / Notebook provide (``@jupyterlab/docregistry``); Voila would load it and log
+# module-federation errors (RUNTIME-012). It has nothing for Voila, so Voila is told to skip it.
+VOILA_DENY_EXTENSIONS = "--VoilaConfiguration.extension_denylist=['@jupyter-notebook/lab-extension']"
+
+__all__ = ["VOILA_DENY_EXTENSIONS", "REPO", "CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "PAGE_TIMEOUT_MS", "BQPLOT_HIDDEN_FIGURE_NOISE",
            "playwright", "launch_chromium", "start_voila", "stop_voila", "PageRecord"]
 
 _PLAYWRIGHT = None
@@ -79,12 +84,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-#: Notebook 7's JupyterLab extension is installed beside Voila (the notebook extra) but cannot load in a
-#: Voila page: its federated module asks the host for @jupyterlab/docregistry, which Voila does not share,
-#: and the page logs "The getter for the shared module is not a function". scripts/tour.sh denies it too.
-VOILA_EXTENSION_DENYLIST = '--VoilaConfiguration.extension_denylist=["@jupyter-notebook/lab-extension"]'
-
-
 def start_voila(target: Path, cwd: Path, log_path: Path, timeout: float = 120.0, extra_env: dict | None = None):
     """Start ``voila <target>`` (a notebook or a folder of notebooks) on 127.0.0.1 and a free port.
 
@@ -101,7 +100,7 @@ def start_voila(target: Path, cwd: Path, log_path: Path, timeout: float = 120.0,
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--show_tracebacks=True", VOILA_EXTENSION_DENYLIST, str(target)],
+         "--show_tracebacks=True", VOILA_DENY_EXTENSIONS, str(target)],
         cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.fw_log = log
     url = f"http://127.0.0.1:{port}/"

@@ -10,12 +10,14 @@ Scopes are ``package``: the server, its kernels and the browser go away when tes
   open until tests/browser is done.
 - ``open_page`` (function): ``open_page(url=None, allowed=..., ignore=...)`` -> PageRecord, a new tab
   that fails the test at teardown if the page logged JavaScript errors.
-- ``screenshot_dir``: ``test-artifacts/screenshots/`` (gitignored).
+- ``screenshot_dir``: ``$FAILWIDGETS_ARTIFACTS/screenshots/``, by default ``test-artifacts/screenshots/``
+  (gitignored).
 
 Missing Chromium or Playwright fails the tests loudly (never skips): run ``scripts/install_browser.sh``.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -45,7 +47,7 @@ KNOWN_NOISE = {"filter_word_explorer": BQPLOT_HIDDEN_FIGURE_NOISE, "tour": BQPLO
 
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
-    path = REPO / "test-artifacts" / "screenshots"
+    path = Path(os.environ.get("FAILWIDGETS_ARTIFACTS") or REPO / "test-artifacts") / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 import ipyevents
 import pytest
 
-from failwidgets.widgets.parts.keys import KEY_EVENTS_ENV, KeyBindings, event_key, key_events_available, normalize_key
+from failwidgets.widgets.parts.keys import (
+    KEY_EVENTS_ENV,
+    KeyBindings,
+    event_key,
+    key_events_available,
+    normalize_key,
+)
 from tests.browser._builders import N_PAIRS, build
 
 

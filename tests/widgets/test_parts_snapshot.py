@@ -8,7 +8,12 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 from failwidgets.widgets.parts import snapshot
-from failwidgets.widgets.parts.snapshot import COLAB_FIX, SNAPSHOT_ENV, WIDGET_VIEW_MIME, snapshot_html
+from failwidgets.widgets.parts.snapshot import (
+    COLAB_FIX,
+    SNAPSHOT_ENV,
+    WIDGET_VIEW_MIME,
+    snapshot_html,
+)
 from tests.browser._builders import CLASS_NAMES, N_PAIRS, build
 
 # widget -> (class name in the note, a text of its initial view)

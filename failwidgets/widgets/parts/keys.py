@@ -17,6 +17,12 @@ A key is written as ``[ctrl+][alt+][shift+]name``: ``name`` is the event's ``key
 counts as ``ctrl``. Shift is part of the name only for letters and named keys (``"shift+z"``,
 ``"shift+arrowright"``); for other characters it is already in the character (``"!"``, ``"?"``).
 
+Front ends differ in who sees a key first. JupyterLab 4 and Voila let ipyevents take it. Notebook 7
+handles keys before ipyevents, so its command-mode shortcuts act as well: ``r`` makes the cell a raw
+cell (removing the widget's output), ``a`` / ``b`` / ``c`` / ``x`` / ``v`` / ``m`` / ``y`` / ``z`` edit
+cells, the up / down arrows move the cell cursor. There use Ctrl+Z / Ctrl+Shift+Z, ``n`` / ``p``, the
+left / right arrows and the digits (which Notebook 7 applies to Markdown cells only).
+
 Setting the environment variable ``FAILWIDGETS_KEY_EVENTS=0`` turns the key events off (for a front end
 that has the ipyevents package but not its JavaScript); widgets then show their text-box fallback.
 """

@@ -21,7 +21,6 @@ import os
 import re
 import sys
 import warnings
-from typing import Any
 
 import ipywidgets as W
 
