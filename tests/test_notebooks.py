@@ -1,6 +1,6 @@
 """Every notebook in notebooks/ runs top to bottom in a real kernel (nbclient)."""
+
 import os
-import sys
 from pathlib import Path
 
 import nbformat

@@ -6,6 +6,7 @@ every Jupyter directory (config, data, runtime, settings, workspaces) set to a f
 so neither a user's settings nor an earlier run change what the test sees; news and update checks are
 off (the machine is offline and the test page refuses outside requests anyway).
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,9 @@ class JupyterServer:
         return f"{self.url}{path}/{name}?token={self.token}"
 
 
-def start_jupyter(app: str, root: Path, home: Path, log_path: Path, timeout: float = 180.0,
-                  extra_env: dict | None = None) -> JupyterServer:
+def start_jupyter(
+    app: str, root: Path, home: Path, log_path: Path, timeout: float = 180.0, extra_env: dict | None = None
+) -> JupyterServer:
     """Start ``jupyter lab`` or ``jupyter notebook`` (``app``: ``"lab"`` / ``"notebook"``) on 127.0.0.1.
 
     ``root`` is the server's root directory (the notebooks it serves), ``home`` a fresh folder for its
@@ -69,19 +71,28 @@ def start_jupyter(app: str, root: Path, home: Path, log_path: Path, timeout: flo
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("FAILWIDGETS_RAISE_CALLBACK_ERRORS", "PYTEST_CURRENT_TEST")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
-                      ("IPYTHONDIR", "ipython")):
+    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
         env[name] = str(home / sub)
         (home / sub).mkdir(parents=True, exist_ok=True)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     env.update(extra_env or {})
     app_cls = "LabApp" if app == "lab" else "JupyterNotebookApp"
     args = [
-        sys.executable, "-m", APPS[app], "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--ServerApp.port_retries=0", "--ServerApp.open_browser=False", "--allow-root",
-        f"--{app_cls}.user_settings_dir={home / 'settings'}", f"--{app_cls}.workspaces_dir={home / 'workspaces'}",
-        f"--{app_cls}.news_url=", f"--{app_cls}.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        sys.executable,
+        "-m",
+        APPS[app],
+        "--no-browser",
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--allow-root",
+        f"--{app_cls}.user_settings_dir={home / 'settings'}",
+        f"--{app_cls}.workspaces_dir={home / 'workspaces'}",
+        f"--{app_cls}.news_url=",
+        f"--{app_cls}.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         f"--{app_cls}.extension_manager=readonly",
     ]
     log = open(log_path, "w")
@@ -99,7 +110,7 @@ def start_jupyter(app: str, root: Path, home: Path, log_path: Path, timeout: flo
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 stop_voila(proc)
-                raise RuntimeError(f"jupyter {app} did not start: {Path(log_path).read_text()[-2000:]}")
+                raise RuntimeError(f"jupyter {app} did not start: {Path(log_path).read_text()[-2000:]}") from None
             time.sleep(0.5)
     return JupyterServer(proc, url, token, root, app)
 

@@ -15,6 +15,7 @@ Scopes are ``package``: the server, its kernels and the browser go away when tes
 
 Missing Chromium or Playwright fails the tests loudly (never skips): run ``scripts/install_browser.sh``.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ from tests.browser._voila import (
 # name -> notebook (relative to the repository, which the server serves)
 PAGES = {
     "tour": "notebooks/00_tour.ipynb",
-    **{name: f"tests/browser/notebooks/{name}.ipynb"
-       for name in ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")},
+    **{
+        name: f"tests/browser/notebooks/{name}.ipynb"
+        for name in ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")
+    },
 }
 # Console errors diagnosed as harmless, per page (the reasons are next to the constants); the tour
 # holds a FilterWordExplorer too
@@ -98,8 +101,9 @@ def open_page(chromium) -> Callable[..., PageRecord]:
     """``open_page(url=None, allowed=("http://127.0.0.1",), ignore=())`` -> PageRecord in a new tab."""
     opened: list[PageRecord] = []
 
-    def _open(url: str | None = None, allowed: tuple[str, ...] = ("http://127.0.0.1",),
-              ignore: tuple[str, ...] = ()) -> PageRecord:
+    def _open(
+        url: str | None = None, allowed: tuple[str, ...] = ("http://127.0.0.1",), ignore: tuple[str, ...] = ()
+    ) -> PageRecord:
         rec = PageRecord(chromium.new_page(), allowed=allowed, ignore=ignore)
         opened.append(rec)
         if url is not None:

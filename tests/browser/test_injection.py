@@ -7,6 +7,7 @@ payloads as text, hold no element made from them (no ``img[src=x]``, no ``svg[on
 with an event-handler attribute, no script with the payload) and never run one. The same check runs on
 the static snapshot (``export_html``) opened from disk.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -31,6 +32,7 @@ _INJECTED = """() => ({
 
 # Notebook 7's lab extension (installed next to Voila for the JupyterLab / Notebook tests) fails to load
 # its shared @jupyterlab/docregistry module inside Voila's page; it renders nothing Voila needs.
+
 
 def _assert_clean(page):
     found = page.evaluate(_INJECTED)

@@ -8,6 +8,7 @@ shortcuts that ipyevents delivers (label / undo / redo / move in the annotator, 
 moving between tree nodes, next filter). The same widget code as in the Voilà tests; every page must
 stay free of JavaScript console errors; screenshots go to the artifacts folder.
 """
+
 from __future__ import annotations
 
 import re
@@ -75,8 +76,9 @@ def app_page(request, chromium, tmp_path_factory, screenshot_dir):
                 rec.errors = [e for e in rec.errors if NOTEBOOK7_LOAD_NOISE not in e]
             page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
             page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
-            page.wait_for_function("() => document.querySelectorAll('.fw-test-root').length === 4",
-                                   timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_function(
+                "() => document.querySelectorAll('.fw-test-root').length === 4", timeout=PAGE_TIMEOUT_MS
+            )
         except Exception:
             page.screenshot(path=str(screenshot_dir / f"{app}_run_all_failed.png"), full_page=True)
             print("page errors:", rec.errors, "refused:", rec.refused)

@@ -10,6 +10,7 @@ The notebook is saved the way JupyterLab and Notebook 7 save by default, without
 its metadata; with a saved state nbconvert would pick the live widget view instead, whose JavaScript
 comes from a CDN. Both kinds of saved notebook still carry the snapshot in their outputs (checked too).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,13 @@ def _execute(tmp_path, store_widget_state: bool) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST",)}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
-                            store_widget_state=store_widget_state)
+    client = NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+        store_widget_state=store_widget_state,
+    )
     client.execute(env=env)  # the kernel gets env: this checkout on PYTHONPATH
     return nb
 

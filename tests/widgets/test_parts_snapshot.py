@@ -1,4 +1,5 @@
 """The static snapshot in each widget's rich display (``FailWidget._repr_mimebundle_``)."""
+
 from __future__ import annotations
 
 import sys
@@ -84,6 +85,7 @@ def test_snapshot_can_be_turned_off_and_closed_widgets_have_no_display(monkeypat
 def test_a_failing_snapshot_does_not_break_the_display(monkeypatch):
     w = build("tree_browser")
     try:
+
         def broken(_w):
             raise RuntimeError("planted")
 

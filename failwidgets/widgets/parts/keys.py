@@ -26,6 +26,7 @@ left / right arrows and the digits (which Notebook 7 applies to Markdown cells o
 Setting the environment variable ``FAILWIDGETS_KEY_EVENTS=0`` turns the key events off (for a front end
 that has the ipyevents package but not its JavaScript); widgets then show their text-box fallback.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,9 +41,20 @@ __all__ = ["KeyBindings", "key_events_available", "event_key", "normalize_key", 
 
 KEY_EVENTS_ENV = "FAILWIDGETS_KEY_EVENTS"
 _MODIFIERS = ("ctrl", "alt", "shift")
-_ALIASES = {" ": "space", "spacebar": "space", "esc": "escape", "left": "arrowleft", "right": "arrowright",
-            "up": "arrowup", "down": "arrowdown", "del": "delete", "cmd": "ctrl", "meta": "ctrl",
-            "control": "ctrl", "option": "alt"}
+_ALIASES = {
+    " ": "space",
+    "spacebar": "space",
+    "esc": "escape",
+    "left": "arrowleft",
+    "right": "arrowright",
+    "up": "arrowup",
+    "down": "arrowdown",
+    "del": "delete",
+    "cmd": "ctrl",
+    "meta": "ctrl",
+    "control": "ctrl",
+    "option": "alt",
+}
 _MODIFIER_KEYS = {"shift", "control", "alt", "meta", "altgraph", "capslock", "os"}
 
 
