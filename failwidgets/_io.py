@@ -6,11 +6,13 @@ written to a temporary file in the target's folder, flushed and fsynced, then re
 with ``os.replace``. A reader therefore sees either the previous complete file or the new complete
 file, never a truncated one, and a writer killed mid-write leaves the previous file intact. The
 temporary file is removed when writing fails; temporaries left by writers that were killed (their
-process is gone, or they are older than a day) are removed by the next write to the same folder.
+process is gone, or they are older than a day) are removed by the next write to the same file, as are
+the ``tempfile.mkstemp`` orphans (``.<name>.XXXXXXXX.tmp``, older than an hour) of the earlier writer.
 
 New files get the mode ``0666`` minus the user's umask (what ``open(path, "w")`` gives), not the
 ``0600`` of ``tempfile.mkstemp``, so files in a shared folder stay readable by the group.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,9 +42,15 @@ __all__ = [
 #: temporary files are named ``.<target name>.<TEMP_MARK>.<pid>.<host>.<token>.tmp``
 TEMP_PREFIX = "."
 _TEMP_MARK = "fwtmp"
-_TEMP_RE = re.compile(r"^\.(?P<target>.+)\." + _TEMP_MARK + r"\.(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})\.[0-9a-f]{32}\.tmp$")
+_TEMP_RE = re.compile(
+    r"^\.(?P<target>.+)\." + _TEMP_MARK + r"\.(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})\.[0-9a-f]{32}\.tmp$"
+)
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 STALE_SECONDS = 24 * 3600  # a temp file older than this is stale even if its writer looks alive
+# temporaries of the earlier annotation writer (``tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")``),
+# which a killed save left behind; removed once older than an hour
+_LEGACY_RE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+_LEGACY_SECONDS = 3600
 _UMASK_LOCK = threading.Lock()
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
@@ -154,6 +162,16 @@ def clean_stale_temps(folder: str | os.PathLike, target: str | None = None) -> i
         return 0
     for name in names:
         m = _TEMP_RE.match(name)
+        legacy = _LEGACY_RE.match(name) if m is None else None
+        if legacy is not None and (target is None or legacy["target"] == target):
+            p = Path(folder) / name
+            try:
+                if time.time() - p.stat().st_mtime > _LEGACY_SECONDS:
+                    p.unlink()
+                    removed += 1
+            except OSError:
+                pass
+            continue
         if m is None or (target is not None and m["target"] != target):
             continue
         p = Path(folder) / name
@@ -244,8 +262,14 @@ def atomic_open(
     fsync_dir(folder)
 
 
-def atomic_write(path: str | os.PathLike, data: str | bytes, *, encoding: str = "utf-8",
-                 newline: str | None = None, make_parents: bool = True) -> Path:
+def atomic_write(
+    path: str | os.PathLike,
+    data: str | bytes,
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+    make_parents: bool = True,
+) -> Path:
     """Write ``data`` (str or bytes) to ``path`` atomically (see :func:`atomic_open`); returns the path."""
     if not isinstance(data, (str, bytes, bytearray, memoryview)):
         raise TypeError(f"data: expected str or bytes, got {type(data).__name__}")

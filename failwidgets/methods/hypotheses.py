@@ -1,8 +1,8 @@
 """Hypotheses about where a model fails, checked on held-out data (widget-free).
 
-A *slice* is a set of images; its evidence is the error rate inside versus outside it, each with a 95%
-Wilson confidence interval, and a two-sided Fisher exact p-value for the 2x2 table
-``[[errors inside, correct inside], [errors outside, correct outside]]``.
+A *slice* is a set of images; its evidence (:func:`~failwidgets.methods.slice_evidence`) is the error
+rate inside versus outside it, each with a 95% Wilson confidence interval, and a two-sided Fisher exact
+p-value.
 
 A *hypothesis* is a phrase ("on snow") for one class: the phrase is embedded with the text side of a
 vision-language encoder (``encoder.encode_texts``), the class's images are ranked by cosine similarity
@@ -10,162 +10,22 @@ to it, and the top fraction forms the slice. For encoders without a text side a 
 metadata filter: a boolean ``pandas.DataFrame.eval`` expression over a metadata table
 (``"background == 'snow'"``).
 
->>> ev = compare_error_rates(errors, inside)                                     # doctest: +SKIP
+>>> ev = slice_evidence(inside, errors)                                          # doctest: +SKIP
 >>> res = test_hypothesis("on snow", demo.vl, emb, labels, preds, class_index=0)  # doctest: +SKIP
 >>> res.evidence.rate_inside, res.evidence.ci_inside, res.evidence.p_value       # doctest: +SKIP
 """
+
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from failwidgets._validation import check_choice, check_in_range, check_labels, check_same_length, to_numpy
+from failwidgets.methods._evidence import SliceEvidence, _as_mask, slice_evidence
 
-__all__ = ["SliceEvidence", "HypothesisResult", "wilson_interval", "compare_error_rates", "test_hypothesis",
-           "phrase_similarity", "phrase_similarity_rows"]
-
-
-def wilson_interval(errors: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``errors / n`` (``(nan, nan)`` when ``n == 0``).
-
-    Parameters
-    ----------
-    errors : int, number of errors (successes of the binomial).
-    n : int, number of trials.
-    confidence : float in (0, 1).
-
-    Returns
-    -------
-    (low, high) : tuple of float
-    """
-    from scipy.stats import binomtest
-
-    check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=False)
-    errors, n = int(errors), int(n)
-    if n < 0 or not 0 <= errors <= max(n, 0):
-        raise ValueError(f"errors, n: expected 0 <= errors <= n, got errors={errors}, n={n}")
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = binomtest(errors, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-@dataclass(frozen=True)
-class SliceEvidence:
-    """Error rate inside a slice versus the rest, with confidence intervals and an exact test.
-
-    Attributes
-    ----------
-    n_inside, errors_inside, n_outside, errors_outside : int
-    rate_inside, rate_outside : float (nan for an empty side)
-    ci_inside, ci_outside : (low, high) Wilson intervals at ``confidence``
-    p_value : float, two-sided Fisher exact test on the 2x2 table (nan when a side is empty)
-    odds_ratio : float, sample odds ratio of an error inside versus outside
-    confidence : float
-    """
-
-    n_inside: int
-    errors_inside: int
-    rate_inside: float
-    ci_inside: tuple[float, float]
-    n_outside: int
-    errors_outside: int
-    rate_outside: float
-    ci_outside: tuple[float, float]
-    p_value: float
-    odds_ratio: float
-    confidence: float = 0.95
-
-    @property
-    def difference(self) -> float:
-        """``rate_inside - rate_outside``."""
-        return self.rate_inside - self.rate_outside
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        """Whether the p-value is below ``alpha``."""
-        return bool(np.isfinite(self.p_value) and self.p_value < alpha)
-
-    def to_dict(self) -> dict:
-        """Plain-Python dict (JSON-serialisable)."""
-        d = asdict(self)
-        d["ci_inside"], d["ci_outside"] = list(self.ci_inside), list(self.ci_outside)
-        return d
-
-    def summary(self) -> str:
-        """One line: ``inside 41.0% [33.1, 49.4] (n=120) vs outside 12.2% [...] (n=480), p = 3e-12``."""
-        pct = int(round(self.confidence * 100))
-
-        def side(rate, ci, n):
-            if n == 0:
-                return f"— (n=0)"
-            return f"{100 * rate:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] (n={n})"
-
-        return (f"error inside {side(self.rate_inside, self.ci_inside, self.n_inside)} vs outside "
-                f"{side(self.rate_outside, self.ci_outside, self.n_outside)}, {pct}% Wilson CIs, "
-                f"Fisher exact p = {self.p_value:.2g}")
-
-
-def compare_error_rates(errors: Any, inside: Any, *, among: Any = None, confidence: float = 0.95) -> SliceEvidence:
-    """Error rate inside a slice versus outside it.
-
-    Parameters
-    ----------
-    errors : bool ndarray (N,), True where the model is wrong.
-    inside : bool ndarray (N,) or int ndarray (K,) of indices into ``errors``: the slice.
-    among : bool ndarray (N,) or int indices, optional
-        The population compared (default: all N); "outside" is ``among`` minus the slice.
-    confidence : float, level of the Wilson intervals.
-
-    Returns
-    -------
-    SliceEvidence
-    """
-    from scipy.stats import fisher_exact
-
-    err = to_numpy(errors, "errors")
-    if err.ndim != 1:
-        raise ValueError(f"errors: expected a 1-D boolean array (N,), got shape {err.shape}")
-    err = err.astype(bool, copy=False)
-    n = err.shape[0]
-    ins = _as_mask(inside, n, "inside")
-    pop = np.ones(n, bool) if among is None else _as_mask(among, n, "among")
-    ins = ins & pop
-    out = pop & ~ins
-    n_in, n_out = int(ins.sum()), int(out.sum())
-    e_in, e_out = int(np.count_nonzero(err & ins)), int(np.count_nonzero(err & out))
-    if n_in and n_out:
-        res = fisher_exact([[e_in, n_in - e_in], [e_out, n_out - e_out]], alternative="two-sided")
-        p, odds = float(res.pvalue), float(res.statistic)
-    else:
-        p = odds = float("nan")
-    return SliceEvidence(
-        n_inside=n_in, errors_inside=e_in, rate_inside=e_in / n_in if n_in else float("nan"),
-        ci_inside=wilson_interval(e_in, n_in, confidence),
-        n_outside=n_out, errors_outside=e_out, rate_outside=e_out / n_out if n_out else float("nan"),
-        ci_outside=wilson_interval(e_out, n_out, confidence),
-        p_value=p, odds_ratio=odds, confidence=float(confidence))
-
-
-def _as_mask(x: Any, n: int, name: str) -> np.ndarray:
-    """bool (n,) from a boolean mask (n,) or integer indices in [0, n)."""
-    arr = to_numpy(x, name)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a boolean mask (N,) or 1-D integer indices, got shape {arr.shape}")
-    if arr.dtype == bool:
-        if arr.shape[0] != n:
-            raise ValueError(f"{name}: expected a boolean mask of length {n}, got length {arr.shape[0]}")
-        return arr
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name}: expected a boolean mask or integer indices, got dtype {arr.dtype}")
-    mask = np.zeros(n, bool)
-    if arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= n:
-            raise ValueError(f"{name}: expected indices in [0, {n}), got values in [{lo}, {hi}]")
-        mask[arr] = True
-    return mask
+__all__ = ["HypothesisResult", "test_hypothesis", "phrase_similarity", "phrase_similarity_rows", "embedding_norms"]
 
 
 @dataclass(frozen=True)
@@ -196,18 +56,28 @@ class HypothesisResult:
     n_matching: int
 
     def summary(self) -> str:
-        what = f"{self.phrase!r}" + (f" (top {100 * self.top_fraction:.0f}% by similarity)"
-                                     if self.kind == "text" else " (metadata filter)")
+        what = f"{self.phrase!r}" + (
+            f" (top {100 * self.top_fraction:.0f}% by similarity)" if self.kind == "text" else " (metadata filter)"
+        )
         return f"{what}, class {self.class_index}, held-out: {self.evidence.summary()}"
 
     def to_dict(self) -> dict:
-        return {"phrase": self.phrase, "kind": self.kind, "class_index": self.class_index,
-                "top_fraction": self.top_fraction, "threshold": self.threshold,
-                "evidence": self.evidence.to_dict(), "slice_indices": self.slice_indices.tolist(),
-                "heldout_indices": self.heldout_indices.tolist(), "n_matching": self.n_matching}
+        return {
+            "phrase": self.phrase,
+            "kind": self.kind,
+            "class_index": self.class_index,
+            "top_fraction": self.top_fraction,
+            "threshold": self.threshold,
+            "evidence": self.evidence.to_dict(),
+            "slice_indices": self.slice_indices.tolist(),
+            "heldout_indices": self.heldout_indices.tolist(),
+            "n_matching": self.n_matching,
+        }
 
 
-def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: Any = None) -> np.ndarray:
+def phrase_similarity(
+    phrase: str, encoder: Any, image_embeddings: Any, rows: Any = None, row_norms: Any = None
+) -> np.ndarray:
     """Cosine similarity of image embeddings to a phrase embedded by ``encoder.encode_texts``.
 
     Parameters
@@ -216,6 +86,8 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
     encoder : object with ``encode_texts(list[str]) -> ndarray (1, D)``.
     image_embeddings : ndarray (N, D), any float dtype (not copied as a whole).
     rows : int ndarray (K,), optional: only these rows.
+    row_norms : ndarray (N,), optional: the L2 norms of all rows of ``image_embeddings``, computed once
+        (e.g. by :func:`embedding_norms`) when many phrases are tested on the same embeddings.
 
     Returns
     -------
@@ -235,26 +107,49 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
         raise ValueError(f"image_embeddings: expected an (N, D) array, got shape {emb.shape}")
     t = np.asarray(encoder.encode_texts([phrase]), dtype=np.float32).reshape(-1)
     if t.shape[0] != emb.shape[1]:
-        raise ValueError(f"image_embeddings: expected dimension {t.shape[0]} (the encoder's text side), "
-                         f"got {emb.shape[1]}")
+        raise ValueError(
+            f"image_embeddings: expected dimension {t.shape[0]} (the encoder's text side), got {emb.shape[1]}"
+        )
     t = (t / max(float(np.linalg.norm(t)), 1e-12)).astype(emb.dtype if emb.dtype.kind == "f" else np.float32)
     n = emb.shape[0]
     rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+    norms = None
+    if row_norms is not None:
+        norms = np.asarray(row_norms, dtype=np.float32)
+        if norms.shape != (n,):
+            raise ValueError(f"row_norms: expected shape ({n},) (one norm per embedding), got {norms.shape}")
     if rows is not None and rows.size > n // 4:  # most rows: one blocked pass over all, then pick
-        sim = phrase_similarity_rows(emb, t, None)[rows]
+        sim = phrase_similarity_rows(emb, t, None, norms=norms)[rows]
     else:
-        sim = phrase_similarity_rows(emb, t, rows)
+        sim = phrase_similarity_rows(emb, t, rows, norms=None if norms is None else norms[rows])
     if not np.all(np.isfinite(sim)):
         bad = int(np.flatnonzero(~np.isfinite(sim))[0])
-        raise ValueError(f"image_embeddings: non-finite values in row {bad if rows is None else int(np.asarray(rows)[bad])}")
+        raise ValueError(
+            f"image_embeddings: non-finite values in row {bad if rows is None else int(np.asarray(rows)[bad])}"
+        )
     return sim
 
 
-def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096) -> np.ndarray:
+def embedding_norms(embeddings: Any, block: int = 4096) -> np.ndarray:
+    """L2 norm of every row of ``embeddings`` (N, D), float32 (N,), in blocks of rows (no full copy)."""
+    emb = to_numpy(embeddings, "embeddings")
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings: expected an (N, D) array, got shape {emb.shape}")
+    out = np.empty(emb.shape[0], np.float32)
+    for start in range(0, emb.shape[0], block):
+        sub = emb[start : start + block].astype(np.float32, copy=False)
+        out[start : start + block] = np.sqrt(np.einsum("ij,ij->i", sub, sub))
+    return out
+
+
+def phrase_similarity_rows(
+    emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096, norms: np.ndarray | None = None
+) -> np.ndarray:
     """Cosine similarity (K,) of rows of ``emb`` (N, D) to the unit vector ``t`` (D,), in blocks of rows.
 
     Blocks keep each slice of ``emb`` in cache for both the dot products and the norms, and never copy
-    more than one block (an (N, D) array may be gigabytes).
+    more than one block (an (N, D) array may be gigabytes). ``norms`` (K,): precomputed row norms of
+    the selected rows (then only the dot products are computed).
     """
     k = emb.shape[0] if rows is None else rows.size
     out = np.empty(k, np.float32)
@@ -263,14 +158,27 @@ def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | No
         sub = emb[start:stop] if rows is None else emb[rows[start:stop]]
         if sub.dtype.kind != "f":
             sub = sub.astype(np.float32)
-        norms = np.sqrt(np.einsum("ij,ij->i", sub, sub))
-        out[start:stop] = (sub @ t) / np.maximum(norms, 1e-12)
+        nrm = np.sqrt(np.einsum("ij,ij->i", sub, sub)) if norms is None else norms[start:stop]
+        out[start:stop] = (sub @ t) / np.maximum(nrm, 1e-12)
     return out
 
 
-def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: Any, preds: Any, class_index: int,
-                    *, top_fraction: float = 0.2, heldout: Any = None, metadata: Any = None,
-                    grouping: str = "label", confidence: float = 0.95, random_state: int = 0) -> HypothesisResult:
+def test_hypothesis(
+    phrase: str,
+    encoder: Any,
+    image_embeddings: Any,
+    labels: Any,
+    preds: Any,
+    class_index: int,
+    *,
+    top_fraction: float = 0.2,
+    heldout: Any = None,
+    metadata: Any = None,
+    grouping: str = "label",
+    confidence: float = 0.95,
+    random_state: int = 0,
+    row_norms: Any = None,
+) -> HypothesisResult:
     """Check a hypothesis ("the model fails on circles on snow") on held-out data.
 
     Parameters
@@ -295,6 +203,8 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
     grouping : ``"label"`` (images of the class) or ``"prediction"`` (images predicted as the class).
     confidence : float, level of the Wilson intervals.
     random_state : int, seed of the held-out draw when ``heldout`` is a float.
+    row_norms : ndarray (N,), optional: precomputed norms of the image embeddings
+        (:func:`embedding_norms`), so that testing many phrases costs one dot product per image each.
 
     Returns
     -------
@@ -339,7 +249,7 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
         if emb.ndim != 2 or emb.shape[0] != n:
             raise ValueError(f"image_embeddings: expected shape ({n}, D) (one row per label), got {emb.shape}")
         try:
-            sim = phrase_similarity(phrase, encoder, emb, rows=group)
+            sim = phrase_similarity(phrase, encoder, emb, rows=group, row_norms=row_norms)
         except NotImplementedError:
             text = False
     if text:
@@ -347,16 +257,23 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
         in_slice = sim >= threshold
         kind, frac_out = "text", float(top_fraction)
         members = np.flatnonzero(in_slice & held)
-        ordered = members[np.argsort(-sim[members], kind="stable")]   # most similar first
+        ordered = members[np.argsort(-sim[members], kind="stable")]  # most similar first
     else:
         in_slice = _metadata_slice(phrase, metadata, n)[group]
         kind, threshold, frac_out = "metadata", float("nan"), float("nan")
         ordered = np.flatnonzero(in_slice & held)
-    ev = compare_error_rates(errors[group][held], in_slice[held], confidence=confidence)
+    ev = slice_evidence(in_slice[held], errors[group][held], confidence=confidence)
     return HypothesisResult(
-        phrase=str(phrase), kind=kind, class_index=int(class_index), top_fraction=frac_out, threshold=threshold,
-        evidence=ev, slice_indices=group[ordered].astype(np.int64), heldout_indices=group[held].astype(np.int64),
-        n_matching=int(in_slice.sum()))
+        phrase=str(phrase),
+        kind=kind,
+        class_index=int(class_index),
+        top_fraction=frac_out,
+        threshold=threshold,
+        evidence=ev,
+        slice_indices=group[ordered].astype(np.int64),
+        heldout_indices=group[held].astype(np.int64),
+        n_matching=int(in_slice.sum()),
+    )
 
 
 test_hypothesis.__test__ = False  # not a pytest test when imported into a test module
@@ -368,8 +285,10 @@ def _metadata_slice(expression: str, metadata: Any, n: int) -> np.ndarray:
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError(f"phrase: expected a non-empty metadata expression, got {expression!r}")
     if metadata is None:
-        raise ValueError("metadata: the encoder has no text side, so the hypothesis is a metadata filter; "
-                         "expected a DataFrame with one row per image, got None")
+        raise ValueError(
+            "metadata: the encoder has no text side, so the hypothesis is a metadata filter; "
+            "expected a DataFrame with one row per image, got None"
+        )
     if not isinstance(metadata, pd.DataFrame):
         raise TypeError(f"metadata: expected a pandas DataFrame, got {type(metadata).__name__}")
     if len(metadata) != n:
@@ -377,10 +296,13 @@ def _metadata_slice(expression: str, metadata: Any, n: int) -> np.ndarray:
     try:
         out = metadata.reset_index(drop=True).eval(expression)
     except Exception as exc:  # noqa: BLE001 -- pandas raises many kinds for a bad expression
-        raise ValueError(f"phrase: could not evaluate {expression!r} on metadata columns "
-                         f"{list(metadata.columns)}: {exc}") from exc
+        raise ValueError(
+            f"phrase: could not evaluate {expression!r} on metadata columns {list(metadata.columns)}: {exc}"
+        ) from exc
     out = np.asarray(out)
     if out.shape != (n,) or out.dtype != bool:
-        raise ValueError(f"phrase: expected a boolean expression over metadata columns, got a result of "
-                         f"dtype {out.dtype} and shape {out.shape}")
+        raise ValueError(
+            f"phrase: expected a boolean expression over metadata columns, got a result of "
+            f"dtype {out.dtype} and shape {out.shape}"
+        )
     return out

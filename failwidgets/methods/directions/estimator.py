@@ -20,6 +20,7 @@ Example
 >>> fd.strength_[3], fd.status_[3]                                                 # doctest: +SKIP
 >>> idx, d = fd.hardest(3, k=20)                                                   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,16 +29,29 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
-from failwidgets._validation import check_index, check_magnitude, check_nonnegative_labels
-from failwidgets.methods.directions.captions import TEMPLATE, caption_scores, generate_captions, reference_caption
-from failwidgets.methods.directions.decoders import Decoder, GeneratorDecoder, RetrievalDecoder, UnclipDecoder
-from failwidgets.methods.directions.geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
-from failwidgets.methods.directions.interventions import filter_pool, upweight
-from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
-from failwidgets.methods._base import ERROR, check_fitted, failure_target, hardness_order
-from failwidgets.methods.results import Result
+from failwidgets._validation import (
+    check_array,
+    check_choice,
+    check_index,
+    check_labels,
+    check_magnitude,
+    check_nonnegative_labels,
+    check_positive_int,
+    check_same_length,
+)
 from failwidgets.compute.ray_engine import ENGINES, map_items
+from failwidgets.methods._base import ERROR, check_fitted, failure_target, hardness_order
+from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
+from failwidgets.methods.directions.captions import caption_scores
+from failwidgets.methods.directions.geometry import (
+    l2_normalize,
+    preprocess,
+    raw_direction,
+    rotate,
+    whitening_stats,
+)
+from failwidgets.methods.directions.interventions import filter_pool, upweight
+from failwidgets.methods.results import Result
 
 __all__ = ["FailureDirections", "FailureMode", "STATUS_OK"]
 
@@ -86,9 +100,19 @@ class FailureMode(Result):
 
     def to_frame(self) -> pd.DataFrame:
         """One row: ``rank, strength, chance, p_value, above_chance, best_C, intercept`` (the weights stay in ``coef``)."""
-        return pd.DataFrame([{"rank": self.rank, "strength": self.strength, "chance": self.chance,
-                              "p_value": self.p_value, "above_chance": self.above_chance, "best_C": self.best_C,
-                              "intercept": self.intercept}])
+        return pd.DataFrame(
+            [
+                {
+                    "rank": self.rank,
+                    "strength": self.strength,
+                    "chance": self.chance,
+                    "p_value": self.p_value,
+                    "above_chance": self.above_chance,
+                    "best_C": self.best_C,
+                    "intercept": self.intercept,
+                }
+            ]
+        )
 
 
 class FailureDirections(BaseEstimator):
@@ -107,7 +131,7 @@ class FailureDirections(BaseEstimator):
         ``n_permutations``, above chance.
     n_permutations : int
         Permuted-target refits per mode for its chance level and p-value (0 = skip, the paper's recipe).
-        Each costs about one fit: 50 take ~0.25 s for a class of 330 samples in 50-d, ~3 s for 1,000 in 512-d.
+        Each costs about one fit (measured costs: the ``svm`` benchmark in benchmarks/README.md).
     solver : {"fast", "reference"}
         ``"fast"`` gives the reference's numbers from one Gram matrix per class (see ``_directions_svm``);
         ``"reference"`` runs ``GridSearchCV(SVC(kernel="linear"))`` literally.
@@ -143,9 +167,18 @@ class FailureDirections(BaseEstimator):
         The validation labels given to ``fit`` (which class's direction scores each sample).
     """
 
-    def __init__(self, Cs=DEFAULT_CS, n_splits: int = 2, max_modes: int = 1, min_mode_strength: float = 0.6,
-                 n_permutations: int = 0, solver: str = "fast", random_state=0, progress: bool = True,
-                 engine: str = "local"):
+    def __init__(
+        self,
+        Cs=DEFAULT_CS,
+        n_splits: int = 2,
+        max_modes: int = 1,
+        min_mode_strength: float = 0.6,
+        n_permutations: int = 0,
+        solver: str = "fast",
+        random_state=0,
+        progress: bool = True,
+        engine: str = "local",
+    ):
         self.Cs = Cs
         self.n_splits = n_splits
         self.max_modes = max_modes
@@ -157,8 +190,9 @@ class FailureDirections(BaseEstimator):
         self.engine = engine
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, embeddings, labels, preds, train_embeddings=None, n_classes: int | None = None, *,
-            whitening=None) -> "FailureDirections":
+    def fit(
+        self, embeddings, labels, preds, train_embeddings=None, n_classes: int | None = None, *, whitening=None
+    ) -> FailureDirections:
         """Fit one SVM (or several modes) per class.
 
         Parameters
@@ -219,11 +253,14 @@ class FailureDirections(BaseEstimator):
     @staticmethod
     def _whitening(train_embeddings, whitening, D: int):
         if (train_embeddings is None) == (whitening is None):
-            raise ValueError("train_embeddings: expected the training split's embeddings or, instead, "
-                             "whitening=(mean, std); give exactly one of the two")
+            raise ValueError(
+                "train_embeddings: expected the training split's embeddings or, instead, "
+                "whitening=(mean, std); give exactly one of the two"
+            )
         if whitening is None:
-            T = check_magnitude(check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2),
-                                "train_embeddings")
+            T = check_magnitude(
+                check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2), "train_embeddings"
+            )
             if T.shape[1] != D:
                 raise ValueError(f"train_embeddings: expected {D} columns (as embeddings), got {T.shape[1]}")
             return whitening_stats(T)
@@ -265,8 +302,9 @@ class FailureDirections(BaseEstimator):
                 p_value = float((1 + np.sum(null >= fit.strength)) / (1 + len(null)))
                 if rank > 0 and not fit.strength > chance:
                     break
-            modes.append(FailureMode(fit.coef, fit.intercept, fit.strength, fit.best_C, fit.cv_scores, rank,
-                                     chance, p_value))
+            modes.append(
+                FailureMode(fit.coef, fit.intercept, fit.strength, fit.best_C, fit.cv_scores, rank, chance, p_value)
+            )
             norm = np.linalg.norm(fit.coef)
             if norm < 1e-12:  # the SVM found nothing to project out
                 break
@@ -289,7 +327,9 @@ class FailureDirections(BaseEstimator):
         class_index = check_index(class_index, "class_index", self.n_classes_, what="a class index")
         modes = self.modes_[int(class_index)]
         if not modes:
-            raise ValueError(f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})")
+            raise ValueError(
+                f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})"
+            )
         if not 0 <= mode < len(modes):
             raise ValueError(f"mode: expected an index in [0, {len(modes)}) for class {class_index}, got {mode}")
         return modes[mode]
@@ -366,8 +406,9 @@ class FailureDirections(BaseEstimator):
         check_array(caption_embeddings, "caption_embeddings", ndim=2, shape=(None, len(self.mean_)), dtype="float")
         return caption_scores(caption_embeddings, reference_embedding, self.mean_, self.std_, m.coef, m.intercept)
 
-    def top_captions(self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5,
-                     mode: int = 0) -> dict:
+    def top_captions(
+        self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5, mode: int = 0
+    ) -> dict:
         """The ``k`` failure captions (most negative) and easy captions (most positive).
 
         Parameters
@@ -405,11 +446,25 @@ class FailureDirections(BaseEstimator):
         ref = check_array(reference_embedding, "reference_embedding", shape=(len(self.mean_),), dtype="float")
         if not np.any(ref):
             raise ValueError("reference_embedding: expected a non-zero vector (it is normalised), got all zeros")
-        return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(np.float32)
+        return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(
+            np.float32
+        )
 
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = ("mean_", "std_", "strength_", "chance_", "p_value_", "coef_", "intercept_", "n_samples_", "n_errors_",
-               "decision_values_", "mode_decision_values_", "labels_")
+    _ARRAYS = (
+        "mean_",
+        "std_",
+        "strength_",
+        "chance_",
+        "p_value_",
+        "coef_",
+        "intercept_",
+        "n_samples_",
+        "n_errors_",
+        "decision_values_",
+        "mode_decision_values_",
+        "labels_",
+    )
 
     def save(self, path):
         """Write the fitted estimator: ``<stem>.json`` (parameters, statuses, modes) and ``<stem>.safetensors``
@@ -420,7 +475,6 @@ class FailureDirections(BaseEstimator):
         Path of the JSON file.
         """
         import json
-        import os
         from pathlib import Path
 
         from safetensors.numpy import save as safetensors_bytes
@@ -433,15 +487,20 @@ class FailureDirections(BaseEstimator):
         weights = path.with_suffix(".safetensors")
         params = self.get_params()
         params["Cs"] = [float(c) for c in np.atleast_1d(params["Cs"])]
-        info = {"format": "failwidgets.FailureDirections/1", "file": weights.name, "params": params,
-                "n_classes": self.n_classes_, "status": list(self.status_),
-                "modes": [[m.to_dict() for m in modes] for modes in self.modes_]}
+        info = {
+            "format": "failwidgets.FailureDirections/1",
+            "file": weights.name,
+            "params": params,
+            "n_classes": self.n_classes_,
+            "status": list(self.status_),
+            "modes": [[m.to_dict() for m in modes] for modes in self.modes_],
+        }
         atomic_write(weights, safetensors_bytes({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}))
         atomic_write(path, json.dumps(info, indent=1) + "\n")
         return path
 
     @classmethod
-    def load(cls, path, **params) -> "FailureDirections":
+    def load(cls, path, **params) -> FailureDirections:
         """A fitted FailureDirections from :meth:`save`'s files; ``params`` override stored parameters (e.g. ``progress``)."""
         import json
         import os
