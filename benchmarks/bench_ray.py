@@ -13,6 +13,7 @@
 The toy profile (the smoke test) measures decode and the local engine only: starting Ray takes about a
 minute on the shared 2-core machine.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,15 +92,36 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         decode = _decode_rate(paths)
         enc = _encoder()
         start = time.perf_counter()
-        local = np.asarray(embed(paths, enc, cache=EmbeddingCache(os.path.join(root, "local")), batch_size=64,
-                                 shard_size=shard, num_workers=0, progress=False))
+        local = np.asarray(
+            embed(
+                paths,
+                enc,
+                cache=EmbeddingCache(os.path.join(root, "local")),
+                batch_size=64,
+                shard_size=shard,
+                num_workers=0,
+                progress=False,
+            )
+        )
         t_local = time.perf_counter() - start
         n_jpg = pick(profile, 16, 256, 1024)
         decode_224 = _decode_rate_224(root, n_jpg)
-        rows.append(Row(ITEM, "decode-only rate of the pipeline (1 process)", "-", size, "cpu", ours="decode",
-                        ours_s=n / decode, extra={"decode_images_per_s_per_core": decode,
-                                                  f"decode_jpeg256_to_224_images_per_s_per_core_n{n_jpg}": decode_224,
-                                                  "local_engine_images_per_s": n / t_local}))
+        rows.append(
+            Row(
+                ITEM,
+                "decode-only rate of the pipeline (1 process)",
+                "-",
+                size,
+                "cpu",
+                ours="decode",
+                ours_s=n / decode,
+                extra={
+                    "decode_images_per_s_per_core": decode,
+                    f"decode_jpeg256_to_224_images_per_s_per_core_n{n_jpg}": decode_224,
+                    "local_engine_images_per_s": n / t_local,
+                },
+            )
+        )
         if profile == "toy":  # the smoke test: no Ray start-up (about a minute here); --quick measures Ray
             return rows
         try:
@@ -120,27 +142,54 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
             timings, stats, diff = {}, {}, 0.0
             for run_name, actors in (("1 actor", 1), ("2 actors", 2), ("1 actor, warm", 1)):
                 store = EmbeddingCache(os.path.join(root, run_name)).sharded(
-                    {"bench": "ray", "run": run_name}, n_rows=n, row_shape=(enc.embed_dim,), shard_size=shard)
+                    {"bench": "ray", "run": run_name}, n_rows=n, row_shape=(enc.embed_dim,), shard_size=shard
+                )
                 start = time.perf_counter()
-                stats[run_name] = embed_shards(src, enc, store, store.pending_shards(), size=None, batch_size=64,
-                                               num_workers=0, on_error="raise", progress=False,
-                                               num_actors=actors)
+                stats[run_name] = embed_shards(
+                    src,
+                    enc,
+                    store,
+                    store.pending_shards(),
+                    size=None,
+                    batch_size=64,
+                    num_workers=0,
+                    on_error="raise",
+                    progress=False,
+                    num_actors=actors,
+                )
                 timings[run_name] = time.perf_counter() - start
                 diff = max(diff, float(np.abs(np.asarray(store.read()) - local).max()))
         finally:
             ray.shutdown()
     busy = sum(s["seconds"] for s in stats["1 actor"])  # in the actor: decode + encode + write, per shard
-    row = Row(ITEM, "local engine vs Ray engine (1 CPU actor)", "same embeddings (<= 1e-5)", size, "cpu",
-              baseline="local engine (1 process)", ours="Ray, 1 CPU actor", baseline_s=t_local,
-              ours_s=timings["1 actor"], agreement={"max_abs_diff": diff}, met=diff <= 1e-5,
-              extra={"ray_init_s": t_init, "ray_1_actor_s": timings["1 actor"], "ray_2_actors_s": timings["2 actors"],
-                     "ray_1_actor_warm_cluster_s": timings["1 actor, warm"],
-                     "actor_busy_s": busy, "fixed_overhead_per_job_s": timings["1 actor"] - busy,
-                     "overhead_per_shard_s": (busy - t_local) / n_shards,
-                     "per_actor_images_per_s": n / busy, "local_images_per_s": n / t_local,
-                     "ray_2_actors_images_per_s_wall": n / timings["2 actors"],
-                     "actors_used_2": len({s["pid"] for s in stats["2 actors"]}),
-                     "decode_images_per_s_per_core": decode, "cpu_count": os.cpu_count(),
-                     "gpu": "none on this machine"})
+    row = Row(
+        ITEM,
+        "local engine vs Ray engine (1 CPU actor)",
+        "same embeddings (<= 1e-5)",
+        size,
+        "cpu",
+        baseline="local engine (1 process)",
+        ours="Ray, 1 CPU actor",
+        baseline_s=t_local,
+        ours_s=timings["1 actor"],
+        agreement={"max_abs_diff": diff},
+        met=diff <= 1e-5,
+        extra={
+            "ray_init_s": t_init,
+            "ray_1_actor_s": timings["1 actor"],
+            "ray_2_actors_s": timings["2 actors"],
+            "ray_1_actor_warm_cluster_s": timings["1 actor, warm"],
+            "actor_busy_s": busy,
+            "fixed_overhead_per_job_s": timings["1 actor"] - busy,
+            "overhead_per_shard_s": (busy - t_local) / n_shards,
+            "per_actor_images_per_s": n / busy,
+            "local_images_per_s": n / t_local,
+            "ray_2_actors_images_per_s_wall": n / timings["2 actors"],
+            "actors_used_2": len({s["pid"] for s in stats["2 actors"]}),
+            "decode_images_per_s_per_core": decode,
+            "cpu_count": os.cpu_count(),
+            "gpu": "none on this machine",
+        },
+    )
     rows.append(row.finish())
     return rows

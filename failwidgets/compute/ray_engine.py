@@ -26,6 +26,7 @@ Cluster: ``ray_address=None`` uses the Ray instance this process already started
 starts a local one; ``ray_address="auto"`` or ``"ray://host:10001"`` connects to an existing cluster
 (see ``ray.init(address=...)``). Workers must be able to import ``failwidgets``.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,18 @@ class _EmbedShards:
     """Ray Data callable class: one actor holds one encoder; each call computes whole shards and
     writes them to the store."""
 
-    def __init__(self, encoder: Any, source: Any, store_path: str, *, size, batch_size: int, num_workers: int,
-                 on_error: str, device: str | None):
+    def __init__(
+        self,
+        encoder: Any,
+        source: Any,
+        store_path: str,
+        *,
+        size,
+        batch_size: int,
+        num_workers: int,
+        on_error: str,
+        device: str | None,
+    ):
         import torch
 
         from failwidgets.compute.store import ShardedStore
@@ -100,14 +111,30 @@ class _EmbedShards:
                 self.store.write_shard(k_, rows, miss)
                 got["missing"] = len(miss)
 
-            _run(self.source, self.encoder, self.dev, [k], self.store.shard_range, write, dim=self.store.row_shape[0],
-                 size=self.size, batch_size=self.batch_size, num_workers=self.num_workers, on_error=self.on_error,
-                 progress=False, done_rows=0)
+            _run(
+                self.source,
+                self.encoder,
+                self.dev,
+                [k],
+                self.store.shard_range,
+                write,
+                dim=self.store.row_shape[0],
+                size=self.size,
+                batch_size=self.batch_size,
+                num_workers=self.num_workers,
+                on_error=self.on_error,
+                progress=False,
+                done_rows=0,
+            )
             seconds.append(time.perf_counter() - start)
             written.append(k)
             n_missing.append(got.get("missing", 0))
-        return {"shard": np.asarray(written, np.int64), "n_missing": np.asarray(n_missing, np.int64),
-                "seconds": np.asarray(seconds, np.float64), "pid": np.full(len(written), os.getpid(), np.int64)}
+        return {
+            "shard": np.asarray(written, np.int64),
+            "n_missing": np.asarray(n_missing, np.int64),
+            "seconds": np.asarray(seconds, np.float64),
+            "pid": np.full(len(written), os.getpid(), np.int64),
+        }
 
 
 def _place(encoder: Any, dev) -> Any:
@@ -124,10 +151,23 @@ def _place(encoder: Any, dev) -> Any:
     return encoder
 
 
-def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, size, batch_size: int,
-                 num_workers: int | None, on_error: str, device: Any = None, progress: bool = True,
-                 ray_address: str | None = None, num_actors: int | None = None, num_gpus: float | None = None,
-                 max_attempts: int = 3) -> list[dict]:
+def embed_shards(
+    src: Any,
+    encoder: Any,
+    store: Any,
+    shards: Sequence[int],
+    *,
+    size,
+    batch_size: int,
+    num_workers: int | None,
+    on_error: str,
+    device: Any = None,
+    progress: bool = True,
+    ray_address: str | None = None,
+    num_actors: int | None = None,
+    num_gpus: float | None = None,
+    max_attempts: int = 3,
+) -> list[dict]:
     """Compute ``shards`` of ``store`` on Ray (what ``embed(..., engine="ray")`` runs).
 
     Parameters
@@ -168,10 +208,23 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
     dev = device
     if dev is None:
         dev = "cuda" if per_actor_gpus > 0 else "cpu"
-    ctor = {"encoder": encoder, "source": src, "store_path": str(store.path), "size": size, "batch_size": batch_size,
-            "num_workers": 0 if num_workers is None else int(num_workers), "on_error": on_error, "device": str(dev)}
-    bar = tqdm(total=store.n_shards, initial=store.n_shards - len(shards), desc="embed (ray)", unit="shard",
-               disable=not progress)
+    ctor = {
+        "encoder": encoder,
+        "source": src,
+        "store_path": str(store.path),
+        "size": size,
+        "batch_size": batch_size,
+        "num_workers": 0 if num_workers is None else int(num_workers),
+        "on_error": on_error,
+        "device": str(dev),
+    }
+    bar = tqdm(
+        total=store.n_shards,
+        initial=store.n_shards - len(shards),
+        desc="embed (ray)",
+        unit="shard",
+        disable=not progress,
+    )
     last_exc: BaseException | None = None
     try:
         for _ in range(max(1, int(max_attempts))):
@@ -180,12 +233,21 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
                 return stats
             ds = ray.data.from_items([{"shard": k} for k in todo], override_num_blocks=len(todo))
             pool = ray.data.ActorPoolStrategy(size=min(num_actors, len(todo)))
-            out = ds.map_batches(_EmbedShards, batch_size=1, fn_constructor_kwargs=ctor, compute=pool,
-                                 num_gpus=per_actor_gpus, num_cpus=1 + ctor["num_workers"], batch_format="numpy")
+            out = ds.map_batches(
+                _EmbedShards,
+                batch_size=1,
+                fn_constructor_kwargs=ctor,
+                compute=pool,
+                num_gpus=per_actor_gpus,
+                num_cpus=1 + ctor["num_workers"],
+                batch_format="numpy",
+            )
             try:
                 for batch in out.iter_batches(batch_size=1, batch_format="numpy"):
-                    stats += [{"shard": int(k), "seconds": float(t), "pid": int(p)}
-                              for k, t, p in zip(batch["shard"], batch["seconds"], batch["pid"])]
+                    stats += [
+                        {"shard": int(k), "seconds": float(t), "pid": int(p)}
+                        for k, t, p in zip(batch["shard"], batch["seconds"], batch["pid"])
+                    ]
                     bar.update(len(batch["shard"]))
                 last_exc = None
             except ray.exceptions.RayError as exc:  # a pass failed (e.g. a node died): rerun what is pending
@@ -194,21 +256,34 @@ def embed_shards(src: Any, encoder: Any, store: Any, shards: Sequence[int], *, s
                 last_exc = exc
         left = [k for k in store.pending_shards() if k in set(shards)]
         if left:
-            raise RuntimeError(f"embed (ray): {len(left)} shards are still missing after {max_attempts} "
-                               f"attempts; rerun to compute only those") from last_exc
+            raise RuntimeError(
+                f"embed (ray): {len(left)} shards are still missing after {max_attempts} "
+                f"attempts; rerun to compute only those"
+            ) from last_exc
         return stats
     finally:
         bar.close()
 
 
 def _user_errors(ray) -> tuple:
-    return tuple(c for c in (getattr(ray.exceptions, "UserCodeException", None),
-                             getattr(ray.exceptions, "RayTaskError", None)) if isinstance(c, type))
+    return tuple(
+        c
+        for c in (getattr(ray.exceptions, "UserCodeException", None), getattr(ray.exceptions, "RayTaskError", None))
+        if isinstance(c, type)
+    )
 
 
-def map_items(fn: Callable[..., Any], items: Sequence[Any], *, shared: Sequence[Any] = (), engine: str = "local",
-              ray_address: str | None = None, chunk_size: int | None = None, progress: bool = False,
-              desc: str | None = None) -> list:
+def map_items(
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    *,
+    shared: Sequence[Any] = (),
+    engine: str = "local",
+    ray_address: str | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+) -> list:
     """``[fn(*shared, item) for item in items]``, locally or as Ray tasks.
 
     Parameters
@@ -241,7 +316,7 @@ def map_items(fn: Callable[..., Any], items: Sequence[Any], *, shared: Sequence[
         chunk_size = max(1, math.ceil(len(items) / (4 * cpus)))
     refs = [ray.put(a) for a in shared]
     task = ray.remote(num_cpus=1)(_run_chunk)
-    chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     pending = {task.remote(fn, refs, chunk): j for j, chunk in enumerate(chunks)}
     results: list = [None] * len(chunks)
     with tqdm(total=len(items), desc=desc, disable=not progress) as bar:

@@ -229,8 +229,10 @@ def embed(
 
         require_ray()  # ImportError naming the extra before any work
     if engine == "ray" and cache is False:
-        raise ValueError("cache: engine='ray' writes its shards into a store; pass an EmbeddingCache "
-                         "(on a path every Ray worker can reach), not cache=False")
+        raise ValueError(
+            "cache: engine='ray' writes its shards into a store; pass an EmbeddingCache "
+            "(on a path every Ray worker can reach), not cache=False"
+        )
     src = as_source(source)
     n = len(src)
     if n == 0:
@@ -289,9 +291,20 @@ def embed(
         if pending and engine == "ray":
             from failwidgets.compute.ray_engine import embed_shards
 
-            embed_shards(src, encoder, store, pending, size=size, batch_size=batch_size, num_workers=num_workers,
-                         on_error=on_error, device=device, progress=progress, ray_address=ray_address,
-                         **(ray_options or {}))
+            embed_shards(
+                src,
+                encoder,
+                store,
+                pending,
+                size=size,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                on_error=on_error,
+                device=device,
+                progress=progress,
+                ray_address=ray_address,
+                **(ray_options or {}),
+            )
         elif pending:
             done_rows = n - sum(store.shard_range(k)[1] - store.shard_range(k)[0] for k in pending)
             _run(

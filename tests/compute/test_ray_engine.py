@@ -1,6 +1,7 @@
 """The Ray engine on a local Ray instance started and stopped here: embeddings equal the local engine's,
 a dead actor still ends with a complete identical store, a rerun computes only missing shards, and
 per-class fits on Ray equal local fits."""
+
 import os
 import sys
 
@@ -72,8 +73,15 @@ def test_ray_embeddings_equal_local_on_the_demo_world_and_on_a_file_source(local
     world = fw.make_world(fw.WorldConfig.demo(n_train=12, n_val=48, n_test=12, n_pool=12))
     enc = load_model("vl")
     local = embed(world["val"], enc, cache=False, batch_size=16, progress=False)
-    on_ray = embed(world["val"], enc, cache=EmbeddingCache(tmp_path / "c"), batch_size=16, shard_size=16,
-                   engine="ray", progress=False)
+    on_ray = embed(
+        world["val"],
+        enc,
+        cache=EmbeddingCache(tmp_path / "c"),
+        batch_size=16,
+        shard_size=16,
+        engine="ray",
+        progress=False,
+    )
     assert on_ray.shape == local.shape and np.abs(np.asarray(on_ray) - local).max() <= 1e-5
 
     paths = []
@@ -85,8 +93,9 @@ def test_ray_embeddings_equal_local_on_the_demo_world_and_on_a_file_source(local
     tiny = TinyEncoder()
     local = embed(paths, tiny, cache=False, batch_size=8, progress=False)
     cache = EmbeddingCache(tmp_path / "f")
-    on_ray = embed(paths, tiny, cache=cache, batch_size=8, shard_size=8, engine="ray", ray_options=ONE_ACTOR,
-                   progress=False)
+    on_ray = embed(
+        paths, tiny, cache=cache, batch_size=8, shard_size=8, engine="ray", ray_options=ONE_ACTOR, progress=False
+    )
     assert np.abs(np.asarray(on_ray) - local).max() <= 1e-5
     # the local engine reads Ray's store as its own: nothing left to compute, same rows
     again = embed(paths, TinyEncoder(fail_once=str(tmp_path / "never-reached")), cache=cache, progress=False)
@@ -98,8 +107,16 @@ def test_an_actor_dying_mid_job_still_ends_with_a_complete_identical_store(local
     src = GeneratedSource(48, _pattern, identity="pattern-ray-die")
     local = embed(src, TinyEncoder(), cache=False, batch_size=8, progress=False)
     flag = tmp_path / "died"
-    out = embed(src, TinyEncoder(die_once=str(flag)), cache=EmbeddingCache(tmp_path / "c"), batch_size=8,
-                shard_size=8, engine="ray", ray_options=ONE_ACTOR, progress=False)
+    out = embed(
+        src,
+        TinyEncoder(die_once=str(flag)),
+        cache=EmbeddingCache(tmp_path / "c"),
+        batch_size=8,
+        shard_size=8,
+        engine="ray",
+        ray_options=ONE_ACTOR,
+        progress=False,
+    )
     assert flag.exists()  # an actor did exit on its first batch
     assert np.abs(np.asarray(out) - local).max() <= 1e-5
     store = next(iter((tmp_path / "c").glob("*.shards")))
@@ -112,13 +129,22 @@ def test_a_rerun_after_a_failure_computes_only_the_missing_shards(local_ray, tmp
     cache = EmbeddingCache(tmp_path / "c")
     flag = tmp_path / "failed"
     with pytest.raises(Exception, match="simulated encoder failure"):
-        embed(src, TinyEncoder(fail_once=str(flag)), cache=cache, batch_size=8, shard_size=8, engine="ray",
-              ray_options=ONE_ACTOR, progress=False)
+        embed(
+            src,
+            TinyEncoder(fail_once=str(flag)),
+            cache=cache,
+            batch_size=8,
+            shard_size=8,
+            engine="ray",
+            ray_options=ONE_ACTOR,
+            progress=False,
+        )
     store = next(iter((tmp_path / "c").glob("*.shards")))
     before = {p.name: p.stat().st_mtime_ns for p in (store / "done").glob("*.json")}
     assert len(before) < 6
-    out = embed(src, TinyEncoder(), cache=cache, batch_size=8, shard_size=8, engine="ray", ray_options=ONE_ACTOR,
-                progress=False)
+    out = embed(
+        src, TinyEncoder(), cache=cache, batch_size=8, shard_size=8, engine="ray", ray_options=ONE_ACTOR, progress=False
+    )
     after = {p.name: p.stat().st_mtime_ns for p in (store / "done").glob("*.json")}
     assert len(after) == 6 and all(after[k] == v for k, v in before.items())  # finished shards untouched
     assert np.abs(np.asarray(out) - local).max() <= 1e-5

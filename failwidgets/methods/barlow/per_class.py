@@ -1,4 +1,5 @@
 """Barlow trees for many classes at once: :func:`fit_class_trees`, locally or as Ray tasks."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -54,8 +55,15 @@ def fit_class_trees(
     labels, preds = np.asarray(labels), np.asarray(preds)
     classes = np.unique(labels) if class_indices is None else class_indices
     classes = [int(c) for c in classes]
-    out = map_items(_fit_one, classes, shared=(x, labels, preds, grouping, heldout, tree_params), engine=engine,
-                    ray_address=ray_address, progress=progress, desc="Barlow trees")
+    out = map_items(
+        _fit_one,
+        classes,
+        shared=(x, labels, preds, grouping, heldout, tree_params),
+        engine=engine,
+        ray_address=ray_address,
+        progress=progress,
+        desc="Barlow trees",
+    )
     trees = {}
     for c, got in zip(classes, out):
         if isinstance(got, ValueError):

@@ -234,11 +234,18 @@ class FailureDirections(BaseEstimator):
         self.status_, self.modes_ = [], []
         self.n_samples_ = np.bincount(labels, minlength=self.n_classes_)
         self.n_errors_ = np.bincount(labels[target == ERROR], minlength=self.n_classes_)
-        self.status_ = [self._status(int(self.n_samples_[c]), int(self.n_errors_[c]), n_splits)
-                        for c in range(self.n_classes_)]
+        self.status_ = [
+            self._status(int(self.n_samples_[c]), int(self.n_errors_[c]), n_splits) for c in range(self.n_classes_)
+        ]
         ok = [c for c in range(self.n_classes_) if self.status_[c] == STATUS_OK]
-        fitted = map_items(_fit_class_modes, ok, shared=(self, Z, labels, target, svm, Cs, max_modes, n_perm),
-                           engine=self.engine, progress=self.progress, desc="failure directions")
+        fitted = map_items(
+            _fit_class_modes,
+            ok,
+            shared=(self, Z, labels, target, svm, Cs, max_modes, n_perm),
+            engine=self.engine,
+            progress=self.progress,
+            desc="failure directions",
+        )
         by_class = dict(zip(ok, fitted))
         self.modes_ = [by_class.get(c, []) for c in range(self.n_classes_)]
         self.strength_ = np.array([m[0].strength if m else np.nan for m in self.modes_])
