@@ -4,6 +4,7 @@ Every comparison runs both sides in this process and reports ``ratio = baseline_
 ours is faster). Timings are the *median* of ``repeats`` runs of ``time.perf_counter`` (the median, not
 the minimum, because the machine is shared and we want a typical wait, not a lucky one).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,7 +64,7 @@ class Row:
     available: bool = True
     note: str = ""
 
-    def finish(self) -> "Row":
+    def finish(self) -> Row:
         """Fill ``ratio`` from the two timings."""
         if self.baseline_s is not None and self.ours_s is not None and self.ours_s > 0:
             self.ratio = self.baseline_s / self.ours_s
@@ -106,8 +107,9 @@ def run_child(module: str, args: list[str], timeout: float = 900) -> list[dict]:
     """Run ``python -m <module> <args>`` in a fresh process (so its peak RSS is its own) and parse the
     JSON objects it prints, one per stdout line starting with ``{``."""
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=root, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=root, capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{module} {args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -146,16 +148,26 @@ def format_table(rows: list[Row], env: dict) -> str:
         notes = [r.note] if r.note else []
         notes += [f"{k}={_fmt_v(v)}" for k, v in r.agreement.items()]
         notes += [f"{k}={_fmt_v(v)}" for k, v in r.extra.items()]
-        lines.append([
-            r.item, r.name, r.size, r.device,
-            f"{r.baseline}: {_fmt_s(r.baseline_s)}" if r.baseline else "-",
-            f"{r.ours}: {_fmt_s(r.ours_s)}" if r.ours else "-",
-            "-" if r.ratio is None else f"{r.ratio:.1f}x",
-            r.target, {True: "yes", False: "NO", None: "-"}[r.met], "; ".join(notes),
-        ])
-    out = [f"failwidgets benchmarks, {env['time_utc']}, load average {env['loadavg_1_5_15']} on "
-           f"{env['host_cpus']} CPUs, torch {env['torch']} ({env['torch_threads']} threads), "
-           f"GPU: {env['cuda'] or 'none'}", ""]
+        lines.append(
+            [
+                r.item,
+                r.name,
+                r.size,
+                r.device,
+                f"{r.baseline}: {_fmt_s(r.baseline_s)}" if r.baseline else "-",
+                f"{r.ours}: {_fmt_s(r.ours_s)}" if r.ours else "-",
+                "-" if r.ratio is None else f"{r.ratio:.1f}x",
+                r.target,
+                {True: "yes", False: "NO", None: "-"}[r.met],
+                "; ".join(notes),
+            ]
+        )
+    out = [
+        f"failwidgets benchmarks, {env['time_utc']}, load average {env['loadavg_1_5_15']} on "
+        f"{env['host_cpus']} CPUs, torch {env['torch']} ({env['torch_threads']} threads), "
+        f"GPU: {env['cuda'] or 'none'}",
+        "",
+    ]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join("---" for _ in head) + "|")
     out += ["| " + " | ".join(str(c).replace("|", "/") for c in line) + " |" for line in lines]

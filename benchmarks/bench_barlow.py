@@ -12,6 +12,7 @@ weights unless shipped weights load) at 64 px: time per image, steps to plateau,
 reached relative to the fixed-step run. The full profile uses 200 steps (the TreeBrowser's default);
 the reference's 1,000 steps would take most of the suite's time budget on this machine.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,9 @@ def planted_group(n: int, d: int, seed: int = 0):
     (upper quantiles), else 0.1.
     """
     rng = np.random.default_rng(seed)
-    x = np.maximum(rng.standard_normal((n, d)).astype(np.float32) + 0.3, 0.0) * rng.gamma(2.0, 0.5, d).astype(np.float32)
+    x = np.maximum(rng.standard_normal((n, d)).astype(np.float32) + 0.3, 0.0) * rng.gamma(2.0, 0.5, d).astype(
+        np.float32
+    )
     planted = sorted({p * d // 2048 for p in PLANTED})  # the same relative positions at any width
     q = {p: np.quantile(x[:, p], 0.75) for p in planted}
     hit = np.zeros(n, bool)
@@ -58,8 +61,17 @@ def _mi_tree(profile, BarlowTree) -> Row:
     base_s, ref = timed(lambda: fit("sklearn"))
     ours_s, ours = timed(lambda: fit("binned"), repeats=pick(profile, 1, 3, 5))
     top_ref, top_ours = set(ref.selected_features_.tolist()), set(ours.selected_features_.tolist())
-    row = Row(ITEM, "MI top-k + depth-3 tree, one group", "ours < 1 s", f"{n} x {d} features, k={k}", "cpu",
-              "mutual_info_classif (k-NN)", "binned MI (quantile, Miller-Madow)", base_s, ours_s).finish()
+    row = Row(
+        ITEM,
+        "MI top-k + depth-3 tree, one group",
+        "ours < 1 s",
+        f"{n} x {d} features, k={k}",
+        "cpu",
+        "mutual_info_classif (k-NN)",
+        "binned MI (quantile, Miller-Madow)",
+        base_s,
+        ours_s,
+    ).finish()
     root_feature = int(ours.node_structure()["feature"].iloc[0])
     row.agreement = {
         "topk_overlap": len(top_ref & top_ours) / k,
@@ -73,7 +85,7 @@ def _mi_tree(profile, BarlowTree) -> Row:
 
 def _attack(profile, device) -> Row:
     try:
-        from failwidgets.demo import RobustNet
+        from failwidgets.demo import RobustNet  # noqa: F401  (the demo models must be importable)
         from failwidgets.methods.barlow.attack import feature_attack
     except ImportError as exc:
         return not_available(ITEM, "feature attack", "-", "-", f"missing code ({exc})")
@@ -84,18 +96,41 @@ def _attack(profile, device) -> Row:
     with torch.no_grad():
         feats = model.embed(images)
     feature = int(feats.mean(0).argmax())  # a feature that is alive on these images
-    attack = lambda patience: feature_attack(model, images, "features", feature, steps=steps, step_size=1.0,  # noqa: E731
-                                             patience=patience, tol=1e-3, device=device)
+    attack = lambda patience: feature_attack(
+        model,
+        images,
+        "features",
+        feature,
+        steps=steps,
+        step_size=1.0,  # noqa: E731
+        patience=patience,
+        tol=1e-3,
+        device=device,
+    )
     feature_attack(model, images[:1], "features", feature, steps=2, device=device)  # warm-up (first backward)
     base_s, ref = timed(lambda: attack(steps + 1))  # never stops early: the reference's fixed steps
     ours_s, ours = timed(lambda: attack(10))
-    row = Row(ITEM, "feature attack", "report time/image, steps to plateau",
-              f"{n_img} images 64px, <= {steps} steps, {source}", device,
-              f"fixed {steps} steps", "early stop (patience 10)", base_s, ours_s).finish()
-    row.agreement = {"activation_ours_over_fixed": float(np.mean(ours.final_activation / np.maximum(ref.final_activation, 1e-12))),
-                     "activation_gain_fixed": float(np.mean(ref.final_activation - ref.start_activation))}
-    row.extra = {"s_per_image_ours": ours_s / n_img, "s_per_image_fixed": base_s / n_img,
-                 "steps_to_plateau_mean": float(np.mean(ours.steps)), "steps_to_plateau_max": int(np.max(ours.steps))}
+    row = Row(
+        ITEM,
+        "feature attack",
+        "report time/image, steps to plateau",
+        f"{n_img} images 64px, <= {steps} steps, {source}",
+        device,
+        f"fixed {steps} steps",
+        "early stop (patience 10)",
+        base_s,
+        ours_s,
+    ).finish()
+    row.agreement = {
+        "activation_ours_over_fixed": float(np.mean(ours.final_activation / np.maximum(ref.final_activation, 1e-12))),
+        "activation_gain_fixed": float(np.mean(ref.final_activation - ref.start_activation)),
+    }
+    row.extra = {
+        "s_per_image_ours": ours_s / n_img,
+        "s_per_image_fixed": base_s / n_img,
+        "steps_to_plateau_mean": float(np.mean(ours.steps)),
+        "steps_to_plateau_max": int(np.max(ours.steps)),
+    }
     row.met = None
     return row
 

@@ -7,6 +7,7 @@
   ``np.load`` of the same array from a ``.npy`` file (no checksum). The issue sets no target for the
   load; the row reports the time and the cost of verification relative to a plain ``np.load``.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -23,8 +24,10 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         from failwidgets.compute import EmbeddingCache, TorchvisionFeatureEncoder, encode_with_cache
     except ImportError as exc:
         return [not_available(ITEM, "cold vs warm", "warm >= 50x faster", "-", f"compute layer missing ({exc})")]
-    return [_cold_warm(profile, device, EmbeddingCache, TorchvisionFeatureEncoder, encode_with_cache),
-            _load(profile, EmbeddingCache)]
+    return [
+        _cold_warm(profile, device, EmbeddingCache, TorchvisionFeatureEncoder, encode_with_cache),
+        _load(profile, EmbeddingCache),
+    ]
 
 
 def _cold_warm(profile, device, EmbeddingCache, TorchvisionFeatureEncoder, encode_with_cache) -> Row:
@@ -38,9 +41,17 @@ def _cold_warm(profile, device, EmbeddingCache, TorchvisionFeatureEncoder, encod
         call = lambda: encode_with_cache(encoder, images, cache=cache, data_id="bench", progress=False)  # noqa: E731
         cold_s, cold = timed(call)
         warm_s, warm = timed(call, repeats=pick(profile, 2, 5, 5))
-    row = Row(ITEM, "same request, cold vs warm", "warm >= 50x faster than cold",
-              f"{n} images 64px -> {cold.shape[1]}-d (ResNet-18)", device,
-              "cold (encode + write)", "warm (read + verify)", cold_s, warm_s).finish()
+    row = Row(
+        ITEM,
+        "same request, cold vs warm",
+        "warm >= 50x faster than cold",
+        f"{n} images 64px -> {cold.shape[1]}-d (ResNet-18)",
+        device,
+        "cold (encode + write)",
+        "warm (read + verify)",
+        cold_s,
+        warm_s,
+    ).finish()
     row.met = row.ratio >= 50
     row.agreement = {"identical": bool(np.array_equal(cold, warm))}
     return row
@@ -58,8 +69,17 @@ def _load(profile, EmbeddingCache) -> Row:
         repeats = pick(profile, 2, 3, 3)
         ours_s, got = timed(lambda: cache.get(key), repeats)
         base_s, plain = timed(lambda: np.load(npy), repeats)
-    row = Row(ITEM, "load embeddings", "none in issue (report; vs plain np.load)", f"{n} x 512 float32 ({emb.nbytes / 2**20:.0f} MiB)",
-              "cpu", "np.load .npy", "EmbeddingCache.get", base_s, ours_s).finish()
+    row = Row(
+        ITEM,
+        "load embeddings",
+        "none in issue (report; vs plain np.load)",
+        f"{n} x 512 float32 ({emb.nbytes / 2**20:.0f} MiB)",
+        "cpu",
+        "np.load .npy",
+        "EmbeddingCache.get",
+        base_s,
+        ours_s,
+    ).finish()
     row.agreement = {"identical": bool(np.array_equal(got, emb) and np.array_equal(plain, emb))}
     row.extra = {"MiB_per_s": round(emb.nbytes / 2**20 / ours_s, 1)}
     return row

@@ -14,6 +14,7 @@
 Children: ``python -m benchmarks.bench_data rss N`` and ``python -m benchmarks.bench_data job ROOT N
 SHARD``, each printing JSON lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def _image(i: int) -> np.ndarray:
     if _TILE is None:
         _TILE = np.random.default_rng(0).integers(0, 200, (64, 128, 3), dtype=np.uint8)
     s = i % 64
-    return _TILE[:, s:s + 64] + np.uint8((i * 31) % 56)
+    return _TILE[:, s : s + 64] + np.uint8((i * 31) % 56)
 
 
 def _encoder():
@@ -50,8 +51,17 @@ def _encoder():
     from failwidgets.compute import TorchvisionFeatureEncoder
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 4, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 10))
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 4, stride=4),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
     return TorchvisionFeatureEncoder(net, mean=(0, 0, 0), std=(1, 1, 1), name="bench-small-cnn", device="cpu")
 
 
@@ -88,9 +98,23 @@ def _child_rss(n: int) -> None:
         peak = _hwm_mb()
         ok = bool(np.isfinite(out[[0, n // 2, n - 1]]).all())
         disk = sum(e.size_bytes for e in EmbeddingCache(root).entries())
-        print(json.dumps({"n": n, "baseline_rss_mb": base, "baseline_hwm_mb": base_hwm, "peak_hwm_mb": peak,
-                          "delta_mb": peak - max(base, base_hwm), "time_s": took, "images_per_s": n / took,
-                          "finite": ok, "dim": int(out.shape[1]), "disk_mb": disk / 2**20}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "n": n,
+                    "baseline_rss_mb": base,
+                    "baseline_hwm_mb": base_hwm,
+                    "peak_hwm_mb": peak,
+                    "delta_mb": peak - max(base, base_hwm),
+                    "time_s": took,
+                    "images_per_s": n / took,
+                    "finite": ok,
+                    "dim": int(out.shape[1]),
+                    "disk_mb": disk / 2**20,
+                }
+            ),
+            flush=True,
+        )
 
 
 def _child_job(root: str, n: int, shard: int) -> None:
@@ -125,12 +149,22 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
 def _rss(profile: str) -> Row:
     n = pick(profile, 2000, 50_000, 1_000_000)
     (res,) = run_child("benchmarks.bench_data", ["rss", str(n)], timeout=7200)
-    row = Row(ITEM, "embed a lazily generated source, peak RSS above baseline", "< 1 GB above baseline",
-              f"{n} images 64px -> 128-d (small CNN), store on disk", "cpu", ours="embed (store)",
-              ours_s=res["time_s"])
+    row = Row(
+        ITEM,
+        "embed a lazily generated source, peak RSS above baseline",
+        "< 1 GB above baseline",
+        f"{n} images 64px -> 128-d (small CNN), store on disk",
+        "cpu",
+        ours="embed (store)",
+        ours_s=res["time_s"],
+    )
     row.met = res["delta_mb"] < 1024 and res["finite"]
-    row.extra = {"rss_delta_mb": round(res["delta_mb"], 1), "baseline_mb": round(res["baseline_rss_mb"], 1),
-                 "images_per_s": round(res["images_per_s"]), "disk_mb": round(res["disk_mb"], 1)}
+    row.extra = {
+        "rss_delta_mb": round(res["delta_mb"], 1),
+        "baseline_mb": round(res["baseline_rss_mb"], 1),
+        "images_per_s": round(res["images_per_s"]),
+        "disk_mb": round(res["disk_mb"], 1),
+    }
     return row
 
 
@@ -144,6 +178,7 @@ def _resume(profile: str) -> Row:
     rng = random.Random(0)
     worst, lost_rows, corrupt, kill_log = 0, [], 0, []
     with tempfile.TemporaryDirectory() as cache_dir:
+
         def done_rows() -> int:
             stores = list(Path(cache_dir).glob("*.shards"))
             if not stores:
@@ -155,8 +190,12 @@ def _resume(profile: str) -> Row:
             before = done_rows()
             if before >= n:
                 break
-            proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_data", "job", cache_dir, str(n), str(shard)],
-                                    cwd=root, stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.bench_data", "job", cache_dir, str(n), str(shard)],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             # wait for the first encoded batch, then a random moment within the next few shards
             first = proc.stdout.readline()
             if not first.startswith("{"):
@@ -187,16 +226,26 @@ def _resume(profile: str) -> Row:
         enc.encode_images = counting
         left = n - done_rows()
         start = time.perf_counter()
-        final = embed(_source(n), enc, cache=EmbeddingCache(cache_dir), batch_size=256, shard_size=shard, progress=False)
+        final = embed(
+            _source(n), enc, cache=EmbeddingCache(cache_dir), batch_size=256, shard_size=shard, progress=False
+        )
         resume_s = time.perf_counter() - start
         worst = max(lost_rows + [count["rows"] - left])
         ref_start = time.perf_counter()
         ref = embed(_source(n), _encoder(), cache=False, batch_size=256, progress=False)
         ref_s = time.perf_counter() - ref_start
         identical = bool(np.array_equal(np.asarray(final), ref, equal_nan=True))
-    row = Row(ITEM, f"SIGKILL at {len(lost_rows)} random moments, resume", "recompute <= 1 shard per worker; identical",
-              f"{n} images, shard {shard} rows, 1 writer", "cpu", "uninterrupted (in memory)", "final resume",
-              ref_s, resume_s).finish()
+    row = Row(
+        ITEM,
+        f"SIGKILL at {len(lost_rows)} random moments, resume",
+        "recompute <= 1 shard per worker; identical",
+        f"{n} images, shard {shard} rows, 1 writer",
+        "cpu",
+        "uninterrupted (in memory)",
+        "final resume",
+        ref_s,
+        resume_s,
+    ).finish()
     row.met = identical and worst <= shard and corrupt == 0
     row.agreement = {"identical": identical, "corrupt_shards": corrupt}
     row.extra = {"max_rows_recomputed": worst, "lost_rows_per_kill": lost_rows}
@@ -227,16 +276,28 @@ def _loader(profile: str) -> Row:
         ref = enc.encode_images(split.images, batch_size=256, progress=False)
         mem_s = time.perf_counter() - start
         start = time.perf_counter()
-        got = embed(folder, enc, cache=EmbeddingCache(os.path.join(tmp, "cache")), batch_size=256, num_workers=1,
-                    progress=False)
+        got = embed(
+            folder, enc, cache=EmbeddingCache(os.path.join(tmp, "cache")), batch_size=256, num_workers=1, progress=False
+        )
         stream_s = time.perf_counter() - start
         diff = float(np.abs(np.asarray(got) - ref[order]).max())
-    row = Row(ITEM, "DataLoader path (PNG ImageFolder, 1 worker) vs in-memory", "same embeddings (<= 1e-5)",
-              f"demo world val, {len(split)} images 64px, demo VL encoder", "cpu", "in-memory encode_images",
-              "embed (decode PNGs + store)", mem_s, stream_s).finish()
+    row = Row(
+        ITEM,
+        "DataLoader path (PNG ImageFolder, 1 worker) vs in-memory",
+        "same embeddings (<= 1e-5)",
+        f"demo world val, {len(split)} images 64px, demo VL encoder",
+        "cpu",
+        "in-memory encode_images",
+        "embed (decode PNGs + store)",
+        mem_s,
+        stream_s,
+    ).finish()
     row.met = diff <= 1e-5
     row.agreement = {"max_abs_diff": diff}
-    row.extra = {"in_memory_images_per_s": round(len(split) / mem_s), "loader_images_per_s": round(len(split) / stream_s)}
+    row.extra = {
+        "in_memory_images_per_s": round(len(split) / mem_s),
+        "loader_images_per_s": round(len(split) / stream_s),
+    }
     return row
 
 

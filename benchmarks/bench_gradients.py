@@ -7,6 +7,7 @@ Model: the demo ``TargetCNN`` attribute view (random weights), layer ``conv2``, 
 Target: the same numbers (max |diff| <= 1e-5 x max |grad|); the ratio is reported (no speed target in
 the issue). n = 12 and 40, on the CPU and, when one is present, on the GPU.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ def _model(n_outputs: int):
     return TargetCNN(n_classes=10, n_attributes=n_outputs).attribute_model().eval()
 
 
-def loop_gradients(model, images: torch.Tensor, layer: str, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def loop_gradients(
+    model, images: torch.Tensor, layer: str, batch_size: int, device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Baseline: per batch one forward and n single-output backward passes. Returns (acts, grads (N, n, *S))."""
     from failwidgets.compute import capture
 
@@ -34,7 +37,7 @@ def loop_gradients(model, images: torch.Tensor, layer: str, batch_size: int, dev
     with capture(model, layer, keep_graph=True) as store:
         for start in range(0, len(images), batch_size):
             with torch.enable_grad():
-                y = model(images[start:start + batch_size].to(device))
+                y = model(images[start : start + batch_size].to(device))
                 act = store[layer]
                 g = [torch.autograd.grad(y[:, i].sum(), act, retain_graph=True)[0] for i in range(y.shape[1])]
             acts.append(act.detach().cpu())
@@ -62,17 +65,34 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
             loop_gradients(model, images[:2], LAYER, 32, dev)  # warm-up: first backward, thread pools
             output_gradients(model, images[:2], LAYER, device=dev, progress=False)
             base_s, (a0, g0) = timed(lambda: loop_gradients(model, images, LAYER, 32, dev), repeats)
-            ours_s, (a1, g1) = timed(lambda: output_gradients(model, images, LAYER, batch_size=32, device=dev,
-                                                              progress=False), repeats)
+            ours_s, (a1, g1) = timed(
+                lambda: output_gradients(model, images, LAYER, batch_size=32, device=dev, progress=False), repeats
+            )
             diff = float((g0 - g1).abs().max())
             scale = float(g0.abs().max())
-            row = Row(ITEM, f"dY_i/dx at {LAYER}, n={n_out}", "same numbers (max|diff| <= 1e-5 max|grad|)",
-                      f"{n_images} images 64px, {n_out} outputs, layer {tuple(a1.shape[1:])}", dev,
-                      f"{n_out} backward passes", "output_gradients", base_s, ours_s).finish()
+            row = Row(
+                ITEM,
+                f"dY_i/dx at {LAYER}, n={n_out}",
+                "same numbers (max|diff| <= 1e-5 max|grad|)",
+                f"{n_images} images 64px, {n_out} outputs, layer {tuple(a1.shape[1:])}",
+                dev,
+                f"{n_out} backward passes",
+                "output_gradients",
+                base_s,
+                ours_s,
+            ).finish()
             row.agreement = {"max_abs_diff": diff, "max_abs_grad": scale}
             row.met = diff <= 1e-5 * max(scale, 1e-12) and bool(torch.equal(a0, a1))
             rows.append(row)
         if "cuda" not in devices:
-            rows.append(not_available(ITEM, f"dY_i/dx at {LAYER}, n={n_out}", "same numbers", f"{n_images} images",
-                                      "no GPU on this machine", device="cuda"))
+            rows.append(
+                not_available(
+                    ITEM,
+                    f"dY_i/dx at {LAYER}, n={n_out}",
+                    "same numbers",
+                    f"{n_images} images",
+                    "no GPU on this machine",
+                    device="cuda",
+                )
+            )
     return rows

@@ -8,6 +8,7 @@ random 50-d words. Target: the same attended inputs (max |diff| < 1e-5), the sam
 filters (near-ties of cosine scores may swap under float rounding), and faster than the loop (the issue
 gives no factor). The attention step alone is timed too (extra: ``attention_only_ratio``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,8 @@ def _fitted(n: int, d: int, hw: int, n_words: int, seed: int = 0):
 
 def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
     try:
-        from failwidgets.methods.lavise.attention import _naive_attended_pooled, attended_pooled
         from failwidgets.methods.lavise import LaViSE  # noqa: F401
+        from failwidgets.methods.lavise.attention import _naive_attended_pooled, attended_pooled
     except ImportError as exc:
         return [not_available(ITEM, "explain all filters", "same words", "-", f"LaViSE missing ({exc})")]
     n, d, hw, n_words = pick(profile, (40, 16, 7, 200), (500, 128, 7, 2000), (2000, 512, 7, 5000))
@@ -53,12 +54,23 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
     # words of one filter can differ only through near-ties of cosine scores (float rounding of the
     # attention, ~1e-7): report the share of filters with the identical ranked list and the top word
     same_top = np.mean([ref.words["attention"][u][:1] == ours.words["attention"][u][:1] for u in range(d)])
-    row = Row(ITEM, "explain all filters (attention)", "same inputs and top words; faster than loop",
-              f"{n} images x {d} filters x {hw}x{hw}, p={p}, {n_words} words", "cpu",
-              "per-pair filter_attention loop", "batched attended_pooled", base_s, ours_s).finish()
-    row.agreement = {"same_words_all_filters": same_words, "share_filters_same_words": float(np.mean(same)),
-                     "share_filters_same_top_word": float(same_top),
-                     "attention_max_abs_diff": float((a0 - a1).abs().max())}
+    row = Row(
+        ITEM,
+        "explain all filters (attention)",
+        "same inputs and top words; faster than loop",
+        f"{n} images x {d} filters x {hw}x{hw}, p={p}, {n_words} words",
+        "cpu",
+        "per-pair filter_attention loop",
+        "batched attended_pooled",
+        base_s,
+        ours_s,
+    ).finish()
+    row.agreement = {
+        "same_words_all_filters": same_words,
+        "share_filters_same_words": float(np.mean(same)),
+        "share_filters_same_top_word": float(same_top),
+        "attention_max_abs_diff": float((a0 - a1).abs().max()),
+    }
     row.extra = {"attention_only_ratio": att_base_s / att_ours_s, "attention_only_ours_s": att_ours_s}
     row.met = bool(row.agreement["attention_max_abs_diff"] < 1e-5 and same_top >= 0.99 and row.ratio > 1)
     return [row]

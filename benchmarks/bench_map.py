@@ -9,6 +9,7 @@
 - layout: ``layout_2d`` of 100k x 64 embeddings, first call (UMAP when installed, and PCA) and the cached
   second call.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -58,12 +59,11 @@ def _hypothesis(profile, emb, rng) -> list[Row]:
         labels = rng.integers(0, n_classes, n)
         preds = np.where(rng.random(n) < 0.2, (labels + 1) % max(n_classes, 2), labels)
         repeats = pick(profile, 2, 3, 5)
-        ours_s, res = timed(lambda: test_hypothesis("a phrase", enc, emb, labels, preds, 0, top_fraction=0.2),
-                            repeats)
+        ours_s, res = timed(lambda: test_hypothesis("a phrase", enc, emb, labels, preds, 0, top_fraction=0.2), repeats)
 
         def naive():
             rows = np.flatnonzero(labels == 0)
-            unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)   # a normalised copy of every row
+            unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)  # a normalised copy of every row
             sim = unit[rows] @ enc.v
             order = np.argsort(-sim)
             top = rows[order[: int(round(0.2 * rows.size))]]
@@ -72,8 +72,17 @@ def _hypothesis(profile, emb, rng) -> list[Row]:
 
         base_s, (top, _) = timed(naive, pick(profile, 1, 2, 2))
         ranked = int(np.sum(labels == 0))
-        row = Row(ITEM, f"hypothesis, {ranked} images ranked", "< 500 ms", f"{n} x 512 float32, {n_classes} class(es)",
-                  "cpu", "normalise all rows + argsort", "test_hypothesis", base_s, ours_s).finish()
+        row = Row(
+            ITEM,
+            f"hypothesis, {ranked} images ranked",
+            "< 500 ms",
+            f"{n} x 512 float32, {n_classes} class(es)",
+            "cpu",
+            "normalise all rows + argsort",
+            "test_hypothesis",
+            base_s,
+            ours_s,
+        ).finish()
         row.met = ours_s < 0.5
         overlap = len(np.intersect1d(top, res.slice_indices)) / max(len(top), 1)
         row.agreement = {"slice_overlap": round(overlap, 4)}
@@ -83,11 +92,20 @@ def _hypothesis(profile, emb, rng) -> list[Row]:
         from failwidgets.methods.hypotheses import embedding_norms
 
         norms = embedding_norms(emb)
-        warm_s, res2 = timed(lambda: test_hypothesis("a phrase", enc, emb, labels, preds, 0, top_fraction=0.2,
-                                                     row_norms=norms), repeats)
-        row2 = Row(ITEM, f"hypothesis, {ranked} images ranked, norms precomputed", "< 500 ms",
-                   f"{n} x 512 float32, {n_classes} class(es)", "cpu", "normalise all rows + argsort",
-                   "test_hypothesis(row_norms=...)", base_s, warm_s).finish()
+        warm_s, res2 = timed(
+            lambda: test_hypothesis("a phrase", enc, emb, labels, preds, 0, top_fraction=0.2, row_norms=norms), repeats
+        )
+        row2 = Row(
+            ITEM,
+            f"hypothesis, {ranked} images ranked, norms precomputed",
+            "< 500 ms",
+            f"{n} x 512 float32, {n_classes} class(es)",
+            "cpu",
+            "normalise all rows + argsort",
+            "test_hypothesis(row_norms=...)",
+            base_s,
+            warm_s,
+        ).finish()
         row2.met = warm_s < 0.5
         row2.agreement = {"slice_overlap": round(len(np.intersect1d(top, res2.slice_indices)) / max(len(top), 1), 4)}
         out.append(row2)
@@ -115,15 +133,24 @@ def _selection(profile, n, rng) -> Row:
     for sel in sels:
         t = time.perf_counter()
         if backend == "jscatter":
-            fmap.scatter.widget.selection = sel     # what the page's lasso writes
+            fmap.scatter.widget.selection = sel  # what the page's lasso writes
         else:
             fmap.selection = sel.tolist()
         times.append(time.perf_counter() - t)
     ok = fmap.last_evidence is not None and fmap.last_evidence.n_inside == k and len(fmap.grid) == 24
     fmap.close()
     ours = float(np.median(times))
-    row = Row(ITEM, "selection -> grid + CI (Python side)", "< 300 ms", f"{k} of {n} points, 24 thumbnails 64px",
-              "cpu", "", f"FailureMap ({backend}) selection", None, ours).finish()
+    row = Row(
+        ITEM,
+        "selection -> grid + CI (Python side)",
+        "< 300 ms",
+        f"{k} of {n} points, 24 thumbnails 64px",
+        "cpu",
+        "",
+        f"FailureMap ({backend}) selection",
+        None,
+        ours,
+    ).finish()
     row.met = ours < 0.3
     row.agreement = {"evidence_and_grid_filled": bool(ok)}
     row.extra = {"build_s": round(build_s, 3), "max_ms": round(1000 * max(times), 1)}
@@ -145,8 +172,17 @@ def _layout(profile, rng) -> list[Row]:
             cache = EmbeddingCache(root)
             first_s, a = timed(lambda: layout_2d(emb, method=method, cache=cache))
             warm_s, b = timed(lambda: layout_2d(emb, method=method, cache=cache), pick(profile, 2, 3, 3))
-        row = Row(ITEM, f"layout_2d ({method}), first vs cached", "report; cached thereafter", f"{n} x 64 float32",
-                  "cpu", "first call (compute + write)", "cached call (hash + read)", first_s, warm_s).finish()
+        row = Row(
+            ITEM,
+            f"layout_2d ({method}), first vs cached",
+            "report; cached thereafter",
+            f"{n} x 64 float32",
+            "cpu",
+            "first call (compute + write)",
+            "cached call (hash + read)",
+            first_s,
+            warm_s,
+        ).finish()
         row.agreement = {"identical": bool(np.array_equal(a, b))}
         row.met = None
         out.append(row)

@@ -8,6 +8,7 @@ then ``RelationMiner().fit``. Model: the demo ``TargetCNN`` attribute view (rand
 n x 65,536 floats of gradients per image), 64 px images, n = 12 and 40. Target: none in the issue (throughput reported); both sides must
 give the same relations.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,16 +43,34 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
 
         base_s, ref = timed(baseline)
         ours_s, ours = timed(lambda: miner().fit_model(model, images, LAYER, attributes))
-        grads_s, (acts, grads) = timed(lambda: __import__("failwidgets.compute", fromlist=["x"]).output_gradients(
-            model, images, LAYER, batch_size=32, device=device, progress=False))
+        grads_s, (acts, grads) = timed(
+            lambda: __import__("failwidgets.compute", fromlist=["x"]).output_gradients(
+                model, images, LAYER, batch_size=32, device=device, progress=False
+            )
+        )
         fit_s, _ = timed(lambda: miner().fit(acts, grads, attributes))
         diff = np.nanmax(np.abs(ref.relations_ - ours.relations_))
-        row = Row(ITEM, f"mine relations, n={n}", "report images/s; same relations",
-                  f"{m} images 64px, layer {LAYER} {tuple(acts.shape[1:])}", device,
-                  "loop gradients + fit", "fit_model", base_s, ours_s).finish()
-        row.agreement = {"relations_max_abs_diff": float(diff), "same_masks": bool(np.array_equal(ref.masks_, ours.masks_))}
-        row.extra = {"images_per_s_ours": m / ours_s, "images_per_s_baseline": m / base_s,
-                     "share_gradients": grads_s / (grads_s + fit_s), "share_masks_relations": fit_s / (grads_s + fit_s)}
+        row = Row(
+            ITEM,
+            f"mine relations, n={n}",
+            "report images/s; same relations",
+            f"{m} images 64px, layer {LAYER} {tuple(acts.shape[1:])}",
+            device,
+            "loop gradients + fit",
+            "fit_model",
+            base_s,
+            ours_s,
+        ).finish()
+        row.agreement = {
+            "relations_max_abs_diff": float(diff),
+            "same_masks": bool(np.array_equal(ref.masks_, ours.masks_)),
+        }
+        row.extra = {
+            "images_per_s_ours": m / ours_s,
+            "images_per_s_baseline": m / base_s,
+            "share_gradients": grads_s / (grads_s + fit_s),
+            "share_masks_relations": fit_s / (grads_s + fit_s),
+        }
         row.met = bool(diff <= 1e-4) and row.agreement["same_masks"]
         rows.append(row)
     return rows

@@ -15,6 +15,7 @@ Target: growth linear or better, i.e. time exponent ``log10(t(10N) / t(N)) <= 1.
 between the two largest sizes (the smallest point is dominated by fixed costs); the same is reported
 for peak memory growth.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,18 +38,36 @@ def run(profile: str = "quick", device: str = "cpu", methods=None, subprocess: b
             else:
                 points = [measure_in_process(method, n) for n in sizes]
         except Exception as exc:  # a failed point is reported, not hidden
-            rows.append(Row(ITEM, method, "linear or better", "/".join(map(str, sizes)), "cpu", available=False,
-                            note=f"not available: {str(exc).splitlines()[0][:200]}"))
+            rows.append(
+                Row(
+                    ITEM,
+                    method,
+                    "linear or better",
+                    "/".join(map(str, sizes)),
+                    "cpu",
+                    available=False,
+                    note=f"not available: {str(exc).splitlines()[0][:200]}",
+                )
+            )
             continue
         t = [p["time_s"] for p in points]
         mem = [p["peak_delta_mb"] for p in points]
         exp_t = math.log10(max(t[-1], 1e-9) / max(t[-2], 1e-9)) / math.log10(sizes[-1] / sizes[-2])
         exp_m = math.log10(max(mem[-1], 1.0) / max(mem[-2], 1.0)) / math.log10(sizes[-1] / sizes[-2])
-        row = Row(ITEM, method, "time exponent <= 1.15 (linear or better)",
-                  "N = " + " / ".join(f"{n:,}" for n in sizes), "cpu")
-        row.extra = {"time_s": [float(f"{x:.6g}") for x in t], "peak_MiB": [round(x, 1) for x in mem],
-                     "memory": points[0]["memory"],
-                     "time_exponent": round(exp_t, 2), "memory_exponent": round(exp_m, 2)}
+        row = Row(
+            ITEM,
+            method,
+            "time exponent <= 1.15 (linear or better)",
+            "N = " + " / ".join(f"{n:,}" for n in sizes),
+            "cpu",
+        )
+        row.extra = {
+            "time_s": [float(f"{x:.6g}") for x in t],
+            "peak_MiB": [round(x, 1) for x in mem],
+            "memory": points[0]["memory"],
+            "time_exponent": round(exp_t, 2),
+            "memory_exponent": round(exp_m, 2),
+        }
         if subprocess:
             row.extra["maxrss_MiB"] = [round(p["maxrss_mb"], 1) for p in points]
         row.ours, row.ours_s = f"at N={sizes[-1]:,}", t[-1]  # no baseline side: the curve is the result

@@ -7,6 +7,7 @@ per class, libsvm on precomputed blocks). Shapes: 10 classes x 1,000 points and 
 points (ImageNet validation). Targets: ratio >= 10x at 1,000 x 50, and the largest difference in CV
 balanced accuracy (every C, every class) <= 0.01.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,12 +63,22 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         ok = [c for c in range(n_classes) if ref.modes_[c] and fast.modes_[c]]
         cv_diff = max(float(np.max(np.abs(ref.modes_[c][0].cv_scores - fast.modes_[c][0].cv_scores))) for c in ok)
         same_c = float(np.mean([ref.modes_[c][0].best_C == fast.modes_[c][0].best_C for c in ok]))
-        cos = [float(np.dot(ref.coef_[c], fast.coef_[c]) / (np.linalg.norm(ref.coef_[c]) * np.linalg.norm(fast.coef_[c])))
-               for c in ok]
+        cos = [
+            float(np.dot(ref.coef_[c], fast.coef_[c]) / (np.linalg.norm(ref.coef_[c]) * np.linalg.norm(fast.coef_[c])))
+            for c in ok
+        ]
         imagenet = n_classes >= 100 and per_class == 50
-        row = Row(ITEM, "per-class CV linear SVM", (">= 10x and " if imagenet else "") + "CV bal. acc. within 0.01",
-                  f"{n_classes} classes x {per_class} pts x 512-d", "cpu", "reference GridSearchCV(SVC)",
-                  "FailureDirections(solver='fast')", base_s, ours_s).finish()
+        row = Row(
+            ITEM,
+            "per-class CV linear SVM",
+            (">= 10x and " if imagenet else "") + "CV bal. acc. within 0.01",
+            f"{n_classes} classes x {per_class} pts x 512-d",
+            "cpu",
+            "reference GridSearchCV(SVC)",
+            "FailureDirections(solver='fast')",
+            base_s,
+            ours_s,
+        ).finish()
         row.agreement = {"max_cv_bal_acc_diff": cv_diff, "same_best_C": same_c, "min_coef_cosine": min(cos)}
         row.extra = {"classes_fitted": len(ok), "mean_strength": float(np.nanmean(fast.strength_))}
         row.met = cv_diff <= 0.01 and (row.ratio >= 10 if imagenet else True)
@@ -85,9 +96,20 @@ def _chance_cost(profile: str) -> Row:
     emb, labels, preds, train = synthetic_failures(n_classes, per_class, dim=dim)
     base_s, plain = timed(lambda: FailureDirections(progress=False).fit(emb, labels, preds, train))
     ours_s, fd = timed(lambda: FailureDirections(n_permutations=50, progress=False).fit(emb, labels, preds, train))
-    row = Row(ITEM, "chance level (50 permuted refits per class)", "reported (cost of chance_)",
-              f"{n_classes} classes x {per_class} pts x {dim}-d", "cpu", "fit, no permutations",
-              "fit, n_permutations=50", base_s, ours_s).finish()
+    row = Row(
+        ITEM,
+        "chance level (50 permuted refits per class)",
+        "reported (cost of chance_)",
+        f"{n_classes} classes x {per_class} pts x {dim}-d",
+        "cpu",
+        "fit, no permutations",
+        "fit, n_permutations=50",
+        base_s,
+        ours_s,
+    ).finish()
     row.agreement = {"same_strengths": bool(np.allclose(plain.strength_, fd.strength_, equal_nan=True))}
-    row.extra = {"classes_above_chance": int(np.sum(fd.strength_ > fd.chance_)), "mean_chance": float(np.nanmean(fd.chance_))}
+    row.extra = {
+        "classes_above_chance": int(np.sum(fd.strength_ > fd.chance_)),
+        "mean_chance": float(np.nanmean(fd.chance_)),
+    }
     return row

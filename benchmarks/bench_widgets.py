@@ -16,6 +16,7 @@ raised, not logged (``FAILWIDGETS_RAISE_CALLBACK_ERRORS=1``), so a failed update
 "baseline" is the first visit of each state (thumbnails encoded fresh), "ours" the revisit (thumbnails
 from the LRU cache); the target applies to the first visit, the slower of the two (``p90`` in extras).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,10 +41,23 @@ def _steps(widget, trait: str, values) -> list[float]:
 
 
 def _row(name, target, target_s, size, first, second, note: str = "") -> Row:
-    row = Row(ITEM, name, target, size, "cpu", "first visit", "revisit (cached thumbnails)",
-              float(np.median(first)), float(np.median(second)), note=note).finish()
-    row.extra = {"p90_first_ms": 1000 * float(np.percentile(first, 90)), "max_first_ms": 1000 * max(first),
-                 "steps": len(first)}
+    row = Row(
+        ITEM,
+        name,
+        target,
+        size,
+        "cpu",
+        "first visit",
+        "revisit (cached thumbnails)",
+        float(np.median(first)),
+        float(np.median(second)),
+        note=note,
+    ).finish()
+    row.extra = {
+        "p90_first_ms": 1000 * float(np.percentile(first, 90)),
+        "max_first_ms": 1000 * max(first),
+        "steps": len(first),
+    }
     row.met = row.baseline_s < target_s
     return row
 
@@ -107,14 +121,32 @@ def _direction_slider(profile, FailureDirections, RetrievalDecoder, DirectionSli
         first = _steps(w, "alpha", alphas)
         second = _steps(w, "alpha", alphas)
         assert w.log.n_errors == 0, w.log.text
-        rows.append(_row("DirectionSlider slider step -> decoded images", "first visit < 100 ms", TARGET_S,
-                         f"retrieval over {bank_n} x 512, 4 images/step", first, second, note))
+        rows.append(
+            _row(
+                "DirectionSlider slider step -> decoded images",
+                "first visit < 100 ms",
+                TARGET_S,
+                f"retrieval over {bank_n} x 512, 4 images/step",
+                first,
+                second,
+                note,
+            )
+        )
         if bank_n == pick(profile, [1000], [10_000, 50_000], [10_000, 50_000, 200_000])[0]:
             classes = list(range(1, n_classes)) + [0]
             first = _steps(w, "class_index", classes)
             second = _steps(w, "class_index", classes)
-            rows.append(_row("DirectionSlider class change -> redrawn", "first visit < 100 ms", TARGET_S,
-                             f"{n_classes} classes x {per_class} val pts, 8+8 thumbnails", first, second, note))
+            rows.append(
+                _row(
+                    "DirectionSlider class change -> redrawn",
+                    "first visit < 100 ms",
+                    TARGET_S,
+                    f"{n_classes} classes x {per_class} val pts, 8+8 thumbnails",
+                    first,
+                    second,
+                    note,
+                )
+            )
         w.close()
         del decoder, bank
     return rows
@@ -134,13 +166,29 @@ def _tree_browser(profile, TreeBrowser) -> list[Row]:
     nodes = list(range(len(w.result.fit.nodes)))
     first = _steps(w, "selected_node", nodes)
     second = _steps(w, "selected_node", nodes)
-    rows = [_row("TreeBrowser node click -> panel redrawn", "first visit < 100 ms", TARGET_S,
-                 f"depth-3 tree ({len(nodes)} nodes), {per_class} x {d} group, 8+8 thumbnails", first, second)]
+    rows = [
+        _row(
+            "TreeBrowser node click -> panel redrawn",
+            "first visit < 100 ms",
+            TARGET_S,
+            f"depth-3 tree ({len(nodes)} nodes), {per_class} x {d} group, 8+8 thumbnails",
+            first,
+            second,
+        )
+    ]
     classes = list(range(1, n_classes)) + [0]
     first = _steps(w, "class_index", classes)
     second = _steps(w, "class_index", classes)
     assert w.log.n_errors == 0, w.log.text
-    rows.append(_row("TreeBrowser class change -> refit + redraw", "first visit < 1 s", 1.0,
-                     f"{n_classes} classes, {per_class} x {d} per group", first, second))
+    rows.append(
+        _row(
+            "TreeBrowser class change -> refit + redraw",
+            "first visit < 1 s",
+            1.0,
+            f"{n_classes} classes, {per_class} x {d} per group",
+            first,
+            second,
+        )
+    )
     w.close()
     return rows

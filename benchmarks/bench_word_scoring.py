@@ -20,6 +20,7 @@ Goal (from the issue): share < 10 % with recall@5 no lower than the count's.
 
 Run: ``python -m benchmarks.bench_word_scoring [--n-images 2000]`` (prints a table and JSON).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,11 @@ def other_world():
     from failwidgets.world import Correlation, WorldConfig, make_world
 
     cfg = WorldConfig(
-        seed=11, n_train=3000, n_val=500, n_test=500, n_pool=0,
+        seed=11,
+        n_train=3000,
+        n_val=500,
+        n_test=500,
+        n_pool=0,
         correlations=(
             Correlation("shape", "colour", 0.9),
             Correlation("background", "texture", 1.0, {"snow": "striped", "sand": "striped"}),
@@ -108,9 +113,17 @@ def measure(world, lav, *, n_images: int, name: str, split: str = "train") -> di
     # for context: how concentrated the ground truth is (the best-IoU concept of each matched filter)
     best = [ex.iou.loc[int(u)].idxmax() for u, m in zip(ex.filters, matches) if m]
     gt_share, gt_word = top_word_share(best)
-    out = {"world": name, "split": split, "n_images": len(idx), "n_filters": len(ex.filters),
-           "n_matched_filters": int(sum(bool(m) for m in matches)), "explain_s": round(explain_s, 2),
-           "best_iou_concept_share": round(gt_share, 3), "best_iou_concept": gt_word, "scorings": {}}
+    out = {
+        "world": name,
+        "split": split,
+        "n_images": len(idx),
+        "n_filters": len(ex.filters),
+        "n_matched_filters": int(sum(bool(m) for m in matches)),
+        "explain_s": round(explain_s, 2),
+        "best_iou_concept_share": round(gt_share, 3),
+        "best_iou_concept": gt_word,
+        "scorings": {},
+    }
     for scoring in WORD_SCORINGS:
         e = ex.rescore(scoring)
         top5, top10 = e.top_words("attention", 5), e.top_words("attention", 10)
@@ -118,7 +131,8 @@ def measure(world, lav, *, n_images: int, name: str, split: str = "train") -> di
         out["scorings"][scoring] = {
             "recall@5": round(recall_at_k(top5, matches, 5), 4),
             "recall@10": round(recall_at_k(top10, matches, 10), 4),
-            "top_word_share": round(share, 4), "top_word": word,
+            "top_word_share": round(share, 4),
+            "top_word": word,
             "example_filters": {int(u): ", ".join(ws) for u, ws in list(zip(e.filters, top5))[:4]},
         }
     c, p = out["scorings"]["count"], out["scorings"]["pmi"]
@@ -140,17 +154,22 @@ def main(argv=None) -> list[dict]:
     world = other_world()
     lav = _train_other(world, args.progress)
     for split in ("train", "test"):
-        results.append(measure(world, lav, n_images=args.n_images, split=split,
-                               name="seed 11, shape->colour, background->texture"))
+        results.append(
+            measure(world, lav, n_images=args.n_images, split=split, name="seed 11, shape->colour, background->texture")
+        )
     print(f"load average {load} -> {os.getloadavg()}")
     print("| world | split (images) | scoring | recall@5 | recall@10 | top-word share (word) | goal met |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         for s, m in r["scorings"].items():
-            print(f"| {r['world']} | {r['split']} ({r['n_images']}) | {s} | {m['recall@5']:.3f} | {m['recall@10']:.3f} | "
-                  f"{m['top_word_share']:.1%} ({m['top_word']}) | {r['goal_met'] if s == 'pmi' else ''} |")
-        print(f"| {r['world']} | {r['split']} | ground truth: best-IoU concept of the {r['n_matched_filters']} "
-              f"matched filters | | | {r['best_iou_concept_share']:.1%} ({r['best_iou_concept']}) | |")
+            print(
+                f"| {r['world']} | {r['split']} ({r['n_images']}) | {s} | {m['recall@5']:.3f} | {m['recall@10']:.3f} | "
+                f"{m['top_word_share']:.1%} ({m['top_word']}) | {r['goal_met'] if s == 'pmi' else ''} |"
+            )
+        print(
+            f"| {r['world']} | {r['split']} | ground truth: best-IoU concept of the {r['n_matched_filters']} "
+            f"matched filters | | | {r['best_iou_concept_share']:.1%} ({r['best_iou_concept']}) | |"
+        )
     print(json.dumps(results, indent=1))
     return results
 

@@ -13,6 +13,7 @@ Voilà serves it, headless Debian Chromium (software WebGL: ``--disable-gpu``) o
 - ``pan_frame_ms``: median and 90th percentile interval between animation frames while the mouse drags
   the map for two seconds (``requestAnimationFrame`` in the page).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,10 +68,20 @@ def measure(n: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                         "source": _NOTEBOOK_CODE.format(repo=str(REPO), n=n)}],
-              "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-              "nbformat": 4, "nbformat_minor": 5}
+        nb = {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "metadata": {},
+                    "outputs": [],
+                    "source": _NOTEBOOK_CODE.format(repo=str(REPO), n=n),
+                }
+            ],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
         (tmp / "map.ipynb").write_text(json.dumps(nb))
         proc, url = start_voila(tmp / "map.ipynb", tmp, tmp / "voila.log", timeout=180)
         try:
@@ -102,16 +113,25 @@ def measure(n: int) -> dict:
                     time.sleep(0.05)
                 page.mouse.up()
                 pan_wall = time.perf_counter() - t_pan
-                t = np.diff(np.asarray(page.evaluate("() => { window.__fwRecording = false; return window.__fwFrames; }")))
+                t = np.diff(
+                    np.asarray(page.evaluate("() => { window.__fwRecording = false; return window.__fwFrames; }"))
+                )
                 changed = canvas.screenshot() != before
                 ctx.close()
         finally:
             stop_voila(proc)
-    return {"n_points": n, "kernel_to_canvas_s": round(t_canvas, 2), "first_draw_s": round(t_draw, 2),
-            "drawn_share": round(share, 3), "pan_frame_ms_median": round(float(np.median(t)), 1),
-            "pan_frame_ms_p90": round(float(np.percentile(t, 90)), 1), "pan_frames": int(len(t)),
-            "pan_wall_s": round(pan_wall, 2), "view_changed": bool(changed),
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "n_points": n,
+        "kernel_to_canvas_s": round(t_canvas, 2),
+        "first_draw_s": round(t_draw, 2),
+        "drawn_share": round(share, 3),
+        "pan_frame_ms_median": round(float(np.median(t)), 1),
+        "pan_frame_ms_p90": round(float(np.percentile(t, 90)), 1),
+        "pan_frames": int(len(t)),
+        "pan_wall_s": round(pan_wall, 2),
+        "view_changed": bool(changed),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main(argv=None) -> None:

@@ -4,6 +4,7 @@ Prints a table and writes JSON to ``benchmarks/results/`` (``<profile>-<time>.js
 ``latest.json``). Profiles: ``--quick`` (small sizes, about 2 minutes), default full (the sizes named in
 the issue, about 20 minutes on 2 shared cores), ``--toy`` (seconds-scale sizes, used by the smoke test).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ ITEMS = {
     "scale": "benchmarks.bench_scale",
     "data": "benchmarks.bench_data",
     "map": "benchmarks.bench_map",
+    "ray": "benchmarks.bench_ray",
     "scale1m": "benchmarks.bench_scale1m",
 }
 
@@ -53,8 +55,17 @@ def run_suite(profile: str = "quick", only=None, device: str = "cpu", verbose: b
         except Exception as exc:  # report, do not hide: the row says what broke
             if verbose:
                 traceback.print_exc()
-            item_rows = [Row(name, "(item crashed)", "-", "-", device, available=False,
-                             note=f"not available: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")]
+            item_rows = [
+                Row(
+                    name,
+                    "(item crashed)",
+                    "-",
+                    "-",
+                    device,
+                    available=False,
+                    note=f"not available: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                )
+            ]
         rows += item_rows
         env.setdefault("item_wall_s", {})[name] = round(time.perf_counter() - start, 1)
         if verbose:

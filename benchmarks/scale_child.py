@@ -6,6 +6,7 @@ torch tensor storage is not traced), ``maxrss_mb`` the process's resident high-w
 (``VmHWM``) after that N -- sizes ascend tenfold, so at the largest N it is that N's peak.
 One process per method (not per size) because importing torch costs ~20 s on this loaded machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,6 +50,7 @@ def _prepare(method: str, n: int):
             key = cache.key({"n": n})
             cache.put(key, emb, {"n": n})
             return cache.get(key)
+
         return work
     if method == "directions":
         from failwidgets.methods.directions import FailureDirections
@@ -77,7 +79,7 @@ def _prepare(method: str, n: int):
     if method == "relations":
         from failwidgets.methods.relations import RelationMiner
 
-        n_attr, units = 12, 256
+        n_attr = 12
         acts = np.maximum(rng.standard_normal((n, 16, 4, 4), dtype=np.float32), 0)
         grads = rng.standard_normal((n, n_attr, 16, 4, 4), dtype=np.float32)
         attrs = (rng.random((n, n_attr)) < 0.4).astype(np.float32)

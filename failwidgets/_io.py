@@ -12,6 +12,7 @@ the ``tempfile.mkstemp`` orphans (``.<name>.XXXXXXXX.tmp``, older than an hour) 
 New files get the mode ``0666`` minus the user's umask (what ``open(path, "w")`` gives), not the
 ``0600`` of ``tempfile.mkstemp``, so files in a shared folder stay readable by the group.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,7 +42,9 @@ __all__ = [
 #: temporary files are named ``.<target name>.<TEMP_MARK>.<pid>.<host>.<token>.tmp``
 TEMP_PREFIX = "."
 _TEMP_MARK = "fwtmp"
-_TEMP_RE = re.compile(r"^\.(?P<target>.+)\." + _TEMP_MARK + r"\.(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})\.[0-9a-f]{32}\.tmp$")
+_TEMP_RE = re.compile(
+    r"^\.(?P<target>.+)\." + _TEMP_MARK + r"\.(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})\.[0-9a-f]{32}\.tmp$"
+)
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 STALE_SECONDS = 24 * 3600  # a temp file older than this is stale even if its writer looks alive
 # temporaries of the earlier annotation writer (``tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")``),
@@ -259,8 +262,14 @@ def atomic_open(
     fsync_dir(folder)
 
 
-def atomic_write(path: str | os.PathLike, data: str | bytes, *, encoding: str = "utf-8",
-                 newline: str | None = None, make_parents: bool = True) -> Path:
+def atomic_write(
+    path: str | os.PathLike,
+    data: str | bytes,
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+    make_parents: bool = True,
+) -> Path:
     """Write ``data`` (str or bytes) to ``path`` atomically (see :func:`atomic_open`); returns the path."""
     if not isinstance(data, (str, bytes, bytearray, memoryview)):
         raise TypeError(f"data: expected str or bytes, got {type(data).__name__}")

@@ -4,6 +4,7 @@ Each check raises ``ValueError`` (or ``TypeError`` for a wrong type) whose messa
 and says what was expected, so a user sees e.g.
 ``labels: expected 1-D integer array of length 120 (same as embeddings), got shape (119,)``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
@@ -39,8 +40,10 @@ def to_numpy(x: Any, name: str = "x") -> np.ndarray:
             if x.device.type == "meta":
                 raise ValueError(f"{name}: expected a tensor holding data, got a tensor on the 'meta' device")
             if x.dtype == torch.bfloat16:
-                raise TypeError(f"{name}: expected a tensor of a numpy dtype (float16/32/64, int, bool), got "
-                                "torch.bfloat16; convert it with .float()")
+                raise TypeError(
+                    f"{name}: expected a tensor of a numpy dtype (float16/32/64, int, bool), got "
+                    "torch.bfloat16; convert it with .float()"
+                )
             return x.detach().cpu().numpy()
     except ImportError:  # pragma: no cover
         pass
@@ -127,8 +130,7 @@ def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"{name}: contains {int(bad.sum())} NaN/inf value(s) (first at index {first}); "
-            "expected finite values"
+            f"{name}: contains {int(bad.sum())} NaN/inf value(s) (first at index {first}); expected finite values"
         )
     return arr
 
@@ -189,7 +191,9 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
 def check_index(value: Any, name: str, n: int, *, what: str = "an index") -> int:
     """An integer (Python or numpy, not bool / float / str) in ``[0, n)``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected {what} (an integer in [0, {n})), got {value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"{name}: expected {what} (an integer in [0, {n})), got {value!r} of type {type(value).__name__}"
+        )
     if not 0 <= int(value) < n:
         raise ValueError(f"{name}: expected {what} in [0, {n}), got {value}")
     return int(value)
@@ -219,8 +223,9 @@ def check_magnitude(arr: np.ndarray, name: str, limit: float = 1e150) -> np.ndar
     if arr.size and np.issubdtype(arr.dtype, np.floating):
         big = max(abs(float(np.max(arr))), abs(float(np.min(arr))))  # no |arr| temporary of the input's size
         if big > limit:
-            raise ValueError(f"{name}: expected values with |x| <= {limit:g} (their squares must be finite), "
-                             f"got max |x| = {big:.3g}")
+            raise ValueError(
+                f"{name}: expected values with |x| <= {limit:g} (their squares must be finite), got max |x| = {big:.3g}"
+            )
     return arr
 
 

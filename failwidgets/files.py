@@ -5,6 +5,7 @@ the target's folder, fsync and ``os.replace``, so readers never see a truncated 
 the previous version intact. ``safe_filename(name)`` turns a user string into one safe path component;
 ``path_inside(folder, name)`` checks that a joined path stays inside its folder.
 """
+
 from failwidgets._io import atomic_open, atomic_write, clean_stale_temps, path_inside, safe_filename
 
 __all__ = ["atomic_write", "atomic_open", "safe_filename", "path_inside", "clean_stale_temps"]

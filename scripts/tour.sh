@@ -7,4 +7,6 @@ port="${FAILWIDGETS_PORT:-8866}"
 echo "[failwidgets] preparing the demo world (first run trains nothing: weights ship with the package)"
 .venv/bin/python -c "import failwidgets.demo as d; d.load(progress=True)"
 echo "[failwidgets] the tour will be at: http://localhost:${port}/"
-exec .venv/bin/voila notebooks/00_tour.ipynb --port="$port" --no-browser --Voila.ip=0.0.0.0
+# Notebook 7's lab extension is of no use to Voila and fails to load there: skip it
+exec .venv/bin/voila notebooks/00_tour.ipynb --port="$port" --no-browser --Voila.ip=0.0.0.0 \
+  "--VoilaConfiguration.extension_denylist=['@jupyter-notebook/lab-extension']"

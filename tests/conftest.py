@@ -1,4 +1,5 @@
 """Suite-wide settings: an isolated embedding cache, callback errors raised, no network."""
+
 import os
 
 import pytest

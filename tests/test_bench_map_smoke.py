@@ -1,4 +1,5 @@
 """The failure-map benchmark item at toy size: both sides agree, every row states what it measured."""
+
 import pytest
 
 from benchmarks import bench_map
@@ -12,8 +13,8 @@ def test_map_item_rows_agree_at_toy_size():
     for r in rows:
         assert r.available and r.ours_s is not None and r.ours_s > 0 and r.target and r.size
         if r.name.startswith("hypothesis"):
-            assert r.agreement["slice_overlap"] == 1.0          # the same slice as the naive ranking
+            assert r.agreement["slice_overlap"] == 1.0  # the same slice as the naive ranking
         elif r.name.startswith("selection"):
             assert r.agreement["evidence_and_grid_filled"] is True
         else:
-            assert r.agreement["identical"] is True              # the cached layout is the computed one
+            assert r.agreement["identical"] is True  # the cached layout is the computed one

@@ -4,6 +4,7 @@ Checks the structure of the rows, the table and the JSON, and that both sides of
 numerically where they must (same gradients, same CV scores, same words, same relations, identical
 cached arrays). No timing assertions: speed goals are the suite's output, not test conditions.
 """
+
 from __future__ import annotations
 
 import dataclasses

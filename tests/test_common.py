@@ -1,6 +1,7 @@
 """Contract tests parametrised over every registered method (as scikit-learn's ``tests/test_common.py``):
 the estimator checks of :mod:`failwidgets.testing.estimator_checks` and the widget checks of
 :mod:`failwidgets.testing.widget_checks`, found through :mod:`failwidgets.registry`."""
+
 import pytest
 
 from failwidgets.registry import list_methods

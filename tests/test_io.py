@@ -1,4 +1,5 @@
 """failwidgets._io: atomic writes, file modes, stale temporaries, safe file names, paths kept in a folder."""
+
 from __future__ import annotations
 
 import os
@@ -57,10 +58,12 @@ def test_stale_temps_of_dead_writers_are_removed_on_the_next_write(tmp_path):
     import failwidgets._io as io_mod
 
     # load the module by its file (stdlib only), so the child does not pay for importing the package
-    code = ("import os, sys, importlib.util as u\n"
-            "spec = u.spec_from_file_location('fwio', sys.argv[2]); m = u.module_from_spec(spec)\n"
-            "spec.loader.exec_module(m)\n"
-            "with m.atomic_open(sys.argv[1]) as fh:\n    fh.write('partial'); fh.flush(); os._exit(9)\n")
+    code = (
+        "import os, sys, importlib.util as u\n"
+        "spec = u.spec_from_file_location('fwio', sys.argv[2]); m = u.module_from_spec(spec)\n"
+        "spec.loader.exec_module(m)\n"
+        "with m.atomic_open(sys.argv[1]) as fh:\n    fh.write('partial'); fh.flush(); os._exit(9)\n"
+    )
     target = tmp_path / "a.json"
     subprocess.run([sys.executable, "-c", code, str(target), io_mod.__file__], check=False)
     leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
@@ -85,21 +88,24 @@ def test_writing_onto_a_directory_or_under_a_file_names_the_problem(tmp_path):
         atomic_write(tmp_path / "y", 3)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("cat", "cat"),
-    ("a/b", "a_b"),
-    ("x/../../../TRAVERSED", "x_TRAVERSED"),
-    ("..", "file"),
-    ("../..", "file"),
-    (".hidden", "hidden"),
-    ("a\x00b\nc\td", "a_b_c_d"),
-    ("C:\\Windows\\evil", "C_Windows_evil"),
-    ('<img src=x onerror=alert(1)>', "_img_src_x_onerror_alert_1_"),
-    ("CON", "_CON"),
-    ("chat noir", "chat_noir"),
-    ("", "file"),
-    ("Ünïcödé-ok_1.2", "Ünïcödé-ok_1.2"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("cat", "cat"),
+        ("a/b", "a_b"),
+        ("x/../../../TRAVERSED", "x_TRAVERSED"),
+        ("..", "file"),
+        ("../..", "file"),
+        (".hidden", "hidden"),
+        ("a\x00b\nc\td", "a_b_c_d"),
+        ("C:\\Windows\\evil", "C_Windows_evil"),
+        ("<img src=x onerror=alert(1)>", "_img_src_x_onerror_alert_1_"),
+        ("CON", "_CON"),
+        ("chat noir", "chat_noir"),
+        ("", "file"),
+        ("Ünïcödé-ok_1.2", "Ünïcödé-ok_1.2"),
+    ],
+)
 def test_safe_filename(name, expected):
     out = safe_filename(name)
     assert out == expected

@@ -7,6 +7,7 @@ version or the one in flight, complete (it parses and carries its whole payload)
 or empty. Temporaries of the killed writers must be gone after the next write. 20 trials per writer
 (``N_TRIALS``); a reader test reads while a child writes for 2 s.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The arrows point one way: compute <- methods <- widgets; world/compute never import methods or widgets."""
+
 import ast
 from pathlib import Path
 

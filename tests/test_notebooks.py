@@ -1,6 +1,6 @@
 """Every notebook in notebooks/ runs top to bottom in a real kernel (nbclient)."""
+
 import os
-import sys
 from pathlib import Path
 
 import nbformat
@@ -45,3 +45,12 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     if any("fw." in c.source or "failwidgets" in c.source for c in nb.cells if c.cell_type == "code"):
         assert state, f"{path.name}: expected widget state from a real kernel"
     (tmp_path / path.name).write_text(nbformat.writes(nb))
+
+
+@pytest.mark.parametrize("stem", ["01_relations", "02_barlow", "03_lavise", "04_directions"])
+def test_teaching_notebook_shows_the_failure_map_linked_to_its_widget(stem):
+    nb = nbformat.read(NOTEBOOKS[0].parent / f"{stem}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    # a map, linked to the method's widget, a selection set from Python read back, a typed hypothesis
+    for needle in ("FailureMap", "link(", ".selection = ", ".selection_frame()", ".test_phrase("):
+        assert needle in code, f"{stem}: no {needle!r} in its code cells"

@@ -6,10 +6,10 @@ warning, a merged file, a single method given as a str). The numbers are the pro
 Trait cases of the widgets ("a rejected value stays in the trait") are in
 ``tests/widgets/test_rejected_values.py``.
 """
+
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from functools import cached_property
 
@@ -57,8 +57,16 @@ class Ctx:
         X, labels, preds, _ = self.directions_data
         images = np.zeros((len(X), 8, 8, 3), np.uint8)
         kw.setdefault("decoders", {"retrieval": RetrievalDecoder(X, images)})
-        return DirectionSlider(self.fd, images, kw.pop("embeddings", X), kw.pop("labels", labels), preds,
-                               class_names=["a", "b", "c"], export_dir=str(tmp_path), **kw)
+        return DirectionSlider(
+            self.fd,
+            images,
+            kw.pop("embeddings", X),
+            kw.pop("labels", labels),
+            preds,
+            class_names=["a", "b", "c"],
+            export_dir=str(tmp_path),
+            **kw,
+        )
 
     @cached_property
     def tree_data(self):
@@ -68,16 +76,17 @@ class Ctx:
 
     @cached_property
     def lavise(self):
-        from tests.methods.test_lavise import ColourNet, colour_world
         from failwidgets.compute.words import WordSpace
+        from tests.methods.test_lavise import ColourNet, colour_world
 
         rng = np.random.default_rng(1)
         words = ["red", "green", "blue", "yellow", "grass", "sand"]
         space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
         images, masks, groups = colour_world(24, seed=5, bias=True)
         torch.manual_seed(0)
-        lav = LaViSE(space, lr=3e-2, epochs=2, batch_size=64, p=4, s=1, quantile=0.05,
-                     progress=False).fit_model(ColourNet().eval(), images, "features", masks)
+        lav = LaViSE(space, lr=3e-2, epochs=2, batch_size=64, p=4, s=1, quantile=0.05, progress=False).fit_model(
+            ColourNet().eval(), images, "features", masks
+        )
         ex = lav.explain(images, methods=("attention",))
         return lav, ex, images, groups
 
@@ -149,108 +158,203 @@ def _case_114():
 
 CASES = {
     # methods: directions
-    7: (lambda: _fd_fit(labels=np.where(CTX.directions_data[1] == 0, -1, CTX.directions_data[1])),
-        ValueError, r"labels: expected class indices >= 0"),
+    7: (
+        lambda: _fd_fit(labels=np.where(CTX.directions_data[1] == 0, -1, CTX.directions_data[1])),
+        ValueError,
+        r"labels: expected class indices >= 0",
+    ),
     20: (lambda: _fd_fit(embeddings=_meta((180, D))), ValueError, r"embeddings: .*'meta' device"),
     21: (lambda: _fd_fit(embeddings=CTX.directions_data[0] + 5j), TypeError, r"embeddings: expected a real float"),
     22: (_case_22, ValueError, r"embeddings: expected values with \|x\| <="),
     23: (lambda: _fd_fit(preds=CTX.directions_data[2] > 0), TypeError, r"preds: expected integer class indices"),
     28: (lambda: CTX.fd.hardest(1.5), TypeError, r"class_index: expected a class index"),
     29: (lambda: CTX.fd.hardest("0"), TypeError, r"class_index: expected a class index"),
-    35: (lambda: CTX.fd.top_captions(0, ["x"] * 5, np.ones((5, 8)), np.ones(D)), ValueError,
-         r"caption_embeddings: expected shape \(\*, 16\)"),
+    35: (
+        lambda: CTX.fd.top_captions(0, ["x"] * 5, np.ones((5, 8)), np.ones(D)),
+        ValueError,
+        r"caption_embeddings: expected shape \(\*, 16\)",
+    ),
     40: (_case_40, ValueError, r"reference_embedding: expected a non-zero vector"),
     43: (lambda: upweight(np.array([-1.0, 1.0]), factor="2"), TypeError, r"factor: expected a number"),
     50: (lambda: GeneratorDecoder(torch.nn.Identity(), device="xla"), ValueError, r"device: 'xla' is not available"),
     # methods: barlow
-    70: (lambda: fit_class_tree(*CTX.tree_data[0][:3], 1, heldout=CTX.tree_data[1][:2]), ValueError,
-         r"heldout: expected a tuple \(features, labels, preds\)"),
+    70: (
+        lambda: fit_class_tree(*CTX.tree_data[0][:3], 1, heldout=CTX.tree_data[1][:2]),
+        ValueError,
+        r"heldout: expected a tuple \(features, labels, preds\)",
+    ),
     # methods: lavise
     95: (lambda: CTX.lavise[0].explain(CTX.lavise[2], filters=[]), ValueError, r"filters: expected at least 1"),
     105: (lambda: compare_groups(CTX.lavise[1], CTX.lavise[3], k=0), ValueError, r"k: expected an integer >= 1"),
-    108: (lambda: whole_image_masks(np.array([0, 1]), ["a", "b"], (-4, 4)), ValueError,
-          r"image_size: expected an integer >= 1"),
+    108: (
+        lambda: whole_image_masks(np.array([0, 1]), ["a", "b"], (-4, 4)),
+        ValueError,
+        r"image_size: expected an integer >= 1",
+    ),
     # methods: relations
     114: (_case_114, ValueError, r"attribute_names: expected unique names"),
     117: (_case_117, ValueError, r"activations: expected at least 1 rows"),
     125: (lambda: CTX.relations[0].q_density(99, 0), ValueError, r"i: expected an attribute index in \[0, 6\)"),
-    139: (lambda p: RelationGraph.load(_graph_file(p, lambda d: d["edges"][0].pop("level"))), ValueError,
-          r"data\['edges'\]\[0\]: expected an object with keys 'a', 'b' and 'level'"),
-    140: (lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(edges=["a0", "a1"]))), ValueError,
-          r"data\['edges'\]\[0\]: expected an object"),
-    141: (lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(edges={"a": "a0"}))), ValueError,
-          r"data\['edges'\]: expected a list"),
-    143: (lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(attributes="a0a1"))), ValueError,
-          r"data\['attributes'\]: expected a list of attribute names"),
-    144: (lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(levels=5))), ValueError,
-          r"data\['levels'\]: expected a list of level names"),
-    146: (lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(annotator={"x": [1]}))), ValueError,
-          r"data\['annotator'\]: expected a str or null"),
-    148: (lambda p: (p / "b.json").write_bytes(b"\xff\xfe{") and RelationGraph.load(p / "b.json"), ValueError,
-          r"path: .* is not a valid JSON annotation file \(UnicodeDecodeError"),
-    149: (lambda p: (p / "d.json").write_text("[" * 100_000) and RelationGraph.load(p / "d.json"), ValueError,
-          r"path: .* is not a valid JSON annotation file \(RecursionError"),
-    150: (lambda p: (p / "good.json").write_text("{}") and RelationGraph(["a", "b"]).save(p / "good.json" / "x.json"),
-          NotADirectoryError, r"path: expected a folder at .*good.json .*found a file"),
+    139: (
+        lambda p: RelationGraph.load(_graph_file(p, lambda d: d["edges"][0].pop("level"))),
+        ValueError,
+        r"data\['edges'\]\[0\]: expected an object with keys 'a', 'b' and 'level'",
+    ),
+    140: (
+        lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(edges=["a0", "a1"]))),
+        ValueError,
+        r"data\['edges'\]\[0\]: expected an object",
+    ),
+    141: (
+        lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(edges={"a": "a0"}))),
+        ValueError,
+        r"data\['edges'\]: expected a list",
+    ),
+    143: (
+        lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(attributes="a0a1"))),
+        ValueError,
+        r"data\['attributes'\]: expected a list of attribute names",
+    ),
+    144: (
+        lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(levels=5))),
+        ValueError,
+        r"data\['levels'\]: expected a list of level names",
+    ),
+    146: (
+        lambda p: RelationGraph.load(_graph_file(p, lambda d: d.update(annotator={"x": [1]}))),
+        ValueError,
+        r"data\['annotator'\]: expected a str or null",
+    ),
+    148: (
+        lambda p: (p / "b.json").write_bytes(b"\xff\xfe{") and RelationGraph.load(p / "b.json"),
+        ValueError,
+        r"path: .* is not a valid JSON annotation file \(UnicodeDecodeError",
+    ),
+    149: (
+        lambda p: (p / "d.json").write_text("[" * 100_000) and RelationGraph.load(p / "d.json"),
+        ValueError,
+        r"path: .* is not a valid JSON annotation file \(RecursionError",
+    ),
+    150: (
+        lambda p: (p / "good.json").write_text("{}") and RelationGraph(["a", "b"]).save(p / "good.json" / "x.json"),
+        NotADirectoryError,
+        r"path: expected a folder at .*good.json .*found a file",
+    ),
     # widget: DirectionSlider
-    159: (lambda p: CTX.slider(p, labels=np.where(CTX.directions_data[1] == 2, 7, CTX.directions_data[1])),
-          ValueError, r"labels: expected class indices in \[0, 3\)"),
-    160: (lambda p: CTX.slider(p, embeddings=CTX.directions_data[0][:, :8]), ValueError,
-          r"embeddings: expected shape \(\*, 16\)"),
+    159: (
+        lambda p: CTX.slider(p, labels=np.where(CTX.directions_data[1] == 2, 7, CTX.directions_data[1])),
+        ValueError,
+        r"labels: expected class indices in \[0, 3\)",
+    ),
+    160: (
+        lambda p: CTX.slider(p, embeddings=CTX.directions_data[0][:, :8]),
+        ValueError,
+        r"embeddings: expected shape \(\*, 16\)",
+    ),
     162: (lambda p: CTX.slider(p, n_images=0), ValueError, r"n_images: expected an integer >= 1"),
     163: (lambda p: CTX.slider(p, n_decoded=-2), ValueError, r"n_decoded: expected an integer >= 1"),
-    165: (lambda p: CTX.slider(p, captions=lambda c, m: None), TypeError,
-          r"captions: expected the callable to return a dict with 'failure' and 'easy'"),
-    166: (lambda p: CTX.slider(p, decoders={"x": "not a decoder"}), TypeError,
-          r"decoders\['x'\]: expected a Decoder"),
+    165: (
+        lambda p: CTX.slider(p, captions=lambda c, m: None),
+        TypeError,
+        r"captions: expected the callable to return a dict with 'failure' and 'easy'",
+    ),
+    166: (lambda p: CTX.slider(p, decoders={"x": "not a decoder"}), TypeError, r"decoders\['x'\]: expected a Decoder"),
     # widget: TreeBrowser (constructor and methods; trait cases are in tests/widgets)
     185: (lambda: _tree(class_names=["a", "b"]), ValueError, r"class_names: expected at least 3 names"),
     186: (lambda: _tree(class_index=99), ValueError, r"class_index: expected a class index in \[0, 3\)"),
     187: (lambda: _tree(grouping="foo"), ValueError, r"grouping: expected one of \['label', 'prediction'\]"),
     188: (lambda: _tree(max_depth=7), ValueError, r"max_depth: expected 1, 2 or 3"),
     189: (lambda: _tree(k=0), ValueError, r"k: expected an integer >= 1"),
-    190: (lambda: _tree(heldout=CTX.tree_data[1][:2]), ValueError, r"heldout: expected a tuple \(features, labels, preds\)"),
-    191: (lambda: _tree(heldout=(CTX.tree_data[1][0][:, :20],) + CTX.tree_data[1][1:3]), ValueError,
-          r"heldout features: expected 30 columns"),
+    190: (
+        lambda: _tree(heldout=CTX.tree_data[1][:2]),
+        ValueError,
+        r"heldout: expected a tuple \(features, labels, preds\)",
+    ),
+    191: (
+        lambda: _tree(heldout=(CTX.tree_data[1][0][:, :20],) + CTX.tree_data[1][1:3]),
+        ValueError,
+        r"heldout features: expected 30 columns",
+    ),
     192: (lambda: _tree(n_samples=-1), ValueError, r"n_samples: expected an integer >= 1"),
-    208: (lambda: _tree(labels=np.where(CTX.tree_data[0][1] == 0, -1, CTX.tree_data[0][1])), ValueError,
-          r"labels: expected class indices >= 0"),
+    208: (
+        lambda: _tree(labels=np.where(CTX.tree_data[0][1] == 0, -1, CTX.tree_data[0][1])),
+        ValueError,
+        r"labels: expected class indices >= 0",
+    ),
     # widget: RelationshipAnnotator
-    235: (lambda: _annotator(example_attributes=CTX.relations[3][:8, :2]), ValueError,
-          r"example_attributes: expected shape \(8, 6\)"),
+    235: (
+        lambda: _annotator(example_attributes=CTX.relations[3][:8, :2]),
+        ValueError,
+        r"example_attributes: expected shape \(8, 6\)",
+    ),
     240: (lambda: _annotator(n_examples=-1), ValueError, r"n_examples: expected an integer >= 1"),
     # compute
     266: (lambda: as_image_tensor(_meta((2, 3, 8, 8))), ValueError, r"images: .*'meta' device"),
     269: (lambda: list(iter_batches(10, 2.5)), TypeError, r"batch_size: expected an integer >= 1"),
     274: (lambda: get_device("xla"), ValueError, r"device: 'xla' is not available"),
-    281: (lambda: layer_activations(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), torch.rand(2, 3, 1, 1), "0",
-                                    progress=False), ValueError, r"images: expected images large enough"),
-    289: (lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), mean=(0.5, 0.5)), ValueError,
-          r"mean: expected 3 finite numbers"),
-    290: (lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), std=(0, 1, 1)), ValueError,
-          r"std: expected 3 positive numbers"),
-    291: (lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), image_size=-8), ValueError,
-          r"image_size: expected an integer >= 1"),
-    292: (lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), image_size=0), ValueError,
-          r"image_size: expected an integer >= 1"),
+    281: (
+        lambda: layer_activations(
+            torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)), torch.rand(2, 3, 1, 1), "0", progress=False
+        ),
+        ValueError,
+        r"images: expected images large enough",
+    ),
+    289: (
+        lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), mean=(0.5, 0.5)),
+        ValueError,
+        r"mean: expected 3 finite numbers",
+    ),
+    290: (
+        lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), std=(0, 1, 1)),
+        ValueError,
+        r"std: expected 3 positive numbers",
+    ),
+    291: (
+        lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), image_size=-8),
+        ValueError,
+        r"image_size: expected an integer >= 1",
+    ),
+    292: (
+        lambda: TorchvisionFeatureEncoder(torch.nn.Identity(), image_size=0),
+        ValueError,
+        r"image_size: expected an integer >= 1",
+    ),
     298: (lambda: fingerprint(_cycle()), ValueError, r"obj: expected no reference cycles"),
-    301: (lambda: encode_with_cache(TorchvisionFeatureEncoder(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))),
-                                    torch.rand(1, 3, 4, 4),
-                                    cache="somepath"), TypeError, r"cache: expected an EmbeddingCache"),
+    301: (
+        lambda: encode_with_cache(
+            TorchvisionFeatureEncoder(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))),
+            torch.rand(1, 3, 4, 4),
+            cache="somepath",
+        ),
+        TypeError,
+        r"cache: expected an EmbeddingCache",
+    ),
     # compute: cache
-    311: (lambda p: (p / "f").write_text("x") and EmbeddingCache(p / "f"), ValueError,
-          r"root: expected a directory .*got the file"),
-    319: (lambda p: _put(EmbeddingCache(p), torch.ones(3, dtype=torch.bfloat16)), TypeError,
-          r"arrays: expected a tensor of a numpy dtype .*bfloat16"),
+    311: (
+        lambda p: (p / "f").write_text("x") and EmbeddingCache(p / "f"),
+        ValueError,
+        r"root: expected a directory .*got the file",
+    ),
+    319: (
+        lambda p: _put(EmbeddingCache(p), torch.ones(3, dtype=torch.bfloat16)),
+        TypeError,
+        r"arrays: expected a tensor of a numpy dtype .*bfloat16",
+    ),
     328: (lambda: EmbeddingCache.key({"x": _deep(5000)}), ValueError, r"parts: expected at most 100 levels"),
-    335: (lambda p: _dir_entry(p) and _put(EmbeddingCache(p), np.ones(3)), IsADirectoryError,
-          r"key: the entry path .* is a directory, expected a cache entry file"),
+    335: (
+        lambda p: _dir_entry(p) and _put(EmbeddingCache(p), np.ones(3)),
+        IsADirectoryError,
+        r"key: the entry path .* is a directory, expected a cache entry file",
+    ),
     # world
     367: (lambda: WorldConfig(pixel_noise="abc"), TypeError, r"pixel_noise: expected a number"),
     368: (lambda: WorldConfig(pixel_noise=None), TypeError, r"pixel_noise: expected a number"),
     369: (lambda: WorldConfig(pixel_noise=float("inf")), ValueError, r"pixel_noise: expected a finite number"),
-    389: (lambda: _small_world()["val"].concept_masks("circle", [99]), ValueError,
-          r"indices: expected image indices in \[0, 4\)"),
+    389: (
+        lambda: _small_world()["val"].concept_masks("circle", [99]),
+        ValueError,
+        r"indices: expected image indices in \[0, 4\)",
+    ),
 }
 
 
@@ -377,7 +481,9 @@ def test_217_missing_image_files_are_named(tmp_path):
 
     _, ex, images, _ = CTX.lavise
     paths = [str(tmp_path / f"im{i}.png") for i in range(len(images))]
-    with pytest.raises(ValueError, match=r"images: expected existing image files .*do not exist \(first: '.*im0.png'\)"):
+    with pytest.raises(
+        ValueError, match=r"images: expected existing image files .*do not exist \(first: '.*im0.png'\)"
+    ):
         FilterWordExplorer(ex, paths)
 
 

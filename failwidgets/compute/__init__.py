@@ -2,6 +2,8 @@
 
 Imports nothing from ``failwidgets.methods`` or ``failwidgets.widgets``.
 """
+
+from failwidgets.compute.cache import EmbeddingCache, as_cache, cached, default_cache_dir
 from failwidgets.compute.device import autocast, eval_on, get_device, set_default_device
 from failwidgets.compute.encoders import (
     IMAGENET_MEAN,
@@ -11,9 +13,8 @@ from failwidgets.compute.encoders import (
     TorchvisionFeatureEncoder,
     encode_with_cache,
 )
-from failwidgets.compute.cache import EmbeddingCache, as_cache, cached, default_cache_dir
-from failwidgets.compute.hashing import fingerprint
 from failwidgets.compute.gradients import output_gradients
+from failwidgets.compute.hashing import fingerprint
 from failwidgets.compute.hooks import capture, get_module, layer_activations, module_names
 from failwidgets.compute.images import Normalized, as_image_tensor, iter_batches
 from failwidgets.compute.store import ShardedStore

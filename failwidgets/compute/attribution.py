@@ -10,6 +10,7 @@ One entry point, :func:`attribution_maps`, with three methods that share one con
 - ``"grad_cam"``: ``captum.attr.LayerGradCam`` at ``layer`` (ReLU applied), upsampled to the image
   with ``compute.maps.upsample_maps`` (bilinear, as captum's ``LayerAttribution.interpolate``). Non-negative.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -20,11 +21,10 @@ from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 from torch import nn
 
 from failwidgets._validation import check_choice, check_labels, check_positive_int
-from failwidgets.compute.maps import upsample_maps
-
 from failwidgets.compute.device import eval_on
 from failwidgets.compute.hooks import get_module
 from failwidgets.compute.images import as_image_tensor, iter_batches
+from failwidgets.compute.maps import upsample_maps
 
 __all__ = ["ATTRIBUTION_METHODS", "attribution_maps"]
 
@@ -103,8 +103,9 @@ def attribution_maps(
             if method == "saliency":
                 a = explainer.attribute(xb, target=tb, abs=True).amax(dim=1)
             elif method == "integrated_gradients":
-                a = explainer.attribute(xb, baselines=torch.zeros_like(xb), target=tb, n_steps=n_steps,
-                                        internal_batch_size=batch_size).sum(dim=1)
+                a = explainer.attribute(
+                    xb, baselines=torch.zeros_like(xb), target=tb, n_steps=n_steps, internal_batch_size=batch_size
+                ).sum(dim=1)
             else:
                 cam = explainer.attribute(xb, target=tb, relu_attributions=True)
                 if cam.ndim != 4:

@@ -16,6 +16,7 @@ the same content.
 
 safetensors is used (not pickle / ``np.load(allow_pickle=True)``) because loading it cannot run code.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,15 @@ from failwidgets._io import default_file_mode
 from failwidgets._validation import check_array
 from failwidgets.compute.hashing import fingerprint
 
-__all__ = ["EmbeddingCache", "cached", "as_cache", "CacheEntry", "CacheCorruptionWarning", "CacheAccessWarning", "default_cache_dir"]
+__all__ = [
+    "EmbeddingCache",
+    "cached",
+    "as_cache",
+    "CacheEntry",
+    "CacheCorruptionWarning",
+    "CacheAccessWarning",
+    "default_cache_dir",
+]
 
 _ENV = "FAILWIDGETS_CACHE"
 _SUFFIX = ".safetensors"
@@ -133,7 +142,9 @@ class EmbeddingCache:
             raise TypeError(f"root: expected a path (str or os.PathLike) or None, got {type(root).__name__}")
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         if self.root.exists() and not self.root.is_dir():
-            raise ValueError(f"root: expected a directory (or a path where one can be created), got the file {self.root}")
+            raise ValueError(
+                f"root: expected a directory (or a path where one can be created), got the file {self.root}"
+            )
         self._remove_stale_temp_files()
 
     def __repr__(self) -> str:
@@ -198,8 +209,10 @@ class EmbeddingCache:
         except (FileNotFoundError, PermissionError) as exc:
             # safetensors reports EACCES as FileNotFoundError: an entry that is still there is unreadable
             if path.exists():
-                _access_warning(f"entry {path.name} exists but cannot be read ({type(exc).__name__}: {exc}; "
-                                "another user's cache?); treated as a miss")
+                _access_warning(
+                    f"entry {path.name} exists but cannot be read ({type(exc).__name__}: {exc}; "
+                    "another user's cache?); treated as a miss"
+                )
             return None
         except _PARSE_ERRORS as exc:  # not MemoryError / PermissionError: those say nothing of the file
             problem = f"{type(exc).__name__}: {exc}"
@@ -219,15 +232,22 @@ class EmbeddingCache:
                 stat = path.stat()
                 with safe_open(str(path), framework="numpy") as f:
                     meta = _parse_meta(f.metadata())
-                out.append(CacheEntry(
-                    key=path.stem, parts=meta["parts"], size_bytes=stat.st_size, created=meta["created"],
-                    shapes={n: tuple(a["shape"]) for n, a in meta["arrays"].items()},
-                    dtypes={n: a["dtype"] for n, a in meta["arrays"].items()}, path=path,
-                ))
+                out.append(
+                    CacheEntry(
+                        key=path.stem,
+                        parts=meta["parts"],
+                        size_bytes=stat.st_size,
+                        created=meta["created"],
+                        shapes={n: tuple(a["shape"]) for n, a in meta["arrays"].items()},
+                        dtypes={n: a["dtype"] for n, a in meta["arrays"].items()},
+                        path=path,
+                    )
+                )
             except (FileNotFoundError, PermissionError) as exc:
                 if path.exists():
-                    _access_warning(f"entry {path.name} exists but cannot be read ({type(exc).__name__}: "
-                                    f"{exc}); not listed")
+                    _access_warning(
+                        f"entry {path.name} exists but cannot be read ({type(exc).__name__}: {exc}); not listed"
+                    )
                 continue
             except _PARSE_ERRORS as exc:
                 self._discard_corrupt(path, stat, f"{type(exc).__name__}: {exc}")
@@ -264,13 +284,19 @@ class EmbeddingCache:
         if key != expected:
             raise ValueError(f"key: expected self.key(parts) = {expected}, got {key}")
         single, named = _as_named_arrays(arrays)
-        meta = {"format": _FORMAT, "key": key, "parts": json.loads(_canonical_json(parts)),
-                "created": time.time(), "single": single,
-                "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in named.items()}}
+        meta = {
+            "format": _FORMAT,
+            "key": key,
+            "parts": json.loads(_canonical_json(parts)),
+            "created": time.time(),
+            "single": single,
+            "arrays": {n: {"dtype": a.dtype.name, "shape": list(a.shape)} for n, a in named.items()},
+        }
         meta["sha256"] = _checksum(meta, named)
         if path.exists() and not path.is_file():
-            raise IsADirectoryError(f"key: the entry path {path} is a directory, expected a cache entry file; "
-                                    "remove it")
+            raise IsADirectoryError(
+                f"key: the entry path {path} is a directory, expected a cache entry file; remove it"
+            )
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"root: expected a directory, {self.root} is a file")
         # A private temp directory per write: save_file streams the arrays without copying them, and
@@ -320,20 +346,29 @@ class EmbeddingCache:
         try:
             self.put(key, named[_SINGLE] if single else named, parts)
         except OSError as exc:  # read-only or foreign cache: keep the result, say why it is not cached
-            _access_warning(f"could not store the computed value in {self.root} ({type(exc).__name__}: {exc}); "
-                            "returning it uncached")
+            _access_warning(
+                f"could not store the computed value in {self.root} ({type(exc).__name__}: {exc}); "
+                "returning it uncached"
+            )
         return named[_SINGLE] if single else named
 
-    def sharded(self, parts: Mapping[str, Any], *, n_rows: int, row_shape, dtype: Any = "float32",
-                shard_size: int | None = None):
+    def sharded(
+        self, parts: Mapping[str, Any], *, n_rows: int, row_shape, dtype: Any = "float32", shard_size: int | None = None
+    ):
         """The resumable sharded store for ``parts`` (created, or reopened with its finished shards).
 
         See :class:`failwidgets.compute.store.ShardedStore`; ``failwidgets.compute.embed`` fills it.
         """
         from failwidgets.compute.store import DEFAULT_SHARD_SIZE, ShardedStore
 
-        return ShardedStore.open(self.root, parts, n_rows=n_rows, row_shape=row_shape, dtype=dtype,
-                                 shard_size=DEFAULT_SHARD_SIZE if shard_size is None else shard_size)
+        return ShardedStore.open(
+            self.root,
+            parts,
+            n_rows=n_rows,
+            row_shape=row_shape,
+            dtype=dtype,
+            shard_size=DEFAULT_SHARD_SIZE if shard_size is None else shard_size,
+        )
 
     # -- remove ---------------------------------------------------------------------------------------
     def remove(self, key: str) -> bool:
@@ -398,16 +433,26 @@ class EmbeddingCache:
                 st = ShardedStore(p)
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a store being created or broken; ShardedStore.open rebuilds a broken one
-            out.append(CacheEntry(
-                key=st.key, parts=st.parts, size_bytes=st.size_bytes(), created=st.created,
-                shapes={_SINGLE: (st.n_rows, *st.row_shape), "missing": (st.n_rows,)},
-                dtypes={_SINGLE: st.dtype.name, "missing": "bool"}, path=p, complete=st.is_complete(),
-            ))
+            out.append(
+                CacheEntry(
+                    key=st.key,
+                    parts=st.parts,
+                    size_bytes=st.size_bytes(),
+                    created=st.created,
+                    shapes={_SINGLE: (st.n_rows, *st.row_shape), "missing": (st.n_rows,)},
+                    dtypes={_SINGLE: st.dtype.name, "missing": "bool"},
+                    path=p,
+                    complete=st.is_complete(),
+                )
+            )
         return out
 
     def _discard_corrupt(self, path: Path, before: os.stat_result, problem: str) -> None:
-        warnings.warn(f"embedding cache: entry {path.name} is corrupt ({problem}); removed, it will be "
-                      "recomputed", CacheCorruptionWarning, stacklevel=3)
+        warnings.warn(
+            f"embedding cache: entry {path.name} is corrupt ({problem}); removed, it will be recomputed",
+            CacheCorruptionWarning,
+            stacklevel=3,
+        )
         try:
             now = path.stat()
             # Another process may have just replaced the bad file with a good one: leave that alone.
@@ -425,7 +470,7 @@ class EmbeddingCache:
         for p in self.root.iterdir():
             if not p.name.startswith(_TMP_PREFIX):
                 continue
-            fields = p.name[len(_TMP_PREFIX):].split(".")
+            fields = p.name[len(_TMP_PREFIX) :].split(".")
             try:
                 age = time.time() - p.stat().st_mtime
                 dead = len(fields) == 3 and fields[1] == _HOST and not _pid_alive(int(fields[0]))
@@ -499,8 +544,9 @@ def _access_warning(message: str) -> None:
 def _canonical_json(parts: Any) -> str:
     if not isinstance(parts, Mapping):
         raise TypeError(f"parts: expected a dict with str keys, got {type(parts).__name__}")
-    return json.dumps(_jsonable(parts, "parts"), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        _jsonable(parts, "parts"), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _jsonable(obj: Any, path: str, depth: int = 0) -> Any:
@@ -525,8 +571,10 @@ def _jsonable(obj: Any, path: str, depth: int = 0) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]
     hint = " (pass fingerprint(value) instead)" if hasattr(obj, "shape") or hasattr(obj, "state_dict") else ""
-    raise TypeError(f"{path}: expected a JSON-serialisable value (str, int, float, bool, None, list, dict), "
-                    f"got {type(obj).__name__}{hint}")
+    raise TypeError(
+        f"{path}: expected a JSON-serialisable value (str, int, float, bool, None, list, dict), "
+        f"got {type(obj).__name__}{hint}"
+    )
 
 
 def _as_named_arrays(value: Any, name: str = "arrays") -> tuple[bool, dict[str, np.ndarray]]:

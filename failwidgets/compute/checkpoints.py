@@ -13,6 +13,7 @@ The loader keeps one copy of the weights, strips the prefixes and wraps the netw
 takes images in [0, 1] like every model in failwidgets (its layers are then named ``model.layer4``,
 ``model.avgpool``, ...). Files are read with ``torch.load(weights_only=True)``: no code runs on load.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,10 +32,12 @@ _NORMALIZER_PREFIXES = ("normalizer.", "normalize.")
 
 
 def _strip(key: str, prefix: str) -> str:
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
-def robustness_state_dict(checkpoint: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], list[float] | None, list[float] | None]:
+def robustness_state_dict(
+    checkpoint: Mapping[str, Any],
+) -> tuple[dict[str, torch.Tensor], list[float] | None, list[float] | None]:
     """Split a ``robustness`` checkpoint into a torchvision state dict and its normalisation.
 
     Parameters
@@ -47,7 +50,9 @@ def robustness_state_dict(checkpoint: Mapping[str, Any]) -> tuple[dict[str, torc
     mean, std : lists of 3 floats from the ``normalizer`` buffers, or None when the file has none.
     """
     if not isinstance(checkpoint, Mapping):
-        raise TypeError(f"checkpoint: expected a dict (a loaded robustness checkpoint), got {type(checkpoint).__name__}")
+        raise TypeError(
+            f"checkpoint: expected a dict (a loaded robustness checkpoint), got {type(checkpoint).__name__}"
+        )
     sd = checkpoint
     for k in ("model", "state_dict"):
         if k in checkpoint and isinstance(checkpoint[k], Mapping):

@@ -3,6 +3,7 @@
 Nothing else in failwidgets calls ``.cuda()``: every function that runs a model takes ``device=None`` and
 resolves it here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,8 +38,10 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         try:
             torch.empty(0, device=dev)
         except (RuntimeError, TypeError, NotImplementedError, AssertionError) as exc:
-            raise ValueError(f"device: {device!r} is not available on this machine ({str(exc).splitlines()[0]}); "
-                             "expected 'cpu' or an available accelerator") from exc
+            raise ValueError(
+                f"device: {device!r} is not available on this machine ({str(exc).splitlines()[0]}); "
+                "expected 'cpu' or an available accelerator"
+            ) from exc
     return dev
 
 
@@ -64,7 +67,7 @@ def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def eval_on(model: "torch.nn.Module", device: str | torch.device | None = None) -> Iterator[torch.device]:
+def eval_on(model: torch.nn.Module, device: str | torch.device | None = None) -> Iterator[torch.device]:
     """Run ``model`` in eval mode on ``get_device(device)`` inside the block; yields that device.
 
     The caller's train/eval mode and the model's original device are restored on exit, also when the

@@ -4,6 +4,7 @@ Every encoder has ``name``, ``embed_dim``, ``identity()`` (a JSON-able dict that
 keys the embedding cache), ``encode_images(images) -> ndarray (N, D)`` and ``encode_texts(texts) ->
 ndarray (N, D)`` (``NotImplementedError`` for image-only encoders).
 """
+
 from __future__ import annotations
 
 import os
@@ -273,8 +274,10 @@ def encode_with_cache(
     if cache is None:
         cache = EmbeddingCache()
     elif not isinstance(cache, EmbeddingCache):
-        raise TypeError(f"cache: expected an EmbeddingCache or None, got {type(cache).__name__}"
-                        + (" (wrap a folder as EmbeddingCache(path))" if isinstance(cache, (str, os.PathLike)) else ""))
+        raise TypeError(
+            f"cache: expected an EmbeddingCache or None, got {type(cache).__name__}"
+            + (" (wrap a folder as EmbeddingCache(path))" if isinstance(cache, (str, os.PathLike)) else "")
+        )
     from failwidgets.compute.streaming import embed
     from failwidgets.data import as_source, is_source
 

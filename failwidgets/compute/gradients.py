@@ -7,6 +7,7 @@ batched into a single call with ``torch.autograd.grad(..., is_grads_batched=True
 backward pass). Models whose backward does not support vmap fall back to ``n`` backward passes over a
 retained graph, which gives the same numbers.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -12,14 +12,18 @@ hashes in a fraction of a second.
 Encoding (fed to one sha256): every value is written as a one-byte type tag followed by
 length-prefixed fields, so no two different values produce the same byte stream.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported only when a tensor or module is hashed
+    import torch
 
 __all__ = ["fingerprint"]
 
@@ -67,7 +71,7 @@ def fingerprint(obj: Any) -> str:
     return h.hexdigest()
 
 
-def _field(h: "hashlib._Hash", tag: bytes, payload: bytes | memoryview) -> None:
+def _field(h: hashlib._Hash, tag: bytes, payload: bytes | memoryview) -> None:
     h.update(tag)
     h.update(struct.pack("<Q", len(payload)))
     h.update(payload)
@@ -79,7 +83,7 @@ def _digest(obj: Any, path: str) -> bytes:
     return h.digest()
 
 
-def _update(h: "hashlib._Hash", obj: Any, path: str) -> None:
+def _update(h: hashlib._Hash, obj: Any, path: str) -> None:
     """Write the tagged encoding of ``obj`` into ``h``; ``path`` names the value in error messages."""
     import torch
 
@@ -125,7 +129,7 @@ def _update(h: "hashlib._Hash", obj: Any, path: str) -> None:
         )
 
 
-def _update_array(h: "hashlib._Hash", arr: np.ndarray, path: str) -> None:
+def _update_array(h: hashlib._Hash, arr: np.ndarray, path: str) -> None:
     if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None:
         raise TypeError(
             f"{path}: cannot fingerprint an array of dtype {arr.dtype}; expected a numeric, bool or string dtype"
@@ -137,7 +141,7 @@ def _update_array(h: "hashlib._Hash", arr: np.ndarray, path: str) -> None:
     _field(h, b"x", memoryview(arr.reshape(-1).view(np.uint8)))
 
 
-def _update_tensor(h: "hashlib._Hash", t: "torch.Tensor", path: str) -> None:
+def _update_tensor(h: hashlib._Hash, t: torch.Tensor, path: str) -> None:
     import torch
 
     if t.layout != torch.strided or t.is_quantized or t.is_meta:
@@ -150,7 +154,7 @@ def _update_tensor(h: "hashlib._Hash", t: "torch.Tensor", path: str) -> None:
     _field(h, b"x", memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
-def _update_module(h: "hashlib._Hash", module: "torch.nn.Module", path: str) -> None:
+def _update_module(h: hashlib._Hash, module: torch.nn.Module, path: str) -> None:
     cls = type(module)
     _field(h, b"m", f"{cls.__module__}.{cls.__qualname__}".encode())
     structure = [

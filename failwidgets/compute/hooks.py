@@ -3,6 +3,7 @@
 Layer names are matched by equality against ``model.named_modules()`` (the LaViSE reference compared
 names with ``is``, which silently matched nothing).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -137,6 +138,8 @@ def _size_error(exc: RuntimeError, x: torch.Tensor) -> Exception:
     msg = str(exc)
     low = msg.lower()
     if "kernel size" in low or "input size" in low or "output size is too small" in low:
-        return ValueError(f"images: expected images large enough for the model, got {x.shape[-2]}x{x.shape[-1]} "
-                          f"pixels ({msg.splitlines()[0]})")
+        return ValueError(
+            f"images: expected images large enough for the model, got {x.shape[-2]}x{x.shape[-1]} "
+            f"pixels ({msg.splitlines()[0]})"
+        )
     return exc

@@ -3,6 +3,7 @@
 Convention: images are float32 tensors ``(N, 3, H, W)`` in ``[0, 1]``. ``uint8`` arrays ``(N, H, W, 3)``
 (what the demo world and most image files give) and ``(N, 3, H, W)`` arrays are converted.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
@@ -32,8 +33,10 @@ def as_image_tensor(images: Any, name: str = "images") -> torch.Tensor:
             raise ValueError(f"{name}: expected at least one image, got an empty source")
         ts = [images.tensor(i) for i in range(len(images))]
         if len({tuple(t.shape) for t in ts}) > 1:
-            raise ValueError(f"{name}: the source's images have different sizes; resize them (e.g. "
-                             "failwidgets.compute.image_batches(..., image_size=...)) first")
+            raise ValueError(
+                f"{name}: the source's images have different sizes; resize them (e.g. "
+                "failwidgets.compute.image_batches(..., image_size=...)) first"
+            )
         return torch.stack(ts).contiguous()
     if isinstance(images, torch.Tensor):
         if images.device.type == "meta":
@@ -77,9 +80,7 @@ def as_image_tensor(images: Any, name: str = "images") -> torch.Tensor:
     return t.contiguous()
 
 
-def iter_batches(
-    n: int, batch_size: int, *, progress: bool = True, desc: str | None = None
-) -> Iterator[slice]:
+def iter_batches(n: int, batch_size: int, *, progress: bool = True, desc: str | None = None) -> Iterator[slice]:
     """Yield slices ``[i, i + batch_size)`` covering ``range(n)``, with a tqdm progress bar."""
     check_positive_int(batch_size, "batch_size")
     starts = range(0, n, batch_size)

@@ -6,6 +6,7 @@ keyed by the method, its parameters and the fingerprint of the embeddings.
 >>> xy = layout_2d(embeddings)                    # (N, 2) float32; UMAP when installed, else PCA  # doctest: +SKIP
 >>> xy = layout_2d(embeddings, method="pca", cache=False)                                       # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,9 +26,18 @@ def umap_available() -> bool:
     return importlib.util.find_spec("umap") is not None
 
 
-def layout_2d(embeddings: Any, method: str = "auto", cache: Any = None, *, n_neighbors: int = 15,
-              min_dist: float = 0.1, metric: str = "cosine", random_state: int = 0, data_id: str | None = None,
-              progress: bool = False) -> np.ndarray:
+def layout_2d(
+    embeddings: Any,
+    method: str = "auto",
+    cache: Any = None,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    random_state: int = 0,
+    data_id: str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
     """A 2-D layout of embeddings, cached.
 
     Parameters
@@ -52,7 +62,6 @@ def layout_2d(embeddings: Any, method: str = "auto", cache: Any = None, *, n_nei
     ImportError
         ``method="umap"`` without umap-learn installed.
     """
-    from failwidgets.compute.cache import EmbeddingCache
     from failwidgets.compute.cache import as_cache, cached
 
     check_choice(method, "method", ["auto", "umap", "pca"])
@@ -71,9 +80,19 @@ def layout_2d(embeddings: Any, method: str = "auto", cache: Any = None, *, n_nei
 
     if cache is False:
         return compute()
-    return np.asarray(cached(as_cache(cache, allow_none=False), compute, what="layout_2d", version=_VERSION,
-                             method=method, params=params, data=data_id if data_id is not None else emb,
-                             shape=list(emb.shape)), dtype=np.float32)
+    return np.asarray(
+        cached(
+            as_cache(cache, allow_none=False),
+            compute,
+            what="layout_2d",
+            version=_VERSION,
+            method=method,
+            params=params,
+            data=data_id if data_id is not None else emb,
+            shape=list(emb.shape),
+        ),
+        dtype=np.float32,
+    )
 
 
 def _pca(emb: np.ndarray, random_state: int) -> np.ndarray:
@@ -87,13 +106,20 @@ def _pca(emb: np.ndarray, random_state: int) -> np.ndarray:
     return out
 
 
-def _umap(emb: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, random_state: int,
-          progress: bool) -> np.ndarray:
+def _umap(
+    emb: np.ndarray, *, n_neighbors: int, min_dist: float, metric: str, random_state: int, progress: bool
+) -> np.ndarray:
     n = emb.shape[0]
     if n <= 3:  # UMAP needs a few points; the PCA layout of so few is as good
         return _pca(emb, random_state)
     import umap
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist, metric=metric,
-                        random_state=random_state, verbose=progress)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(n_neighbors, n - 1),
+        min_dist=min_dist,
+        metric=metric,
+        random_state=random_state,
+        verbose=progress,
+    )
     return np.asarray(reducer.fit_transform(emb), dtype=np.float32)

@@ -97,8 +97,15 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(values, dtype=np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 
-def overlay(image: np.ndarray | None, heatmap: Any, *, signed: bool = False, alpha: float = 0.5,
-            base: str = "image", size: tuple[int, int] | None = None) -> np.ndarray:
+def overlay(
+    image: np.ndarray | None,
+    heatmap: Any,
+    *,
+    signed: bool = False,
+    alpha: float = 0.5,
+    base: str = "image",
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Alpha-blend a heat map on an image; uint8 ``(H, W, 3)``.
 
     Parameters

@@ -22,6 +22,7 @@ Formats are JSON and ``.npy`` (read without ``allow_pickle``), never pickle.
 Two processes computing the same store at once both write the same rows (same inputs, same model); the
 last marker wins. Missing rows (images that could not be read) are NaN and listed in the markers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,8 +85,15 @@ class _Manifest:
             raise ValueError(f"unknown store format {d.get('format')!r}")
         if _sha({k: v for k, v in d.items() if k != "sha256"}) != d.get("sha256"):
             raise ValueError("manifest checksum mismatch")
-        return cls(key=d["key"], parts=d["parts"], n_rows=int(d["n_rows"]), row_shape=tuple(d["row_shape"]),
-                   dtype=str(d["dtype"]), shard_size=int(d["shard_size"]), created=float(d["created"]))
+        return cls(
+            key=d["key"],
+            parts=d["parts"],
+            n_rows=int(d["n_rows"]),
+            row_shape=tuple(d["row_shape"]),
+            dtype=str(d["dtype"]),
+            shard_size=int(d["shard_size"]),
+            created=float(d["created"]),
+        )
 
 
 def _sha(obj: Any) -> str:
@@ -118,20 +126,35 @@ class ShardedStore:
             m = _Manifest.from_json(json.load(f))
         self._m = m
         self.key, self.parts, self.n_rows = m.key, m.parts, m.n_rows
-        self.row_shape, self.dtype, self.shard_size, self.created = m.row_shape, np.dtype(m.dtype), m.shard_size, m.created
+        self.row_shape, self.dtype, self.shard_size, self.created = (
+            m.row_shape,
+            np.dtype(m.dtype),
+            m.shard_size,
+            m.created,
+        )
         self.n_shards = -(-self.n_rows // self.shard_size) if self.n_rows else 0
         self._row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
         self._offset: int | None = None
         self._verified: set[int] = set()
 
     def __repr__(self) -> str:
-        return (f"ShardedStore({str(self.path)!r}, rows={self.n_rows}, row_shape={self.row_shape}, "
-                f"shards={len(self.done_shards())}/{self.n_shards})")
+        return (
+            f"ShardedStore({str(self.path)!r}, rows={self.n_rows}, row_shape={self.row_shape}, "
+            f"shards={len(self.done_shards())}/{self.n_shards})"
+        )
 
     # -- create / open --------------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: str | os.PathLike, parts: Mapping[str, Any], *, n_rows: int, row_shape: Sequence[int],
-             dtype: Any = "float32", shard_size: int = DEFAULT_SHARD_SIZE) -> ShardedStore:
+    def open(
+        cls,
+        root: str | os.PathLike,
+        parts: Mapping[str, Any],
+        *,
+        n_rows: int,
+        row_shape: Sequence[int],
+        dtype: Any = "float32",
+        shard_size: int = DEFAULT_SHARD_SIZE,
+    ) -> ShardedStore:
         """The store for ``parts`` under ``root``: the existing one (any finished shards kept) or a new one.
 
         An existing store whose ``n_rows`` / ``row_shape`` / ``dtype`` differ from the request, or whose
@@ -151,15 +174,27 @@ class ShardedStore:
                 store._remove_dead_temp_files()
                 if (store.key, store.n_rows, store.row_shape, store.dtype) == (key, int(n_rows), row_shape, dtype):
                     return store
-                problem = (f"it holds {store.n_rows} rows of {store.row_shape} {store.dtype}, asked for "
-                           f"{n_rows} of {row_shape} {dtype}")
+                problem = (
+                    f"it holds {store.n_rows} rows of {store.row_shape} {store.dtype}, asked for "
+                    f"{n_rows} of {row_shape} {dtype}"
+                )
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"embedding cache: store {path.name} is unusable ({problem}); it is rebuilt",
-                          CacheCorruptionWarning, stacklevel=3)
+            warnings.warn(
+                f"embedding cache: store {path.name} is unusable ({problem}); it is rebuilt",
+                CacheCorruptionWarning,
+                stacklevel=3,
+            )
             shutil.rmtree(path, ignore_errors=True)
-        manifest = _Manifest(key=key, parts=json.loads(_canonical_json(parts)), n_rows=int(n_rows),
-                             row_shape=row_shape, dtype=dtype.str, shard_size=int(shard_size), created=time.time())
+        manifest = _Manifest(
+            key=key,
+            parts=json.loads(_canonical_json(parts)),
+            n_rows=int(n_rows),
+            row_shape=row_shape,
+            dtype=dtype.str,
+            shard_size=int(shard_size),
+            created=time.time(),
+        )
         tmp = root / f"{_TMP_PREFIX}{os.getpid()}.{_HOST}.{uuid.uuid4().hex}"
         build = tmp / "store"
         (build / _DONE).mkdir(parents=True)
@@ -182,7 +217,7 @@ class ShardedStore:
         """Marker temp files left by a killed writer (same host, pid gone)."""
         clean_stale_temps(self.path / _DONE)  # those of the atomic writer
         for p in (self.path / _DONE).glob(f"{_TMP_PREFIX}*"):
-            fields = p.name[len(_TMP_PREFIX):].split(".")
+            fields = p.name[len(_TMP_PREFIX) :].split(".")
             try:
                 if len(fields) == 3 and fields[1] == _HOST and not _pid_alive(int(fields[0])):
                     p.unlink(missing_ok=True)
@@ -263,8 +298,15 @@ class ShardedStore:
             f.write(memoryview(arr.reshape(-1).view(np.uint8)))
             f.flush()
             os.fsync(f.fileno())
-        marker = {"format": _FORMAT, "key": self.key, "start": start, "stop": stop, "missing": missing,
-                  "sha256": self._shard_checksum(start, stop, missing, arr), "written": time.time()}
+        marker = {
+            "format": _FORMAT,
+            "key": self.key,
+            "start": start,
+            "stop": stop,
+            "missing": missing,
+            "sha256": self._shard_checksum(start, stop, missing, arr),
+            "written": time.time(),
+        }
         _write_json_atomic(self._marker(k), marker)
         self._verified.add(int(k))
 
@@ -305,8 +347,11 @@ class ShardedStore:
         return bad
 
     def _discard(self, k: int, problem: str) -> None:
-        warnings.warn(f"embedding cache: shard {k} of {self.path.name} is corrupt ({problem}); it will be "
-                      "recomputed", CacheCorruptionWarning, stacklevel=3)
+        warnings.warn(
+            f"embedding cache: shard {k} of {self.path.name} is corrupt ({problem}); it will be recomputed",
+            CacheCorruptionWarning,
+            stacklevel=3,
+        )
         self._marker(k).unlink(missing_ok=True)
         self._verified.discard(int(k))
 

@@ -9,6 +9,7 @@ finished shard and the (N, D) result is a memory map that is never held in RAM.
 :func:`image_batches` gives the same batches to code that keeps its own loop (layer activations,
 per-image gradients): for an in-memory tensor it slices, for a source it streams.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,7 +68,9 @@ class _Rows(torch.utils.data.Dataset):
             return int(i), None, exc
         if self.size is not None and tuple(x.shape[-2:]) != self.size:
             # the op the encoders use (bicubic with antialias, clamped), per image: same numbers
-            x = F.interpolate(x[None], size=self.size, mode="bicubic", align_corners=False, antialias=True)[0].clamp_(0, 1)
+            x = F.interpolate(x[None], size=self.size, mode="bicubic", align_corners=False, antialias=True)[0].clamp_(
+                0, 1
+            )
         return int(i), x, None
 
 
@@ -78,8 +81,10 @@ def _collate(items):
     if good:
         shapes = {tuple(x.shape) for _, x in good}
         if len(shapes) > 1:
-            raise ValueError(f"images: a batch mixes image sizes {sorted(shapes)[:3]}; pass image_size=(H, W) "
-                             "so that every image is resized to one size")
+            raise ValueError(
+                f"images: a batch mixes image sizes {sorted(shapes)[:3]}; pass image_size=(H, W) "
+                "so that every image is resized to one size"
+            )
         x = torch.stack([x for _, x in good])
     else:
         x = None
@@ -88,8 +93,13 @@ def _collate(items):
 
 def _loader(source: ImageSource, batches: Sequence[Sequence[int]], *, size, num_workers: int, pin: bool):
     return torch.utils.data.DataLoader(
-        _Rows(source, size), batch_sampler=batches, num_workers=num_workers, collate_fn=_collate,
-        pin_memory=pin, persistent_workers=False, prefetch_factor=2 if num_workers else None,
+        _Rows(source, size),
+        batch_sampler=batches,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=pin,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers else None,
     )
 
 
@@ -134,11 +144,14 @@ def image_batches(
         return
     src = images
     n = len(src)
-    workers = default_num_workers(src) if num_workers is None else check_positive_int(num_workers, "num_workers", minimum=0)
+    workers = (
+        default_num_workers(src) if num_workers is None else check_positive_int(num_workers, "num_workers", minimum=0)
+    )
     batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
     pin = dev.type == "cuda"
-    with tqdm(total=n, desc=desc, unit="img", unit_scale=True, disable=not progress or len(batches) <= 1,
-              leave=False) as bar:
+    with tqdm(
+        total=n, desc=desc, unit="img", unit_scale=True, disable=not progress or len(batches) <= 1, leave=False
+    ) as bar:
         for idx, _good, x, errors in _loader(src, batches, size=_size(image_size), num_workers=workers, pin=pin):
             if errors:
                 raise errors[0]
@@ -160,6 +173,9 @@ def embed(
     progress: bool = True,
     return_missing: bool = False,
     verify: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_options: dict | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Image embeddings of every image of ``source``, streamed into a resumable store.
 
@@ -184,6 +200,14 @@ def embed(
     device : where the encoder runs (default: where it already is).
     return_missing : also return ``missing``.
     verify : check every shard's checksum before returning a stored result (reads the file once).
+    engine : ``"local"`` (this process, a DataLoader) or ``"ray"``: the pending shards are computed by
+        an actor pool on a Ray cluster (``pip install 'failwidgets[ray]'``) and written to the same
+        store, whose root must then be a path every Ray worker can reach (see
+        :mod:`failwidgets.compute.ray_engine`). The result is read the same way.
+    ray_address : with ``engine="ray"``, the cluster to connect to when Ray is not initialised yet
+        (``None``: the running instance or a new local one; ``"auto"``, ``"ray://host:10001"``).
+    ray_options : with ``engine="ray"``, ``num_actors`` / ``num_gpus`` (per actor) / ``max_attempts``
+        of :func:`failwidgets.compute.ray_engine.embed_shards` (defaults: one actor per GPU, or per CPU).
 
     Returns
     -------
@@ -199,6 +223,16 @@ def embed(
     from failwidgets.compute.cache import EmbeddingCache
 
     check_choice(on_error, "on_error", ["raise", "skip"])
+    check_choice(engine, "engine", ["local", "ray"])
+    if engine == "ray":
+        from failwidgets.compute.ray_engine import require_ray
+
+        require_ray()  # ImportError naming the extra before any work
+    if engine == "ray" and cache is False:
+        raise ValueError(
+            "cache: engine='ray' writes its shards into a store; pass an EmbeddingCache "
+            "(on a path every Ray worker can reach), not cache=False"
+        )
     src = as_source(source)
     n = len(src)
     if n == 0:
@@ -210,8 +244,12 @@ def embed(
     size = _size(image_size if image_size is not None else getattr(encoder, "image_size", None))
     dim = int(encoder.embed_dim)
     dev = _model_device(encoder, device)
-    parts = {"what": "image_embeddings", "encoder": encoder.identity(), "data": src.identity(),
-             "image_size": None if size is None else list(size)}
+    parts = {
+        "what": "image_embeddings",
+        "encoder": encoder.identity(),
+        "data": src.identity(),
+        "image_size": None if size is None else list(size),
+    }
 
     if cache is False:
         out = np.full((n, dim), np.nan, np.float32)
@@ -219,44 +257,114 @@ def embed(
         shard = max(batch_size, n)
 
         def write(k, rows, miss):
-            out[k * shard:k * shard + len(rows)] = rows
+            out[k * shard : k * shard + len(rows)] = rows
             missing[list(miss)] = True
 
-        _run(src, encoder, dev, [0], lambda k: (0, n), write, dim=dim, size=size, batch_size=batch_size,
-             num_workers=num_workers, on_error=on_error, progress=progress, done_rows=0)
+        _run(
+            src,
+            encoder,
+            dev,
+            [0],
+            lambda k: (0, n),
+            write,
+            dim=dim,
+            size=size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            on_error=on_error,
+            progress=progress,
+            done_rows=0,
+        )
         result = out
     else:
         cache = EmbeddingCache() if cache is None else cache
-        store = cache.sharded(parts, n_rows=n, row_shape=(dim,), dtype="float32",
-                              shard_size=shard_size if shard_size is not None else max(4096, batch_size))
+        store = cache.sharded(
+            parts,
+            n_rows=n,
+            row_shape=(dim,),
+            dtype="float32",
+            shard_size=shard_size if shard_size is not None else max(4096, batch_size),
+        )
         if verify:
             store.verify()
         pending = store.pending_shards()
-        if pending:
+        if pending and engine == "ray":
+            from failwidgets.compute.ray_engine import embed_shards
+
+            embed_shards(
+                src,
+                encoder,
+                store,
+                pending,
+                size=size,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                on_error=on_error,
+                device=device,
+                progress=progress,
+                ray_address=ray_address,
+                **(ray_options or {}),
+            )
+        elif pending:
             done_rows = n - sum(store.shard_range(k)[1] - store.shard_range(k)[0] for k in pending)
-            _run(src, encoder, dev, pending, store.shard_range, store.write_shard, dim=dim, size=size,
-                 batch_size=batch_size, num_workers=num_workers, on_error=on_error, progress=progress,
-                 done_rows=done_rows)
+            _run(
+                src,
+                encoder,
+                dev,
+                pending,
+                store.shard_range,
+                store.write_shard,
+                dim=dim,
+                size=size,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                on_error=on_error,
+                progress=progress,
+                done_rows=done_rows,
+            )
         result = store.read(verify=False)
         missing = store.missing()
     if missing.any():
         where = np.flatnonzero(missing)
         if on_error == "raise":
             i = int(where[0])
-            raise SourceReadError(i, src.describe(i), f"it was skipped when these embeddings were computed "
-                                  f"({len(where)} images are missing); fix the file or pass on_error='skip'")
+            raise SourceReadError(
+                i,
+                src.describe(i),
+                f"it was skipped when these embeddings were computed "
+                f"({len(where)} images are missing); fix the file or pass on_error='skip'",
+            )
         listed = ", ".join(f"{int(i)} ({src.describe(int(i))})" for i in where[:5])
-        warnings.warn(f"embed: {len(where)} of {n} images could not be read and were skipped (NaN rows): "
-                      f"{listed}{' ...' if len(where) > 5 else ''}", SkippedImagesWarning, stacklevel=2)
+        warnings.warn(
+            f"embed: {len(where)} of {n} images could not be read and were skipped (NaN rows): "
+            f"{listed}{' ...' if len(where) > 5 else ''}",
+            SkippedImagesWarning,
+            stacklevel=2,
+        )
     return (result, missing) if return_missing else result
 
 
-def _run(src: ImageSource, encoder: Any, dev: torch.device, shards: Sequence[int],
-         shard_range: Callable[[int], tuple[int, int]], write: Callable[..., None], *, dim: int, size,
-         batch_size: int, num_workers: int | None, on_error: str, progress: bool, done_rows: int) -> None:
+def _run(
+    src: ImageSource,
+    encoder: Any,
+    dev: torch.device,
+    shards: Sequence[int],
+    shard_range: Callable[[int], tuple[int, int]],
+    write: Callable[..., None],
+    *,
+    dim: int,
+    size,
+    batch_size: int,
+    num_workers: int | None,
+    on_error: str,
+    progress: bool,
+    done_rows: int,
+) -> None:
     """Compute ``shards`` batch by batch (batches never cross a shard) and ``write(k, rows, missing)``
     each shard as soon as its last batch is encoded."""
-    workers = default_num_workers(src) if num_workers is None else check_positive_int(num_workers, "num_workers", minimum=0)
+    workers = (
+        default_num_workers(src) if num_workers is None else check_positive_int(num_workers, "num_workers", minimum=0)
+    )
     batches, owner = [], []
     for k in shards:
         start, stop = shard_range(k)
@@ -265,8 +373,9 @@ def _run(src: ImageSource, encoder: Any, dev: torch.device, shards: Sequence[int
             owner.append(k)
     pin = dev.type == "cuda"
     n = len(src)
-    bar = tqdm(total=n, initial=done_rows, desc="embed", unit="img", unit_scale=True, disable=not progress,
-               smoothing=0.05)
+    bar = tqdm(
+        total=n, initial=done_rows, desc="embed", unit="img", unit_scale=True, disable=not progress, smoothing=0.05
+    )
     buf = None
     current, miss, filled = None, [], 0
     try:
@@ -286,8 +395,9 @@ def _run(src: ImageSource, encoder: Any, dev: torch.device, shards: Sequence[int
                     emb = encoder.encode_images(x.to(dev, non_blocking=pin), batch_size=len(good), progress=False)
                 emb = np.asarray(emb.detach().float().cpu() if isinstance(emb, torch.Tensor) else emb, dtype=np.float32)
                 if emb.shape != (len(good), dim):
-                    raise ValueError(f"encoder: expected embeddings of shape ({len(good)}, {dim}) (embed_dim), "
-                                     f"got {emb.shape}")
+                    raise ValueError(
+                        f"encoder: expected embeddings of shape ({len(good)}, {dim}) (embed_dim), got {emb.shape}"
+                    )
                 buf[np.asarray(good) - start] = emb
             filled += len(idx)
             bar.update(len(idx))

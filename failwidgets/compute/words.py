@@ -14,6 +14,7 @@ Spaces:
 - :func:`open_clip_space` -- the text side of an open_clip model (``pretrained=None`` works offline with
   random weights; the tokenizer works offline).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -79,9 +80,7 @@ class WordSpace:
         vectors = check_array(vectors, "vectors", ndim=2, dtype="float")
         words = [str(w) for w in words]
         if len(words) != vectors.shape[0]:
-            raise ValueError(
-                f"words: expected one word per row of vectors ({vectors.shape[0]}), got {len(words)}"
-            )
+            raise ValueError(f"words: expected one word per row of vectors ({vectors.shape[0]}), got {len(words)}")
         if not words:
             raise ValueError("words: expected at least one word, got none")
         self.name = str(name)
@@ -122,8 +121,7 @@ class WordSpace:
 
     def __repr__(self) -> str:
         return (
-            f"WordSpace(name={self.name!r}, words={len(self.words)}, dim={self.dim}, "
-            f"vocabulary={len(self.vocabulary)})"
+            f"WordSpace(name={self.name!r}, words={len(self.words)}, dim={self.dim}, vocabulary={len(self.vocabulary)})"
         )
 
     def missing(self, words: Iterable[str]) -> list[str]:
@@ -139,9 +137,7 @@ class WordSpace:
             for w in missing[:5]:
                 close = difflib.get_close_matches(w, self.vocabulary[:20000], n=3)
                 hints.append(f"{w!r}" + (f" (close: {', '.join(close)})" if close else ""))
-            raise ValueError(
-                f"{name}: {len(missing)} word(s) not in the {self.name} word space: {'; '.join(hints)}"
-            )
+            raise ValueError(f"{name}: {len(missing)} word(s) not in the {self.name} word space: {'; '.join(hints)}")
         return np.array([self._index[w] for w in words], dtype=np.int64)
 
     def embed(self, words: Sequence[str]) -> np.ndarray:
@@ -154,14 +150,17 @@ class WordSpace:
     def vocabulary_vectors(self) -> np.ndarray:
         """Unit vectors of the vocabulary: ndarray (len(vocabulary), D)."""
         if self._vocab_vectors is None:
-            self._vocab_vectors = (
-                self._vectors if self._vocab_rows is None else self._vectors[self._vocab_rows]
-            )
+            self._vocab_vectors = self._vectors if self._vocab_rows is None else self._vectors[self._vocab_rows]
         return self._vocab_vectors
 
     # -- vocabulary -----------------------------------------------------------------------------------
-    def restrict(self, vocabulary: Sequence[str] | Callable[[str], bool] | None = None, *,
-                 max_words: int | None = None, alphabetic: bool = False) -> "WordSpace":
+    def restrict(
+        self,
+        vocabulary: Sequence[str] | Callable[[str], bool] | None = None,
+        *,
+        max_words: int | None = None,
+        alphabetic: bool = False,
+    ) -> WordSpace:
         """A new space with the same vectors and a smaller vocabulary.
 
         Parameters
@@ -198,7 +197,7 @@ class WordSpace:
         new._vocab_vectors = None
         return new
 
-    def with_words(self, words: Sequence[str], *, name: str = "vocabulary") -> "WordSpace":
+    def with_words(self, words: Sequence[str], *, name: str = "vocabulary") -> WordSpace:
         """The vocabulary plus ``words`` (e.g. concept words that must be selectable)."""
         return self.restrict(list(dict.fromkeys(list(self.vocabulary) + [str(w) for w in words])))
 
@@ -231,10 +230,10 @@ class WordSpace:
         val_out = np.empty((q.shape[0], k), dtype=np.float32)
         # torch.topk over chunks of queries: a (Q, V) similarity matrix for 400k words does not fit.
         for start in range(0, q.shape[0], chunk):
-            qq = torch.from_numpy(_normalize_rows(q[start:start + chunk]))
+            qq = torch.from_numpy(_normalize_rows(q[start : start + chunk]))
             vals, idx = torch.topk(qq @ voc.T, k, dim=1)
-            idx_out[start:start + chunk] = idx.numpy()
-            val_out[start:start + chunk] = vals.numpy()
+            idx_out[start : start + chunk] = idx.numpy()
+            val_out[start : start + chunk] = vals.numpy()
         return idx_out, val_out
 
     def nearest_words(self, queries: Any, k: int = 5) -> list[list[str]]:
@@ -291,8 +290,9 @@ def glove_space(*, max_words: int | None = None, alphabetic: bool = False) -> Wo
 # ---------------------------------------------------------------------------------------------------
 # Text encoders
 # ---------------------------------------------------------------------------------------------------
-def encoder_space(encoder: Any, words: Sequence[str], *, template: str = "{}", name: str | None = None,
-                  batch_size: int = 256) -> WordSpace:
+def encoder_space(
+    encoder: Any, words: Sequence[str], *, template: str = "{}", name: str | None = None, batch_size: int = 256
+) -> WordSpace:
     """A space made by an encoder's text side over a given word list.
 
     Parameters
@@ -310,7 +310,7 @@ def encoder_space(encoder: Any, words: Sequence[str], *, template: str = "{}", n
         raise ValueError("words: expected at least one word, got none")
     chunks = []
     for start in range(0, len(words), batch_size):
-        texts = [template.format(w) for w in words[start:start + batch_size]]
+        texts = [template.format(w) for w in words[start : start + batch_size]]
         try:
             out = encoder.encode_texts(texts)
         except NotImplementedError as exc:
@@ -323,8 +323,14 @@ def encoder_space(encoder: Any, words: Sequence[str], *, template: str = "{}", n
     return WordSpace(words, vectors, name=f"{label}|{template}")
 
 
-def open_clip_space(model_name: str, words: Sequence[str], *, pretrained: str | None = None,
-                    template: str = "a photo of {}", model: Any = None) -> WordSpace:
+def open_clip_space(
+    model_name: str,
+    words: Sequence[str],
+    *,
+    pretrained: str | None = None,
+    template: str = "a photo of {}",
+    model: Any = None,
+) -> WordSpace:
     """The text side of an open_clip model as a word space (through :class:`OpenClipEncoder`).
 
     Parameters
@@ -366,7 +372,6 @@ def restrict_to_nouns(space: WordSpace) -> WordSpace:
         nouns = {n.replace("_", " ") for n in wordnet.all_lemma_names(pos="n")}
     except LookupError as exc:
         raise ImportError(
-            "restrict_to_nouns: nltk is installed but the WordNet corpus is missing: "
-            "python -m nltk.downloader wordnet"
+            "restrict_to_nouns: nltk is installed but the WordNet corpus is missing: python -m nltk.downloader wordnet"
         ) from exc
     return space.restrict(lambda w: w in nouns)

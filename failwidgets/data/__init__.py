@@ -7,6 +7,7 @@
 This package sits beside ``failwidgets.compute`` (which imports it) and imports only
 ``failwidgets._validation`` and third-party libraries.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,18 +62,25 @@ def as_indexable(images: Any) -> Any:
 
 def _is_world_split(obj: Any) -> bool:
     """Duck-typed check for ``failwidgets.world`` splits (so this package does not import the world)."""
-    return all(hasattr(obj, a) for a in ("images", "labels", "factors", "attributes", "concept_masks")) and \
-        isinstance(getattr(obj, "images", None), np.ndarray)
+    return all(hasattr(obj, a) for a in ("images", "labels", "factors", "attributes", "concept_masks")) and isinstance(
+        getattr(obj, "images", None), np.ndarray
+    )
 
 
 def _is_hf_dataset(obj: Any) -> bool:
-    return type(obj).__module__.split(".")[0] == "datasets" and hasattr(obj, "features") and hasattr(obj, "_fingerprint")
+    return (
+        type(obj).__module__.split(".")[0] == "datasets" and hasattr(obj, "features") and hasattr(obj, "_fingerprint")
+    )
 
 
 def _is_folder_dataset(obj: Any) -> bool:
     samples = getattr(obj, "samples", None)
-    return isinstance(samples, list) and hasattr(obj, "targets") and hasattr(obj, "loader") and (
-        not samples or (isinstance(samples[0], tuple) and len(samples[0]) == 2))
+    return (
+        isinstance(samples, list)
+        and hasattr(obj, "targets")
+        and hasattr(obj, "loader")
+        and (not samples or (isinstance(samples[0], tuple) and len(samples[0]) == 2))
+    )
 
 
 def _is_tar(p: str) -> bool:
@@ -124,14 +132,19 @@ def as_source(
     kw = {"identity": identity, "hash_contents": hash_contents, "metadata": metadata}
     if isinstance(obj, ImageSource):
         if labels is not None or metadata is not None or identity is not None or hash_contents:
-            raise ValueError("images: an ImageSource is used as is; build it again to change its labels, "
-                             "metadata or identity")
+            raise ValueError(
+                "images: an ImageSource is used as is; build it again to change its labels, metadata or identity"
+            )
         return obj
     if _is_world_split(obj):
         return WorldSplitSource(obj, **kw) if labels is None else ArraySource(obj.images, labels=labels, **kw)
     inner = getattr(obj, "split", None)
-    if isinstance(obj, torch.utils.data.Dataset) and inner is not None and _is_world_split(inner) and \
-            getattr(obj, "transform", None) is None:
+    if (
+        isinstance(obj, torch.utils.data.Dataset)
+        and inner is not None
+        and _is_world_split(inner)
+        and getattr(obj, "transform", None) is None
+    ):
         return WorldSplitSource(inner, **kw)
     if isinstance(obj, (np.ndarray, torch.Tensor)) and (not isinstance(obj, np.ndarray) or obj.dtype.kind not in "USO"):
         return ArraySource(obj, labels=labels, **kw)
@@ -152,8 +165,13 @@ def as_source(
             if subdirs:
                 import torchvision
 
-                return as_source(torchvision.datasets.ImageFolder(p), labels=labels, metadata=metadata,
-                                 identity=identity, hash_contents=hash_contents)
+                return as_source(
+                    torchvision.datasets.ImageFolder(p),
+                    labels=labels,
+                    metadata=metadata,
+                    identity=identity,
+                    hash_contents=hash_contents,
+                )
             return FileSource(folder_paths(p), labels=labels, **kw)
         if os.path.isfile(p):
             return FileSource([p], labels=labels, **kw)

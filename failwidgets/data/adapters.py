@@ -4,6 +4,7 @@ the procedural world's splits, and a lazily generated source.
 Every class here is an :class:`~failwidgets.data.base.ImageSource`; build them with
 :func:`failwidgets.data.as_source`, which picks the right one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -138,8 +139,15 @@ class ArraySource(ImageSource):
         a = self.array
         if isinstance(a, np.memmap) and getattr(a, "filename", None):
             st = os.stat(a.filename)
-            return {"kind": "memmap", "file": str(a.filename), "offset": int(a.offset), "shape": list(a.shape),
-                    "dtype": a.dtype.str, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            return {
+                "kind": "memmap",
+                "file": str(a.filename),
+                "offset": int(a.offset),
+                "shape": list(a.shape),
+                "dtype": a.dtype.str,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+            }
         return {"kind": "array", "shape": list(a.shape), "contents": _array_hash(a)}
 
 
@@ -150,7 +158,7 @@ def _array_hash(a) -> str:
     row_bytes = max(1, int(np.prod(a.shape[1:])) * itemsize)
     step = max(1, (64 << 20) // row_bytes)
     for s in range(0, a.shape[0], step):
-        chunk = a[s:s + step]
+        chunk = a[s : s + step]
         chunk = chunk.contiguous().numpy() if isinstance(chunk, torch.Tensor) else np.ascontiguousarray(chunk)
         h.update(memoryview(chunk.reshape(-1).view(np.uint8)))
     return h.hexdigest()
@@ -233,8 +241,13 @@ class FolderDatasetSource(FileSource):
         return pd.DataFrame({"path": self.paths, "class_name": names})
 
     def _identity(self) -> dict:
-        return {"kind": "folder", "root": self.root, "classes": self.class_names, "n": len(self.paths),
-                "stat": _stat_identity(self.paths)}
+        return {
+            "kind": "folder",
+            "root": self.root,
+            "classes": self.class_names,
+            "n": len(self.paths),
+            "stat": _stat_identity(self.paths),
+        }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -286,7 +299,9 @@ class TorchDatasetSource(ImageSource):
             return i, item[key]
         if isinstance(item, (tuple, list)):
             if not item:
-                raise TypeError(f"dataset[{i}]: expected an image or a tuple starting with one, got an empty {type(item).__name__}")
+                raise TypeError(
+                    f"dataset[{i}]: expected an image or a tuple starting with one, got an empty {type(item).__name__}"
+                )
             return i, item[0]
         return i, item
 
@@ -320,8 +335,13 @@ class TorchDatasetSource(ImageSource):
         h = hashlib.sha256()
         for i in _sample_indices(len(self)):
             h.update(memoryview(self.image(i)).cast("B"))
-        return {"kind": "torch", "class": _qualname(self.dataset), "n": len(self),
-                "repr": _ADDRESS.sub("", repr(self.dataset))[:2000], "sample": h.hexdigest()}
+        return {
+            "kind": "torch",
+            "class": _qualname(self.dataset),
+            "n": len(self),
+            "repr": _ADDRESS.sub("", repr(self.dataset))[:2000],
+            "sample": h.hexdigest(),
+        }
 
 
 def _qualname(obj: Any) -> str:
@@ -343,8 +363,9 @@ class HFDatasetSource(ImageSource):
 
     decodes = True
 
-    def __init__(self, dataset: Any, *, image_column: str | None = None, label_column: str | None = None,
-                 labels=None, **kw):
+    def __init__(
+        self, dataset: Any, *, image_column: str | None = None, label_column: str | None = None, labels=None, **kw
+    ):
         super().__init__(**kw)
         import datasets
 
@@ -390,8 +411,12 @@ class HFDatasetSource(ImageSource):
         return self.dataset.select_columns(cols).to_pandas() if cols else None
 
     def _identity(self) -> dict:
-        return {"kind": "hf", "fingerprint": str(self.dataset._fingerprint), "column": self.image_column,
-                "n": len(self)}
+        return {
+            "kind": "hf",
+            "fingerprint": str(self.dataset._fingerprint),
+            "column": self.image_column,
+            "n": len(self),
+        }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -411,8 +436,15 @@ class TarShardSource(ImageSource):
 
     decodes = True
 
-    def __init__(self, shards: Sequence[str | os.PathLike], *, image_key: str | None = None,
-                 label_key: str | None = "cls", labels=None, **kw):
+    def __init__(
+        self,
+        shards: Sequence[str | os.PathLike],
+        *,
+        image_key: str | None = None,
+        label_key: str | None = "cls",
+        labels=None,
+        **kw,
+    ):
         super().__init__(**kw)
         self.shards = [os.fspath(s) for s in shards]
         if not self.shards:
@@ -437,12 +469,19 @@ class TarShardSource(ImageSource):
             present = {e for d in keys.values() for e in d}
             image_key = next((e for e in ("jpg", "jpeg", "png", "webp") if e in present), None)
             if image_key is None:
-                raise ValueError(f"image_key: no jpg/jpeg/png/webp members in the shards; extensions are {sorted(present)[:10]}")
+                raise ValueError(
+                    f"image_key: no jpg/jpeg/png/webp members in the shards; extensions are {sorted(present)[:10]}"
+                )
         self.image_key = image_key
         self._samples = [k for k in order if image_key in keys[k]]
         self._members = keys
         self._local = threading.local()
-        if labels is None and label_key is not None and all(label_key in keys[k] for k in self._samples) and self._samples:
+        if (
+            labels is None
+            and label_key is not None
+            and all(label_key in keys[k] for k in self._samples)
+            and self._samples
+        ):
             labels = [int(self._read(k, label_key).decode().strip()) for k in self._samples]
         self.labels = _labels(labels, len(self._samples))
 
@@ -494,8 +533,7 @@ class TarShardSource(ImageSource):
     def _metadata(self):
         import pandas as pd
 
-        return pd.DataFrame({"shard": [self.shards[s] for s, _ in self._samples],
-                             "key": [b for _, b in self._samples]})
+        return pd.DataFrame({"shard": [self.shards[s] for s, _ in self._samples], "key": [b for _, b in self._samples]})
 
     def _identity(self) -> dict:
         return {"kind": "tar", "n": len(self), "image_key": self.image_key, "stat": _stat_identity(self.shards)}
@@ -578,7 +616,7 @@ def expand_braces(pattern: str) -> list[str]:
             return [pattern]
         a, b = m.group(1), m.group(2)
         width = len(a)
-        return [pattern[: m.start()] + str(k).zfill(width) + pattern[m.end():] for k in range(int(a), int(b) + 1)]
+        return [pattern[: m.start()] + str(k).zfill(width) + pattern[m.end() :] for k in range(int(a), int(b) + 1)]
 
 
 def folder_paths(root: str | os.PathLike) -> list[str]:

@@ -4,6 +4,7 @@ A source never holds every image in memory unless it was given them in memory (a
 file-backed sources decode one image per :meth:`ImageSource.image` call, so a source over a million
 files costs the list of paths, not the pixels.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,8 +125,10 @@ class ImageSource:
             return np.zeros((0, 0, 0, 3), np.uint8)
         shapes = {im.shape for im in imgs}
         if len(shapes) > 1:
-            raise ValueError(f"images: the selected images have different sizes {sorted(shapes)[:4]}; "
-                             "stream them with failwidgets.compute.embed(..., image_size=...)")
+            raise ValueError(
+                f"images: the selected images have different sizes {sorted(shapes)[:4]}; "
+                "stream them with failwidgets.compute.embed(..., image_size=...)"
+            )
         return np.stack(imgs)
 
     def describe(self, i: int) -> str:

@@ -4,6 +4,7 @@
 vision-language encoder and embedding decoder, offline. ``failwidgets.demo.training.targets`` reproduces the
 weights (``python -m failwidgets.demo.training.targets --out failwidgets/demo/weights``).
 """
+
 from failwidgets.demo.loading import VARIANTS, Demo, load, load_metadata, load_model
 from failwidgets.demo.models import AttributeModel, DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
 

@@ -1,4 +1,5 @@
 """Batched no-grad inference for the demo models (on whatever device the model sits on)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

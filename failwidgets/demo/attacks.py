@@ -5,6 +5,7 @@ gradient, an L-infinity step) steps and only projects onto the L2 ball afterward
 attack robust models are trained and evaluated with (steps along the L2-normalised gradient, as in the
 MadryLab ``robustness`` library that Barlow's features come from).
 """
+
 from __future__ import annotations
 
 import torch

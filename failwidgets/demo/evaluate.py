@@ -1,4 +1,5 @@
 """Measurements of the demo models: accuracy, the planted bias gap, robustness, caption retrieval."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,7 +9,6 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from failwidgets._validation import check_choice
-
 from failwidgets.demo._inference import model_device, predict_batches
 from failwidgets.demo.attacks import l2_pgd
 
@@ -27,8 +27,9 @@ def accuracy(model, images, labels, *, batch_size: int = 256) -> float:
     return float(np.mean(pred == np.asarray(labels)))
 
 
-def bias_gap(model, world, *, split: str = "test", factor_a: str = "shape", factor_b: str = "background",
-             batch_size: int = 256) -> dict:
+def bias_gap(
+    model, world, *, split: str = "test", factor_a: str = "shape", factor_b: str = "background", batch_size: int = 256
+) -> dict:
     """Accuracy on the majority cells (``b == mapping[a]``) and minority cells (``b != mapping[a]``) of a
     planted correlation (cells from :meth:`World.minority_mask` / :meth:`World.majority_mask`), on a split.
 
@@ -42,13 +43,19 @@ def bias_gap(model, world, *, split: str = "test", factor_a: str = "shape", fact
     minority, majority = world.minority_mask(plant, split), world.majority_mask(plant, split)
     correct = predict_batches(model, s.images, batch_size=batch_size).argmax(1) == s.labels
     maj, mino = float(correct[majority].mean()), float(correct[minority].mean())
-    return {"majority": maj, "minority": mino, "gap": 100.0 * (maj - mino),
-            "n_majority": int(majority.sum()), "n_minority": int(minority.sum()),
-            "overall": float(correct.mean())}
+    return {
+        "majority": maj,
+        "minority": mino,
+        "gap": 100.0 * (maj - mino),
+        "n_majority": int(majority.sum()),
+        "n_minority": int(minority.sum()),
+        "overall": float(correct.mean()),
+    }
 
 
-def adversarial_accuracy(model, images, labels, *, eps: float, steps: int, batch_size: int = 128,
-                         seed: int = 0) -> float:
+def adversarial_accuracy(
+    model, images, labels, *, eps: float, steps: int, batch_size: int = 128, seed: int = 0
+) -> float:
     """Accuracy under an untargeted L2 PGD attack (:func:`~failwidgets.demo.attacks.l2_pgd`, no
     random start) of radius ``eps``. images (N, 3, H, W) in [0, 1] tensor or uint8 (N, H, W, 3)."""
     from failwidgets.compute import as_image_tensor, eval_on
@@ -58,7 +65,7 @@ def adversarial_accuracy(model, images, labels, *, eps: float, steps: int, batch
     correct = 0
     with eval_on(model, model_device(model)) as dev:  # stays where it is; mode restored
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+            xb, yb = x[i : i + batch_size].to(dev), y[i : i + batch_size].to(dev)
             adv = l2_pgd(model, xb, yb, eps=eps, steps=steps)
             with torch.no_grad():
                 correct += int((model(adv).argmax(1) == yb).sum())
@@ -92,7 +99,12 @@ def caption_ranking(vl, split, caption: str, factor: str, value: str) -> dict:
     match = split.factors[factor] == FACTOR_VALUES[factor].index(value)
     scores = vl.encode_images(split.images, progress=False) @ vl.encode_texts([caption])[0]
     top = np.argsort(-scores)[:10]
-    return {"caption": caption, "factor": factor, "value": value,
-            "auc": float(roc_auc_score(match, scores)),
-            "mean_matching": float(scores[match].mean()), "mean_other": float(scores[~match].mean()),
-            "top10_precision": float(match[top].mean())}
+    return {
+        "caption": caption,
+        "factor": factor,
+        "value": value,
+        "auc": float(roc_auc_score(match, scores)),
+        "mean_matching": float(scores[match].mean()),
+        "mean_other": float(scores[~match].mean()),
+        "top10_precision": float(match[top].mean()),
+    }

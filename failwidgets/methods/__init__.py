@@ -4,15 +4,20 @@ One subpackage per paper (``relations``, ``barlow``, ``lavise``, ``directions``)
 ``__init__``; the failure sign convention, the fitted check and the result types shared by all of them
 are re-exported here.
 """
+
 from failwidgets.methods._base import CORRECT, ERROR, check_fitted, failure_target, hardness_order, is_failure
 from failwidgets.methods._evidence import SliceEvidence, slice_evidence, wilson_interval
-from failwidgets.methods.barlow import BarlowTree, fit_class_tree
-from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, UnclipDecoder, slerp
-from failwidgets.methods.lavise import LaViSE, compare_groups
+from failwidgets.methods.barlow import BarlowTree, ClassTree, TreeReport, fit_class_tree
+from failwidgets.methods.directions import (
+    FailureDirections,
+    FailureMode,
+    GeneratorDecoder,
+    RetrievalDecoder,
+    UnclipDecoder,
+    slerp,
+)
+from failwidgets.methods.lavise import FilterEvaluation, FilterExplanations, LaViSE, compare_groups
 from failwidgets.methods.relations import RelationDiagnosis, RelationGraph, RelationMiner, merge_annotations
-from failwidgets.methods.barlow import ClassTree, TreeReport
-from failwidgets.methods.lavise import FilterEvaluation, FilterExplanations
-from failwidgets.methods.directions import FailureMode
 from failwidgets.methods.results import Result
 
 __all__ = [

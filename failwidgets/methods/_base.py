@@ -4,6 +4,7 @@ A *failure* is ``pred != label``. Models of failure (the failure-direction SVM, 
 target ``1 = correct, 0 = error``, so a **negative decision value means failure-aligned ("hard")** and a
 positive one means "easy".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,5 +47,6 @@ def check_fitted(estimator, attributes) -> None:
     from sklearn.utils.validation import check_is_fitted
 
     verbs = " or ".join(f"{v}()" for v in ("fit", "fit_model") if hasattr(estimator, v))
-    check_is_fitted(estimator, attributes,
-                    msg=f"This %(name)s is not fitted yet: call {verbs} before using this method.")
+    check_is_fitted(
+        estimator, attributes, msg=f"This %(name)s is not fitted yet: call {verbs} before using this method."
+    )

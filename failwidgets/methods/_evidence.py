@@ -135,8 +135,9 @@ def _as_mask(x: Any, n: int | None, name: str) -> np.ndarray:
     return mask
 
 
-def slice_evidence(inside: Any, errors: Any, *, among: Any = None, confidence: float = 0.95,
-                   method: str = "wilson") -> SliceEvidence:
+def slice_evidence(
+    inside: Any, errors: Any, *, among: Any = None, confidence: float = 0.95, method: str = "wilson"
+) -> SliceEvidence:
     """Count, error inside vs outside with confidence intervals, and Fisher's exact test of one slice.
 
     Parameters
@@ -175,9 +176,16 @@ def slice_evidence(inside: Any, errors: Any, *, among: Any = None, confidence: f
     else:
         p = odds = float("nan")
     return SliceEvidence(
-        n_inside=n_in, errors_inside=k_in, rate_inside=k_in / n_in if n_in else float("nan"),
+        n_inside=n_in,
+        errors_inside=k_in,
+        rate_inside=k_in / n_in if n_in else float("nan"),
         ci_inside=_interval(k_in, n_in, confidence, method),
-        n_outside=n_out, errors_outside=k_out, rate_outside=k_out / n_out if n_out else float("nan"),
+        n_outside=n_out,
+        errors_outside=k_out,
+        rate_outside=k_out / n_out if n_out else float("nan"),
         ci_outside=_interval(k_out, n_out, confidence, method),
-        p_value=p, odds_ratio=odds, confidence=float(confidence), method=method,
+        p_value=p,
+        odds_ratio=odds,
+        confidence=float(confidence),
+        method=method,
     )

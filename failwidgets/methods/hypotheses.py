@@ -14,9 +14,10 @@ metadata filter: a boolean ``pandas.DataFrame.eval`` expression over a metadata 
 >>> res = test_hypothesis("on snow", demo.vl, emb, labels, preds, class_index=0)  # doctest: +SKIP
 >>> res.evidence.rate_inside, res.evidence.ci_inside, res.evidence.p_value       # doctest: +SKIP
 """
+
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,7 @@ import numpy as np
 from failwidgets._validation import check_choice, check_in_range, check_labels, check_same_length, to_numpy
 from failwidgets.methods._evidence import SliceEvidence, _as_mask, slice_evidence
 
-__all__ = ["HypothesisResult", "test_hypothesis",
-           "phrase_similarity", "phrase_similarity_rows", "embedding_norms"]
+__all__ = ["HypothesisResult", "test_hypothesis", "phrase_similarity", "phrase_similarity_rows", "embedding_norms"]
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,28 @@ class HypothesisResult:
     n_matching: int
 
     def summary(self) -> str:
-        what = f"{self.phrase!r}" + (f" (top {100 * self.top_fraction:.0f}% by similarity)"
-                                     if self.kind == "text" else " (metadata filter)")
+        what = f"{self.phrase!r}" + (
+            f" (top {100 * self.top_fraction:.0f}% by similarity)" if self.kind == "text" else " (metadata filter)"
+        )
         return f"{what}, class {self.class_index}, held-out: {self.evidence.summary()}"
 
     def to_dict(self) -> dict:
-        return {"phrase": self.phrase, "kind": self.kind, "class_index": self.class_index,
-                "top_fraction": self.top_fraction, "threshold": self.threshold,
-                "evidence": self.evidence.to_dict(), "slice_indices": self.slice_indices.tolist(),
-                "heldout_indices": self.heldout_indices.tolist(), "n_matching": self.n_matching}
+        return {
+            "phrase": self.phrase,
+            "kind": self.kind,
+            "class_index": self.class_index,
+            "top_fraction": self.top_fraction,
+            "threshold": self.threshold,
+            "evidence": self.evidence.to_dict(),
+            "slice_indices": self.slice_indices.tolist(),
+            "heldout_indices": self.heldout_indices.tolist(),
+            "n_matching": self.n_matching,
+        }
 
 
-def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: Any = None,
-                      row_norms: Any = None) -> np.ndarray:
+def phrase_similarity(
+    phrase: str, encoder: Any, image_embeddings: Any, rows: Any = None, row_norms: Any = None
+) -> np.ndarray:
     """Cosine similarity of image embeddings to a phrase embedded by ``encoder.encode_texts``.
 
     Parameters
@@ -98,8 +107,9 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
         raise ValueError(f"image_embeddings: expected an (N, D) array, got shape {emb.shape}")
     t = np.asarray(encoder.encode_texts([phrase]), dtype=np.float32).reshape(-1)
     if t.shape[0] != emb.shape[1]:
-        raise ValueError(f"image_embeddings: expected dimension {t.shape[0]} (the encoder's text side), "
-                         f"got {emb.shape[1]}")
+        raise ValueError(
+            f"image_embeddings: expected dimension {t.shape[0]} (the encoder's text side), got {emb.shape[1]}"
+        )
     t = (t / max(float(np.linalg.norm(t)), 1e-12)).astype(emb.dtype if emb.dtype.kind == "f" else np.float32)
     n = emb.shape[0]
     rows = None if rows is None else np.asarray(rows, dtype=np.int64)
@@ -114,7 +124,9 @@ def phrase_similarity(phrase: str, encoder: Any, image_embeddings: Any, rows: An
         sim = phrase_similarity_rows(emb, t, rows, norms=None if norms is None else norms[rows])
     if not np.all(np.isfinite(sim)):
         bad = int(np.flatnonzero(~np.isfinite(sim))[0])
-        raise ValueError(f"image_embeddings: non-finite values in row {bad if rows is None else int(np.asarray(rows)[bad])}")
+        raise ValueError(
+            f"image_embeddings: non-finite values in row {bad if rows is None else int(np.asarray(rows)[bad])}"
+        )
     return sim
 
 
@@ -125,13 +137,14 @@ def embedding_norms(embeddings: Any, block: int = 4096) -> np.ndarray:
         raise ValueError(f"embeddings: expected an (N, D) array, got shape {emb.shape}")
     out = np.empty(emb.shape[0], np.float32)
     for start in range(0, emb.shape[0], block):
-        sub = emb[start:start + block].astype(np.float32, copy=False)
-        out[start:start + block] = np.sqrt(np.einsum("ij,ij->i", sub, sub))
+        sub = emb[start : start + block].astype(np.float32, copy=False)
+        out[start : start + block] = np.sqrt(np.einsum("ij,ij->i", sub, sub))
     return out
 
 
-def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096,
-                           norms: np.ndarray | None = None) -> np.ndarray:
+def phrase_similarity_rows(
+    emb: np.ndarray, t: np.ndarray, rows: np.ndarray | None, block: int = 4096, norms: np.ndarray | None = None
+) -> np.ndarray:
     """Cosine similarity (K,) of rows of ``emb`` (N, D) to the unit vector ``t`` (D,), in blocks of rows.
 
     Blocks keep each slice of ``emb`` in cache for both the dot products and the norms, and never copy
@@ -150,10 +163,22 @@ def phrase_similarity_rows(emb: np.ndarray, t: np.ndarray, rows: np.ndarray | No
     return out
 
 
-def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: Any, preds: Any, class_index: int,
-                    *, top_fraction: float = 0.2, heldout: Any = None, metadata: Any = None,
-                    grouping: str = "label", confidence: float = 0.95, random_state: int = 0,
-                    row_norms: Any = None) -> HypothesisResult:
+def test_hypothesis(
+    phrase: str,
+    encoder: Any,
+    image_embeddings: Any,
+    labels: Any,
+    preds: Any,
+    class_index: int,
+    *,
+    top_fraction: float = 0.2,
+    heldout: Any = None,
+    metadata: Any = None,
+    grouping: str = "label",
+    confidence: float = 0.95,
+    random_state: int = 0,
+    row_norms: Any = None,
+) -> HypothesisResult:
     """Check a hypothesis ("the model fails on circles on snow") on held-out data.
 
     Parameters
@@ -232,16 +257,23 @@ def test_hypothesis(phrase: str, encoder: Any, image_embeddings: Any, labels: An
         in_slice = sim >= threshold
         kind, frac_out = "text", float(top_fraction)
         members = np.flatnonzero(in_slice & held)
-        ordered = members[np.argsort(-sim[members], kind="stable")]   # most similar first
+        ordered = members[np.argsort(-sim[members], kind="stable")]  # most similar first
     else:
         in_slice = _metadata_slice(phrase, metadata, n)[group]
         kind, threshold, frac_out = "metadata", float("nan"), float("nan")
         ordered = np.flatnonzero(in_slice & held)
     ev = slice_evidence(in_slice[held], errors[group][held], confidence=confidence)
     return HypothesisResult(
-        phrase=str(phrase), kind=kind, class_index=int(class_index), top_fraction=frac_out, threshold=threshold,
-        evidence=ev, slice_indices=group[ordered].astype(np.int64), heldout_indices=group[held].astype(np.int64),
-        n_matching=int(in_slice.sum()))
+        phrase=str(phrase),
+        kind=kind,
+        class_index=int(class_index),
+        top_fraction=frac_out,
+        threshold=threshold,
+        evidence=ev,
+        slice_indices=group[ordered].astype(np.int64),
+        heldout_indices=group[held].astype(np.int64),
+        n_matching=int(in_slice.sum()),
+    )
 
 
 test_hypothesis.__test__ = False  # not a pytest test when imported into a test module
@@ -253,8 +285,10 @@ def _metadata_slice(expression: str, metadata: Any, n: int) -> np.ndarray:
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError(f"phrase: expected a non-empty metadata expression, got {expression!r}")
     if metadata is None:
-        raise ValueError("metadata: the encoder has no text side, so the hypothesis is a metadata filter; "
-                         "expected a DataFrame with one row per image, got None")
+        raise ValueError(
+            "metadata: the encoder has no text side, so the hypothesis is a metadata filter; "
+            "expected a DataFrame with one row per image, got None"
+        )
     if not isinstance(metadata, pd.DataFrame):
         raise TypeError(f"metadata: expected a pandas DataFrame, got {type(metadata).__name__}")
     if len(metadata) != n:
@@ -262,10 +296,13 @@ def _metadata_slice(expression: str, metadata: Any, n: int) -> np.ndarray:
     try:
         out = metadata.reset_index(drop=True).eval(expression)
     except Exception as exc:  # noqa: BLE001 -- pandas raises many kinds for a bad expression
-        raise ValueError(f"phrase: could not evaluate {expression!r} on metadata columns "
-                         f"{list(metadata.columns)}: {exc}") from exc
+        raise ValueError(
+            f"phrase: could not evaluate {expression!r} on metadata columns {list(metadata.columns)}: {exc}"
+        ) from exc
     out = np.asarray(out)
     if out.shape != (n,) or out.dtype != bool:
-        raise ValueError(f"phrase: expected a boolean expression over metadata columns, got a result of "
-                         f"dtype {out.dtype} and shape {out.shape}")
+        raise ValueError(
+            f"phrase: expected a boolean expression over metadata columns, got a result of "
+            f"dtype {out.dtype} and shape {out.shape}"
+        )
     return out

@@ -6,6 +6,7 @@
 way. Fields declared in a class's ``_transient`` tuple (large in-memory companions such as cached
 feature tensors) are left out of ``to_dict`` and come back as their default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,11 +25,17 @@ def encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return {"__ndarray__": encode(value.tolist()), "dtype": str(value.dtype), "shape": list(value.shape)}
     if isinstance(value, pd.DataFrame):
-        return {"__frame__": {str(c): encode(value[c].to_numpy()) for c in value.columns},
-                "columns": [encode(c) for c in value.columns], "index": encode(value.index.to_numpy())}
+        return {
+            "__frame__": {str(c): encode(value[c].to_numpy()) for c in value.columns},
+            "columns": [encode(c) for c in value.columns],
+            "index": encode(value.index.to_numpy()),
+        }
     if isinstance(value, pd.Series):
-        return {"__series__": encode(value.to_numpy()), "index": encode(value.index.to_numpy()),
-                "name": encode(value.name)}
+        return {
+            "__series__": encode(value.to_numpy()),
+            "index": encode(value.index.to_numpy()),
+            "name": encode(value.name),
+        }
     if isinstance(value, tuple):
         return {"__tuple__": [encode(v) for v in value]}
     if isinstance(value, list):
@@ -89,8 +96,9 @@ class Result:
 
     def to_dict(self) -> dict:
         """Every field as plain JSON-serialisable values (see :func:`encode`)."""
-        return {f.name: encode(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if f.name not in self._transient}
+        return {
+            f.name: encode(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in self._transient
+        }
 
     @classmethod
     def from_dict(cls, data: dict):

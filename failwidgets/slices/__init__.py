@@ -7,9 +7,9 @@
 A method implements :class:`SliceMethod` (``name``, ``fit(val) -> self``, ``score(data) -> (N,) or (N, S)``)
 on :class:`ClassData`; ``python -m failwidgets.slices.run --profile small`` runs the benchmark.
 """
-from failwidgets.slices.interface import MAX_SLICES, ClassData, FunctionMethod, SliceMethod, check_memberships
-from failwidgets.slices.metrics import FOUND_THRESHOLD, best_slice, precision_at_k, slice_precisions, summarize
+
 from failwidgets.slices.domino import DominoMixture, DominoSlicer
+from failwidgets.slices.interface import MAX_SLICES, ClassData, FunctionMethod, SliceMethod, check_memberships
 from failwidgets.slices.methods import (
     BarlowLeafMethod,
     ConfidenceMethod,
@@ -19,6 +19,7 @@ from failwidgets.slices.methods import (
     RandomMethod,
     default_methods,
 )
+from failwidgets.slices.metrics import FOUND_THRESHOLD, best_slice, precision_at_k, slice_precisions, summarize
 from failwidgets.slices.settings import KINDS, Setting, SettingSpec, build_setting, draw_settings
 
 __all__ = [

@@ -24,6 +24,7 @@ Hyperparameters follow the reference defaults (25 components, 5 slices, diagonal
 ``reg_covar = 1e-6``, ``tol = 1e-3``, 100 EM iterations) except ``gamma = gamma_hat = 10``, the value
 Domino's own dcbench runs use (the package default is 1).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -67,9 +68,19 @@ class DominoMixture:
     lower_bound_ : float
     """
 
-    def __init__(self, n_components: int = 25, *, y_weight: float = 10.0, y_hat_weight: float = 10.0,
-                 max_iter: int = 100, tol: float = 1e-3, reg_covar: float = 1e-6, init_params: str = "confusion",
-                 confusion_noise: float = 1e-3, random_state=None):
+    def __init__(
+        self,
+        n_components: int = 25,
+        *,
+        y_weight: float = 10.0,
+        y_hat_weight: float = 10.0,
+        max_iter: int = 100,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        init_params: str = "confusion",
+        confusion_noise: float = 1e-3,
+        random_state=None,
+    ):
         self.n_components = n_components
         self.y_weight = y_weight
         self.y_hat_weight = y_hat_weight
@@ -112,7 +123,7 @@ class DominoMixture:
         means = resp.T @ X / nk[:, None]
         # sklearn's diagonal estimate: E[x^2] - 2 E[x] mu + mu^2, plus the regulariser
         avg_x2 = resp.T @ (X * X) / nk[:, None]
-        var = avg_x2 - 2 * means * (resp.T @ X) / nk[:, None] + means ** 2 + self.reg_covar
+        var = avg_x2 - 2 * means * (resp.T @ X) / nk[:, None] + means**2 + self.reg_covar
         self.weights_ = nk / X.shape[0]
         self.means_ = means
         self.variances_ = np.maximum(var, self.reg_covar)
@@ -122,7 +133,7 @@ class DominoMixture:
     def _weighted_log_prob(self, X, Y, P):
         prec = 1.0 / self.variances_  # (K, D)
         log_det = np.sum(np.log(prec), axis=1)  # log |Sigma^-1|
-        maha = (X * X) @ prec.T - 2 * X @ (self.means_ * prec).T + np.sum(self.means_ ** 2 * prec, axis=1)
+        maha = (X * X) @ prec.T - 2 * X @ (self.means_ * prec).T + np.sum(self.means_**2 * prec, axis=1)
         log_gauss = -0.5 * (X.shape[1] * np.log(2 * np.pi) + maha) + 0.5 * log_det
         out = log_gauss + np.log(self.weights_)
         if Y is not None:
@@ -136,7 +147,7 @@ class DominoMixture:
         norm = logsumexp(wlp, axis=1)
         return norm, wlp - norm[:, None]
 
-    def fit(self, X, y, y_hat) -> "DominoMixture":
+    def fit(self, X, y, y_hat) -> DominoMixture:
         """Fit by EM.
 
         Parameters
@@ -162,7 +173,7 @@ class DominoMixture:
         self._m_step(X, Y, P, self._init_resp(Y, P, rng))
         lower = -np.inf
         self.converged_ = False
-        for it in range(1, int(self.max_iter) + 1):
+        for it in range(1, int(self.max_iter) + 1):  # noqa: B007  (the last value is n_iter_)
             prev = lower
             norm, log_resp = self._e_step(X, Y, P)
             self._m_step(X, Y, P, np.exp(log_resp))
@@ -171,8 +182,9 @@ class DominoMixture:
                 self.converged_ = True
                 break
         if not self.converged_:
-            warnings.warn(f"DominoMixture: EM did not converge in {self.max_iter} iterations", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"DominoMixture: EM did not converge in {self.max_iter} iterations", RuntimeWarning, stacklevel=2
+            )
         self.n_iter_ = it
         self.lower_bound_ = lower
         self.n_classes_ = n_classes
@@ -218,7 +230,7 @@ class DominoSlicer:
     def _reduce(self, X):
         return X if self.pca_ is None else self.pca_.transform(X)
 
-    def fit(self, embeddings, labels, probs) -> "DominoSlicer":
+    def fit(self, embeddings, labels, probs) -> DominoSlicer:
         """embeddings : (N, D); labels : (N,) int; probs : (N, C) softmax outputs."""
         n_slices = check_positive_int(self.n_slices, "n_slices")
         X = check_array(embeddings, "embeddings", ndim=2, dtype="float", min_len=2).astype(np.float64)

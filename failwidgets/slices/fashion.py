@@ -13,6 +13,7 @@ padded to 32 px and repeated over three channels; validation and test come from 
 training (test split first). Nothing is downloaded: where the package is not installed,
 :func:`fashion_mnist_available` is False and the benchmark prints why it skips these settings.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -20,26 +21,44 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from failwidgets._validation import check_choice, check_in_range, check_positive_int
 from failwidgets.compute import EmbeddingCache, fingerprint
-
 from failwidgets.slices.settings import BENCH_VERSION, Setting, _TrainSplit, _TrainWorld
 
-__all__ = ["FASHION_DIR", "FINE_CLASSES", "SUPERCLASSES", "FashionSpec", "fashion_mnist_available",
-           "load_fashion_mnist", "draw_fashion_settings", "build_fashion_setting", "skip_message"]
+__all__ = [
+    "FASHION_DIR",
+    "FINE_CLASSES",
+    "SUPERCLASSES",
+    "FashionSpec",
+    "fashion_mnist_available",
+    "load_fashion_mnist",
+    "draw_fashion_settings",
+    "build_fashion_setting",
+    "skip_message",
+]
 
 #: where Debian's dataset-fashion-mnist installs the files (override with FAILWIDGETS_FASHION_MNIST)
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-FINE_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                "Ankle boot")
-SUPERCLASSES: Dict[str, Tuple[int, ...]] = {"top": (0, 2, 4, 6), "bottom": (1, 3), "footwear": (5, 7, 9),
-                                            "bag": (8,)}
-_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+FINE_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+SUPERCLASSES: dict[str, tuple[int, ...]] = {"top": (0, 2, 4, 6), "bottom": (1, 3), "footwear": (5, 7, 9), "bag": (8,)}
+_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 
 
 def _root(root=None) -> Path:
@@ -53,22 +72,24 @@ def fashion_mnist_available(root=None) -> bool:
 
 
 def skip_message(root=None) -> str:
-    return (f"Fashion-MNIST settings skipped: no Fashion-MNIST files in {_root(root)} (install Debian's "
-            "dataset-fashion-mnist package, or set FAILWIDGETS_FASHION_MNIST to a folder with the four .gz files)")
+    return (
+        f"Fashion-MNIST settings skipped: no Fashion-MNIST files in {_root(root)} (install Debian's "
+        "dataset-fashion-mnist package, or set FAILWIDGETS_FASHION_MNIST to a folder with the four .gz files)"
+    )
 
 
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 _DATA: dict = {}
 
 
-def load_fashion_mnist(root=None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def load_fashion_mnist(root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (images uint8 (60000, 28, 28), labels (60000,)), "test": (... (10000, ...))}``."""
     r = _root(root)
     if not fashion_mnist_available(r):
@@ -97,12 +118,12 @@ class FashionSpec:
 
     kind: str
     seed: int
-    classes: Tuple[str, ...]
+    classes: tuple[str, ...]
     target: str
     fine: str
     strength: float
     share: float
-    flip_to: Optional[str] = None
+    flip_to: str | None = None
     n_train_per_class: int = 800
     n_val: int = 500
     min_test_slice: int = 30
@@ -149,20 +170,24 @@ class FashionSpec:
 
     def describe(self) -> str:
         where = f"{self.target} that are {self.fine}"
-        what = (f"fashion-mnist rare: {where} at {self.strength:.1%} of the superclass in training"
-                if self.kind == "rare" else
-                f"fashion-mnist noisy: {where}, training labels flipped to {self.flip_to} with p={self.strength:.2f}")
+        what = (
+            f"fashion-mnist rare: {where} at {self.strength:.1%} of the superclass in training"
+            if self.kind == "rare"
+            else f"fashion-mnist noisy: {where}, training labels flipped to {self.flip_to} with p={self.strength:.2f}"
+        )
         return f"{what}; {len(self.classes)} classes; slice share {self.share:.1%} in val/test; seed {self.seed}"
 
-    def split_sizes(self) -> Dict[str, Tuple[int, int]]:
+    def split_sizes(self) -> dict[str, tuple[int, int]]:
         s = self.share
         n_slice_val = max(3, int(round(s * self.n_val)))
         n_slice_test = max(self.min_test_slice, int(np.ceil(s * 600)))
-        return {"val": (n_slice_val, self.n_val - n_slice_val),
-                "test": (n_slice_test, int(round(n_slice_test * (1 - s) / s)))}
+        return {
+            "val": (n_slice_val, self.n_val - n_slice_val),
+            "test": (n_slice_test, int(round(n_slice_test * (1 - s) / s))),
+        }
 
 
-def draw_fashion_settings(n: int, seed: int = 0, *, share_range=(0.02, 0.25), **spec_kwargs) -> List[FashionSpec]:
+def draw_fashion_settings(n: int, seed: int = 0, *, share_range=(0.02, 0.25), **spec_kwargs) -> list[FashionSpec]:
     """``n`` Fashion-MNIST settings, ``rare`` and ``noisy`` in turn (draws as :func:`draw_settings`)."""
     n = check_positive_int(n, "n")
     rng = np.random.default_rng([seed, 77])
@@ -187,8 +212,19 @@ def draw_fashion_settings(n: int, seed: int = 0, *, share_range=(0.02, 0.25), **
             others = [c for c in classes if c != target]
             extra["flip_to"] = others[int(rng.integers(len(others)))]
         share = float(np.exp(rng.uniform(np.log(share_range[0]), np.log(share_range[1]))))
-        out.append(FashionSpec(kind=kind, seed=int(rng.integers(0, 2**31 - 1)), classes=classes, target=target,
-                               fine=fine, strength=strength, share=share, **extra, **spec_kwargs))
+        out.append(
+            FashionSpec(
+                kind=kind,
+                seed=int(rng.integers(0, 2**31 - 1)),
+                classes=classes,
+                target=target,
+                fine=fine,
+                strength=strength,
+                share=share,
+                **extra,
+                **spec_kwargs,
+            )
+        )
     return out
 
 
@@ -204,8 +240,9 @@ def _take(rng, pool: np.ndarray, n: int) -> np.ndarray:
     return rng.choice(pool, n, replace=False)
 
 
-def build_fashion_setting(spec: FashionSpec, *, cache: EmbeddingCache | None = None, vl=None, device=None,
-                          root=None) -> Setting:
+def build_fashion_setting(
+    spec: FashionSpec, *, cache: EmbeddingCache | None = None, vl=None, device=None, root=None
+) -> Setting:
     """Train the setting's model (or load it from the cache) and compute what methods see (as
     :func:`~failwidgets.slices.settings.build_setting`)."""
     from failwidgets.slices import settings as _s
@@ -216,8 +253,12 @@ def build_fashion_setting(spec: FashionSpec, *, cache: EmbeddingCache | None = N
     cache = EmbeddingCache() if cache is None else cache
     vl = _s._default_vl() if vl is None else vl
     t0, c0 = time.perf_counter(), time.process_time()
-    parts = {"kind": "slicebench-fashion-setting", "spec": spec.fingerprint, "encoder": fingerprint(vl),
-             "data": fingerprint(data["train"][1])}
+    parts = {
+        "kind": "slicebench-fashion-setting",
+        "spec": spec.fingerprint,
+        "encoder": fingerprint(vl),
+        "data": fingerprint(data["train"][1]),
+    }
     key = cache.key(parts)
     arrays = cache.get(key)
     cached = arrays is not None
@@ -249,8 +290,11 @@ def build_fashion_setting(spec: FashionSpec, *, cache: EmbeddingCache | None = N
         model = _fashion_model(spec, images, labels, cache, device)
         t_train = time.perf_counter() - t0
         ref = rng.choice(len(images), min(_s._N_REFERENCE, len(images)), replace=False)
-        arrays = {"reference_embeddings": _s._vl_embeddings(vl, images[ref]), "n_train": np.array([len(labels)]),
-                  "n_flipped": np.array([n_flipped])}
+        arrays = {
+            "reference_embeddings": _s._vl_embeddings(vl, images[ref]),
+            "n_train": np.array([len(labels)]),
+            "n_flipped": np.array([n_flipped]),
+        }
         # eval pool: the test split, then the training images not used for training
         unused = np.setdiff1d(np.arange(len(tr_lab)), idx)
         ev_img = np.concatenate([data["test"][0], tr_img[unused]])
@@ -268,8 +312,14 @@ def build_fashion_setting(spec: FashionSpec, *, cache: EmbeddingCache | None = N
             perm = erng.permutation(len(sel))
             imgs, truth = _as_rgb32(ev_img[sel[perm]]), truth[perm]
             probs, feats = _s._model_outputs(model, imgs)
-            arrays.update({f"{split}_embeddings": _s._vl_embeddings(vl, imgs), f"{split}_features": feats,
-                           f"{split}_probs": probs, f"{split}_truth": truth})
+            arrays.update(
+                {
+                    f"{split}_embeddings": _s._vl_embeddings(vl, imgs),
+                    f"{split}_features": feats,
+                    f"{split}_probs": probs,
+                    f"{split}_truth": truth,
+                }
+            )
         arrays["seconds"] = np.array([time.perf_counter() - t0, 0.0, t_train, 0.0, time.process_time() - c0])
         cache.put(key, arrays, parts)
     return _s._as_setting(spec, arrays, cached, t0, c0)
@@ -289,7 +339,6 @@ def _fashion_model(spec: FashionSpec, images, labels, cache: EmbeddingCache, dev
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
         return model.eval()
     world = _TrainWorld(_TrainSplit(images, labels, 1), spec.classes, ["unused"])
-    model = train_target(world, epochs=spec.epochs, attribute_weight=0.0, seed=spec.seed, device=device,
-                         progress=False)
+    model = train_target(world, epochs=spec.epochs, attribute_weight=0.0, seed=spec.seed, device=device, progress=False)
     cache.put(key, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}, parts)
     return model.cpu().eval()

@@ -17,10 +17,11 @@ of that class (dcbench's protocol: fit on validation, evaluate on held-out test)
 predicted slices, e.g. mixture responsibilities); higher = more in the slice. The benchmark keeps the best
 matching column (:func:`failwidgets.slices.metrics.best_slice`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -73,11 +74,18 @@ class ClassData:
         labels = check_labels(self.labels, "labels", n_classes=n_classes)
         preds = check_labels(self.preds, "preds", n_classes=n_classes)
         probs = check_array(self.probs, "probs", ndim=2, shape=(None, n_classes), dtype="float")
-        ref = check_array(self.reference_embeddings, "reference_embeddings", ndim=2, shape=(None, emb.shape[1]),
-                          dtype="float")
+        ref = check_array(
+            self.reference_embeddings, "reference_embeddings", ndim=2, shape=(None, emb.shape[1]), dtype="float"
+        )
         check_same_length(embeddings=emb, features=feats, labels=labels, preds=preds, probs=probs)
-        for name, value in (("embeddings", emb), ("features", feats), ("labels", labels), ("preds", preds),
-                            ("probs", probs), ("reference_embeddings", ref)):
+        for name, value in (
+            ("embeddings", emb),
+            ("features", feats),
+            ("labels", labels),
+            ("preds", preds),
+            ("probs", probs),
+            ("reference_embeddings", ref),
+        ):
             value = np.array(value)
             value.flags.writeable = False
             object.__setattr__(self, name, value)
@@ -111,11 +119,9 @@ class SliceMethod(Protocol):
 
     name: str
 
-    def fit(self, val: ClassData) -> "SliceMethod":
-        ...
+    def fit(self, val: ClassData) -> SliceMethod: ...
 
-    def score(self, data: ClassData) -> np.ndarray:
-        ...
+    def score(self, data: ClassData) -> np.ndarray: ...
 
 
 class FunctionMethod:
@@ -135,9 +141,9 @@ class FunctionMethod:
             raise TypeError(f"fn: expected a callable (val, data) -> scores, got {type(fn).__name__}")
         self.name = name
         self.fn = fn
-        self._val: Optional[ClassData] = None
+        self._val: ClassData | None = None
 
-    def fit(self, val: ClassData) -> "FunctionMethod":
+    def fit(self, val: ClassData) -> FunctionMethod:
         self._val = val
         return self
 

@@ -18,16 +18,15 @@ softmax probability first), :class:`LossMethod` (lowest probability of the true 
 encoder, independent of the model, as CLIP in dcbench and Jain et al.) or ``"features"`` (the model's own
 penultimate features, as Barlow's robust features).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import List
 
 import numpy as np
 
 from failwidgets._validation import check_choice, check_positive_int
 from failwidgets.methods import BarlowTree, FailureDirections
-
 from failwidgets.slices.domino import DominoSlicer
 from failwidgets.slices.interface import MAX_SLICES, ClassData
 
@@ -56,7 +55,7 @@ class RandomMethod:
         self.random_state = random_state
         self.name = name
 
-    def fit(self, val: ClassData) -> "RandomMethod":
+    def fit(self, val: ClassData) -> RandomMethod:
         return self
 
     def score(self, data: ClassData) -> np.ndarray:
@@ -68,7 +67,7 @@ class ConfidenceMethod:
 
     name = "low confidence"
 
-    def fit(self, val: ClassData) -> "ConfidenceMethod":
+    def fit(self, val: ClassData) -> ConfidenceMethod:
         return self
 
     def score(self, data: ClassData) -> np.ndarray:
@@ -80,7 +79,7 @@ class LossMethod:
 
     name = "high loss"
 
-    def fit(self, val: ClassData) -> "LossMethod":
+    def fit(self, val: ClassData) -> LossMethod:
         return self
 
     def score(self, data: ClassData) -> np.ndarray:
@@ -98,18 +97,23 @@ class DominoMethod:
     random_state : int
     """
 
-    def __init__(self, space: str = "embeddings", n_slices: int = MAX_SLICES, n_components: int = 25,
-                 random_state: int = 0, name: str | None = None):
+    def __init__(
+        self,
+        space: str = "embeddings",
+        n_slices: int = MAX_SLICES,
+        n_components: int = 25,
+        random_state: int = 0,
+        name: str | None = None,
+    ):
         self.space = check_choice(space, "space", SPACES)
         self.n_slices = n_slices
         self.n_components = n_components
         self.random_state = random_state
         self.name = name or ("domino" if space == "embeddings" else f"domino ({space})")
 
-    def fit(self, val: ClassData) -> "DominoMethod":
+    def fit(self, val: ClassData) -> DominoMethod:
         k = min(check_positive_int(self.n_components, "n_components"), len(val))
-        self.slicer_ = DominoSlicer(n_slices=min(self.n_slices, k), n_components=k,
-                                    random_state=self.random_state)
+        self.slicer_ = DominoSlicer(n_slices=min(self.n_slices, k), n_components=k, random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # non-convergence in 100 steps is reported in n_iter_
             self.slicer_.fit(_space(val, self.space), val.labels, val.probs)
@@ -137,11 +141,12 @@ class DirectionsMethod:
         base = "directions" if max_modes == 1 else "directions + modes"
         self.name = name or (base if space == "embeddings" else f"{base} ({space})")
 
-    def fit(self, val: ClassData) -> "DirectionsMethod":
+    def fit(self, val: ClassData) -> DirectionsMethod:
         X = _space(val, self.space)
         ref = val.reference_embeddings if self.space == "embeddings" else X
-        self.fd_ = FailureDirections(max_modes=min(check_positive_int(self.max_modes, "max_modes"), MAX_SLICES),
-                                     progress=False)
+        self.fd_ = FailureDirections(
+            max_modes=min(check_positive_int(self.max_modes, "max_modes"), MAX_SLICES), progress=False
+        )
         self.fd_.fit(X, val.labels, val.preds, ref, n_classes=val.n_classes)
         self.class_index_ = val.class_index
         return self
@@ -151,7 +156,7 @@ class DirectionsMethod:
         if not modes:  # no direction (e.g. no errors in validation): every image ties
             return np.full(len(data), np.nan)
         X = _space(data, self.space)
-        cols: List[np.ndarray] = [-self.fd_.decision_function(X, data.labels, mode=m) for m in range(len(modes))]
+        cols: list[np.ndarray] = [-self.fd_.decision_function(X, data.labels, mode=m) for m in range(len(modes))]
         return np.stack(cols, axis=1)
 
 
@@ -172,7 +177,7 @@ class BarlowLeafMethod:
         self.k = k
         self.name = name or ("barlow" if space == "embeddings" else f"barlow ({space})")
 
-    def fit(self, val: ClassData) -> "BarlowLeafMethod":
+    def fit(self, val: ClassData) -> BarlowLeafMethod:
         X = _space(val, self.space)
         fail = val.errors
         self.leaf_ = -1

@@ -14,9 +14,10 @@ tied images competing for ``r`` remaining places, each counts ``r / t``. A metho
 apart (all scores equal, or all NaN) therefore scores exactly the slice's prevalence, whatever the image
 order. NaN scores rank below every number.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def slice_precisions(truth, memberships, ks: Sequence[int] = (10, 25)) -> np.nda
     return np.array([[precision_at_k(truth, m[:, j], k) for k in ks] for j in range(m.shape[1])])
 
 
-def best_slice(truth, memberships, ks: Sequence[int] = (10, 25)) -> Dict[str, float]:
+def best_slice(truth, memberships, ks: Sequence[int] = (10, 25)) -> dict[str, float]:
     """The best matching predicted slice (highest precision at ``ks[0]``; ties: the first) and its precisions.
 
     Returns
@@ -106,14 +107,15 @@ def best_slice(truth, memberships, ks: Sequence[int] = (10, 25)) -> Dict[str, fl
     """
     p = slice_precisions(truth, memberships, ks)
     j = int(np.argmax(p[:, 0]))
-    out: Dict[str, float] = {"slice": j}
+    out: dict[str, float] = {"slice": j}
     for i, k in enumerate(ks):
         out[f"precision_at_{k}"] = float(p[j, i])
     return out
 
 
-def summarize(rows: Iterable[Mapping], *, by: str = "kind", threshold: float = FOUND_THRESHOLD,
-              ks: Sequence[int] = (10, 25)) -> List[dict]:
+def summarize(
+    rows: Iterable[Mapping], *, by: str = "kind", threshold: float = FOUND_THRESHOLD, ks: Sequence[int] = (10, 25)
+) -> list[dict]:
     """Per method and group (and ``"all"``): settings, mean precisions, share found, mean seconds.
 
     Parameters

@@ -6,6 +6,7 @@ suite's smoke run). Fashion-MNIST settings need Debian's ``dataset-fashion-mnist
 skipped with a message. Prints the tables and writes a JSON file with every setting, every (setting, method)
 result and the summaries.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ import os
 import platform
 import sys
 import time
-from typing import Iterable, List, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,7 +23,6 @@ from tqdm.auto import tqdm
 from failwidgets._io import atomic_write
 from failwidgets._validation import check_choice
 from failwidgets.compute import EmbeddingCache
-
 from failwidgets.slices.interface import MAX_SLICES, check_memberships
 from failwidgets.slices.methods import default_methods
 from failwidgets.slices.metrics import FOUND_THRESHOLD, best_slice, summarize
@@ -84,22 +84,43 @@ def evaluate(settings: Iterable, methods: Sequence, *, cache: EmbeddingCache | N
             scores = m.fit(s.val).score(s.test)
             seconds = time.perf_counter() - t0
             mem = check_memberships(scores, len(s.test), name=f"{m.name}: scores", max_slices=MAX_SLICES)
-            rows.append({"setting": i, "kind": s.kind, "dataset": "world" if isinstance(s.spec, SettingSpec)
-                         else "fashion-mnist", "method": m.name, "n_slices": int(mem.shape[1]),
-                         "seconds": seconds, **best_slice(s.test_truth, mem)})
+            rows.append(
+                {
+                    "setting": i,
+                    "kind": s.kind,
+                    "dataset": "world" if isinstance(s.spec, SettingSpec) else "fashion-mnist",
+                    "method": m.name,
+                    "n_slices": int(mem.shape[1]),
+                    "seconds": seconds,
+                    **best_slice(s.test_truth, mem),
+                }
+            )
     return rows, built
 
 
 def _machine() -> dict:
     import torch
 
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cuda": torch.cuda.is_available()}
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cuda": torch.cuda.is_available(),
+    }
 
 
-def run_benchmark(profile: str = "small", *, seed: int = 0, cache: EmbeddingCache | None = None,
-                  methods: Sequence | None = None, limit: int | None = None, progress: bool = True) -> dict:
+def run_benchmark(
+    profile: str = "small",
+    *,
+    seed: int = 0,
+    cache: EmbeddingCache | None = None,
+    methods: Sequence | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Build the profile's settings, score the methods, summarise.
 
     Parameters
@@ -144,8 +165,16 @@ def run_benchmark(profile: str = "small", *, seed: int = 0, cache: EmbeddingCach
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
         "found_threshold": FOUND_THRESHOLD,
-        "settings": [{"index": i, "fingerprint": s.spec.fingerprint, "description": s.spec.describe(),
-                      "spec": s.spec.to_dict(), "info": s.info} for i, s in enumerate(built)],
+        "settings": [
+            {
+                "index": i,
+                "fingerprint": s.spec.fingerprint,
+                "description": s.spec.describe(),
+                "spec": s.spec.to_dict(),
+                "info": s.info,
+            }
+            for i, s in enumerate(built)
+        ],
         "rows": rows,
         "summary": summarize([r for r in rows if r["dataset"] == "world"]),
         "fashion_summary": summarize([r for r in rows if r["dataset"] == "fashion-mnist"]),
@@ -170,9 +199,12 @@ def format_tables(result: dict, key: str = "summary") -> str:
         parts = []
         for g in groups:
             e = cell.get((m, g))
-            parts.append("-" if e is None else
-                         f"{e['n_found']}/{e['n']} ({e['found']:.0%}) / {e['mean_precision_at_10']:.2f} / "
-                         f"{e['mean_precision_at_25']:.2f}")
+            parts.append(
+                "-"
+                if e is None
+                else f"{e['n_found']}/{e['n']} ({e['found']:.0%}) / {e['mean_precision_at_10']:.2f} / "
+                f"{e['mean_precision_at_25']:.2f}"
+            )
         lines.append(f"| {m} | " + " | ".join(parts) + f" | {cell[(m, 'all')]['mean_seconds']:.2f} |")
     dataset = "world" if key == "summary" else "fashion-mnist"
     info = [s["info"] for s in result["settings"] if s["spec"].get("dataset", "world") == dataset]
@@ -181,18 +213,21 @@ def format_tables(result: dict, key: str = "summary") -> str:
     gap = np.array([i["test_slice_error_rate"] - i["test_rest_error_rate"] for i in info])
     lines.append("")
     cpu = result.get("cpu_seconds", float("nan"))
-    lines.append(f"{len(info)} settings, built in {build.sum():.0f} s ({np.mean(build):.1f} s each; {cached} from the "
-                 f"cache); whole run {result['seconds']:.0f} s wall, {cpu:.0f} s CPU of this process. Model error "
-                 f"rate on the test slice minus the rest of the class: median {np.median(gap):+.2f} (slice worse in "
-                 f"{int(np.sum(gap > 0))}/{len(gap)}).")
+    lines.append(
+        f"{len(info)} settings, built in {build.sum():.0f} s ({np.mean(build):.1f} s each; {cached} from the "
+        f"cache); whole run {result['seconds']:.0f} s wall, {cpu:.0f} s CPU of this process. Model error "
+        f"rate on the test slice minus the rest of the class: median {np.median(gap):+.2f} (slice worse in "
+        f"{int(np.sum(gap > 0))}/{len(gap)})."
+    )
     return "\n".join(lines)
 
 
-def losses_to_baselines(result: dict, baselines: Sequence[str] = BASELINES, key: str = "summary") -> List[str]:
+def losses_to_baselines(result: dict, baselines: Sequence[str] = BASELINES, key: str = "summary") -> list[str]:
     """Sentences naming every (kind, failwidgets method) whose share found is below a baseline's."""
     summary = result[key]
     cell = {(e["method"], e["group"]): e for e in summary}
     groups = list(dict.fromkeys(e["group"] for e in summary))
+
     def is_baseline(m):
         return any(m == b or m.startswith(b + " (") for b in baselines)
 
@@ -206,8 +241,10 @@ def losses_to_baselines(result: dict, baselines: Sequence[str] = BASELINES, key:
         for m in ours:
             e = cell.get((m, g))
             if e is not None and e["found"] < best["found"]:
-                out.append(f"{g}: {m} found {e['n_found']}/{e['n']}, fewer than the baseline {best['method']} "
-                           f"({best['n_found']}/{best['n']})")
+                out.append(
+                    f"{g}: {m} found {e['n_found']}/{e['n']}, fewer than the baseline {best['method']} "
+                    f"({best['n_found']}/{best['n']})"
+                )
     return out
 
 
@@ -220,14 +257,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/slices-<profile>.json)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    result = run_benchmark(args.profile, seed=args.seed, cache=EmbeddingCache(args.cache) if args.cache else None,
-                           limit=args.limit, progress=not args.no_progress)
+    result = run_benchmark(
+        args.profile,
+        seed=args.seed,
+        cache=EmbeddingCache(args.cache) if args.cache else None,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
     out = args.out or os.path.join("benchmarks", "results", f"slices-{args.profile}.json")
     atomic_write(out, json.dumps(result, indent=1))
     load = result["load_start"], result["load_end"]
-    print(f"slice benchmark, profile {args.profile}, {result['started']}, load average {load[0]} -> {load[1]} on "
-          f"{result['machine']['cpus']} CPUs, torch {result['machine']['torch']} "
-          f"({result['machine']['torch_threads']} threads)")
+    print(
+        f"slice benchmark, profile {args.profile}, {result['started']}, load average {load[0]} -> {load[1]} on "
+        f"{result['machine']['cpus']} CPUs, torch {result['machine']['torch']} "
+        f"({result['machine']['torch_threads']} threads)"
+    )
     print(format_tables(result))
     for line in losses_to_baselines(result):
         print("- " + line)

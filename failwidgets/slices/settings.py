@@ -22,12 +22,12 @@ and the model's penultimate features (``features``).
 Everything is deterministic from the :class:`SettingSpec`; the trained weights and every derived array
 are cached in an :class:`~failwidgets.compute.EmbeddingCache` keyed by the spec.
 """
+
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from failwidgets._validation import check_choice, check_in_range, check_positive_int
 from failwidgets.compute import EmbeddingCache, fingerprint
+from failwidgets.slices.interface import ClassData
 from failwidgets.world import (
     CLASS_FACTOR,
     FACTOR_NAMES,
@@ -46,8 +47,6 @@ from failwidgets.world import (
     make_world,
 )
 from failwidgets.world.render import draw_geometry, render_batch
-
-from failwidgets.slices.interface import ClassData
 
 __all__ = [
     "KINDS",
@@ -106,14 +105,14 @@ class SettingSpec:
 
     kind: str
     seed: int
-    classes: Tuple[str, ...]
+    classes: tuple[str, ...]
     target: str
     factor: str
     value: str
     strength: float
     share: float
-    mapping: Tuple[Tuple[str, str], ...] = ()
-    flip_to: Optional[str] = None
+    mapping: tuple[tuple[str, str], ...] = ()
+    flip_to: str | None = None
     n_train_per_class: int = 800
     n_val: int = 500
     min_test_slice: int = 30
@@ -142,8 +141,10 @@ class SettingSpec:
         if self.kind == "correlation":
             m = dict(mapping)
             if set(m) != set(classes) or m.get(self.target) != self.value:
-                raise ValueError(f"mapping: expected a value for every class with mapping[target] = value "
-                                 f"({self.target!r} -> {self.value!r}), got {m!r}")
+                raise ValueError(
+                    f"mapping: expected a value for every class with mapping[target] = value "
+                    f"({self.target!r} -> {self.value!r}), got {m!r}"
+                )
         elif mapping:
             raise ValueError(f"mapping: only for kind 'correlation', got {mapping!r} for kind {self.kind!r}")
         if self.kind == "noisy":
@@ -173,8 +174,9 @@ class SettingSpec:
     @property
     def fingerprint(self) -> str:
         """Stable hash of the spec and the benchmark / world generator versions."""
-        return fingerprint(json.dumps({"spec": self.to_dict(), "bench": BENCH_VERSION, "world": GENERATOR_VERSION},
-                                      sort_keys=True))[:32]
+        return fingerprint(
+            json.dumps({"spec": self.to_dict(), "bench": BENCH_VERSION, "world": GENERATOR_VERSION}, sort_keys=True)
+        )[:32]
 
     def describe(self) -> str:
         """One line: what was planted and how rare the slice is in evaluation."""
@@ -182,31 +184,41 @@ class SettingSpec:
         if self.kind == "rare":
             what = f"rare: {where}={self.value} at {self.strength:.1%} of the class in training"
         elif self.kind == "correlation":
-            what = (f"correlation: {self.factor} follows the class at tau={self.strength:.2f}; "
-                    f"slice {where}!={self.value}")
+            what = (
+                f"correlation: {self.factor} follows the class at tau={self.strength:.2f}; slice {where}!={self.value}"
+            )
         else:
             what = f"noisy: {where}={self.value}, training labels flipped to {self.flip_to} with p={self.strength:.2f}"
         return f"{what}; {len(self.classes)} classes; slice share {self.share:.1%} in val/test; seed {self.seed}"
 
     def world_config(self) -> WorldConfig:
         """The world whose training split the model learns from (6 shapes; the setting keeps its classes)."""
-        plants: Dict[str, tuple] = {"correlations": (), "minorities": ()}
+        plants: dict[str, tuple] = {"correlations": (), "minorities": ()}
         k = len(FACTOR_VALUES[self.factor])
         if self.kind == "rare":
             fraction = min(1.0, self.strength * k)  # the value's normal share within the class is 1 / k
             plants["minorities"] = (Minority(self.factor, {self.target: self.value}, fraction),)
         elif self.kind == "correlation":
             plants["correlations"] = (Correlation(CLASS_FACTOR, self.factor, self.strength, dict(self.mapping)),)
-        return WorldConfig(seed=self.seed, image_size=self.image_size, n_train=6 * self.n_train_per_class,
-                           n_val=0, n_test=0, n_pool=0, **plants)
+        return WorldConfig(
+            seed=self.seed,
+            image_size=self.image_size,
+            n_train=6 * self.n_train_per_class,
+            n_val=0,
+            n_test=0,
+            n_pool=0,
+            **plants,
+        )
 
-    def split_sizes(self) -> Dict[str, Tuple[int, int]]:
+    def split_sizes(self) -> dict[str, tuple[int, int]]:
         """``{"val": (n_slice, n_rest), "test": (n_slice, n_rest)}`` images of the target class."""
         s = self.share
         n_slice_val = max(3, int(round(s * self.n_val)))
         n_slice_test = max(self.min_test_slice, int(np.ceil(s * 600)))
-        return {"val": (n_slice_val, self.n_val - n_slice_val),
-                "test": (n_slice_test, int(round(n_slice_test * (1 - s) / s)))}
+        return {
+            "val": (n_slice_val, self.n_val - n_slice_val),
+            "test": (n_slice_test, int(round(n_slice_test * (1 - s) / s))),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,7 +254,7 @@ def _loguniform(rng, low, high):
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def draw_settings(n: int, seed: int = 0, *, kinds=KINDS, share_range=(0.02, 0.25), **spec_kwargs) -> List[SettingSpec]:
+def draw_settings(n: int, seed: int = 0, *, kinds=KINDS, share_range=(0.02, 0.25), **spec_kwargs) -> list[SettingSpec]:
     """``n`` settings, kinds in turn, everything else drawn from ``seed``.
 
     Drawn per setting: the world seed; 2 to 6 classes; the target class; the slice factor and value;
@@ -292,8 +304,20 @@ def draw_settings(n: int, seed: int = 0, *, kinds=KINDS, share_range=(0.02, 0.25
             extra["flip_to"] = others[int(rng.integers(len(others)))]
         share = _loguniform(rng, lo, hi)
         world_seed = int(rng.integers(0, 2**31 - 1))
-        out.append(SettingSpec(kind=kind, seed=world_seed, classes=classes, target=target, factor=factor,
-                               value=value, strength=strength, share=share, **extra, **spec_kwargs))
+        out.append(
+            SettingSpec(
+                kind=kind,
+                seed=world_seed,
+                classes=classes,
+                target=target,
+                factor=factor,
+                value=value,
+                strength=strength,
+                share=share,
+                **extra,
+                **spec_kwargs,
+            )
+        )
     return out
 
 
@@ -341,7 +365,7 @@ def _training_data(spec: SettingSpec):
     return np.asarray(train.images)[keep], labels, factors, n_flipped, world
 
 
-def _eval_images(spec: SettingSpec, split: str, world) -> Tuple[np.ndarray, np.ndarray]:
+def _eval_images(spec: SettingSpec, split: str, world) -> tuple[np.ndarray, np.ndarray]:
     """Images of the target class for ``split`` with the slice at ``share``; (images, truth bool)."""
     n_slice, n_rest = spec.split_sizes()[split]
     n = n_slice + n_rest
@@ -362,8 +386,9 @@ def _eval_images(spec: SettingSpec, split: str, world) -> Tuple[np.ndarray, np.n
     truth = truth[order]
     cfg = world.config
     geometry = draw_geometry(factors, cfg.image_size, rng)
-    r = render_batch(factors, geometry, cfg.image_size, rng, brightness_jitter=cfg.brightness_jitter,
-                     pixel_noise=cfg.pixel_noise)
+    r = render_batch(
+        factors, geometry, cfg.image_size, rng, brightness_jitter=cfg.brightness_jitter, pixel_noise=cfg.pixel_noise
+    )
     return r.images, truth
 
 
@@ -378,7 +403,7 @@ def _model_outputs(model, images: np.ndarray, batch_size: int = 256):
     dev = next(model.parameters()).device
     probs, feats = [], []
     for i in range(0, len(images), batch_size):
-        x = _as_tensor(images[i:i + batch_size]).to(dev)
+        x = _as_tensor(images[i : i + batch_size]).to(dev)
         f = model.features(x)
         probs.append(F.softmax(model.class_head(f), dim=1).float().cpu())
         feats.append(f.float().cpu())
@@ -409,16 +434,16 @@ def _train(spec: SettingSpec, images, labels, attribute_names, device):
 
     split = _TrainSplit(images, labels, len(attribute_names))
     world = _TrainWorld(split, spec.classes, attribute_names)
-    return train_target(world, epochs=spec.epochs, attribute_weight=0.0, seed=spec.seed % (2**31), device=device,
-                        progress=False)
+    return train_target(
+        world, epochs=spec.epochs, attribute_weight=0.0, seed=spec.seed % (2**31), device=device, progress=False
+    )
 
 
 def _target_model(spec, images, labels, attribute_names, cache: EmbeddingCache, device):
     """The trained TargetCNN, from the cache when its weights are there (keyed by the spec)."""
     from failwidgets.demo import TargetCNN
 
-    parts = {"kind": "slicebench-target", "spec": spec.fingerprint, "trainer": "train_target",
-             "attribute_weight": 0.0}
+    parts = {"kind": "slicebench-target", "spec": spec.fingerprint, "trainer": "train_target", "attribute_weight": 0.0}
     key = cache.key(parts)
     state = cache.get(key)
     model = TargetCNN(len(spec.classes), len(attribute_names))
@@ -463,15 +488,25 @@ def build_setting(spec: SettingSpec, *, cache: EmbeddingCache | None = None, vl=
         t_train = time.perf_counter() - t0 - t_render
         rng = np.random.default_rng([spec.seed, 4])
         ref = rng.choice(len(images), min(_N_REFERENCE, len(images)), replace=False)
-        arrays = {"reference_embeddings": _vl_embeddings(vl, images[ref]),
-                  "n_train": np.array([len(labels)]), "n_flipped": np.array([n_flipped])}
+        arrays = {
+            "reference_embeddings": _vl_embeddings(vl, images[ref]),
+            "n_train": np.array([len(labels)]),
+            "n_flipped": np.array([n_flipped]),
+        }
         for split in ("val", "test"):
             imgs, truth = _eval_images(spec, split, world)
             probs, feats = _model_outputs(model, imgs)
-            arrays.update({f"{split}_embeddings": _vl_embeddings(vl, imgs), f"{split}_features": feats,
-                           f"{split}_probs": probs, f"{split}_truth": truth})
-        arrays["seconds"] = np.array([time.perf_counter() - t0, t_render, t_train, float(model_cached),
-                                      time.process_time() - c0])
+            arrays.update(
+                {
+                    f"{split}_embeddings": _vl_embeddings(vl, imgs),
+                    f"{split}_features": feats,
+                    f"{split}_probs": probs,
+                    f"{split}_truth": truth,
+                }
+            )
+        arrays["seconds"] = np.array(
+            [time.perf_counter() - t0, t_render, t_train, float(model_cached), time.process_time() - c0]
+        )
         cache.put(key, arrays, parts)
     return _as_setting(spec, arrays, cached, t0, c0)
 
@@ -483,17 +518,25 @@ def _as_setting(spec, arrays: dict, cached: bool, t0: float, c0: float) -> Setti
         probs = arrays[f"{split}_probs"]
         n = len(probs)
         data[split] = ClassData(
-            class_index=spec.class_index, class_names=spec.classes, embeddings=arrays[f"{split}_embeddings"],
-            features=arrays[f"{split}_features"], labels=np.full(n, spec.class_index, np.int64),
-            preds=probs.argmax(axis=1), probs=probs, reference_embeddings=arrays["reference_embeddings"])
+            class_index=spec.class_index,
+            class_names=spec.classes,
+            embeddings=arrays[f"{split}_embeddings"],
+            features=arrays[f"{split}_features"],
+            labels=np.full(n, spec.class_index, np.int64),
+            preds=probs.argmax(axis=1),
+            probs=probs,
+            reference_embeddings=arrays["reference_embeddings"],
+        )
     truth = {s: np.asarray(arrays[f"{s}_truth"], bool) for s in ("val", "test")}
     seconds = arrays["seconds"]
-    info = {"cached": cached,
-            "build_seconds": float(seconds[0]) if not cached else float(time.perf_counter() - t0),
-            "build_cpu_seconds": float(seconds[4]) if not cached and len(seconds) > 4 else
-            float(time.process_time() - c0),
-            "train_seconds": float(seconds[2]),
-            "n_train": int(arrays["n_train"][0]), "n_flipped": int(arrays["n_flipped"][0])}
+    info = {
+        "cached": cached,
+        "build_seconds": float(seconds[0]) if not cached else float(time.perf_counter() - t0),
+        "build_cpu_seconds": float(seconds[4]) if not cached and len(seconds) > 4 else float(time.process_time() - c0),
+        "train_seconds": float(seconds[2]),
+        "n_train": int(arrays["n_train"][0]),
+        "n_flipped": int(arrays["n_flipped"][0]),
+    }
     for s in ("val", "test"):
         err, t = data[s].errors, truth[s]
         info[f"{s}_n"] = int(len(t))

@@ -6,6 +6,7 @@
 and is checked from then on; ``check_failwidget(build)`` and ``WIDGET_CHECKS`` do the same for a widget
 (``MethodSpec(..., widget_case="module:function")``).
 """
+
 from failwidgets.testing.estimator_checks import (
     check_bad_input,
     check_failure_estimator,

@@ -5,6 +5,7 @@ torch model built from a fixed seed) so that one fit takes well under two second
 :class:`~failwidgets.registry.MethodSpec` names its case with ``estimator_case="module:function"``;
 the function takes no argument and returns an :class:`EstimatorCase`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -80,8 +81,9 @@ def relations_case() -> EstimatorCase:
     model = _tiny_cnn(0, 3)
 
     def make(**params):
-        return RelationMiner(**{"mask_images": 24, "max_units": 16, "grid_size": 200, "batch_size": 16,
-                                "random_state": 0, **params})
+        return RelationMiner(
+            **{"mask_images": 24, "max_units": 16, "grid_size": 200, "batch_size": 16, "random_state": 0, **params}
+        )
 
     def graph():
         g = RelationGraph(names)
@@ -106,8 +108,10 @@ def relations_case() -> EstimatorCase:
             ("attributes", lambda est: est.fit_model(model, images, "features", attributes[:, :2], names[:2])),
             ("attribute_names", lambda est: est.fit_model(model, images, "features", attributes, ["a", "b"])),
             ("layer", lambda est: est.fit_model(model, images, "feature", attributes, names)),
-            ("selection", lambda est: est.set_params(selection="nope").fit_model(model, images, "features",
-                                                                                 attributes, names)),
+            (
+                "selection",
+                lambda est: est.set_params(selection="nope").fit_model(model, images, "features", attributes, names),
+            ),
             ("graph", lambda est: est.diagnose("a graph")),
             ("gradients", lambda est: est.inference_patterns(np.zeros((2, 3, 4, 4)))),
         ),
@@ -136,8 +140,12 @@ def barlow_case() -> EstimatorCase:
 
     def outputs(est):
         held = extract_features(model, held_images, "pool", progress=False)
-        return {"mi": est.mi_, "selected": est.selected_features_, "fit": est.fit_report_,
-                "held-out": est.report(held, np.zeros(len(held), bool))}
+        return {
+            "mi": est.mi_,
+            "selected": est.selected_features_,
+            "fit": est.fit_report_,
+            "held-out": est.report(held, np.zeros(len(held), bool)),
+        }
 
     return EstimatorCase(
         name="barlow",
@@ -170,12 +178,23 @@ def lavise_case() -> EstimatorCase:
     masks = {w: np.zeros((24, 8, 8), bool) for w in words[:3]}
     for i in range(24):
         part = i % 3
-        masks[words[part]][i, 3 * part:3 * part + 2] = True
+        masks[words[part]][i, 3 * part : 3 * part + 2] = True
     model = _tiny_cnn(3, 2, channels=5)
 
     def make(**params):
-        return LaViSE(**{"word_space": space, "epochs": 3, "batch_size": 16, "lr": 1e-2, "p": 4, "s": 2,
-                         "quantile": 0.05, "random_state": 0, **params})
+        return LaViSE(
+            **{
+                "word_space": space,
+                "epochs": 3,
+                "batch_size": 16,
+                "lr": 1e-2,
+                "p": 4,
+                "s": 2,
+                "quantile": 0.05,
+                "random_state": 0,
+                **params,
+            }
+        )
 
     def fit(est):
         return est.fit_model(model, images, "features", masks)
@@ -192,8 +211,7 @@ def lavise_case() -> EstimatorCase:
         bad_inputs=(
             ("layer", lambda est: est.fit_model(model, images, "head", masks)),
             ("concept_masks", lambda est: est.fit_model(model, images, "features", {"top": masks["top"][:5]})),
-            ("concept_masks", lambda est: est.fit_model(model, images, "features", {"purple": masks["top"],
-                                                                                    **masks})),
+            ("concept_masks", lambda est: est.fit_model(model, images, "features", {"purple": masks["top"], **masks})),
             ("holdout", lambda est: est.set_params(holdout=["nope"]).fit_model(model, images, "features", masks)),
             ("methods", lambda est: est.explain(images, methods=("gradcam",))),
             ("filters", lambda est: est.explain(images, filters=[99])),
@@ -226,8 +244,13 @@ def directions_case() -> EstimatorCase:
         return est.fit(emb, labels, preds, train)
 
     def outputs(est):
-        return {"strength": est.strength_, "coef": est.coef_, "decision": est.decision_values_,
-                "hardest": est.hardest(0, k=5), "modes": [m for modes in est.modes_ for m in modes]}
+        return {
+            "strength": est.strength_,
+            "coef": est.coef_,
+            "decision": est.decision_values_,
+            "hardest": est.hardest(0, k=5),
+            "modes": [m for modes in est.modes_ for m in modes],
+        }
 
     return EstimatorCase(
         name="directions",

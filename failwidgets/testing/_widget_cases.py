@@ -11,17 +11,26 @@ Each builder also tags a few children with CSS classes (``fw-test-*``) so the br
 them; the tags change nothing else. Each builder carries ``invalid_values``: for some state traits,
 values the widget must reject (the contract checks that they raise and change nothing).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["build", "BUILDERS", "PLANTED_WORD", "PLANTED_WORD_FILTER", "N_FILTERS", "N_PAIRS",
-           "CLASS_NAMES", "TREE_SPLIT_FEATURE"]
+__all__ = [
+    "build",
+    "BUILDERS",
+    "PLANTED_WORD",
+    "PLANTED_WORD_FILTER",
+    "N_FILTERS",
+    "N_PAIRS",
+    "CLASS_NAMES",
+    "TREE_SPLIT_FEATURE",
+]
 
 CLASS_NAMES = ["cat", "dog", "cow"]
-TREE_SPLIT_FEATURE = 9           # TreeBrowser: class "dog" fails when feature[9] < -0.3
-N_FILTERS = 5                    # FilterWordExplorer: filters explained
-PLANTED_WORD, PLANTED_WORD_FILTER = "grass", 3   # the only filter whose top words contain "grass"
+TREE_SPLIT_FEATURE = 9  # TreeBrowser: class "dog" fails when feature[9] < -0.3
+N_FILTERS = 5  # FilterWordExplorer: filters explained
+PLANTED_WORD, PLANTED_WORD_FILTER = "grass", 3  # the only filter whose top words contain "grass"
 N_ATTR = 6
 N_PAIRS = N_ATTR * (N_ATTR - 1) // 2
 
@@ -47,13 +56,24 @@ def direction_slider():
     emb[minority, 3] += 3.0
     err = (rng.random(n) < np.where(minority, 0.8, 0.03)) & (labels != 1)
     preds = np.where(err, (labels + 1) % 3, labels)
-    fd = FailureDirections(max_modes=1, progress=False, random_state=0).fit(emb, labels, preds,
-                                                                              rng.normal(size=(500, d)))
+    fd = FailureDirections(max_modes=1, progress=False, random_state=0).fit(
+        emb, labels, preds, rng.normal(size=(500, d))
+    )
     images = _noise_images(rng, n, 24)
     images[minority, :6] = (255, 0, 0)  # a red band marks the failing minority
     captions = lambda c, m: {"failure": [("a photo on grass", -1.5)], "easy": [("indoors", 0.7)]}  # noqa: E731
-    w = DirectionSlider(fd, images, emb, labels, preds, class_names=CLASS_NAMES, captions=captions,
-                        decoders={"retrieval": RetrievalDecoder(emb, images)}, n_images=6, n_decoded=4)
+    w = DirectionSlider(
+        fd,
+        images,
+        emb,
+        labels,
+        preds,
+        class_names=CLASS_NAMES,
+        captions=captions,
+        decoders={"retrieval": RetrievalDecoder(emb, images)},
+        n_images=6,
+        n_decoded=4,
+    )
     w.add_class("fw-test-root")
     w.hard_grid.add_class("fw-test-hard")
     w.decoded_grid.add_class("fw-test-decoded")
@@ -75,8 +95,9 @@ def tree_browser():
 
     x, labels, preds, images = data(0)
     hx, hl, hp, _ = data(1)
-    w = TreeBrowser.from_arrays(x, labels, preds, images=images, heldout=(hx, hl, hp), class_names=CLASS_NAMES, k=5,
-                    class_index=1, n_samples=6)
+    w = TreeBrowser.from_arrays(
+        x, labels, preds, images=images, heldout=(hx, hl, hp), class_names=CLASS_NAMES, k=5, class_index=1, n_samples=6
+    )
     w.add_class("fw-test-root")
     w.node_html.add_class("fw-test-node")
     w.failures_grid.add_class("fw-test-failures")
@@ -103,8 +124,9 @@ def relationship_annotator():
     acts, grads = acts.reshape(m, *shape), grads.reshape(m, N_ATTR, *shape)
     miner = RelationMiner(progress=False, max_units=32).fit(acts, grads, attrs, [f"a{k}" for k in range(N_ATTR)])
     images = _noise_images(rng, 8, 24)
-    w = RelationshipAnnotator(miner, images=images, gradients=grads[:8], example_attributes=attrs[:8],
-                              n_examples=3, auto_advance=False)
+    w = RelationshipAnnotator(
+        miner, images=images, gradients=grads[:8], example_attributes=attrs[:8], n_examples=3, auto_advance=False
+    )
     w.add_class("fw-test-root")
     w.counter.add_class("fw-test-counter")
     w.pair_label.add_class("fw-test-pair")
@@ -139,13 +161,27 @@ def filter_word_explorer():
     maps = np.zeros((N_FILTERS, p, h, h))
     maps[:, :, 1:4, 1:4] = 1.0
     concepts = ["red", "green", "blue"]
-    iou = pd.DataFrame(np.where(np.arange(3)[None] == (np.arange(N_FILTERS) % 3)[:, None], 0.4, 0.01),
-                       index=range(N_FILTERS), columns=concepts)
+    iou = pd.DataFrame(
+        np.where(np.arange(3)[None] == (np.arange(N_FILTERS) % 3)[:, None], 0.4, 0.01),
+        index=range(N_FILTERS),
+        columns=concepts,
+    )
     ex = FilterExplanations(
-        layer="conv4", filters=np.arange(N_FILTERS), methods=("attention",), words={"attention": words},
-        top_images=top, top_activations=np.take_along_axis(max_act, top.T, axis=0).T, activation_maps=maps,
-        thresholds=np.full(N_FILTERS, 0.5), max_activations=max_act, image_size=(size, size),
-        train_concepts=concepts, heldout_concepts=[], p=p, s=3, iou=iou,
+        layer="conv4",
+        filters=np.arange(N_FILTERS),
+        methods=("attention",),
+        words={"attention": words},
+        top_images=top,
+        top_activations=np.take_along_axis(max_act, top.T, axis=0).T,
+        activation_maps=maps,
+        thresholds=np.full(N_FILTERS, 0.5),
+        max_activations=max_act,
+        image_size=(size, size),
+        train_concepts=concepts,
+        heldout_concepts=[],
+        p=p,
+        s=3,
+        iou=iou,
     )
     groups = np.where(colour == 0, "reddish", np.where(colour == 1, "greenish", None))
     w = FilterWordExplorer(ex, images, groups)
@@ -182,18 +218,29 @@ filter_word_explorer.script = lambda w: [
 ]
 
 direction_slider.invalid_values = {
-    "class_index": [3, -1], "alpha": [1.5, float("nan")], "decoder": ["no such decoder"], "mode": [5, -1],
+    "class_index": [3, -1],
+    "alpha": [1.5, float("nan")],
+    "decoder": ["no such decoder"],
+    "mode": [5, -1],
 }
 tree_browser.invalid_values = {
-    "class_index": [3, -1], "grouping": ["sideways"], "max_depth": [0, 4], "k": [0, 31],
-    "delta": [-0.1, 0.6], "tau": [-0.1, 1.5], "selected_node": [999, -2],
+    "class_index": [3, -1],
+    "grouping": ["sideways"],
+    "max_depth": [0, 4],
+    "k": [0, 31],
+    "delta": [-0.1, 0.6],
+    "tau": [-0.1, 1.5],
+    "selected_node": [999, -2],
 }
 relationship_annotator.invalid_values = {
-    "annotations": [[["a0", "nope", "related"]], [["a0"]]], "selected_pair": [[0, 0], [0, 99], [1]],
+    "annotations": [[["a0", "nope", "related"]], [["a0"]]],
+    "selected_pair": [[0, 0], [0, 99], [1]],
     "pair_view": ["nonsense"],
 }
 filter_word_explorer.invalid_values = {
-    "layer": ["conv9"], "sort_by": ["nonsense"], "selected_filter": [99, -1],
+    "layer": ["conv9"],
+    "sort_by": ["nonsense"],
+    "selected_filter": [99, -1],
     "view": ["sideways"],
 }
 

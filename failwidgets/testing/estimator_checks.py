@@ -19,6 +19,7 @@ breaks the contract:
 Use :func:`check_failure_estimator` to run them all, or :func:`estimator_checks` to parametrise a test
 over (method x check) as ``tests/test_common.py`` does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,14 +57,19 @@ def get_case(spec_or_case: Any):
         return spec_or_case
     spec = get_method(spec_or_case) if isinstance(spec_or_case, str) else spec_or_case
     if not isinstance(spec, MethodSpec):
-        raise TypeError(f"spec_or_case: expected a method name, a MethodSpec or an EstimatorCase, "
-                        f"got {type(spec_or_case).__name__}")
+        raise TypeError(
+            f"spec_or_case: expected a method name, a MethodSpec or an EstimatorCase, got {type(spec_or_case).__name__}"
+        )
     if not spec.estimator_case:
-        raise ValueError(f"spec_or_case: method {spec.name!r} has no estimator_case; register one "
-                         "('module:function' returning an EstimatorCase)")
+        raise ValueError(
+            f"spec_or_case: method {spec.name!r} has no estimator_case; register one "
+            "('module:function' returning an EstimatorCase)"
+        )
     case = spec.load_estimator_case()()
     if not isinstance(case, EstimatorCase):
-        raise TypeError(f"spec_or_case: {spec.estimator_case} returned {type(case).__name__}, expected an EstimatorCase")
+        raise TypeError(
+            f"spec_or_case: {spec.estimator_case} returned {type(case).__name__}, expected an EstimatorCase"
+        )
     return case
 
 
@@ -118,7 +124,9 @@ def check_get_params_clone(case) -> None:
     est = case.make(progress=False)
     params = est.get_params(deep=False)
     init = [p for p in inspect.signature(type(est).__init__).parameters if p != "self"]
-    assert sorted(params) == sorted(init), f"{type(est).__name__}: get_params {sorted(params)} != __init__ {sorted(init)}"
+    assert sorted(params) == sorted(init), (
+        f"{type(est).__name__}: get_params {sorted(params)} != __init__ {sorted(init)}"
+    )
     for name in params:
         assert hasattr(est, name), f"{type(est).__name__}: parameter {name!r} is not stored under its own name"
     twin = clone(est)
@@ -130,7 +138,8 @@ def check_get_params_clone(case) -> None:
     rebuilt = type(est)(**params)
     for name, value in params.items():
         assert _hash(rebuilt.get_params(deep=False)[name]) == _hash(value), (
-            f"{type(est).__name__}: __init__ changes parameter {name!r}")
+            f"{type(est).__name__}: __init__ changes parameter {name!r}"
+        )
     assert twin.set_params(random_state=7) is twin and twin.random_state == 7
     assert est.get_params()["random_state"] == params["random_state"], "set_params on the clone changed the original"
 
@@ -232,7 +241,9 @@ def check_bad_input(case) -> None:
         except (ValueError, TypeError) as exc:
             assert name in str(exc), f"{type(est).__name__}: bad {name!r} raised {exc!r}, which does not name it"
         except Exception as exc:
-            raise AssertionError(f"{type(est).__name__}: bad {name!r} raised {exc!r}, expected ValueError/TypeError") from exc
+            raise AssertionError(
+                f"{type(est).__name__}: bad {name!r} raised {exc!r}, expected ValueError/TypeError"
+            ) from exc
         else:
             raise AssertionError(f"{type(est).__name__}: a bad {name!r} raised nothing")
 
@@ -249,7 +260,9 @@ def check_results(case) -> None:
     assert results, f"case {case.name!r}: no result objects listed"
     for res in results:
         kind = type(res).__name__
-        assert dataclasses.is_dataclass(res) and type(res).__dataclass_params__.frozen, f"{kind}: not a frozen dataclass"
+        assert dataclasses.is_dataclass(res) and type(res).__dataclass_params__.frozen, (
+            f"{kind}: not a frozen dataclass"
+        )
         first = dataclasses.fields(res)[0].name
         try:
             setattr(res, first, getattr(res, first))
@@ -262,7 +275,9 @@ def check_results(case) -> None:
         text = json.dumps(data)
         back = type(res).from_dict(json.loads(text))
         assert type(back) is type(res)
-        assert json.dumps(back.to_dict(), sort_keys=True) == json.dumps(data, sort_keys=True), f"{kind}: round trip differs"
+        assert json.dumps(back.to_dict(), sort_keys=True) == json.dumps(data, sort_keys=True), (
+            f"{kind}: round trip differs"
+        )
         assert back.to_frame().equals(res.to_frame()), f"{kind}: to_frame differs after the round trip"
         try:
             type(res).from_dict({**data, "no_such_field": 1})

@@ -27,6 +27,7 @@ The checks
 The scripted user acts as the front end does: it changes a control with ``control.set_state(...)``
 (what an incoming ``update`` message does), so the echo suppression of ipywidgets is in play.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -134,8 +135,13 @@ def user_actions(widget: Any, max_actions: int = 16) -> list[tuple[Any, str, Cal
         if isinstance(w, (W.Dropdown, W.Select, W.ToggleButtons, W.RadioButtons)) and len(w.options) >= 2:
             index = w.index
             new = 1 if index in (None, 0) else 0
-            actions.append((w, f"{type(w).__name__}({w.description or ''}) index {index} -> {new}",
-                            lambda w=w, new=new: w.set_state({"index": new})))
+            actions.append(
+                (
+                    w,
+                    f"{type(w).__name__}({w.description or ''}) index {index} -> {new}",
+                    lambda w=w, new=new: w.set_state({"index": new}),
+                )
+            )
         elif isinstance(w, (W.IntSlider, W.FloatSlider, W.BoundedIntText, W.BoundedFloatText)):
             lo, hi = w.min, w.max
             new = lo + (hi - lo) * 0.75
@@ -143,8 +149,13 @@ def user_actions(widget: Any, max_actions: int = 16) -> list[tuple[Any, str, Cal
             if new == w.value:
                 new = lo
             if new != w.value:
-                actions.append((w, f"{type(w).__name__}({w.description or ''}) value {w.value} -> {new}",
-                                lambda w=w, new=new: w.set_state({"value": new})))
+                actions.append(
+                    (
+                        w,
+                        f"{type(w).__name__}({w.description or ''}) value {w.value} -> {new}",
+                        lambda w=w, new=new: w.set_state({"value": new}),
+                    )
+                )
         if len(actions) >= max_actions:
             break
     return actions
@@ -159,12 +170,12 @@ def _interact(widget: Any, build: Build, on_action: Callable[[str], Any] | None 
             break
         control, desc, act = todo[0]
         done.add(id(control))
-        with (on_action(desc) if on_action else contextlib.nullcontext()):
+        with on_action(desc) if on_action else contextlib.nullcontext():
             act()
     script = getattr(build, "script", None)
     if script is not None:
         for desc, act in script(widget):
-            with (on_action(desc) if on_action else contextlib.nullcontext()):
+            with on_action(desc) if on_action else contextlib.nullcontext():
                 act()
 
 
@@ -186,7 +197,8 @@ def check_state_roundtrip(build: Build) -> None:
         text = json.dumps(d)
         w.from_dict(json.loads(text))
         assert _state(w) == json.dumps(d, sort_keys=True), (
-            f"from_dict(to_dict()) changed the state of {type(w).__name__}:\n{d}\n->\n{w.to_dict()}")
+            f"from_dict(to_dict()) changed the state of {type(w).__name__}:\n{d}\n->\n{w.to_dict()}"
+        )
     finally:
         w.close()
     fresh = build()
@@ -194,7 +206,8 @@ def check_state_roundtrip(build: Build) -> None:
         fresh.from_dict(json.loads(text))
         got = fresh.to_dict()
         assert json.dumps(got, sort_keys=True) == json.dumps(d, sort_keys=True), (
-            f"{type(fresh).__name__}: a fresh widget restored from JSON differs:\nsaved    {d}\nrestored {got}")
+            f"{type(fresh).__name__}: a fresh widget restored from JSON differs:\nsaved    {d}\nrestored {got}"
+        )
     finally:
         fresh.close()
 
@@ -230,15 +243,21 @@ def check_invalid_values(build: Build, invalid_values: dict[str, list] | None = 
                 except (traitlets.TraitError, ValueError, TypeError) as exc:
                     error = exc
                 else:
-                    raise AssertionError(f"{type(w).__name__}.{name} = {value!r} was accepted "
-                                         f"(now {getattr(w, name)!r}); expected an error")
+                    raise AssertionError(
+                        f"{type(w).__name__}.{name} = {value!r} was accepted "
+                        f"(now {getattr(w, name)!r}); expected an error"
+                    )
                 after = _state(w)
-                assert after == before, (f"{type(w).__name__}.{name} = {value!r} raised {error!r} but changed "
-                                         f"the state:\n{before}\n->\n{after}")
+                assert after == before, (
+                    f"{type(w).__name__}.{name} = {value!r} raised {error!r} but changed "
+                    f"the state:\n{before}\n->\n{after}"
+                )
                 if value is not _WRONG_TYPE:
-                    new_log = w.log.text[len(log_before):]
-                    assert name in new_log, (f"{type(w).__name__}.{name} = {value!r} was rejected, but the "
-                                             f"log does not say why (new log: {new_log!r})")
+                    new_log = w.log.text[len(log_before) :]
+                    assert name in new_log, (
+                        f"{type(w).__name__}.{name} = {value!r} was rejected, but the "
+                        f"log does not say why (new log: {new_log!r})"
+                    )
                     if not isinstance(value, float) or not math.isnan(value):
                         assert getattr(w, name) != value
     finally:
@@ -256,8 +275,9 @@ def check_scripted_interaction(build: Build) -> None:
         w.close()
 
 
-_EXTERNAL = re.compile(r"""(?:\b(?:src|href)\s*=\s*["']?\s*|url\(\s*["']?\s*|@import\s+["']?)(?:https?:)?//""",
-                       re.IGNORECASE)
+_EXTERNAL = re.compile(
+    r"""(?:\b(?:src|href)\s*=\s*["']?\s*|url\(\s*["']?\s*|@import\s+["']?)(?:https?:)?//""", re.IGNORECASE
+)
 
 
 def check_export_self_contained(build: Build) -> None:
@@ -266,7 +286,7 @@ def check_export_self_contained(build: Build) -> None:
     try:
         page = w.export_html()
         assert "<html" in page.lower(), "export_html: expected an HTML page"
-        hits = [page[max(m.start() - 40, 0): m.end() + 60] for m in _EXTERNAL.finditer(page)]
+        hits = [page[max(m.start() - 40, 0) : m.end() + 60] for m in _EXTERNAL.finditer(page)]
         assert not hits, f"{type(w).__name__}.export_html() refers to external resources: {hits[:3]}"
     finally:
         w.close()
@@ -279,7 +299,9 @@ def check_one_message_per_widget(build: Build) -> None:
         try:
             registry = _registry()
             # the log's busy line shows "working..." and then clears: two messages on purpose
-            log_ids = {getattr(x, "model_id", None) for x in _descendants(w.log)} if isinstance(w.log, W.Widget) else set()
+            log_ids = (
+                {getattr(x, "model_id", None) for x in _descendants(w.log)} if isinstance(w.log, W.Widget) else set()
+            )
             failures: list[str] = []
             n_actions = [0]
 
@@ -288,12 +310,16 @@ def check_one_message_per_widget(build: Build) -> None:
                 start = len(messages)
                 yield
                 n_actions[0] += 1
-                updates = Counter(cid for cid, data in messages[start:]
-                                  if isinstance(data, dict) and data.get("method") == "update")
+                updates = Counter(
+                    cid for cid, data in messages[start:] if isinstance(data, dict) and data.get("method") == "update"
+                )
                 for cid, n in updates.items():
                     if n > 1 and cid not in log_ids:
-                        keys = [sorted(data.get("state", {})) for c, data in messages[start:]
-                                if c == cid and isinstance(data, dict) and data.get("method") == "update"]
+                        keys = [
+                            sorted(data.get("state", {}))
+                            for c, data in messages[start:]
+                            if c == cid and isinstance(data, dict) and data.get("method") == "update"
+                        ]
                         widget = registry.get(cid) or _registry().get(cid)
                         failures.append(f"{desc}: {type(widget).__name__} sent {n} updates {keys}")
 

@@ -5,6 +5,7 @@ error, the hardest and easiest images, the failure and easy captions, a slider f
 (+1) whose decoded images follow it, a decoder choice, later failure modes, and an export of the flagged
 subset (decision value < 0) as a DataFrame and CSV.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,8 +22,8 @@ from failwidgets.data import as_indexable
 from failwidgets.methods import is_failure, slice_evidence
 from failwidgets.methods.directions import Decoder, FailureDirections
 from failwidgets.widgets.parts import BarChart, FailWidget, GroupHistogram, ImageGrid
-from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.selections import DirectionSelection
 
 __all__ = ["DirectionSlider"]
@@ -80,11 +81,24 @@ class DirectionSlider(DirectionSelection, FailWidget):
     mode = traitlets.Int(0, min=0)
     status = traitlets.Unicode("")
 
-    def __init__(self, method: FailureDirections, images: Any, embeddings, labels, preds,
-                 class_names=None, captions: Callable[[int, int], Mapping] | None = None,
-                 reference_embeddings=None, decoders: Mapping[str, Decoder] | None = None,
-                 n_images: int = 8, n_decoded: int = 4, export_dir: str = ".",
-                 caption_embedder: Callable[[list], Any] | None = None, heldout: tuple | None = None, **kwargs):
+    def __init__(
+        self,
+        method: FailureDirections,
+        images: Any,
+        embeddings,
+        labels,
+        preds,
+        class_names=None,
+        captions: Callable[[int, int], Mapping] | None = None,
+        reference_embeddings=None,
+        decoders: Mapping[str, Decoder] | None = None,
+        n_images: int = 8,
+        n_decoded: int = 4,
+        export_dir: str = ".",
+        caption_embedder: Callable[[list], Any] | None = None,
+        heldout: tuple | None = None,
+        **kwargs,
+    ):
         super().__init__(method=method, **kwargs)
         method.check_fitted()
         n_images = check_positive_int(n_images, "n_images")
@@ -95,8 +109,10 @@ class DirectionSlider(DirectionSelection, FailWidget):
             raise TypeError(f"captions: expected a callable (class_index, mode) -> dict, got {type(captions).__name__}")
         for name, dec in dict(decoders or {}).items():
             if not (callable(getattr(dec, "select_class", None)) and callable(getattr(dec, "decode_many", None))):
-                raise TypeError(f"decoders[{name!r}]: expected a Decoder (with select_class and decode_many), "
-                                f"got {type(dec).__name__}")
+                raise TypeError(
+                    f"decoders[{name!r}]: expected a Decoder (with select_class and decode_many), "
+                    f"got {type(dec).__name__}"
+                )
         self.failed = is_failure(labels, preds)
         images = as_indexable(images)  # a dataset / files / source: only the images shown are decoded
         self.preds = check_labels(preds, "preds")
@@ -108,15 +124,21 @@ class DirectionSlider(DirectionSelection, FailWidget):
             raise ValueError(f"class_names: expected {n_classes} names, got {len(self.class_names)}")
         if reference_embeddings is None:
             D = self.embeddings.shape[1]
-            reference_embeddings = np.stack([self.embeddings[self.labels == c].mean(0) if np.any(self.labels == c)
-                                             else np.ones(D) for c in range(n_classes)])
-        self.references = check_array(reference_embeddings, "reference_embeddings",
-                                      shape=(n_classes, self.embeddings.shape[1]), dtype="float")
+            reference_embeddings = np.stack(
+                [
+                    self.embeddings[self.labels == c].mean(0) if np.any(self.labels == c) else np.ones(D)
+                    for c in range(n_classes)
+                ]
+            )
+        self.references = check_array(
+            reference_embeddings, "reference_embeddings", shape=(n_classes, self.embeddings.shape[1]), dtype="float"
+        )
         self.captions = captions
         self.caption_embedder, self.heldout = caption_embedder, heldout
         if heldout is not None:
-            h_emb = check_array(heldout[0], "heldout[0] (embeddings)", ndim=2, dtype="float",
-                                shape=(None, self.embeddings.shape[1]))
+            h_emb = check_array(
+                heldout[0], "heldout[0] (embeddings)", ndim=2, dtype="float", shape=(None, self.embeddings.shape[1])
+            )
             h_lab = check_labels(heldout[1], "heldout[1] (labels)")
             h_pred = check_labels(heldout[2], "heldout[2] (preds)")
             check_same_length(heldout_embeddings=h_emb, heldout_labels=h_lab, heldout_preds=h_pred)
@@ -127,24 +149,35 @@ class DirectionSlider(DirectionSelection, FailWidget):
 
         has_chance = bool(np.isfinite(method.chance_).any())
         self.strength_chart = BarChart(
-            self.class_names, np.nan_to_num(method.strength_, nan=0.0), y_label="strength",
-            title="failure-mode strength (◆ chance: 95th percentile on permuted targets)" if has_chance
-            else "failure-mode strength (CV balanced accuracy; chance not computed, n_permutations=0)")
+            self.class_names,
+            np.nan_to_num(method.strength_, nan=0.0),
+            y_label="strength",
+            title="failure-mode strength (◆ chance: 95th percentile on permuted targets)"
+            if has_chance
+            else "failure-mode strength (CV balanced accuracy; chance not computed, n_permutations=0)",
+        )
         self.strength_chart.y_scale.min, self.strength_chart.y_scale.max = 0.0, 1.0
         if has_chance:
             self.strength_chart.set_reference(method.chance_, label="chance")
-        self.hist_chart = GroupHistogram(bins=15, mode="stacked", title="decision values (< 0: flagged)",
-                                         x_label="decision value")
+        self.hist_chart = GroupHistogram(
+            bins=15, mode="stacked", title="decision values (< 0: flagged)", x_label="decision value"
+        )
         self.hist_chart.vline = 0.0
-        self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
-                                         description="class")
+        self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)], description="class")
         self.mode_dropdown = W.Dropdown(options=[("mode 1", 0)], description="failure mode")
         self.status_html = W.HTML()
         self.hard_grid = ImageGrid(columns=n_images, thumb_size=64)
         self.easy_grid = ImageGrid(columns=n_images, thumb_size=64)
         self.caption_html = W.HTML()
-        self.slider = W.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.05, description="easier ↔ harder",
-                                    readout_format=".2f", style={"description_width": "initial"})
+        self.slider = W.FloatSlider(
+            value=0.0,
+            min=-1.0,
+            max=1.0,
+            step=0.05,
+            description="easier ↔ harder",
+            readout_format=".2f",
+            style={"description_width": "initial"},
+        )
         self.decoder_dropdown = W.Dropdown(options=list(self.decoders), description="decoder")
         self.decoded_grid = ImageGrid(columns=n_decoded, thumb_size=96)
         self.export_button = W.Button(description="export flagged", icon="download")
@@ -168,27 +201,50 @@ class DirectionSlider(DirectionSelection, FailWidget):
 
         # keys while the mouse is over the slider row: arrows step the slider, 0 back to the class mean
         self.slider_row = W.HBox([self.slider, self.decoder_dropdown])
-        self.key_bindings = KeyBindings({
-            "arrowleft": lambda: self._step_slider(-1), "arrowdown": lambda: self._step_slider(-1),
-            "arrowright": lambda: self._step_slider(+1), "arrowup": lambda: self._step_slider(+1),
-            "0": lambda: setattr(self.slider, "value", 0.0), "home": lambda: self._step_slider(-10**6),
-            "end": lambda: self._step_slider(10**6),
-        }, log=self.log)
+        self.key_bindings = KeyBindings(
+            {
+                "arrowleft": lambda: self._step_slider(-1),
+                "arrowdown": lambda: self._step_slider(-1),
+                "arrowright": lambda: self._step_slider(+1),
+                "arrowup": lambda: self._step_slider(+1),
+                "0": lambda: setattr(self.slider, "value", 0.0),
+                "home": lambda: self._step_slider(-(10**6)),
+                "end": lambda: self._step_slider(10**6),
+            },
+            log=self.log,
+        )
         self.key_events = self.key_bindings.attach(self.slider_row)
         self.children = [
-            self.strength_chart, W.HBox([self.class_dropdown, self.mode_dropdown]), self.status_html, self.hist_chart,
-            W.HTML("<b>hardest</b>"), self.hard_grid, W.HTML("<b>easiest</b>"), self.easy_grid,
-            self.caption_html, self.slider_row, self.decoded_grid,
-            self.export_button, self.log,
+            self.strength_chart,
+            W.HBox([self.class_dropdown, self.mode_dropdown]),
+            self.status_html,
+            self.hist_chart,
+            W.HTML("<b>hardest</b>"),
+            self.hard_grid,
+            W.HTML("<b>easiest</b>"),
+            self.easy_grid,
+            self.caption_html,
+            self.slider_row,
+            self.decoded_grid,
+            self.export_button,
+            self.log,
         ]
         self.run_guarded(self._render_class)
 
     # ------------------------------------------------------------------ construction from the demo
     @classmethod
-    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
-                  reference: str = "caption", max_modes: int | None = None, n_permutations: int | None = None,
-                  progress: bool = False,
-                  **kwargs: Any) -> "DirectionSlider":
+    def from_demo(
+        cls,
+        demo: Any = None,
+        *,
+        variant: str = "default",
+        small: bool | None = None,
+        reference: str = "caption",
+        max_modes: int | None = None,
+        n_permutations: int | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> DirectionSlider:
         """The slider on the demo world: failure directions of the demo target in the demo's VL space.
 
         Fits :class:`FailureDirections` with the paper's defaults (C in ``logspace(-6, 0, 7)``, 2-fold
@@ -223,8 +279,18 @@ class DirectionSlider(DirectionSelection, FailWidget):
         from failwidgets.demo.recipes import build_widget, directions
 
         demo, small = resolve(demo, variant, small, progress)
-        widget = build_widget(cls, directions.widget_inputs(demo, small=small, reference=reference, max_modes=max_modes,
-                                                          n_permutations=n_permutations, progress=progress), **kwargs)
+        widget = build_widget(
+            cls,
+            directions.widget_inputs(
+                demo,
+                small=small,
+                reference=reference,
+                max_modes=max_modes,
+                n_permutations=n_permutations,
+                progress=progress,
+            ),
+            **kwargs,
+        )
         # the hypothesis box tests phrases on the held-out split the caption evidence already uses
         widget.set_hypothesis_data(demo.vl, *widget.heldout, caption_evidence=False)
         return widget
@@ -245,8 +311,10 @@ class DirectionSlider(DirectionSelection, FailWidget):
     def _valid_mode(self, proposal):
         n = len(self.method.modes_[self.class_index])
         if proposal["value"] and not proposal["value"] < n:
-            reject(self, f"mode: expected an index in [0, {max(n, 1)}) for class {self.class_index}, "
-                         f"got {proposal['value']}")
+            reject(
+                self,
+                f"mode: expected an index in [0, {max(n, 1)}) for class {self.class_index}, got {proposal['value']}",
+            )
         return proposal["value"]
 
     @traitlets.validate("alpha")
@@ -294,12 +362,19 @@ class DirectionSlider(DirectionSelection, FailWidget):
         modes = self.method.modes_[c]
         with hold_all_sync(self.strength_chart.bars, self.mode_dropdown, self.status_html), self.quietly():
             self.strength_chart.selected_index = c
-            self.mode_dropdown.options = [(f"mode {m.rank + 1} (strength {m.strength:.2f}"
-                                           f"{'' if m.above_chance is not False else ', not above chance'})", m.rank)
-                                          for m in modes] or [("none", 0)]
+            self.mode_dropdown.options = [
+                (
+                    f"mode {m.rank + 1} (strength {m.strength:.2f}"
+                    f"{'' if m.above_chance is not False else ', not above chance'})",
+                    m.rank,
+                )
+                for m in modes
+            ] or [("none", 0)]
             self.mode_dropdown.value = self.mode
-            rest = (f"{self.method.status_[c]}, {int(self.method.n_errors_[c])} errors of "
-                    f"{int(self.method.n_samples_[c])}{self._chance_text(modes[0]) if modes else ''}")
+            rest = (
+                f"{self.method.status_[c]}, {int(self.method.n_errors_[c])} errors of "
+                f"{int(self.method.n_samples_[c])}{self._chance_text(modes[0]) if modes else ''}"
+            )
             self.status = f"{self.class_names[c]}: {rest}".replace("<b>", "").replace("</b>", "")
             self.status_html.value = f"<b>{html.escape(self.class_names[c])}</b>: {_escape_keep_bold(rest)}"
         self._render_mode()
@@ -332,8 +407,12 @@ class DirectionSlider(DirectionSelection, FailWidget):
         with hold_all_sync(self.hist_chart.layout, self.caption_html, grids):
             self.hist_chart.layout.display = ""
             self.hist_chart.set_data(d, self.failed[rows].astype(np.int64), ["correct", "error"])
-            self.hard_grid.set_images(self.images[hard_i], captions=[f"d={v:.2f}" for v in hard_d], keys=list(map(int, hard_i)))
-            self.easy_grid.set_images(self.images[easy_i], captions=[f"d={v:.2f}" for v in easy_d], keys=list(map(int, easy_i)))
+            self.hard_grid.set_images(
+                self.images[hard_i], captions=[f"d={v:.2f}" for v in hard_d], keys=list(map(int, hard_i))
+            )
+            self.easy_grid.set_images(
+                self.images[easy_i], captions=[f"d={v:.2f}" for v in easy_d], keys=list(map(int, easy_i))
+            )
             self.caption_html.value = self._caption_table()
         self._render_decoded()
 
@@ -342,8 +421,10 @@ class DirectionSlider(DirectionSelection, FailWidget):
             return "<i>no captions given</i>"
         top = self.captions(self.class_index, self.mode)
         if not isinstance(top, Mapping) or not {"failure", "easy"} <= set(top):
-            raise TypeError("captions: expected the callable to return a dict with 'failure' and 'easy' lists of "
-                            f"(caption, score), got {type(top).__name__}")
+            raise TypeError(
+                "captions: expected the callable to return a dict with 'failure' and 'easy' lists of "
+                f"(caption, score), got {type(top).__name__}"
+            )
         ev = {}
         if self.caption_embedder is not None:
             texts = [t for t, _ in top["failure"]] + [t for t, _ in top["easy"]]
@@ -351,17 +432,25 @@ class DirectionSlider(DirectionSelection, FailWidget):
         extra = "<th>evidence</th>" if ev else ""
 
         def rows(items):
-            return "".join(f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td>"
-                           + (f"<td>{html.escape(self._evidence_text(ev[t]))}</td>" if ev else "") + "</tr>"
-                           for t, s in items)
+            return "".join(
+                f"<tr><td>{html.escape(t)}</td><td>{s:+.3f}</td>"
+                + (f"<td>{html.escape(self._evidence_text(ev[t]))}</td>" if ev else "")
+                + "</tr>"
+                for t, s in items
+            )
+
         note = ""
         if ev:
             where = "held-out" if self.heldout is not None else "validation (not held out)"
-            note = (f"<div><i>evidence: validation images of the class closer to the caption than to "
-                    f"&quot;a photo of a {html.escape(self.class_names[self.class_index])}&quot;; error inside vs "
-                    f"outside on {where} images, 95% Wilson CIs, Fisher p</i></div>")
-        return (f"<table><tr><th>failure captions</th><th>score</th>{extra}</tr>{rows(top['failure'])}"
-                f"<tr><th>easy captions</th><th>score</th>{extra}</tr>{rows(top['easy'])}</table>{note}")
+            note = (
+                f"<div><i>evidence: validation images of the class closer to the caption than to "
+                f"&quot;a photo of a {html.escape(self.class_names[self.class_index])}&quot;; error inside vs "
+                f"outside on {where} images, 95% Wilson CIs, Fisher p</i></div>"
+            )
+        return (
+            f"<table><tr><th>failure captions</th><th>score</th>{extra}</tr>{rows(top['failure'])}"
+            f"<tr><th>easy captions</th><th>score</th>{extra}</tr>{rows(top['easy'])}</table>{note}"
+        )
 
     def caption_evidence(self, captions: list) -> list:
         """Per caption ``(n_val, SliceEvidence)``: the class's validation images it describes and the error
@@ -371,8 +460,9 @@ class DirectionSlider(DirectionSelection, FailWidget):
         if self.caption_embedder is None:
             raise ValueError("caption_embedder: caption evidence needs text embeddings, got None")
         c = self.class_index
-        emb = np.asarray(self.caption_embedder(list(captions) + [reference_caption(self.class_names[c])]),
-                         dtype=np.float32)
+        emb = np.asarray(
+            self.caption_embedder(list(captions) + [reference_caption(self.class_names[c])]), dtype=np.float32
+        )
         caps, ref = emb[:-1], emb[-1]
         val = self.embeddings[self.labels == c]
         if self.heldout is not None:
@@ -381,8 +471,9 @@ class DirectionSlider(DirectionSelection, FailWidget):
             x, failed = h_emb[keep], is_failure(h_lab[keep], h_pred[keep])
         else:
             x, failed = val, self.failed[self.labels == c]
-        return [(int(caption_members(val, e, ref).sum()), slice_evidence(caption_members(x, e, ref), failed))
-                for e in caps]
+        return [
+            (int(caption_members(val, e, ref).sum()), slice_evidence(caption_members(x, e, ref), failed)) for e in caps
+        ]
 
     @staticmethod
     def _evidence_text(item) -> str:
@@ -391,7 +482,9 @@ class DirectionSlider(DirectionSelection, FailWidget):
 
     def decoded_embedding(self) -> np.ndarray:
         """The rotated embedding (D,) for the current class, mode and slider value."""
-        return self.method.rotated_embedding(self.class_index, self.alpha, self.references[self.class_index], mode=self.mode)
+        return self.method.rotated_embedding(
+            self.class_index, self.alpha, self.references[self.class_index], mode=self.mode
+        )
 
     def _render_decoded(self):
         if not self.decoder or not self._has_direction():
@@ -406,8 +499,9 @@ class DirectionSlider(DirectionSelection, FailWidget):
         """Validation samples of the current class and mode with decision value < 0, hardest first."""
         rows = np.flatnonzero(self.labels == self.class_index)
         if not self._has_direction():
-            return pd.DataFrame({"index": np.zeros(0, np.int64), "decision_value": np.zeros(0, np.float32),
-                                 "error": np.zeros(0, bool)})
+            return pd.DataFrame(
+                {"index": np.zeros(0, np.int64), "decision_value": np.zeros(0, np.float32), "error": np.zeros(0, bool)}
+            )
         d = self.method.decision_function(self.embeddings[rows], self.labels[rows], mode=self.mode)
         keep = np.argsort(d, kind="stable")
         keep = keep[d[keep] < 0]

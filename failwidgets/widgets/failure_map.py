@@ -10,11 +10,12 @@ fills an image grid and shows its error rate with a 95% Wilson interval against 
 exact p-value. A text box tests a hypothesis ("on snow") for a class on held-out data
 (:func:`failwidgets.methods.hypotheses.test_hypothesis`) and selects the matching slice.
 """
+
 from __future__ import annotations
 
 import html
 import importlib.util
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import ipywidgets as W
 import numpy as np
@@ -79,13 +80,33 @@ class FailureMap(SelectionMixin, FailWidget):
     _state_traits = ("color_by", "selection")
     color_by = traitlets.Unicode("error")
 
-    def __init__(self, embeddings: Any = None, labels: Any = None, preds: Any = None, images: Any = None, *,
-                 xy: Any = None, scores: Any = None, score_name: str = "score", metadata: pd.DataFrame | None = None,
-                 class_names: Sequence[str] | None = None, color_by: str = "error", encoder: Any = None,
-                 hypothesis_embeddings: Any = None, heldout: Any = None, overlays: Any = None, n_grid: int = 24,
-                 backend: str = "auto", max_svg_points: int = 10_000, previews: bool | None = None,
-                 layout_method: str = "auto", cache: Any = None, random_state: int = 0, height: int = 420,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        embeddings: Any = None,
+        labels: Any = None,
+        preds: Any = None,
+        images: Any = None,
+        *,
+        xy: Any = None,
+        scores: Any = None,
+        score_name: str = "score",
+        metadata: pd.DataFrame | None = None,
+        class_names: Sequence[str] | None = None,
+        color_by: str = "error",
+        encoder: Any = None,
+        hypothesis_embeddings: Any = None,
+        heldout: Any = None,
+        overlays: Any = None,
+        n_grid: int = 24,
+        backend: str = "auto",
+        max_svg_points: int = 10_000,
+        previews: bool | None = None,
+        layout_method: str = "auto",
+        cache: Any = None,
+        random_state: int = 0,
+        height: int = 420,
+        **kwargs: Any,
+    ):
         from failwidgets.compute.layout import layout_2d
 
         check_choice(backend, "backend", ["auto", "jscatter", "bqplot"])
@@ -135,27 +156,45 @@ class FailureMap(SelectionMixin, FailWidget):
         self.color_dropdown = W.Dropdown(options=self.color_options(), value=None, description="colour by")
         self.evidence_html = W.HTML("<i>lasso points on the map (or set .selection) to see their images</i>")
         self.grid = ImageGrid(columns=8, thumb_size=72)
-        self.phrase_box = W.Text(placeholder=("hypothesis, e.g. on snow" if encoder is not None
-                                              else "metadata filter, e.g. background == 'snow'"),
-                                 description="hypothesis", continuous_update=False,
-                                 layout=W.Layout(width="360px"))
+        self.phrase_box = W.Text(
+            placeholder=(
+                "hypothesis, e.g. on snow" if encoder is not None else "metadata filter, e.g. background == 'snow'"
+            ),
+            description="hypothesis",
+            continuous_update=False,
+            layout=W.Layout(width="360px"),
+        )
         self.class_dropdown = W.Dropdown(options=[(c, i) for i, c in enumerate(self.class_names)], description="class")
-        self.fraction_slider = W.FloatSlider(value=0.2, min=0.05, max=1.0, step=0.05, description="top fraction",
-                                             readout_format=".2f", style={"description_width": "initial"},
-                                             disabled=encoder is None)
+        self.fraction_slider = W.FloatSlider(
+            value=0.2,
+            min=0.05,
+            max=1.0,
+            step=0.05,
+            description="top fraction",
+            readout_format=".2f",
+            style={"description_width": "initial"},
+            disabled=encoder is None,
+        )
         self.test_button = W.Button(description="test", icon="flask")
         self.hypothesis_html = W.HTML("")
         self.plot = self._build_plot(height, previews)
-        self.observe_guarded(lambda ch: setattr(self, "color_by", ch["new"]) if ch["new"] else None, names="value",
-                             widget=self.color_dropdown)
+        self.observe_guarded(
+            lambda ch: setattr(self, "color_by", ch["new"]) if ch["new"] else None,
+            names="value",
+            widget=self.color_dropdown,
+        )
         self.observe_guarded(self._on_color_by, names="color_by")
         self.observe_guarded(self._on_selection, names="selection")
         self.observe_guarded(lambda ch: self.test_phrase(), names="value", widget=self.phrase_box)
         self.on_click_guarded(self.test_button, lambda _b: self.test_phrase())
         self.children = [
-            W.HBox([self.color_dropdown]), self.plot, self.evidence_html, self.grid,
+            W.HBox([self.color_dropdown]),
+            self.plot,
+            self.evidence_html,
+            self.grid,
             W.HBox([self.phrase_box, self.class_dropdown, self.fraction_slider, self.test_button]),
-            self.hypothesis_html, self.log,
+            self.hypothesis_html,
+            self.log,
         ]
         check_choice(color_by, "color_by", [v for _, v in self.color_options()])
         self.color_by = color_by
@@ -164,8 +203,16 @@ class FailureMap(SelectionMixin, FailWidget):
 
     # ------------------------------------------------------------------ construction from the demo
     @classmethod
-    def from_demo(cls, demo: Any = None, *, variant: str = "default", split: str = "test", small: bool | None = None,
-                  progress: bool = False, **kwargs: Any) -> "FailureMap":
+    def from_demo(
+        cls,
+        demo: Any = None,
+        *,
+        variant: str = "default",
+        split: str = "test",
+        small: bool | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> FailureMap:
         """The map of one demo split: VL embeddings laid out, target predictions, the VL encoder for
         hypotheses, the world's factors as metadata.
 
@@ -189,12 +236,25 @@ class FailureMap(SelectionMixin, FailWidget):
         emb = demo.embeddings(split, progress=progress)
         preds = demo.predictions(split, progress=progress)
         rows = np.arange(min(600, len(preds))) if small else np.arange(len(preds))
-        meta = pd.DataFrame({name: np.asarray(demo.world.factor_values[name], dtype=object)[values[rows]]
-                             for name, values in data.factors.items() if name != "shape"})
+        meta = pd.DataFrame(
+            {
+                name: np.asarray(demo.world.factor_values[name], dtype=object)[values[rows]]
+                for name, values in data.factors.items()
+                if name != "shape"
+            }
+        )
         kwargs.setdefault("layout_method", "pca" if small else "auto")
         kwargs.setdefault("cache", demo.cache)
-        widget = cls(emb[rows], data.labels[rows], preds[rows], data.images[rows], metadata=meta,
-                     class_names=demo.world.class_names, encoder=demo.vl, **kwargs)
+        widget = cls(
+            emb[rows],
+            data.labels[rows],
+            preds[rows],
+            data.images[rows],
+            metadata=meta,
+            class_names=demo.world.class_names,
+            encoder=demo.vl,
+            **kwargs,
+        )
         widget.demo, widget.rows = demo, rows
         return widget
 
@@ -281,13 +341,19 @@ class FailureMap(SelectionMixin, FailWidget):
         import jscatter
 
         n = len(self.labels)
-        df = pd.DataFrame({"x": self.xy[:, 0], "y": self.xy[:, 1],
-                           "outcome": pd.Categorical(np.where(self.errors, "error", "correct"),
-                                                     categories=["correct", "error"]),
-                           "label": pd.Categorical([self.class_names[i] for i in self.labels],
-                                                   categories=list(dict.fromkeys(self.class_names))),
-                           "prediction": pd.Categorical([self.class_names[i] for i in self.preds],
-                                                        categories=list(dict.fromkeys(self.class_names)))})
+        df = pd.DataFrame(
+            {
+                "x": self.xy[:, 0],
+                "y": self.xy[:, 1],
+                "outcome": pd.Categorical(np.where(self.errors, "error", "correct"), categories=["correct", "error"]),
+                "label": pd.Categorical(
+                    [self.class_names[i] for i in self.labels], categories=list(dict.fromkeys(self.class_names))
+                ),
+                "prediction": pd.Categorical(
+                    [self.class_names[i] for i in self.preds], categories=list(dict.fromkeys(self.class_names))
+                ),
+            }
+        )
         if self.scores is not None:
             df[self.score_name] = self.scores
         if self.metadata is not None:
@@ -296,14 +362,20 @@ class FailureMap(SelectionMixin, FailWidget):
                     col = self.metadata[c]
                     numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
                     df[c] = col.to_numpy() if numeric else pd.Categorical(col.astype(str))
-        use_previews = (self.images is not None and not callable(self.images) and n <= 5000) if previews is None \
+        use_previews = (
+            (self.images is not None and not callable(self.images) and n <= 5000)
+            if previews is None
             else bool(previews) and self.images is not None
+        )
         if use_previews:
             df["preview"] = self._preview_uris(np.arange(n))
         self._jscatter_frame = df
         sc = jscatter.Scatter(data=df, x="x", y="y", height=height, lasso_initiator=True)
-        sc.tooltip(True, properties=["color", "x", "y"],
-                   **({"preview": "preview", "preview_type": "image"} if use_previews else {}))
+        sc.tooltip(
+            True,
+            properties=["color", "x", "y"],
+            **({"preview": "preview", "preview_type": "image"} if use_previews else {}),
+        )
         sc.legend(True)
         self.scatter = sc
         sc.widget.observe(self._on_jscatter_selection, names="selection")
@@ -329,19 +401,36 @@ class FailureMap(SelectionMixin, FailWidget):
 
         n = len(self.labels)
         rng = np.random.default_rng(self.random_state)
-        self._sample = np.sort(rng.choice(n, self.max_svg_points, replace=False)) if n > self.max_svg_points \
-            else np.arange(n)
+        self._sample = (
+            np.sort(rng.choice(n, self.max_svg_points, replace=False)) if n > self.max_svg_points else np.arange(n)
+        )
         sx, sy = bq.LinearScale(), bq.LinearScale()
         self._color_scale = bq.ColorScale(colors=["#9e9e9e", "#d32f2f"])
         pts = self.xy[self._sample]
-        self.mark = bq.Scatter(x=pts[:, 0], y=pts[:, 1], color=np.zeros(len(pts)), scales={"x": sx, "y": sy,
-                               "color": self._color_scale}, default_size=12, stroke=None,
-                               unselected_style={"opacity": 0.25}, selected_style={"stroke": "black"})
+        self.mark = bq.Scatter(
+            x=pts[:, 0],
+            y=pts[:, 1],
+            color=np.zeros(len(pts)),
+            scales={"x": sx, "y": sy, "color": self._color_scale},
+            default_size=12,
+            stroke=None,
+            unselected_style={"opacity": 0.25},
+            selected_style={"stroke": "black"},
+        )
         self.lasso = bq.interacts.LassoSelector(marks=[self.mark])
-        title = "" if n <= self.max_svg_points else f"{len(self._sample)} of {n} points (sampled; install jupyter-scatter for all)"
-        fig = bq.Figure(marks=[self.mark], axes=[bq.Axis(scale=sx), bq.Axis(scale=sy, side="left")],
-                        interaction=self.lasso, title=title, layout=W.Layout(height=f"{height}px", width="100%"),
-                        fig_margin={"top": 30, "bottom": 30, "left": 40, "right": 10})
+        title = (
+            ""
+            if n <= self.max_svg_points
+            else f"{len(self._sample)} of {n} points (sampled; install jupyter-scatter for all)"
+        )
+        fig = bq.Figure(
+            marks=[self.mark],
+            axes=[bq.Axis(scale=sx), bq.Axis(scale=sy, side="left")],
+            interaction=self.lasso,
+            title=title,
+            layout=W.Layout(height=f"{height}px", width="100%"),
+            fig_margin={"top": 30, "bottom": 30, "left": 40, "right": 10},
+        )
         self.mark.observe(self._on_bqplot_selected, names="selected")
         return fig
 
@@ -392,8 +481,11 @@ class FailureMap(SelectionMixin, FailWidget):
         try:
             if self.backend == "jscatter":
                 current = self.scatter.widget.selection
-                same = current is not None and len(current) == idx.size and (
-                    np.array_equal(current, idx) or np.array_equal(np.sort(current), np.sort(idx)))
+                same = (
+                    current is not None
+                    and len(current) == idx.size
+                    and (np.array_equal(current, idx) or np.array_equal(np.sort(current), np.sort(idx)))
+                )
                 if not same:
                     self.scatter.selection(idx if idx.size else None)
             else:
@@ -427,16 +519,18 @@ class FailureMap(SelectionMixin, FailWidget):
             return
         ev = self.evidence(idx)
         self.last_evidence = ev
-        self.evidence_html.value = (f"<b>{ev.n_inside} selected</b> of {len(self.labels)}: "
-                                    + html.escape(ev.summary()))
+        self.evidence_html.value = f"<b>{ev.n_inside} selected</b> of {len(self.labels)}: " + html.escape(ev.summary())
         if self.images is None:
             return
         rows = self.grid_rows(idx)
-        caps = [f"#{int(i)} {html.escape(self.class_names[self.labels[i]])}"
-                + (f" → <b>{html.escape(self.class_names[self.preds[i]])}</b>" if self.errors[i] else " ✓")
-                for i in rows]
-        self.grid.set_images(self._images_at(rows), captions=caps, overlays=self._overlays_at(rows),
-                             keys=[int(i) for i in rows])
+        caps = [
+            f"#{int(i)} {html.escape(self.class_names[self.labels[i]])}"
+            + (f" → <b>{html.escape(self.class_names[self.preds[i]])}</b>" if self.errors[i] else " ✓")
+            for i in rows
+        ]
+        self.grid.set_images(
+            self._images_at(rows), captions=caps, overlays=self._overlays_at(rows), keys=[int(i) for i in rows]
+        )
 
     def _images_at(self, rows: np.ndarray) -> Any:
         if callable(self.images):
@@ -470,8 +564,9 @@ class FailureMap(SelectionMixin, FailWidget):
         super().close()
 
     # ------------------------------------------------------------------ hypotheses
-    def test_phrase(self, phrase: str | None = None, class_index: int | None = None,
-                    top_fraction: float | None = None) -> HypothesisResult | None:
+    def test_phrase(
+        self, phrase: str | None = None, class_index: int | None = None, top_fraction: float | None = None
+    ) -> HypothesisResult | None:
         """Test a hypothesis (default: the text box, class menu and slider), show it, select its slice.
 
         Returns
@@ -491,9 +586,19 @@ class FailureMap(SelectionMixin, FailWidget):
 
                     self._hypothesis_norms = embedding_norms(self.hypothesis_embeddings)
                 norms = self._hypothesis_norms
-            res = test_hypothesis(phrase, self.encoder, self.hypothesis_embeddings, self.labels, self.preds, c,
-                                  top_fraction=frac, heldout=self.heldout, metadata=self.metadata,
-                                  random_state=self.random_state, row_norms=norms)
+            res = test_hypothesis(
+                phrase,
+                self.encoder,
+                self.hypothesis_embeddings,
+                self.labels,
+                self.preds,
+                c,
+                top_fraction=frac,
+                heldout=self.heldout,
+                metadata=self.metadata,
+                random_state=self.random_state,
+                row_norms=norms,
+            )
         self.last_hypothesis = res
         self.hypothesis_html.value = hypothesis_html(res, self.class_names)
         self.selection = res.slice_indices.tolist()
@@ -510,16 +615,28 @@ def hypothesis_html(res: HypothesisResult, class_names: Sequence[str] | None = N
     def row(side, n, e, rate, ci):
         if n == 0:
             return f"<tr><td>{side}</td><td>0</td><td>—</td><td>—</td></tr>"
-        return (f"<tr><td>{side}</td><td>{n}</td><td>{100 * rate:.1f}%</td>"
-                f"<td>[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]</td></tr>")
+        return (
+            f"<tr><td>{side}</td><td>{n}</td><td>{100 * rate:.1f}%</td>"
+            f"<td>[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]</td></tr>"
+        )
 
-    verdict = ("<b>higher</b> error inside" if ev.significant() and ev.difference > 0 else
-               "<b>lower</b> error inside" if ev.significant() else "no significant difference")
-    what = (f"top {100 * res.top_fraction:.0f}% of {html.escape(name)} images by similarity"
-            if res.kind == "text" else f"{html.escape(name)} images matching the filter")
-    return (f"<div class='fw-hypothesis'><b>{html.escape(res.phrase)}</b>: {what} "
-            f"({res.n_matching} match; evidence on {len(res.heldout_indices)} held-out images)"
-            "<table><tr><th></th><th>n</th><th>error</th><th>95% CI</th></tr>"
-            f"{row('inside', ev.n_inside, ev.errors_inside, ev.rate_inside, ev.ci_inside)}"
-            f"{row('outside', ev.n_outside, ev.errors_outside, ev.rate_outside, ev.ci_outside)}"
-            f"</table>Fisher exact p = {ev.p_value:.2g}: {verdict}</div>")
+    verdict = (
+        "<b>higher</b> error inside"
+        if ev.significant() and ev.difference > 0
+        else "<b>lower</b> error inside"
+        if ev.significant()
+        else "no significant difference"
+    )
+    what = (
+        f"top {100 * res.top_fraction:.0f}% of {html.escape(name)} images by similarity"
+        if res.kind == "text"
+        else f"{html.escape(name)} images matching the filter"
+    )
+    return (
+        f"<div class='fw-hypothesis'><b>{html.escape(res.phrase)}</b>: {what} "
+        f"({res.n_matching} match; evidence on {len(res.heldout_indices)} held-out images)"
+        "<table><tr><th></th><th>n</th><th>error</th><th>95% CI</th></tr>"
+        f"{row('inside', ev.n_inside, ev.errors_inside, ev.rate_inside, ev.ci_inside)}"
+        f"{row('outside', ev.n_outside, ev.errors_outside, ev.rate_outside, ev.ci_outside)}"
+        f"</table>Fisher exact p = {ev.p_value:.2g}: {verdict}</div>"
+    )

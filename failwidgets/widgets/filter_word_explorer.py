@@ -11,11 +11,11 @@ Views
 
 The widget renders :class:`failwidgets.methods.lavise.FilterExplanations`; it computes nothing heavy.
 """
+
 from __future__ import annotations
 
 import html
 import os
-import warnings
 from typing import Any, Mapping, Sequence
 
 import ipywidgets as W
@@ -26,8 +26,8 @@ import traitlets
 from failwidgets._validation import check_positive_int
 from failwidgets.methods.lavise import WORD_SCORINGS, FilterExplanations, activation_masks, compare_groups
 from failwidgets.widgets.parts import BarChart, FailWidget, ImageGrid
-from failwidgets.widgets.parts.sync import reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.parts.sync import reject
 from failwidgets.widgets.selections import FilterSelection
 
 __all__ = ["FilterWordExplorer"]
@@ -74,9 +74,18 @@ class FilterWordExplorer(FilterSelection, FailWidget):
     view = traitlets.Enum(VIEWS, default_value="filters")
     word_scoring = traitlets.Enum(WORD_SCORINGS, default_value="count")
 
-    def __init__(self, explanations: FilterExplanations | Mapping[str, FilterExplanations], images: Any,
-                 groups: Any = None, *, method: Any = None, k: int = 5, n_bars: int = 20,
-                 thumb_size: int = 96, **kwargs: Any):
+    def __init__(
+        self,
+        explanations: FilterExplanations | Mapping[str, FilterExplanations],
+        images: Any,
+        groups: Any = None,
+        *,
+        method: Any = None,
+        k: int = 5,
+        n_bars: int = 20,
+        thumb_size: int = 96,
+        **kwargs: Any,
+    ):
         if isinstance(explanations, FilterExplanations):
             explanations = {explanations.layer: explanations}
         if not isinstance(explanations, Mapping) or not explanations:
@@ -91,15 +100,16 @@ class FilterWordExplorer(FilterSelection, FailWidget):
             n = len(images[name])
             if n != ex.max_activations.shape[0]:
                 raise ValueError(
-                    f"images: expected {ex.max_activations.shape[0]} images for layer {name!r} "
-                    f"(as explained), got {n}"
+                    f"images: expected {ex.max_activations.shape[0]} images for layer {name!r} (as explained), got {n}"
                 )
             imgs = images[name]
             if isinstance(imgs, (list, tuple)):
                 missing = [str(p) for p in imgs if isinstance(p, (str, os.PathLike)) and not os.path.isfile(p)]
                 if missing:
-                    raise ValueError(f"images: expected existing image files for layer {name!r}, "
-                                     f"{len(missing)} do not exist (first: {missing[0]!r})")
+                    raise ValueError(
+                        f"images: expected existing image files for layer {name!r}, "
+                        f"{len(missing)} do not exist (first: {missing[0]!r})"
+                    )
         super().__init__(method=method, **kwargs)
         self.explanations = dict(explanations)
         self.images = images
@@ -122,8 +132,9 @@ class FilterWordExplorer(FilterSelection, FailWidget):
         # the scoring they were made with
         labels = {"count": "count (paper)", "pmi": "specific (PMI)"}
         scorings = WORD_SCORINGS if self._rescorable() else (self.word_scoring,)
-        self.scoring_select = W.Dropdown(options=[(labels[k], k) for k in scorings], description="words by",
-                                         disabled=len(scorings) < 2)
+        self.scoring_select = W.Dropdown(
+            options=[(labels[k], k) for k in scorings], description="words by", disabled=len(scorings) < 2
+        )
         self.filter_list = W.Select(options=[], rows=12, layout=W.Layout(width="100%"))
         self.count_label = W.HTML("")
         self.header = W.HTML("")
@@ -131,30 +142,34 @@ class FilterWordExplorer(FilterSelection, FailWidget):
         self.matches_html = W.HTML("")
         self.grid = ImageGrid(columns=5, thumb_size=thumb_size)
         detail = W.VBox([self.header, W.HBox([self.words_html, self.matches_html]), self.grid])
-        filters_view = W.VBox([
-            W.HBox([self.layer_select, self.search_box, self.sort_select, self.scoring_select]),
-            self.count_label, self.filter_list, detail,
-        ])
+        filters_view = W.VBox(
+            [
+                W.HBox([self.layer_select, self.search_box, self.sort_select, self.scoring_select]),
+                self.count_label,
+                self.filter_list,
+                detail,
+            ]
+        )
         # -- groups view -------------------------------------------------------------------------------
-        self.chart = BarChart(title="share of qualified images: difference between groups",
-                              x_label="filter", y_label="difference")
+        self.chart = BarChart(
+            title="share of qualified images: difference between groups", x_label="filter", y_label="difference"
+        )
         self.groups_html = W.HTML("" if self.groups is not None else "<i>pass groups= to compare groups</i>")
         groups_view = W.VBox([self.groups_html, self.chart])
         self.tabs = W.Tab(children=[filters_view, groups_view], titles=("Filters", "Groups"))
         self.children = [self.tabs, self.log]
         # keys while the mouse is over the list or the opened filter: next / previous filter
         step = {"arrowdown": +1, "n": +1, "j": +1, "arrowup": -1, "p": -1, "k": -1}
-        self.key_bindings = KeyBindings({k: (lambda d=d: self.step_filter(d)) for k, d in step.items()},
-                                        log=self.log)
-        self.key_events = [e for e in (self.key_bindings.attach(self.filter_list), self.key_bindings.attach(detail))
-                           if e is not None]
+        self.key_bindings = KeyBindings({k: (lambda d=d: self.step_filter(d)) for k, d in step.items()}, log=self.log)
+        self.key_events = [
+            e for e in (self.key_bindings.attach(self.filter_list), self.key_bindings.attach(detail)) if e is not None
+        ]
 
         self.link("layer", self.layer_select)
         self.link("search", self.search_box)
         self.link("sort_by", self.sort_select)
         self.link("word_scoring", self.scoring_select)
-        self.link("view", self.tabs, "selected_index",
-                  transform=(lambda v: VIEWS.index(v), lambda i: VIEWS[i or 0]))
+        self.link("view", self.tabs, "selected_index", transform=(lambda v: VIEWS.index(v), lambda i: VIEWS[i or 0]))
         self.observe_guarded(self._on_list_pick, names="value", widget=self.filter_list)
         self.observe_guarded(self._on_bar_pick, names="selected_index", widget=self.chart)
         self.observe_guarded(self._on_layer, names="layer")
@@ -165,11 +180,19 @@ class FilterWordExplorer(FilterSelection, FailWidget):
 
     # -- construction from the demo ---------------------------------------------------------------------
     @classmethod
-    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
-                  split: str = "train", n_images: int | None = None,
-                  groups: str | tuple | None = ("shape", "circle", "square"),
-                  methods: Sequence[str] | None = None, progress: bool = False,
-                  **kwargs: Any) -> "FilterWordExplorer":
+    def from_demo(
+        cls,
+        demo: Any = None,
+        *,
+        variant: str = "default",
+        small: bool | None = None,
+        split: str = "train",
+        n_images: int | None = None,
+        groups: str | tuple | None = ("shape", "circle", "square"),
+        methods: Sequence[str] | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> FilterWordExplorer:
         """The explorer on the demo world: the demo target's ``conv4`` explained with the shipped head.
 
         Built by :func:`failwidgets.demo.recipes.lavise.widget_inputs`: loads the shipped explainer head (it is
@@ -206,8 +229,13 @@ class FilterWordExplorer(FilterSelection, FailWidget):
         from failwidgets.demo.recipes import build_widget, lavise
 
         demo, small = resolve(demo, variant, small, progress)
-        return build_widget(cls, lavise.widget_inputs(demo, small=small, split=split, n_images=n_images,
-                                                      groups=groups, methods=methods, progress=progress), **kwargs)
+        return build_widget(
+            cls,
+            lavise.widget_inputs(
+                demo, small=small, split=split, n_images=n_images, groups=groups, methods=methods, progress=progress
+            ),
+            **kwargs,
+        )
 
     # -- data -------------------------------------------------------------------------------------------
     @property
@@ -272,8 +300,11 @@ class FilterWordExplorer(FilterSelection, FailWidget):
     @traitlets.validate("word_scoring")
     def _valid_word_scoring(self, proposal: dict) -> str:
         if proposal["value"] != self.word_scoring and not self._rescorable():
-            reject(self, f"word_scoring: these explanations keep no word hits, so only {self.word_scoring!r} is "
-                         f"available, got {proposal['value']!r}")
+            reject(
+                self,
+                f"word_scoring: these explanations keep no word hits, so only {self.word_scoring!r} is "
+                f"available, got {proposal['value']!r}",
+            )
         return proposal["value"]
 
     def _rescorable(self) -> bool:
@@ -348,11 +379,14 @@ class FilterWordExplorer(FilterSelection, FailWidget):
         top = table.head(self.n_bars)
         col = "signed_difference" if "signed_difference" in top else "difference"
         self.chart.set_data([str(u) for u in top["filter"]], top[col].to_numpy())
-        groups = [c[len("share["):-1] for c in table.columns if c.startswith("share[")]
+        groups = [c[len("share[") : -1] for c in table.columns if c.startswith("share[")]
         self.groups_html.value = (
             f"groups: {', '.join(html.escape(g) for g in groups)}; bars: "
-            + ("share[" + html.escape(groups[1]) + "] - share[" + html.escape(groups[0]) + "]"
-               if col == "signed_difference" else "max - min share")
+            + (
+                "share[" + html.escape(groups[1]) + "] - share[" + html.escape(groups[0]) + "]"
+                if col == "signed_difference"
+                else "max - min share"
+            )
             + " of images whose max activation exceeds T_u; click a bar to open the filter"
         )
 

@@ -17,6 +17,7 @@ arrow keys move to the next / previous pair. The table is ``widget.key_bindings`
 typed into it acts at once and the box clears itself. ``widget.hotkeys.value = "3"`` is the same as
 typing 3, in either case.
 """
+
 from __future__ import annotations
 
 import html
@@ -27,7 +28,6 @@ from typing import Any, Sequence
 import bqplot as bq
 import ipywidgets as W
 import numpy as np
-import torch
 import traitlets
 
 from failwidgets._validation import check_array, check_positive_int
@@ -41,10 +41,10 @@ from failwidgets.methods.relations import (
 )
 from failwidgets.methods.relations.shared import writer_name
 from failwidgets.widgets.parts import FailWidget, ImageGrid, to_uint8_images
-from failwidgets.widgets.selections import RelationSelection
 from failwidgets.widgets.parts.charts import BarChart, MatrixHeatmap
-from failwidgets.widgets.parts.sync import reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.parts.sync import reject
+from failwidgets.widgets.selections import RelationSelection
 
 __all__ = ["RelationshipAnnotator"]
 
@@ -154,7 +154,9 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         self._test_true = test_attributes
         self.n_examples = n_examples
         if self._gradients is not None and self._images is not None and len(self._gradients) != len(self._images):
-            raise ValueError(f"gradients: expected {len(self._images)} rows (one per image), got {len(self._gradients)}")
+            raise ValueError(
+                f"gradients: expected {len(self._images)} rows (one per image), got {len(self._gradients)}"
+            )
 
         self._files: dict[str, AnnotationFile] = {}
         self._build()
@@ -172,8 +174,17 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         self._refresh_all()
 
     @classmethod
-    def from_model(cls, miner: RelationMiner, model, layer: str, images, example_attributes=None,
-                   outputs=None, n_images: int = 64, **kwargs: Any) -> "RelationshipAnnotator":
+    def from_model(
+        cls,
+        miner: RelationMiner,
+        model,
+        layer: str,
+        images,
+        example_attributes=None,
+        outputs=None,
+        n_images: int = 64,
+        **kwargs: Any,
+    ) -> RelationshipAnnotator:
         """Build the widget and compute the example gradients of the first ``n_images`` images.
 
         Parameters
@@ -192,10 +203,20 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         return cls(miner, images=shown, gradients=grads.numpy(), example_attributes=ea, **kwargs)
 
     @classmethod
-    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
-                  layer: str | None = None, n_images: int | None = None, mask_images: int | None = None,
-                  graph: RelationGraph | str | None = "truth", n_example_images: int | None = None,
-                  progress: bool = False, **kwargs: Any) -> "RelationshipAnnotator":
+    def from_demo(
+        cls,
+        demo: Any = None,
+        *,
+        variant: str = "default",
+        small: bool | None = None,
+        layer: str | None = None,
+        n_images: int | None = None,
+        mask_images: int | None = None,
+        graph: RelationGraph | str | None = "truth",
+        n_example_images: int | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> RelationshipAnnotator:
         """The annotator on the demo world: the demo target's attribute head mined at one conv layer.
 
         Mines the relations of the shipped target's 20 attribute outputs on the first ``n_images``
@@ -246,31 +267,49 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         from failwidgets.demo.recipes import build_widget, relations
 
         demo, small = resolve(demo, variant, small, progress)
-        return build_widget(cls.from_model, relations.widget_inputs(
-            demo, small=small, layer=layer, n_images=n_images, mask_images=mask_images, graph=graph,
-            n_example_images=n_example_images, progress=progress), **kwargs)
+        return build_widget(
+            cls.from_model,
+            relations.widget_inputs(
+                demo,
+                small=small,
+                layer=layer,
+                n_images=n_images,
+                mask_images=mask_images,
+                graph=graph,
+                n_example_images=n_example_images,
+                progress=progress,
+            ),
+            **kwargs,
+        )
 
     # -- building ------------------------------------------------------------------------------------
     def _build(self) -> None:
         n = self.n
         self.header = W.HTML("<b>Attribute relations</b> (Zhang et al. 2018): mined mean r<sub>ij</sub>")
         self.counter = W.HTML("")
-        self.pair_view_buttons = W.ToggleButtons(options=list(PAIR_VIEWS), style={"button_width": "auto"},
-                                                 tooltips=["every pair", "pairs without a label",
-                                                           "unlabelled pairs, strongest mined relation first"])
+        self.pair_view_buttons = W.ToggleButtons(
+            options=list(PAIR_VIEWS),
+            style={"button_width": "auto"},
+            tooltips=["every pair", "pairs without a label", "unlabelled pairs, strongest mined relation first"],
+        )
         self.link("pair_view", self.pair_view_buttons)
 
         # matrix of mined mean relations (shared MatrixHeatmap part) with the labelled levels marked
         self.matrix_chart = MatrixHeatmap(diverging=True, title="mined mean relation E r_ij")
         self.matrix_chart.set_matrix(self.miner.means_.astype(float), self.names, self.names, vmax=1.0)
         self.matrix = self.matrix_chart.grid
-        self.cell_marks = bq.Label(x=[], y=[], text=[], colors=["black"], align="middle", default_size=12,
-                                   scales={"x": self.matrix_chart.col_scale, "y": self.matrix_chart.row_scale})
+        self.cell_marks = bq.Label(
+            x=[],
+            y=[],
+            text=[],
+            colors=["black"],
+            align="middle",
+            default_size=12,
+            scales={"x": self.matrix_chart.col_scale, "y": self.matrix_chart.row_scale},
+        )
         self.matrix_chart.figure.marks = [*self.matrix_chart.figure.marks, self.cell_marks]
         self.observe_guarded(self._on_matrix_select, names="selected_cell", widget=self.matrix_chart)
-        self.legend = W.HTML(
-            "marks: " + ", ".join(f"{_esc(m)} {_esc(lv)}" for m, lv in zip(self.marks, self.levels))
-        )
+        self.legend = W.HTML("marks: " + ", ".join(f"{_esc(m)} {_esc(lv)}" for m, lv in zip(self.marks, self.levels)))
 
         # navigation, labelling
         self.prev_button = W.Button(description="◀ prev", layout=W.Layout(width="auto"))
@@ -280,8 +319,7 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         self.pair_label = W.HTML("")
         self.level_buttons = []
         for k, level in enumerate(self.levels):
-            b = W.Button(description=f"{k + 1}: {level}", layout=W.Layout(width="auto"),
-                         tooltip=f"hotkey {k + 1}")
+            b = W.Button(description=f"{k + 1}: {level}", layout=W.Layout(width="auto"), tooltip=f"hotkey {k + 1}")
             self.on_click_guarded(b, lambda _b, k=k: self.label_selected(k))
             self.level_buttons.append(b)
         self.clear_button = W.Button(description="0: clear", layout=W.Layout(width="auto"))
@@ -290,25 +328,35 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         self.on_click_guarded(self.clear_button, lambda _b: self.label_selected(None))
         self.on_click_guarded(self.undo_button, lambda _b: self.undo())
         self.on_click_guarded(self.redo_button, lambda _b: self.redo())
-        self.hotkeys = W.Text(value="", placeholder=f"keys: 1-{len(self.levels)} label, 0 clear, u/r undo/redo, n/p",
-                              description="hotkeys", continuous_update=True, layout=W.Layout(width="360px"))
+        self.hotkeys = W.Text(
+            value="",
+            placeholder=f"keys: 1-{len(self.levels)} label, 0 clear, u/r undo/redo, n/p",
+            description="hotkeys",
+            continuous_update=True,
+            layout=W.Layout(width="360px"),
+        )
         self.observe_guarded(self._on_hotkeys, names="value", widget=self.hotkeys)
         self.key_bindings = KeyBindings(self._key_table(), log=self.log)
-        self.key_hint = W.HTML(f"<i>keys (mouse over the widget): 1-{len(self.levels)} label, 0 clear, "
-                               "u or Ctrl+Z undo, r or Ctrl+Shift+Z redo, ← → or n p previous / next pair</i>")
+        self.key_hint = W.HTML(
+            f"<i>keys (mouse over the widget): 1-{len(self.levels)} label, 0 clear, "
+            "u or Ctrl+Z undo, r or Ctrl+Shift+Z redo, ← → or n p previous / next pair</i>"
+        )
 
         # selected pair: histogram + Gaussian
         bins = self.miner.histograms_.shape[-1]
         self._centres = -1.0 + (np.arange(bins) + 0.5) * (2.0 / bins)
         hx, hy = bq.LinearScale(min=-1, max=1), bq.LinearScale(min=0)
-        self.hist_bars = bq.Bars(x=self._centres, y=np.zeros(bins), scales={"x": hx, "y": hy}, colors=["#90a4ae"],
-                                 padding=0.05)
-        self.gauss_line = bq.Lines(x=np.linspace(-1, 1, 201), y=np.zeros(201), scales={"x": hx, "y": hy},
-                                   colors=["#d32f2f"], stroke_width=2)
+        self.hist_bars = bq.Bars(
+            x=self._centres, y=np.zeros(bins), scales={"x": hx, "y": hy}, colors=["#90a4ae"], padding=0.05
+        )
+        self.gauss_line = bq.Lines(
+            x=np.linspace(-1, 1, 201), y=np.zeros(201), scales={"x": hx, "y": hy}, colors=["#d32f2f"], stroke_width=2
+        )
         self.hist_fig = bq.Figure(
             marks=[self.hist_bars, self.gauss_line],
             axes=[bq.Axis(scale=hx, label="r_ij"), bq.Axis(scale=hy, side="left", label="images")],
-            layout=W.Layout(width="420px", height="260px"), title="",
+            layout=W.Layout(width="420px", height="260px"),
+            title="",
             fig_margin={"top": 30, "bottom": 40, "left": 50, "right": 10},
         )
         self.pair_info = W.HTML("")
@@ -320,8 +368,13 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         self.failure_list = W.HTML("")
 
         # files
-        self.path_box = W.Text(value="", description="file", placeholder="annotations.json",
-                               continuous_update=False, layout=W.Layout(width="360px"))
+        self.path_box = W.Text(
+            value="",
+            description="file",
+            placeholder="annotations.json",
+            continuous_update=False,
+            layout=W.Layout(width="360px"),
+        )
         self.link("annotation_path", self.path_box)
         self.save_button = W.Button(description="save", icon="save", layout=W.Layout(width="auto"))
         self.load_button = W.Button(description="load", icon="folder-open", layout=W.Layout(width="auto"))
@@ -331,17 +384,27 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         left = W.VBox([self.matrix_chart, self.legend])
         right = W.VBox([self.pair_label, self.hist_fig, self.pair_info])
         # everything but the file box listens to the keys (a key typed into a text box would act)
-        self.key_area = W.VBox([
-            self.header,
-            W.HBox([self.counter, self.pair_view_buttons]),
-            W.HBox([left, right]),
-            W.HBox([self.prev_button, self.next_button, *self.level_buttons, self.clear_button,
-                    self.undo_button, self.redo_button]),
-            self.key_hint,
-            self.hotkeys,
-            self.examples,
-            W.HBox([self.kl_chart, W.VBox([self.blind_list, self.failure_list])]),
-        ])
+        self.key_area = W.VBox(
+            [
+                self.header,
+                W.HBox([self.counter, self.pair_view_buttons]),
+                W.HBox([left, right]),
+                W.HBox(
+                    [
+                        self.prev_button,
+                        self.next_button,
+                        *self.level_buttons,
+                        self.clear_button,
+                        self.undo_button,
+                        self.redo_button,
+                    ]
+                ),
+                self.key_hint,
+                self.hotkeys,
+                self.examples,
+                W.HBox([self.kl_chart, W.VBox([self.blind_list, self.failure_list])]),
+            ]
+        )
         self.key_events = self.key_bindings.attach(self.key_area)
         # the text box is the fallback where key events are not available
         (self.hotkeys if self.key_events is not None else self.key_hint).layout.display = "none"
@@ -467,8 +530,9 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         """The :class:`AnnotationFile` this widget uses for ``path`` (one per file, remembering its version)."""
         key = str(Path(path).expanduser().resolve())
         if key not in self._files:
-            self._files[key] = AnnotationFile(path, self.names, self.levels,
-                                              writer=writer_name(f"RelationshipAnnotator {id(self):x}"))
+            self._files[key] = AnnotationFile(
+                path, self.names, self.levels, writer=writer_name(f"RelationshipAnnotator {id(self):x}")
+            )
         return self._files[key]
 
     def _write(self, path) -> Path:
@@ -591,8 +655,9 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
             self.log.warning(str(w.message))
 
     def _refresh_counter(self) -> None:
-        self.counter.value = (f"<b>{len(self.graph)} of {self.graph.n_pairs} labelled</b> "
-                              f"({len(self.pair_order())} pairs in this view)")
+        self.counter.value = (
+            f"<b>{len(self.graph)} of {self.graph.n_pairs} labelled</b> ({len(self.pair_order())} pairs in this view)"
+        )
 
     def _refresh_matrix(self) -> None:
         edges = self.graph.edges()
@@ -626,18 +691,25 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
             self.blind_list.value = "<b>Blind spots</b>: label some pairs first"
             self.failure_list.value = "<b>Failure modes</b>: label some pairs first"
             return
-        rows = "".join(f"<li>{_esc(r.attr_i)} – {_esc(r.attr_j)}: E r = {r['mean']:+.2f}, expected "
-                       f"{r.mu_level:+.2f} ({_esc(r.level)}), KL {r.kl:.2f}</li>" for _, r in blind.iterrows())
+        rows = "".join(
+            f"<li>{_esc(r.attr_i)} – {_esc(r.attr_j)}: E r = {r['mean']:+.2f}, expected "
+            f"{r.mu_level:+.2f} ({_esc(r.level)}), KL {r.kl:.2f}</li>"
+            for _, r in blind.iterrows()
+        )
         self.blind_list.value = f"<b>Blind spots ({len(blind)})</b><ul>{rows}</ul>"
         items = []
         for _, r in fm.iterrows():
             cell = f"({_esc(r.attr_i)} {'+' if r.a > 0 else '−'}, {_esc(r.attr_j)} {'+' if r.b > 0 else '−'})"
             drop = ""
             if "decrease" in fm:
-                drop = (f", accuracy decrease {100 * r.decrease:.1f} points on {r.n_mode} test images"
-                        if np.isfinite(r.decrease) else ", no test image in this mode")
-            items.append(f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({_esc(r.level)}), "
-                         f"KL {r.kl:.2f}{drop}</li>")
+                drop = (
+                    f", accuracy decrease {100 * r.decrease:.1f} points on {r.n_mode} test images"
+                    if np.isfinite(r.decrease)
+                    else ", no test image in this mode"
+                )
+            items.append(
+                f"<li>{cell}: E r = {r['mean']:+.2f} vs {r.mu_level:+.2f} ({_esc(r.level)}), KL {r.kl:.2f}{drop}</li>"
+            )
         self.failure_list.value = f"<b>Failure modes ({len(fm)})</b><ul>{''.join(items)}</ul>"
 
     def _refresh_pair(self) -> None:
@@ -657,7 +729,9 @@ class RelationshipAnnotator(RelationSelection, FailWidget):
         if row is not None and np.isfinite(row.mu_level):
             width = 2.0 / len(counts)
             gy = gaussian_density(gx, row.mu_level, row.sigma_level) * counts.sum() * width
-            info.append(f"level {_esc(row.level)}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}")
+            info.append(
+                f"level {_esc(row.level)}: N({row.mu_level:+.3f}, {row.sigma_level:.3f}²); KL(P‖Q) = {row.kl:.3f}"
+            )
             if row.kind:
                 info.append(f"<b style='color:#b00020'>{_esc(row.kind)}</b>")
         self.gauss_line.y = gy

@@ -11,6 +11,7 @@ examples to a selection assigned from outside:
 - ``RelationSelection`` (RelationshipAnnotator): the example images with both attributes of the
   selected pair present (the relation cell); score ``both_present``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -114,8 +115,9 @@ class DirectionSelection(SelectionMixin):
             self._render_mode()
 
     # -- hypotheses on held-out data ------------------------------------------------------------------
-    def set_hypothesis_data(self, encoder, embeddings, labels, preds, *, top_fraction: float = 0.2,
-                            caption_evidence: bool = True) -> None:
+    def set_hypothesis_data(
+        self, encoder, embeddings, labels, preds, *, top_fraction: float = 0.2, caption_evidence: bool = True
+    ) -> None:
         """Held-out data for the hypothesis box and the evidence of each failure caption.
 
         Parameters
@@ -138,15 +140,24 @@ class DirectionSelection(SelectionMixin):
         self._hypothesis_data = (encoder, emb, lab, pr, float(top_fraction))
         self._show_caption_hypotheses = bool(caption_evidence)
         if not hasattr(self, "hypothesis_box"):
-            self.hypothesis_box = W.Text(placeholder="hypothesis, e.g. on snow", description="hypothesis",
-                                         continuous_update=False, layout=W.Layout(width="360px"))
+            self.hypothesis_box = W.Text(
+                placeholder="hypothesis, e.g. on snow",
+                description="hypothesis",
+                continuous_update=False,
+                layout=W.Layout(width="360px"),
+            )
             self.hypothesis_html = W.HTML("")
             self.caption_evidence_html = W.HTML("")
             kids = list(self.children)
             at = kids.index(self.log) if self.log in kids else len(kids)
-            self.children = kids[:at] + [self.caption_evidence_html, self.hypothesis_box, self.hypothesis_html] + kids[at:]
-            self.observe_guarded(lambda ch: self.test_phrase(ch["new"]) if ch["new"].strip() else None,
-                                 names="value", widget=self.hypothesis_box)
+            self.children = (
+                kids[:at] + [self.caption_evidence_html, self.hypothesis_box, self.hypothesis_html] + kids[at:]
+            )
+            self.observe_guarded(
+                lambda ch: self.test_phrase(ch["new"]) if ch["new"].strip() else None,
+                names="value",
+                widget=self.hypothesis_box,
+            )
         self._refresh_caption_evidence()
 
     def test_phrase(self, phrase: str):
@@ -155,8 +166,10 @@ class DirectionSelection(SelectionMixin):
         from failwidgets.widgets.failure_map import hypothesis_html
 
         if getattr(self, "_hypothesis_data", None) is None:
-            raise ValueError("phrase: no held-out data to test on; call set_hypothesis_data(encoder, embeddings, "
-                             "labels, preds) first")
+            raise ValueError(
+                "phrase: no held-out data to test on; call set_hypothesis_data(encoder, embeddings, "
+                "labels, preds) first"
+            )
         enc, emb, lab, pr, frac = self._hypothesis_data
         res = test_hypothesis(phrase, enc, emb, lab, pr, self.class_index, top_fraction=frac)
         self.hypothesis_html.value = hypothesis_html(res, self.class_names)
@@ -177,8 +190,7 @@ class DirectionSelection(SelectionMixin):
 
         from failwidgets.methods.hypotheses import test_hypothesis
 
-        cols = ["caption", "score", "n_matching", "error_inside", "ci_inside", "error_outside", "ci_outside",
-                "p_value"]
+        cols = ["caption", "score", "n_matching", "error_inside", "ci_inside", "error_outside", "ci_outside", "p_value"]
         data = getattr(self, "_hypothesis_data", None)
         if data is None or self.captions is None or not self._has_direction():
             return pd.DataFrame(columns=cols)
@@ -189,8 +201,18 @@ class DirectionSelection(SelectionMixin):
         for caption, score in self.captions(self.class_index, self.mode)["failure"]:
             ev = test_hypothesis(caption, enc, emb, lab, pr, self.class_index, top_fraction=frac)
             e = ev.evidence
-            rows.append([caption, float(score), ev.n_matching, e.rate_inside, e.ci_inside, e.rate_outside,
-                         e.ci_outside, e.p_value])
+            rows.append(
+                [
+                    caption,
+                    float(score),
+                    ev.n_matching,
+                    e.rate_inside,
+                    e.ci_inside,
+                    e.rate_outside,
+                    e.ci_outside,
+                    e.p_value,
+                ]
+            )
         return pd.DataFrame(rows, columns=cols)
 
     def _refresh_caption_evidence(self) -> None:
@@ -209,12 +231,15 @@ class DirectionSelection(SelectionMixin):
             f"<tr><td>{html.escape(r.caption)}</td><td>{r.n_matching}</td>"
             f"<td>{100 * r.error_inside:.0f}% [{100 * r.ci_inside[0]:.0f}, {100 * r.ci_inside[1]:.0f}]</td>"
             f"<td>{100 * r.error_outside:.0f}% [{100 * r.ci_outside[0]:.0f}, {100 * r.ci_outside[1]:.0f}]</td>"
-            f"<td>{r.p_value:.2g}</td></tr>" for r in df.itertuples())
+            f"<td>{r.p_value:.2g}</td></tr>"
+            for r in df.itertuples()
+        )
         self.caption_evidence_html.value = (
             "<b>failure captions on held-out data</b> (top "
             f"{100 * self._hypothesis_data[4]:.0f}% most similar images of the class)"
             "<table><tr><th>caption</th><th>match</th><th>error inside</th><th>error outside</th><th>p</th></tr>"
-            f"{body}</table>")
+            f"{body}</table>"
+        )
 
 
 class FilterSelection(SelectionMixin):
@@ -235,8 +260,11 @@ class FilterSelection(SelectionMixin):
         if ex is None:
             return {}
         u = self.selected_filter
-        act = np.full(ex.max_activations.shape[0], np.nan, np.float32) if u is None else \
-            np.asarray(ex.max_activations[:, int(u)], np.float32)
+        act = (
+            np.full(ex.max_activations.shape[0], np.nan, np.float32)
+            if u is None
+            else np.asarray(ex.max_activations[:, int(u)], np.float32)
+        )
         return {"activation": act}
 
     def qualified(self, u: int | None = None) -> np.ndarray:

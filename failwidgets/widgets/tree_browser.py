@@ -6,6 +6,7 @@ leaves ringed), a click on a node shows its rule, its metrics on the fit and hel
 failures and successes; the feature of the split is shown as top activating images with heat maps and
 feature attacks; the failure rules export as text and as a DataFrame.
 """
+
 from __future__ import annotations
 
 import html
@@ -17,16 +18,23 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from failwidgets._validation import check_array, check_labels, check_same_length
-from failwidgets._validation import check_choice, check_index, check_nonnegative_labels, check_positive_int
+from failwidgets._validation import (
+    check_array,
+    check_choice,
+    check_index,
+    check_labels,
+    check_nonnegative_labels,
+    check_positive_int,
+    check_same_length,
+)
 from failwidgets.data import as_indexable
-from failwidgets.methods.barlow.attack import feature_attack
-from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
 from failwidgets.methods import is_failure, slice_evidence
 from failwidgets.methods.barlow import BarlowTree, ClassTree, fit_class_tree, named_rule
+from failwidgets.methods.barlow.attack import feature_attack
+from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
 from failwidgets.widgets.parts import FailWidget, ImageGrid
-from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.parts.keys import KeyBindings
+from failwidgets.widgets.parts.sync import hold_all_sync, reject
 from failwidgets.widgets.selections import TreeSelection
 
 __all__ = ["TreeBrowser"]
@@ -140,16 +148,20 @@ class TreeBrowser(TreeSelection, FailWidget):
         elif isinstance(tree, BarlowTree):
             result, estimator = None, tree
         else:
-            raise TypeError(f"tree: expected a ClassTree (fit_class_tree) or a BarlowTree (its parameters), "
-                            f"got {type(tree).__name__}; TreeBrowser.from_arrays takes raw arrays")
+            raise TypeError(
+                f"tree: expected a ClassTree (fit_class_tree) or a BarlowTree (its parameters), "
+                f"got {type(tree).__name__}; TreeBrowser.from_arrays takes raw arrays"
+            )
         features = check_array(features, "features", ndim=2, dtype="float")
         labels = check_labels(check_nonnegative_labels(np.asarray(labels), "labels"), "labels")
         preds = check_labels(check_nonnegative_labels(np.asarray(preds), "preds"), "preds")
         check_same_length(features=features, labels=labels, preds=preds)
         n_seen = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
         if class_names is not None and len(class_names) < n_seen:
-            raise ValueError(f"class_names: expected at least {n_seen} names (labels and preds go up to "
-                             f"{n_seen - 1}), got {len(class_names)}")
+            raise ValueError(
+                f"class_names: expected at least {n_seen} names (labels and preds go up to "
+                f"{n_seen - 1}), got {len(class_names)}"
+            )
         n_cls = len(class_names) if class_names is not None else n_seen
         check_index(class_index, "class_index", n_cls, what="a class index")
         check_choice(grouping, "grouping", ["label", "prediction"])
@@ -161,8 +173,9 @@ class TreeBrowser(TreeSelection, FailWidget):
                 raise ValueError(f"heldout: expected a tuple (features, labels, preds) of a held-out split, got {got}")
             hx = check_array(heldout[0], "heldout features", ndim=2, dtype="float")
             if hx.shape[1] != features.shape[1]:
-                raise ValueError(f"heldout features: expected {features.shape[1]} columns (as features), "
-                                 f"got {hx.shape[1]}")
+                raise ValueError(
+                    f"heldout features: expected {features.shape[1]} columns (as features), got {hx.shape[1]}"
+                )
         params = estimator.get_params()
         if isinstance(params["max_depth"], bool) or params["max_depth"] not in (1, 2, 3):
             raise ValueError(f"max_depth: expected 1, 2 or 3 (the depth slider's range), got {params['max_depth']!r}")
@@ -189,21 +202,31 @@ class TreeBrowser(TreeSelection, FailWidget):
 
         # -- controls ----------------------------------------------------------------------------
         style = {"description_width": "initial"}
-        self.class_dropdown = W.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
-                                         description="class", style=style)
-        self.grouping_buttons = W.ToggleButtons(options=[("by label (false negatives)", "label"),
-                                                         ("by prediction (false positives)", "prediction")],
-                                                style={"button_width": "auto"})
+        self.class_dropdown = W.Dropdown(
+            options=[(n, i) for i, n in enumerate(self.class_names)], description="class", style=style
+        )
+        self.grouping_buttons = W.ToggleButtons(
+            options=[("by label (false negatives)", "label"), ("by prediction (false positives)", "prediction")],
+            style={"button_width": "auto"},
+        )
         self.depth_slider = W.IntSlider(min=1, max=3, description="depth", continuous_update=False, style=style)
-        self.k_text = W.BoundedIntText(min=1, max=n_features, description="k (MI features)", style=style,
-                                       layout=W.Layout(width="170px"))
-        self.delta_slider = W.FloatSlider(min=0.0, max=0.5, step=0.01, description="delta",
-                                          continuous_update=False, style=style)
-        self.tau_slider = W.FloatSlider(min=0.0, max=1.0, step=0.01, description="tau",
-                                        continuous_update=False, style=style)
-        for trait, control in (("class_index", self.class_dropdown), ("grouping", self.grouping_buttons),
-                               ("max_depth", self.depth_slider), ("k", self.k_text),
-                               ("delta", self.delta_slider), ("tau", self.tau_slider)):
+        self.k_text = W.BoundedIntText(
+            min=1, max=n_features, description="k (MI features)", style=style, layout=W.Layout(width="170px")
+        )
+        self.delta_slider = W.FloatSlider(
+            min=0.0, max=0.5, step=0.01, description="delta", continuous_update=False, style=style
+        )
+        self.tau_slider = W.FloatSlider(
+            min=0.0, max=1.0, step=0.01, description="tau", continuous_update=False, style=style
+        )
+        for trait, control in (
+            ("class_index", self.class_dropdown),
+            ("grouping", self.grouping_buttons),
+            ("max_depth", self.depth_slider),
+            ("k", self.k_text),
+            ("delta", self.delta_slider),
+            ("tau", self.tau_slider),
+        ):
             self.link(trait, control)
         self.status_html = W.HTML()
 
@@ -213,19 +236,46 @@ class TreeBrowser(TreeSelection, FailWidget):
         self.size_scale = bq.LinearScale(min=0.0, max=1.0)
         self.edges = bq.Lines(x=[[0.0, 0.0]], y=[[0.0, 0.0]], scales={"x": sx, "y": sy}, colors=["#999999"])
         self.nodes_mark = bq.Scatter(
-            x=[0.0], y=[0.0], color=[0.0], size=[0.0],
+            x=[0.0],
+            y=[0.0],
+            color=[0.0],
+            size=[0.0],
             scales={"x": sx, "y": sy, "color": self.color_scale, "size": self.size_scale},
-            default_size=900, stroke="#333333", interactions={"click": "select"},
-            selected_style={"stroke": "#1f77b4", "stroke-width": 4}, tooltip=None,
+            default_size=900,
+            stroke="#333333",
+            interactions={"click": "select"},
+            selected_style={"stroke": "#1f77b4", "stroke-width": 4},
+            tooltip=None,
         )
-        self.valid_ring = bq.Scatter(x=[], y=[], scales={"x": sx, "y": sy}, default_size=1800, fill=False,
-                                     stroke="#2ca02c", stroke_width=3, colors=["#2ca02c"])
-        self.node_labels = bq.Label(x=[], y=[], text=[], scales={"x": sx, "y": sy}, y_offset=30,
-                                    align="middle", font_weight="normal", default_size=11)
-        self.figure = bq.Figure(marks=[self.edges, self.valid_ring, self.nodes_mark, self.node_labels],
-                                axes=[], fig_margin={"top": 30, "bottom": 40, "left": 40, "right": 40},
-                                layout=W.Layout(width="100%", height="320px"), padding_x=0.08, padding_y=0.25,
-                                title="colour = error rate, size = error coverage, green ring = valid failure mode")
+        self.valid_ring = bq.Scatter(
+            x=[],
+            y=[],
+            scales={"x": sx, "y": sy},
+            default_size=1800,
+            fill=False,
+            stroke="#2ca02c",
+            stroke_width=3,
+            colors=["#2ca02c"],
+        )
+        self.node_labels = bq.Label(
+            x=[],
+            y=[],
+            text=[],
+            scales={"x": sx, "y": sy},
+            y_offset=30,
+            align="middle",
+            font_weight="normal",
+            default_size=11,
+        )
+        self.figure = bq.Figure(
+            marks=[self.edges, self.valid_ring, self.nodes_mark, self.node_labels],
+            axes=[],
+            fig_margin={"top": 30, "bottom": 40, "left": 40, "right": 40},
+            layout=W.Layout(width="100%", height="320px"),
+            padding_x=0.08,
+            padding_y=0.25,
+            title="colour = error rate, size = error coverage, green ring = valid failure mode",
+        )
 
         # -- node panel --------------------------------------------------------------------------
         self.node_html = W.HTML("<i>click a node</i>")
@@ -250,11 +300,16 @@ class TreeBrowser(TreeSelection, FailWidget):
         self.on_click_guarded(self.export_button, self._on_export)
 
         # keys while the mouse is over the tree: arrows move between nodes, Escape deselects
-        self.key_bindings = KeyBindings({
-            "arrowup": lambda: self.step_node("up"), "arrowdown": lambda: self.step_node("down"),
-            "arrowleft": lambda: self.step_node("left"), "arrowright": lambda: self.step_node("right"),
-            "escape": lambda: setattr(self, "selected_node", -1),
-        }, log=self.log)
+        self.key_bindings = KeyBindings(
+            {
+                "arrowup": lambda: self.step_node("up"),
+                "arrowdown": lambda: self.step_node("down"),
+                "arrowleft": lambda: self.step_node("left"),
+                "arrowright": lambda: self.step_node("right"),
+                "escape": lambda: setattr(self, "selected_node", -1),
+            },
+            log=self.log,
+        )
         self.key_events = self.key_bindings.attach(self.figure)
         self.children = [
             W.HBox([self.class_dropdown, self.grouping_buttons]),
@@ -262,12 +317,18 @@ class TreeBrowser(TreeSelection, FailWidget):
             self.status_html,
             self.figure,
             self.node_html,
-            W.HTML("<b>failures in this node</b>"), self.failures_grid,
-            W.HTML("<b>successes in this node</b>"), self.successes_grid,
-            self.feature_html, self.visualise_button,
-            W.HTML("<b>top activating images (heat maps)</b>"), self.top_grid,
-            W.HTML("<b>feature attacks</b>"), self.attack_grid,
-            W.HBox([self.export_button]), self.export_text,
+            W.HTML("<b>failures in this node</b>"),
+            self.failures_grid,
+            W.HTML("<b>successes in this node</b>"),
+            self.successes_grid,
+            self.feature_html,
+            self.visualise_button,
+            W.HTML("<b>top activating images (heat maps)</b>"),
+            self.top_grid,
+            W.HTML("<b>feature attacks</b>"),
+            self.attack_grid,
+            W.HBox([self.export_button]),
+            self.export_text,
             self.log,
         ]
         if result is None:
@@ -278,9 +339,20 @@ class TreeBrowser(TreeSelection, FailWidget):
             self.run_guarded(self._redraw)
 
     @classmethod
-    def from_arrays(cls, features, labels, preds, *, max_depth: int = 1, k: int = 20, delta: float = 0.1,
-                    tau: float = 0.2, mi_method: str = "binned", random_state: int = 0,
-                    **kwargs: Any) -> "TreeBrowser":
+    def from_arrays(
+        cls,
+        features,
+        labels,
+        preds,
+        *,
+        max_depth: int = 1,
+        k: int = 20,
+        delta: float = 0.1,
+        tau: float = 0.2,
+        mi_method: str = "binned",
+        random_state: int = 0,
+        **kwargs: Any,
+    ) -> TreeBrowser:
         """The browser on raw arrays: ``TreeBrowser(BarlowTree(max_depth, k, ...), features, labels, preds)``.
 
         Parameters
@@ -290,16 +362,27 @@ class TreeBrowser(TreeSelection, FailWidget):
             parameters (paper: depth 1, k = 20, delta 0.1, tau 0.2).
         **kwargs : passed to the constructor (``images``, ``heldout``, ``class_names``, ``class_index``, ...).
         """
-        tree = BarlowTree(max_depth=max_depth, k=k, delta=delta, tau=tau, mi_method=mi_method,
-                          random_state=random_state)
+        tree = BarlowTree(
+            max_depth=max_depth, k=k, delta=delta, tau=tau, mi_method=mi_method, random_state=random_state
+        )
         return cls(tree, features, labels, preds, **kwargs)
 
     # ------------------------------------------------------------------------------ from the demo
     @classmethod
-    def from_demo(cls, demo: Any = None, *, variant: str = "default", small: bool | None = None,
-                  features: str = "robust", fit_split: str = "val", heldout_split: str = "test",
-                  n_images: int | None = None, class_index: int | None = None, progress: bool = False,
-                  **kwargs: Any) -> "TreeBrowser":
+    def from_demo(
+        cls,
+        demo: Any = None,
+        *,
+        variant: str = "default",
+        small: bool | None = None,
+        features: str = "robust",
+        fit_split: str = "val",
+        heldout_split: str = "test",
+        n_images: int | None = None,
+        class_index: int | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> TreeBrowser:
         """The browser on the demo world with the paper's defaults (k = 20, depth 1, delta 0.1, tau 0.2).
 
         Features of ``demo.robust`` at its penultimate layer ``features`` (heat maps from its last conv
@@ -337,19 +420,43 @@ class TreeBrowser(TreeSelection, FailWidget):
         if class_index is not None:
             check_index(class_index, "class_index", len(demo.world.class_names), what="a class index")
         tree = {k: kwargs[k] for k in ("grouping", "max_depth", "k") if k in kwargs}
-        return build_widget(cls.from_arrays, barlow.widget_inputs(
-            demo, small=small, features=features, fit_split=fit_split, heldout_split=heldout_split,
-            n_images=n_images, class_index=class_index, progress=progress, **tree), **kwargs)
+        return build_widget(
+            cls.from_arrays,
+            barlow.widget_inputs(
+                demo,
+                small=small,
+                features=features,
+                fit_split=fit_split,
+                heldout_split=heldout_split,
+                n_images=n_images,
+                class_index=class_index,
+                progress=progress,
+                **tree,
+            ),
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------------------------------ fit
     def refit(self) -> None:
         """Fit the tree of the current class / grouping / depth / k and redraw; bad groups set ``status``."""
         with self.log.busy("fitting failure tree..."):
             try:
-                params = {**self.method.get_params(), "max_depth": self.max_depth, "k": self.k,
-                          "delta": self.delta, "tau": self.tau}
-                self.result = fit_class_tree(self.features, self.labels, self.preds, self.class_index,
-                                             grouping=self.grouping, heldout=self.heldout, **params)
+                params = {
+                    **self.method.get_params(),
+                    "max_depth": self.max_depth,
+                    "k": self.k,
+                    "delta": self.delta,
+                    "tau": self.tau,
+                }
+                self.result = fit_class_tree(
+                    self.features,
+                    self.labels,
+                    self.preds,
+                    self.class_index,
+                    grouping=self.grouping,
+                    heldout=self.heldout,
+                    **params,
+                )
             except ValueError as exc:  # an empty group, no failures, only failures: a status, not a crash
                 self.result = None
                 self.status = f"no tree for {self._group_name()}: {exc}"
@@ -362,11 +469,15 @@ class TreeBrowser(TreeSelection, FailWidget):
 
     def _summary(self) -> str:
         r = self.result
-        parts = [f"{self._group_name()}: fit BER {r.fit.ber:.3f}, ALER {r.fit.aler:.3f} "
-                 f"(ALER - BER {r.fit.aler_minus_ber:+.3f}), {len(r.fit.valid_leaves)} valid failure mode(s)"]
+        parts = [
+            f"{self._group_name()}: fit BER {r.fit.ber:.3f}, ALER {r.fit.aler:.3f} "
+            f"(ALER - BER {r.fit.aler_minus_ber:+.3f}), {len(r.fit.valid_leaves)} valid failure mode(s)"
+        ]
         if r.heldout is not None:
-            parts.append(f"held-out BER {r.heldout.ber:.3f}, ALER {r.heldout.aler:.3f} "
-                         f"(ALER - BER {r.heldout.aler_minus_ber:+.3f}), {len(r.heldout.valid_leaves)} valid")
+            parts.append(
+                f"held-out BER {r.heldout.ber:.3f}, ALER {r.heldout.aler:.3f} "
+                f"(ALER - BER {r.heldout.aler_minus_ber:+.3f}), {len(r.heldout.valid_leaves)} valid"
+            )
         return "; ".join(parts)
 
     def _on_fit_params(self, change: dict) -> None:
@@ -508,8 +619,10 @@ class TreeBrowser(TreeSelection, FailWidget):
             body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
         rule = html.escape(named_rule(r.fit.nodes.loc[node, "rule"], self.feature_names))
         kind = "leaf" if r.fit.nodes.loc[node, "is_leaf"] else "internal node"
-        return (f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
-                f"<div>{html.escape(self.node_evidence_text(node))}</div>")
+        return (
+            f"<b>node {node}</b> ({kind}): <code>{rule}</code><table>{head}{body}</table>"
+            f"<div>{html.escape(self.node_evidence_text(node))}</div>"
+        )
 
     def node_evidence(self, node: int):
         """:func:`~failwidgets.methods.slice_evidence` of ``node`` within the class group: images in the
@@ -530,8 +643,10 @@ class TreeBrowser(TreeSelection, FailWidget):
         held = r.heldout is not None and r.heldout_indices is not None
         ev = self.node_evidence(node)
         where = "held-out" if held else "fit (no held-out data given)"
-        return (f"covers {n_fit} of {len(r.fit_indices)} {self.class_names[self.class_index]} fit images; "
-                f"{where}: {ev.summary('images')} (95% Wilson CIs)")
+        return (
+            f"covers {n_fit} of {len(r.fit_indices)} {self.class_names[self.class_index]} fit images; "
+            f"{where}: {ev.summary('images')} (95% Wilson CIs)"
+        )
 
     def _feature_label(self, feat: int) -> str:
         name = (self.feature_names or {}).get(int(feat))
@@ -546,20 +661,25 @@ class TreeBrowser(TreeSelection, FailWidget):
         idx = r.fit_indices[member]
         idx = idx[np.isin(idx, self.selection_filter)] if self.selection_filter is not None else idx
         rng = np.random.default_rng(self.random_state)
-        return tuple(np.sort(rng.choice(a, size=min(self.n_samples, a.size), replace=False))
-                     for a in (idx[self.failed[idx]], idx[~self.failed[idx]]))
+        return tuple(
+            np.sort(rng.choice(a, size=min(self.n_samples, a.size), replace=False))
+            for a in (idx[self.failed[idx]], idx[~self.failed[idx]])
+        )
 
     def _caption(self, i: int) -> str:
-        return (f"label {html.escape(self.class_names[self.labels[i]])}<br>"
-                f"pred {html.escape(self.class_names[self.preds[i]])}")
+        return (
+            f"label {html.escape(self.class_names[self.labels[i]])}<br>"
+            f"pred {html.escape(self.class_names[self.preds[i]])}"
+        )
 
     def _show_samples(self, node: int) -> None:
         if self.images is None:
             return
         fails, oks = self.node_samples(node)
         for grid, idx in ((self.failures_grid, fails), (self.successes_grid, oks)):
-            grid.set_images([self._image(i) for i in idx], captions=[self._caption(i) for i in idx],
-                            keys=[int(i) for i in idx])
+            grid.set_images(
+                [self._image(i) for i in idx], captions=[self._caption(i) for i in idx], keys=[int(i) for i in idx]
+            )
 
     def _image(self, i: int) -> Any:
         return self.images[int(i)]
@@ -575,8 +695,9 @@ class TreeBrowser(TreeSelection, FailWidget):
     # ----------------------------------------------------------------------------- feature panel
     def _on_visualise(self, _button: Any) -> None:
         if self.images is None:
-            raise ValueError("images: the feature views need the fit split's images; expected "
-                             "TreeBrowser(..., images=...), got None")
+            raise ValueError(
+                "images: the feature views need the fit split's images; expected TreeBrowser(..., images=...), got None"
+            )
         if self.result is None or self.selected_node < 0:
             raise ValueError("selected_node: expected a node of the current tree; click one first")
         feat = self.split_feature(self.selected_node)
@@ -592,12 +713,16 @@ class TreeBrowser(TreeSelection, FailWidget):
         self.top_grid.set_images(imgs, captions=captions, overlays=heat, keys=[int(i) for i in top])
         if self.feature_model is not None and self.feature_layer is not None:
             with self.log.busy(f"feature attacks on feature[{feat}]..."):
-                att = feature_attack(self.feature_model, batch, self.feature_layer, feat,
-                                     steps=self.attack_steps, cache=self.cache)
+                att = feature_attack(
+                    self.feature_model, batch, self.feature_layer, feat, steps=self.attack_steps, cache=self.cache
+                )
             self.attack_grid.set_images(
-                att.images, keys=[int(i) for i in top],
-                captions=[f"{a:.3g} → {b:.3g} ({s} steps)" for a, b, s in
-                          zip(att.start_activation, att.final_activation, att.steps)],
+                att.images,
+                keys=[int(i) for i in top],
+                captions=[
+                    f"{a:.3g} → {b:.3g} ({s} steps)"
+                    for a, b, s in zip(att.start_activation, att.final_activation, att.steps)
+                ],
             )
         self.log.info(f"visualised feature[{feat}] on {len(top)} images")
 
@@ -605,8 +730,9 @@ class TreeBrowser(TreeSelection, FailWidget):
     def rules_frame(self, valid_only: bool = True) -> pd.DataFrame:
         """Failure rules of the current tree (fit and held-out rows), with class name and grouping."""
         if self.result is None:
-            return pd.DataFrame(columns=["class_index", "class_name", "grouping", "split", "node", "rule"]
-                                + _METRIC_COLUMNS)
+            return pd.DataFrame(
+                columns=["class_index", "class_name", "grouping", "split", "node", "rule"] + _METRIC_COLUMNS
+            )
         out = self.result.to_frame(valid_only)
         out["rule"] = [named_rule(rule, self.feature_names) for rule in out["rule"]]
         out.insert(1, "class_name", self.class_names[self.class_index])
@@ -615,8 +741,9 @@ class TreeBrowser(TreeSelection, FailWidget):
     def rules_text(self, valid_only: bool = True) -> str:
         if self.result is None:
             return self.status
-        return named_rule(f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only),
-                          self.feature_names)
+        return named_rule(
+            f"{self.class_names[self.class_index]}: " + self.result.rules_text(valid_only), self.feature_names
+        )
 
     def _on_export(self, _button: Any) -> None:
         self.export_text.value = self.rules_text()

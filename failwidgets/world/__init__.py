@@ -7,6 +7,7 @@
 
 Factors: shape (= class), colour, size, texture, background, position; see :data:`FACTOR_VALUES`.
 """
+
 from failwidgets.world.attributes import ATTRIBUTE_GROUPS, ATTRIBUTE_NAMES, RELATION_SCORES, compute_attributes
 from failwidgets.world.captions import caption_candidates, captions_from_factors, make_caption
 from failwidgets.world.config import GENERATOR_VERSION, Correlation, Minority, WorldConfig

@@ -14,10 +14,11 @@ of factor values under the balanced (uniform, independent) distribution:
 * ``"independent"``: P(a and b) = P(a) P(b) (attributes of different factors, e.g. ``striped`` and
   ``large``; a planted training correlation does not change the truth).
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Dict, List, Tuple
+from typing import Callable
 
 import numpy as np
 
@@ -34,18 +35,18 @@ __all__ = [
 ]
 
 
-def _one_hot(factor: str, value: str) -> Callable[[Dict[str, np.ndarray]], np.ndarray]:
+def _one_hot(factor: str, value: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     code = FACTOR_VALUES[factor].index(value)
     return lambda f: f[factor] == code
 
 
-def _any_of(factor: str, values: List[str]) -> Callable[[Dict[str, np.ndarray]], np.ndarray]:
+def _any_of(factor: str, values: list[str]) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     codes = [FACTOR_VALUES[factor].index(v) for v in values]
     return lambda f: np.isin(f[factor], codes)
 
 
 # name -> (group, function of the factor dict)
-_DEFINITIONS: Dict[str, Tuple[str, Callable]] = {}
+_DEFINITIONS: dict[str, tuple[str, Callable]] = {}
 for _v in FACTOR_VALUES["shape"]:
     _DEFINITIONS[_v] = ("shape", _one_hot("shape", _v))
 for _v in FACTOR_VALUES["colour"]:
@@ -60,10 +61,10 @@ _DEFINITIONS["cool"] = ("derived", _any_of("colour", ["green", "blue"]))
 _DEFINITIONS["pointy"] = ("derived", _any_of("shape", ["triangle", "star", "diamond"]))
 
 #: attribute names, in column order of ``split.attributes``
-ATTRIBUTE_NAMES: List[str] = list(_DEFINITIONS)
+ATTRIBUTE_NAMES: list[str] = list(_DEFINITIONS)
 
 #: group -> attribute names; the groups "shape", "colour" and "background" are one-hot (exclusive)
-ATTRIBUTE_GROUPS: Dict[str, List[str]] = {}
+ATTRIBUTE_GROUPS: dict[str, list[str]] = {}
 for _name, (_group, _) in _DEFINITIONS.items():
     ATTRIBUTE_GROUPS.setdefault(_group, []).append(_name)
 
@@ -71,7 +72,7 @@ for _name, (_group, _) in _DEFINITIONS.items():
 RELATION_SCORES = {"exclusive": -1, "negative": -1, "independent": 0, "positive": 1}
 
 
-def compute_attributes(factors: Dict[str, np.ndarray]) -> np.ndarray:
+def compute_attributes(factors: dict[str, np.ndarray]) -> np.ndarray:
     """Attributes of images from their factors.
 
     Parameters
@@ -86,7 +87,7 @@ def compute_attributes(factors: Dict[str, np.ndarray]) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32)
 
 
-def _all_combinations() -> Dict[str, np.ndarray]:
+def _all_combinations() -> dict[str, np.ndarray]:
     grids = np.meshgrid(*[np.arange(len(FACTOR_VALUES[f])) for f in FACTOR_NAMES], indexing="ij")
     return {f: g.ravel() for f, g in zip(FACTOR_NAMES, grids)}
 
@@ -99,7 +100,7 @@ def _pair_counts():
     return total, single, joint
 
 
-def attribute_relations() -> Dict[Tuple[str, str], str]:
+def attribute_relations() -> dict[tuple[str, str], str]:
     """The true relation of every pair of distinct attributes, both orders as keys.
 
     Returns
@@ -134,7 +135,7 @@ def attribute_relation_matrix() -> np.ndarray:
     return mat
 
 
-def attribute_implications() -> List[Tuple[str, str]]:
+def attribute_implications() -> list[tuple[str, str]]:
     """Pairs ``(a, b)`` with ``a`` implies ``b`` (every image with ``a`` has ``b``), a != b."""
     _, single, joint = _pair_counts()
     out = []

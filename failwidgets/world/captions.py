@@ -4,10 +4,11 @@
 also builds caption candidates for the failure-direction method (Jain et al. 2023), e.g.
 ``make_caption(shape="circle", background="sand")`` -> ``"a circle on sand"``.
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Dict, List, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -17,12 +18,12 @@ __all__ = ["make_caption", "captions_from_factors", "caption_candidates"]
 
 
 def make_caption(
-    shape: Optional[str] = None,
-    colour: Optional[str] = None,
-    size: Optional[str] = None,
-    texture: Optional[str] = None,
-    background: Optional[str] = None,
-    position: Optional[str] = None,
+    shape: str | None = None,
+    colour: str | None = None,
+    size: str | None = None,
+    texture: str | None = None,
+    background: str | None = None,
+    position: str | None = None,
     *,
     prefix: str = "a",
     noun: str = "shape",
@@ -55,7 +56,7 @@ def make_caption(
     return text
 
 
-def captions_from_factors(factors: Dict[str, np.ndarray]) -> List[str]:
+def captions_from_factors(factors: dict[str, np.ndarray]) -> list[str]:
     """One full caption per image (every factor named).
 
     Parameters
@@ -69,7 +70,7 @@ def captions_from_factors(factors: Dict[str, np.ndarray]) -> List[str]:
     n = len(factors[FACTOR_NAMES[0]])
     names = {f: FACTOR_VALUES[f] for f in FACTOR_NAMES}
     # the 768 distinct captions are cheap to build once per combination seen
-    cache: Dict[tuple, str] = {}
+    cache: dict[tuple, str] = {}
     out = []
     cols = [np.asarray(factors[f]) for f in FACTOR_NAMES]
     for i in range(n):
@@ -83,12 +84,12 @@ def captions_from_factors(factors: Dict[str, np.ndarray]) -> List[str]:
 
 
 def caption_candidates(
-    shape: Optional[str] = None,
+    shape: str | None = None,
     factors: Sequence[str] = ("colour", "size", "texture", "background", "position"),
     max_factors: int = 1,
     *,
     prefix: str = "a",
-) -> List[str]:
+) -> list[str]:
     """Every caption that names ``shape`` and up to ``max_factors`` values of the given factors.
 
     For the failure-direction method's caption scoring (Jain et al. 2023): with ``shape="circle"``,
@@ -110,7 +111,7 @@ def caption_candidates(
     check_positive_int(max_factors, "max_factors", minimum=0)
     for f in factors:
         check_choice(f, "factors", [n for n in FACTOR_NAMES if n != "shape"])
-    out: List[str] = []
+    out: list[str] = []
     for k in range(0, max_factors + 1):
         for combo in itertools.combinations(factors, k):
             for values in itertools.product(*[FACTOR_VALUES[f] for f in combo]):

@@ -9,14 +9,14 @@ Two kinds of plant:
 
 Validation, test and pool splits are always balanced (every factor uniform and independent).
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Sequence
 
 from failwidgets._validation import check_choice, check_number, check_positive_int, check_probability
-
 from failwidgets.world.factors import CLASS_FACTOR, FACTOR_NAMES, FACTOR_VALUES
 
 __all__ = ["Correlation", "Minority", "WorldConfig", "GENERATOR_VERSION"]
@@ -47,7 +47,7 @@ class Correlation:
     factor_a: str
     factor_b: str
     tau: float
-    mapping: Optional[Dict[str, str]] = None
+    mapping: dict[str, str] | None = None
 
     def __post_init__(self):
         check_choice(self.factor_a, "factor_a", FACTOR_NAMES)
@@ -66,7 +66,7 @@ class Correlation:
                 check_choice(b, f"mapping[{a!r}] (a value of {self.factor_b!r})", FACTOR_VALUES[self.factor_b])
             object.__setattr__(self, "mapping", dict(self.mapping))
 
-    def resolved_mapping(self) -> Dict[str, str]:
+    def resolved_mapping(self) -> dict[str, str]:
         """The mapping actually used (the default one when ``mapping`` is None)."""
         if self.mapping is not None:
             return dict(self.mapping)
@@ -89,7 +89,7 @@ class Minority:
     """
 
     factor: str
-    values_by_class: Dict[str, str]
+    values_by_class: dict[str, str]
     fraction: float = 0.25
 
     def __post_init__(self):
@@ -135,8 +135,8 @@ class WorldConfig:
     n_val: int = 2000
     n_test: int = 2000
     n_pool: int = 4000
-    correlations: Tuple[Correlation, ...] = field(default_factory=tuple)
-    minorities: Tuple[Minority, ...] = field(default_factory=tuple)
+    correlations: tuple[Correlation, ...] = field(default_factory=tuple)
+    minorities: tuple[Minority, ...] = field(default_factory=tuple)
     brightness_jitter: float = 0.15
     pixel_noise: float = 5.0
 
@@ -165,7 +165,7 @@ class WorldConfig:
 
     # ----------------------------------------------------------------------------------------------
     @classmethod
-    def demo(cls, seed: int = 0, **kwargs) -> "WorldConfig":
+    def demo(cls, seed: int = 0, **kwargs) -> WorldConfig:
         """The plants the demo models are trained on.
 
         * shape -> background at tau 0.95 (default mapping: circle->grass, square->sand,
@@ -182,14 +182,14 @@ class WorldConfig:
         return cls(seed=seed, **kwargs)
 
     @classmethod
-    def control(cls, seed: int = 0, **kwargs) -> "WorldConfig":
+    def control(cls, seed: int = 0, **kwargs) -> WorldConfig:
         """The demo world with every tau set to 0 and no minorities (the unbiased control)."""
         demo = cls.demo(seed=seed, **kwargs)
         corrs = tuple(Correlation(c.factor_a, c.factor_b, 0.0, c.mapping) for c in demo.correlations)
         return cls(**{**_fields(demo), "correlations": corrs, "minorities": ()})
 
     @property
-    def split_sizes(self) -> Dict[str, int]:
+    def split_sizes(self) -> dict[str, int]:
         return {"train": self.n_train, "val": self.n_val, "test": self.n_test, "pool": self.n_pool}
 
     def to_dict(self) -> dict:
@@ -209,7 +209,7 @@ def _fields(cfg: WorldConfig) -> dict:
 
 def _check_plants(corrs: Sequence[Correlation], mins: Sequence[Minority]) -> None:
     """A factor is dependent at most once; the plants form no cycle; no (factor, class) made rare twice."""
-    dependent: Dict[str, int] = {}
+    dependent: dict[str, int] = {}
     for i, c in enumerate(corrs):
         if c.factor_b in dependent:
             raise ValueError(
@@ -222,7 +222,7 @@ def _check_plants(corrs: Sequence[Correlation], mins: Sequence[Minority]) -> Non
         generation_order(corrs, mins)
     except ValueError as exc:
         raise ValueError(f"correlations: {exc}") from None
-    seen: Dict[Tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for i, m in enumerate(mins):
         for cls in m.values_by_class:
             if (m.factor, cls) in seen:

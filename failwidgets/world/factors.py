@@ -3,14 +3,13 @@
 Every image is described by one value of each factor. The class label is the ``shape`` factor.
 Factor values are stored as integer indices into the lists below.
 """
-from __future__ import annotations
 
-from typing import Dict, List
+from __future__ import annotations
 
 __all__ = ["FACTOR_VALUES", "FACTOR_NAMES", "CLASS_FACTOR", "factor_index", "value_index"]
 
 #: factor name -> ordered list of value names (index = stored integer code)
-FACTOR_VALUES: Dict[str, List[str]] = {
+FACTOR_VALUES: dict[str, list[str]] = {
     "shape": ["circle", "square", "triangle", "cross", "star", "diamond"],
     "colour": ["red", "green", "blue", "yellow"],
     "size": ["small", "large"],
@@ -20,7 +19,7 @@ FACTOR_VALUES: Dict[str, List[str]] = {
 }
 
 #: factor names in generation/storage order
-FACTOR_NAMES: List[str] = list(FACTOR_VALUES)
+FACTOR_NAMES: list[str] = list(FACTOR_VALUES)
 
 #: the factor that is the class label
 CLASS_FACTOR = "shape"

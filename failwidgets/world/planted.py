@@ -7,9 +7,8 @@ cells* are the images with ``b == mapping[a]``. Images with an unmapped ``a`` ar
 For a :class:`Minority` the minority cells are the images of a listed class with the rare value; the
 majority cells are the other images of the listed classes.
 """
-from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from __future__ import annotations
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from failwidgets.world.sampling import mapping_codes
 __all__ = ["cell_masks", "describe_plants"]
 
 
-def cell_masks(plant: Correlation | Minority, factors: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def cell_masks(plant: Correlation | Minority, factors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(minority bool (N,), majority bool (N,)) of one plant for images with the given factors."""
     if isinstance(plant, Correlation):
         target = mapping_codes(plant)[factors[plant.factor_a]]
@@ -40,7 +39,7 @@ def cell_masks(plant: Correlation | Minority, factors: Dict[str, np.ndarray]) ->
     raise TypeError(f"plant: expected a Correlation or Minority, got {type(plant).__name__}")
 
 
-def _conditional_share(config: WorldConfig, factor: str, value: int, cls: int, train: Dict[str, np.ndarray]) -> float:
+def _conditional_share(config: WorldConfig, factor: str, value: int, cls: int, train: dict[str, np.ndarray]) -> float:
     """P(factor = value | class = cls) under the training generator *without* minorities on ``factor``.
 
     Exact when ``factor`` is uniform or driven by the class; when it is driven by another factor
@@ -61,7 +60,7 @@ def _conditional_share(config: WorldConfig, factor: str, value: int, cls: int, t
     return float(pa @ p_given_a)
 
 
-def describe_plants(config: WorldConfig, factors_by_split: Dict[str, Dict[str, np.ndarray]]) -> List[dict]:
+def describe_plants(config: WorldConfig, factors_by_split: dict[str, dict[str, np.ndarray]]) -> list[dict]:
     """The ground truth of every plant with its level measured in each given split.
 
     Returns
@@ -73,7 +72,7 @@ def describe_plants(config: WorldConfig, factors_by_split: Dict[str, Dict[str, n
     ``groups``: one dict per class with ``class, value, normal_share, expected_share`` and, per split,
     ``measured[split] = {n_class, n_minority, share, fraction}``.
     """
-    out: List[dict] = []
+    out: list[dict] = []
     train = factors_by_split.get("train")
     for i, c in enumerate(config.correlations):
         k = len(FACTOR_VALUES[c.factor_b])

@@ -9,9 +9,10 @@ vectorised 2-D value noise).
 
 All geometry is expressed relative to the image size ``S`` so the world scales with ``image_size``.
 """
+
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Rendering(NamedTuple):
 
 # --------------------------------------------------------------------------------------------------
 # geometry
-def draw_geometry(factors: Dict[str, np.ndarray], image_size: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+def draw_geometry(factors: dict[str, np.ndarray], image_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-image jitter of the object: centre, radius, rotation, stripe phase, colour jitter.
 
     Parameters
@@ -198,14 +199,14 @@ def _backgrounds(codes: np.ndarray, s: int, rng: np.random.Generator) -> np.ndar
 
 # --------------------------------------------------------------------------------------------------
 def render_batch(
-    factors: Dict[str, np.ndarray],
-    geometry: Dict[str, np.ndarray],
+    factors: dict[str, np.ndarray],
+    geometry: dict[str, np.ndarray],
     image_size: int,
-    rng: Optional[np.random.Generator] = None,
+    rng: np.random.Generator | None = None,
     *,
     brightness_jitter: float = 0.15,
     pixel_noise: float = 5.0,
-    background_rgb: Optional[Sequence[float]] = None,
+    background_rgb: Sequence[float] | None = None,
 ) -> Rendering:
     """Draw a batch of images and their exact masks.
 
@@ -284,7 +285,7 @@ def render_image(
     image_size: int = 64,
     seed: int = 0,
     jitter: bool = True,
-    background_rgb: Optional[Sequence[float]] = None,
+    background_rgb: Sequence[float] | None = None,
 ) -> Rendering:
     """Render one image from explicit factor values (for teaching and for decoders).
 

@@ -12,9 +12,10 @@ Factors are drawn one at a time in dependency order (:func:`~failwidgets.world.c
    their normal proportions. (If the normal share of ``v`` is 1, e.g. a tau-1 correlation, the redraw
    falls back to a uniform other value after a bounded number of tries.)
 """
+
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def sample_factors(
     rng: np.random.Generator,
     correlations: Sequence[Correlation] = (),
     minorities: Sequence[Minority] = (),
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """Draw the factors of ``n`` images.
 
     Parameters
@@ -64,7 +65,7 @@ def sample_factors(
     dict factor name -> int64 (n,), in :data:`FACTOR_NAMES` order
     """
     by_dependent = {c.factor_b: c for c in correlations}
-    out: Dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     n_classes = len(FACTOR_VALUES[CLASS_FACTOR])
     for name in generation_order(correlations, minorities):
         k = len(FACTOR_VALUES[name])

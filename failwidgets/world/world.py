@@ -5,17 +5,17 @@
 >>> split.images.shape, split.labels.shape, split.attributes.shape
 ((600, 64, 64, 3), (600,), (600, 20))
 """
+
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from failwidgets._validation import check_array, check_choice
-
 from failwidgets.world.attributes import (
     ATTRIBUTE_GROUPS,
     ATTRIBUTE_NAMES,
@@ -36,7 +36,7 @@ __all__ = ["World", "Split", "SplitDataset", "make_world", "SPLITS", "CONCEPTS"]
 SPLITS = ("train", "val", "test", "pool")
 
 #: concept words with pixel masks (see :meth:`Split.concept_masks`)
-CONCEPTS: List[str] = (
+CONCEPTS: list[str] = (
     FACTOR_VALUES["shape"] + FACTOR_VALUES["colour"] + ["stripes"] + FACTOR_VALUES["background"] + ["small", "large"]
 )
 
@@ -74,7 +74,7 @@ class Split:
         # masks stored bit-packed along the width (1 bit per pixel), unpacked on demand
         self._object_bits = _readonly(np.packbits(object_masks, axis=-1))
         self._stripe_bits = _readonly(np.packbits(stripe_masks, axis=-1))
-        self._captions: Optional[List[str]] = None
+        self._captions: list[str] | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -83,7 +83,7 @@ class Split:
         return f"Split({self.name!r}, n={len(self)}, image_size={self._width})"
 
     @property
-    def captions(self) -> List[str]:
+    def captions(self) -> list[str]:
         if self._captions is None:
             self._captions = captions_from_factors(self.factors)
         return self._captions
@@ -92,15 +92,15 @@ class Split:
         sel = bits if indices is None else bits[np.asarray(indices)]
         return np.unpackbits(sel, axis=-1, count=self._width).view(bool)
 
-    def object_masks(self, indices: Optional[Sequence[int]] = None) -> np.ndarray:
+    def object_masks(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """bool (N, H, W): the object's pixels (stripes included). ``indices`` selects images."""
         return self._unpack(self._object_bits, indices)
 
-    def stripe_masks(self, indices: Optional[Sequence[int]] = None) -> np.ndarray:
+    def stripe_masks(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """bool (N, H, W): the stripe pixels (empty for plain objects)."""
         return self._unpack(self._stripe_bits, indices)
 
-    def concept_masks(self, concept: str, indices: Optional[Sequence[int]] = None) -> np.ndarray:
+    def concept_masks(self, concept: str, indices: Sequence[int] | None = None) -> np.ndarray:
         """Exact pixels of a concept, all False in images where it is absent.
 
         Parameters
@@ -120,7 +120,9 @@ class Split:
             n = len(self.labels)
             idx = check_array(indices, "indices", ndim=1, dtype="int")
             if idx.size and (idx.min() < -n or idx.max() >= n):
-                raise ValueError(f"indices: expected image indices in [0, {n}), got values in [{idx.min()}, {idx.max()}]")
+                raise ValueError(
+                    f"indices: expected image indices in [0, {n}), got values in [{idx.min()}, {idx.max()}]"
+                )
             indices = idx
         sel = slice(None) if indices is None else np.asarray(indices)
         obj = self.object_masks(indices)
@@ -139,17 +141,17 @@ class Split:
                 return region & present[:, None, None]
         raise AssertionError(concept)  # pragma: no cover - CONCEPTS and the branches above agree
 
-    def as_tensor(self, indices: Optional[Sequence[int]] = None) -> torch.Tensor:
+    def as_tensor(self, indices: Sequence[int] | None = None) -> torch.Tensor:
         """float32 torch (N, 3, H, W) in [0, 1]."""
         imgs = self.images if indices is None else self.images[np.asarray(indices)]
         # copy: torch refuses to wrap the read-only array without a warning (uint8 copy is cheap)
         return torch.from_numpy(np.array(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
 
-    def dataset(self, transform: Optional[Callable] = None) -> "SplitDataset":
+    def dataset(self, transform: Callable | None = None) -> SplitDataset:
         """A torch ``Dataset`` view: items ``(image (3, H, W) float, label int64, attributes (A,) float)``."""
         return SplitDataset(self, transform=transform)
 
-    def factor_value_names(self, factor: str) -> List[str]:
+    def factor_value_names(self, factor: str) -> list[str]:
         """The value name of ``factor`` for every image (list of N str)."""
         check_choice(factor, "factor", FACTOR_NAMES)
         names = FACTOR_VALUES[factor]
@@ -163,7 +165,7 @@ class SplitDataset(torch.utils.data.Dataset):
     given), int64 scalar tensor, float32 tensor (A,).
     """
 
-    def __init__(self, split: Split, transform: Optional[Callable] = None):
+    def __init__(self, split: Split, transform: Callable | None = None):
         self.split = split
         self.transform = transform
 
@@ -201,9 +203,9 @@ class World:
         self.concepts = list(CONCEPTS)
         self.factor_values = {k: list(v) for k, v in FACTOR_VALUES.items()}
         self.fingerprint = hashlib.sha256((GENERATOR_VERSION + "\n" + config.to_json()).encode()).hexdigest()[:32]
-        self._splits: Dict[str, Split] = {}
-        self._factors: Dict[str, Dict[str, np.ndarray]] = {}
-        self._planted: Optional[List[dict]] = None
+        self._splits: dict[str, Split] = {}
+        self._factors: dict[str, dict[str, np.ndarray]] = {}
+        self._planted: list[dict] | None = None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.config.split_sizes.items())
@@ -217,14 +219,14 @@ class World:
         return self._splits[name]
 
     @property
-    def splits(self) -> Tuple[str, ...]:
+    def splits(self) -> tuple[str, ...]:
         return SPLITS
 
-    def _seeds(self, name: str) -> List[np.random.Generator]:
+    def _seeds(self, name: str) -> list[np.random.Generator]:
         ss = np.random.SeedSequence(self.config.seed, spawn_key=(SPLITS.index(name),))
         return [np.random.default_rng(s) for s in ss.spawn(3)]
 
-    def factors(self, name: str) -> Dict[str, np.ndarray]:
+    def factors(self, name: str) -> dict[str, np.ndarray]:
         """The factors of a split without rendering its images (cheap; same values as ``world[name].factors``)."""
         check_choice(name, "split", SPLITS)
         if name in self._splits:
@@ -258,7 +260,7 @@ class World:
 
     # ---------------------------------------------------------------------------------------------
     @property
-    def planted(self) -> List[dict]:
+    def planted(self) -> list[dict]:
         """Ground truth of every plant, with its level measured in every split (see
         :func:`failwidgets.world.planted.describe_plants`). Needs the factors only, not the images."""
         if self._planted is None:
@@ -319,8 +321,9 @@ class World:
             No such plant (the message lists the planted factors).
         """
         if isinstance(factors, str):
-            raise TypeError(f"factors: expected a sequence of factor names such as ('shape', 'background'), "
-                            f"got {factors!r}")
+            raise TypeError(
+                f"factors: expected a sequence of factor names such as ('shape', 'background'), got {factors!r}"
+            )
         want = tuple(str(f) for f in factors)
         if kind is not None and kind not in ("correlation", "minority"):
             raise ValueError(f"kind: expected 'correlation', 'minority' or None, got {kind!r}")
@@ -345,7 +348,7 @@ class World:
         return cell_masks(self._plant(plant), self.factors(split))[1]
 
     # ---------------------------------------------------------------------------------------------
-    def attribute_relations(self) -> Dict[Tuple[str, str], str]:
+    def attribute_relations(self) -> dict[tuple[str, str], str]:
         """True relation of every attribute pair: "exclusive" | "positive" | "negative" | "independent"."""
         return attribute_relations()
 
@@ -353,7 +356,7 @@ class World:
         """int8 (A, A): +1 positive, 0 independent, -1 exclusive/negative."""
         return attribute_relation_matrix()
 
-    def attribute_implications(self) -> List[Tuple[str, str]]:
+    def attribute_implications(self) -> list[tuple[str, str]]:
         """Pairs ``(a, b)`` where attribute ``a`` implies ``b``."""
         return attribute_implications()
 
@@ -366,11 +369,11 @@ class World:
         return render_image(image_size=self.config.image_size, seed=seed, jitter=jitter, **values)
 
 
-_CACHE: "OrderedDict[str, World]" = OrderedDict()
+_CACHE: OrderedDict[str, World] = OrderedDict()
 _CACHE_SIZE = 2
 
 
-def make_world(config: Optional[WorldConfig] = None, *, cache: bool = True) -> World:
+def make_world(config: WorldConfig | None = None, *, cache: bool = True) -> World:
     """Build the world of a config (default ``WorldConfig()``: no plants, seed 0).
 
     Splits are generated on first access. With ``cache=True`` the same config returns the same

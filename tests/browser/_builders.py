@@ -1,4 +1,5 @@
 """The browser tests' widget builders: those of :mod:`failwidgets.testing._widget_cases` (one place)."""
+
 from failwidgets.testing._widget_cases import (  # noqa: F401
     BUILDERS,
     CLASS_NAMES,
@@ -10,5 +11,13 @@ from failwidgets.testing._widget_cases import (  # noqa: F401
     build,
 )
 
-__all__ = ["build", "BUILDERS", "PLANTED_WORD", "PLANTED_WORD_FILTER", "N_FILTERS", "N_PAIRS",
-           "CLASS_NAMES", "TREE_SPLIT_FEATURE"]
+__all__ = [
+    "build",
+    "BUILDERS",
+    "PLANTED_WORD",
+    "PLANTED_WORD_FILTER",
+    "N_FILTERS",
+    "N_PAIRS",
+    "CLASS_NAMES",
+    "TREE_SPLIT_FEATURE",
+]

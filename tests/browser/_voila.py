@@ -3,6 +3,7 @@
 Plain functions and a class (no fixtures) so any test module can use them; the fixtures that use
 them live in ``tests/browser/conftest.py``.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -20,8 +21,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 # Without these Chromium tries to reach Google at every start (updates, sync, field trials).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1400, "height": 2600}  # tall: a whole widget fits in one screenshot
 PAGE_TIMEOUT_MS = 180_000  # a kernel importing torch on 2 busy cores can take a minute or two
 
@@ -29,11 +36,30 @@ PAGE_TIMEOUT_MS = 180_000  # a kernel importing torch on 2 busy cores can take a
 # (FilterWordExplorer's "Groups" tab) at size 0, so its plot area is 0 minus the margins (80 px wide,
 # 90 px high) and Chromium rejects the negative <rect> sizes. The figure is laid out again when the tab
 # is shown; tests/browser/test_widgets_in_voila.py checks its bars then have a real size.
-BQPLOT_HIDDEN_FIGURE_NOISE = ('<rect> attribute width: A negative value is not valid. ("-80")',
-                              '<rect> attribute height: A negative value is not valid. ("-90")')
+BQPLOT_HIDDEN_FIGURE_NOISE = (
+    '<rect> attribute width: A negative value is not valid. ("-80")',
+    '<rect> attribute height: A negative value is not valid. ("-90")',
+)
 
-__all__ = ["REPO", "CHROMIUM", "CHROMIUM_ARGS", "VIEWPORT", "PAGE_TIMEOUT_MS", "BQPLOT_HIDDEN_FIGURE_NOISE",
-           "playwright", "launch_chromium", "start_voila", "stop_voila", "PageRecord"]
+# Notebook 7's JupyterLab extension (installed with ``notebook>=7``) expects shared modules that only
+# JupyterLab / Notebook provide (``@jupyterlab/docregistry``); Voila would load it and log
+# module-federation errors (RUNTIME-012). It has nothing for Voila, so Voila is told to skip it.
+VOILA_DENY_EXTENSIONS = "--VoilaConfiguration.extension_denylist=['@jupyter-notebook/lab-extension']"
+
+__all__ = [
+    "VOILA_DENY_EXTENSIONS",
+    "REPO",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "VIEWPORT",
+    "PAGE_TIMEOUT_MS",
+    "BQPLOT_HIDDEN_FIGURE_NOISE",
+    "playwright",
+    "launch_chromium",
+    "start_voila",
+    "stop_voila",
+    "PageRecord",
+]
 
 _PLAYWRIGHT = None
 
@@ -54,8 +80,7 @@ def playwright():
 
 def _require_playwright():
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_browser.sh (browser tests never skip)",
-                    pytrace=False)
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_browser.sh (browser tests never skip)", pytrace=False)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
@@ -70,7 +95,8 @@ def launch_chromium(playwright, profile_dir: Path):
     is how it takes one.
     """
     return playwright.chromium.launch_persistent_context(
-        str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+        str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT
+    )
 
 
 def _free_port() -> int:
@@ -94,9 +120,22 @@ def start_voila(target: Path, cwd: Path, log_path: Path, timeout: float = 120.0,
     env.update(extra_env or {})
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--show_tracebacks=True", str(target)],
-        cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--show_tracebacks=True",
+            VOILA_DENY_EXTENSIONS,
+            str(target),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     proc.fw_log = log
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + timeout
@@ -109,7 +148,7 @@ def start_voila(target: Path, cwd: Path, log_path: Path, timeout: float = 120.0,
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 stop_voila(proc)
-                raise RuntimeError(f"voila did not start: {Path(log_path).read_text()[-2000:]}")
+                raise RuntimeError(f"voila did not start: {Path(log_path).read_text()[-2000:]}") from None
             time.sleep(0.5)
     return proc, url
 
@@ -165,7 +204,7 @@ class PageRecord:
             return
         self.errors.append(f"console: {msg.text} ({where})")
 
-    def goto(self, url: str, wait_until: str = "load") -> "PageRecord":
+    def goto(self, url: str, wait_until: str = "load") -> PageRecord:
         self.page.goto(url, timeout=PAGE_TIMEOUT_MS, wait_until=wait_until)
         return self
 

@@ -10,12 +10,15 @@ Scopes are ``package``: the server, its kernels and the browser go away when tes
   open until tests/browser is done.
 - ``open_page`` (function): ``open_page(url=None, allowed=..., ignore=...)`` -> PageRecord, a new tab
   that fails the test at teardown if the page logged JavaScript errors.
-- ``screenshot_dir``: ``test-artifacts/screenshots/`` (gitignored).
+- ``screenshot_dir``: ``$FAILWIDGETS_ARTIFACTS/screenshots/``, by default ``test-artifacts/screenshots/``
+  (gitignored).
 
 Missing Chromium or Playwright fails the tests loudly (never skips): run ``scripts/install_browser.sh``.
 """
+
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -35,8 +38,10 @@ from tests.browser._voila import (
 # name -> notebook (relative to the repository, which the server serves)
 PAGES = {
     "tour": "notebooks/00_tour.ipynb",
-    **{name: f"tests/browser/notebooks/{name}.ipynb"
-       for name in ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")},
+    **{
+        name: f"tests/browser/notebooks/{name}.ipynb"
+        for name in ("direction_slider", "tree_browser", "relationship_annotator", "filter_word_explorer")
+    },
 }
 # Console errors diagnosed as harmless, per page (the reasons are next to the constants); the tour
 # holds a FilterWordExplorer too
@@ -45,7 +50,7 @@ KNOWN_NOISE = {"filter_word_explorer": BQPLOT_HIDDEN_FIGURE_NOISE, "tour": BQPLO
 
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
-    path = REPO / "test-artifacts" / "screenshots"
+    path = Path(os.environ.get("FAILWIDGETS_ARTIFACTS") or REPO / "test-artifacts") / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -96,8 +101,9 @@ def open_page(chromium) -> Callable[..., PageRecord]:
     """``open_page(url=None, allowed=("http://127.0.0.1",), ignore=())`` -> PageRecord in a new tab."""
     opened: list[PageRecord] = []
 
-    def _open(url: str | None = None, allowed: tuple[str, ...] = ("http://127.0.0.1",),
-              ignore: tuple[str, ...] = ()) -> PageRecord:
+    def _open(
+        url: str | None = None, allowed: tuple[str, ...] = ("http://127.0.0.1",), ignore: tuple[str, ...] = ()
+    ) -> PageRecord:
         rec = PageRecord(chromium.new_page(), allowed=allowed, ignore=ignore)
         opened.append(rec)
         if url is not None:

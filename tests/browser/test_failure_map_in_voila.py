@@ -5,6 +5,7 @@ A lasso drawn with the mouse around the left (all-error) cluster must come back 
 grid (8 red thumbnails) and the numbers (60 selected, 100% error inside, CI and p-value); typing a
 hypothesis shows inside / outside error rates.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,6 @@ PAGE = "tests/browser/notebooks/failure_map.ipynb"
 # Voilà loads every installed lab extension; Notebook 7's (``@jupyter-notebook/lab-extension``) asks the
 # host for ``@jupyterlab/docregistry``, which Voilà does not share, and logs this on every Voilà page
 # (the four widget fixture pages too); nothing on the page depends on it.
-NOTEBOOK7_EXTENSION_NOISE = ('The getter for the shared module is not a function',)
-
 _MEAN_RGB = """els => els.map(img => {
     const c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -45,7 +44,7 @@ def _drag(page, points, steps=10):
 
 
 def test_lasso_on_the_page_updates_grid_and_numbers_and_hypothesis_box(voila_server, open_page, screenshot_dir):
-    rec = open_page(ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec = open_page()
     rec.goto(f"{voila_server}voila/render/{PAGE}", wait_until="commit")
     page = rec.page
     page.wait_for_selector(".fw-test-root canvas", timeout=PAGE_TIMEOUT_MS)
@@ -54,25 +53,37 @@ def test_lasso_on_the_page_updates_grid_and_numbers_and_hypothesis_box(voila_ser
     page.locator(".fw-test-root [title*='asso']").first.click()
     box = page.locator(".fw-test-root canvas").first.bounding_box()
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-    _drag(page, [(x0 + 0.02 * w, y0 + 0.05 * h), (x0 + 0.35 * w, y0 + 0.05 * h), (x0 + 0.35 * w, y0 + 0.95 * h),
-                 (x0 + 0.02 * w, y0 + 0.95 * h), (x0 + 0.02 * w, y0 + 0.06 * h)])
-    page.wait_for_function("() => document.querySelector('.fw-test-evidence').textContent.includes('selected')",
-                           timeout=UPDATE_MS)
+    _drag(
+        page,
+        [
+            (x0 + 0.02 * w, y0 + 0.05 * h),
+            (x0 + 0.35 * w, y0 + 0.05 * h),
+            (x0 + 0.35 * w, y0 + 0.95 * h),
+            (x0 + 0.02 * w, y0 + 0.95 * h),
+            (x0 + 0.02 * w, y0 + 0.06 * h),
+        ],
+    )
+    page.wait_for_function(
+        "() => document.querySelector('.fw-test-evidence').textContent.includes('selected')", timeout=UPDATE_MS
+    )
     text = page.locator(".fw-test-evidence").text_content()
     assert f"{N_LEFT} selected of {N_LEFT + N_RIGHT}" in text
     assert "error 100% [" in text and "inside vs 0% [" in text and "Fisher p = " in text
     page.wait_for_function(
         "() => { const ims = [...document.querySelectorAll('.fw-test-grid img')];"
-        " return ims.length === 8 && ims.every(i => i.complete && i.naturalWidth > 0); }", timeout=UPDATE_MS)
+        " return ims.length === 8 && ims.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=UPDATE_MS,
+    )
     rgb = page.locator(".fw-test-grid img").evaluate_all(_MEAN_RGB)
-    assert all(r > 200 and g < 60 for r, g, _ in rgb), rgb       # the failing cluster's images are red
+    assert all(r > 200 and g < 60 for r, g, _ in rgb), rgb  # the failing cluster's images are red
     page.screenshot(path=str(screenshot_dir / "failure_map_lasso.png"))
     # a hypothesis typed into the box: inside / outside error rates
     box_input = page.locator(".fw-test-phrase input")
     box_input.fill("axis 1")
     box_input.press("Enter")
-    page.wait_for_function("() => document.querySelector('.fw-test-hypothesis').textContent.includes('outside')",
-                           timeout=UPDATE_MS)
+    page.wait_for_function(
+        "() => document.querySelector('.fw-test-hypothesis').textContent.includes('outside')", timeout=UPDATE_MS
+    )
     hyp = page.locator(".fw-test-hypothesis").text_content()
     assert "inside" in hyp and "higher error inside" in hyp
     rec.check_no_errors()
@@ -81,10 +92,10 @@ def test_lasso_on_the_page_updates_grid_and_numbers_and_hypothesis_box(voila_ser
 def test_clicking_a_tree_leaf_highlights_its_points_on_the_map(voila_server, open_page, screenshot_dir):
     from tests.browser._builders import build
 
-    tree = build("tree_browser")                       # the page's tree, built the same way here
-    expected = tree.node_members(1).size                # node 1: the left leaf (the failures)
+    tree = build("tree_browser")  # the page's tree, built the same way here
+    expected = tree.node_members(1).size  # node 1: the left leaf (the failures)
     tree.close()
-    rec = open_page(ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec = open_page()
     rec.goto(f"{voila_server}voila/render/tests/browser/notebooks/failure_map_tree.ipynb", wait_until="commit")
     page = rec.page
     page.wait_for_selector(".fw-test-map canvas", timeout=PAGE_TIMEOUT_MS)
@@ -93,12 +104,14 @@ def test_clicking_a_tree_leaf_highlights_its_points_on_the_map(voila_server, ope
     canvas = page.locator(".fw-test-map canvas").first
     before = canvas.screenshot()
     page.locator(".fw-test-root .bqplot.figure path.dot").nth(2).click()
-    page.wait_for_function("() => document.querySelector('.fw-test-map .fw-test-evidence').textContent"
-                           ".includes('selected')", timeout=UPDATE_MS)
+    page.wait_for_function(
+        "() => document.querySelector('.fw-test-map .fw-test-evidence').textContent.includes('selected')",
+        timeout=UPDATE_MS,
+    )
     text = page.locator(".fw-test-map .fw-test-evidence").text_content()
     assert f"{expected} selected of 300" in text
     deadline = time.monotonic() + UPDATE_MS / 1000
-    while canvas.screenshot() == before and time.monotonic() < deadline:   # the points light up
+    while canvas.screenshot() == before and time.monotonic() < deadline:  # the points light up
         time.sleep(0.25)
     assert canvas.screenshot() != before
     page.screenshot(path=str(screenshot_dir / "failure_map_tree_leaf.png"))

@@ -2,6 +2,7 @@
 
 Without this a broken listener would let every browser test pass on a page full of errors.
 """
+
 from __future__ import annotations
 
 import pytest

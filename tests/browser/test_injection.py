@@ -7,6 +7,7 @@ payloads as text, hold no element made from them (no ``img[src=x]``, no ``svg[on
 with an event-handler attribute, no script with the payload) and never run one. The same check runs on
 the static snapshot (``export_html``) opened from disk.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -31,7 +32,6 @@ _INJECTED = """() => ({
 
 # Notebook 7's lab extension (installed next to Voila for the JupyterLab / Notebook tests) fails to load
 # its shared @jupyterlab/docregistry module inside Voila's page; it renders nothing Voila needs.
-NOTEBOOK7_EXTENSION_NOISE = ("The getter for the shared module is not a function",)
 
 
 def _assert_clean(page):
@@ -40,8 +40,7 @@ def _assert_clean(page):
 
 
 def test_hostile_names_render_as_text_in_voila(voila_server, open_page, screenshot_dir):
-    rec = open_page(f"{voila_server}voila/render/tests/browser/notebooks/hostile_names.ipynb",
-                    ignore=NOTEBOOK7_EXTENSION_NOISE)
+    rec = open_page(f"{voila_server}voila/render/tests/browser/notebooks/hostile_names.ipynb")
     page = rec.page
     page.wait_for_selector(".fw-test-hostile", timeout=PAGE_TIMEOUT_MS)
     pair = page.locator(".fw-test-pair")

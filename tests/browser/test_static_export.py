@@ -5,6 +5,7 @@ Each widget is built (same synthetic data as the Voilà notebooks), put in a sta
 opened. The page must need nothing but the file (every other request is refused and recorded), log no
 JavaScript errors, show every image (decoded, naturalWidth > 0) and the key text of that state.
 """
+
 from __future__ import annotations
 
 import pytest

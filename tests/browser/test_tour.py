@@ -4,6 +4,7 @@ This is what the README's main command opens. The page (requested with the fixtu
 start of tests/browser, see ``voila_pages``) must show each widget, found by what a person sees (its
 title or a control's label), decode every image, show no Python traceback and log no JavaScript error.
 """
+
 from __future__ import annotations
 
 import time

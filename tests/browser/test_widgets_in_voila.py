@@ -7,6 +7,7 @@ expected results come from the structure planted in ``tests/browser/_builders.py
 stay free of JavaScript console errors; a screenshot of each widget goes to
 ``test-artifacts/screenshots/``.
 """
+
 from __future__ import annotations
 
 import re
@@ -72,7 +73,9 @@ def _loaded_images(page, selector: str, n: int) -> list[str]:
     page.wait_for_function(
         "([sel, n]) => { const ims = [...document.querySelectorAll(sel)];"
         " return ims.length === n && ims.every(i => i.complete && i.naturalWidth > 0); }",
-        arg=[selector, n], timeout=UPDATE_MS)
+        arg=[selector, n],
+        timeout=UPDATE_MS,
+    )
     return page.locator(selector).evaluate_all(_PIXELS)
 
 
@@ -81,7 +84,9 @@ def _wait_pixels_change(page, selector: str, before: list[str]) -> list[str]:
         f"([sel, before]) => {{ const ims = [...document.querySelectorAll(sel)];"
         f" if (!ims.length || !ims.every(i => i.complete && i.naturalWidth > 0)) return false;"
         f" const now = ({_PIXELS})(ims); return JSON.stringify(now) !== JSON.stringify(before); }}",
-        arg=[selector, before], timeout=UPDATE_MS)
+        arg=[selector, before],
+        timeout=UPDATE_MS,
+    )
     return page.locator(selector).evaluate_all(_PIXELS)
 
 
@@ -123,7 +128,10 @@ def test_direction_slider_pick_class_and_drag_slider(voila_pages, screenshot_dir
     decoded_after = _wait_pixels_change(page, dec_sel, decoded_before)
     page.wait_for_function(  # the last slider message may still be on its way: wait for the red band
         f"sel => ({_TOP_BAND_RGB})([...document.querySelectorAll(sel)])"
-        ".every(c => c[0] > 180 && c[1] < 90 && c[2] < 90)", arg=dec_sel, timeout=UPDATE_MS)
+        ".every(c => c[0] > 180 && c[1] < 90 && c[2] < 90)",
+        arg=dec_sel,
+        timeout=UPDATE_MS,
+    )
     assert len(decoded_after) == 4
     expect(root.locator(".fw-test-decoded")).to_contain_text("alpha=+1.00")
     root.screenshot(path=str(screenshot_dir / "direction_slider.png"))
@@ -207,6 +215,7 @@ def test_filter_word_explorer_search_word(voila_pages, screenshot_dir):
     page.wait_for_function(
         "() => { const b = [...document.querySelectorAll('.fw-test-root .bqplot.figure rect.bar')];"
         " return b.length > 0 && b.some(r => r.getBBox().width > 1 && r.getBBox().height > 1); }",
-        timeout=UPDATE_MS)
+        timeout=UPDATE_MS,
+    )
     root.screenshot(path=str(screenshot_dir / "filter_word_explorer_groups.png"))
     rec.check_no_errors()

@@ -1,4 +1,5 @@
 """captum attribution maps: hand-computed values on linear models, planted locality, errors."""
+
 import numpy as np
 import pytest
 import torch
@@ -69,12 +70,11 @@ def test_integrated_gradients_of_linear_model_is_input_times_weight():
 def test_left_only_model_has_zero_attribution_on_right_half(method, layer):
     model = _LeftOnlyCNN()
     x = _images(5, seed=7)
-    maps = attribution_maps(model, x, [0, 1, 0, 1, 0], method, layer=layer, batch_size=40, n_steps=8,
-                            progress=False)
+    maps = attribution_maps(model, x, [0, 1, 0, 1, 0], method, layer=layer, batch_size=40, n_steps=8, progress=False)
     assert maps.shape == (5, H, W)
     # Grad-CAM is upsampled bilinearly, so the column next to the boundary may carry a little signal
     margin = 1 if method == "grad_cam" else 0
-    assert np.abs(maps[..., W // 2 + margin:]).max() == 0.0
+    assert np.abs(maps[..., W // 2 + margin :]).max() == 0.0
     assert np.abs(maps[..., : W // 2]).max() > 0.0
 
 

@@ -1,4 +1,5 @@
 """EmbeddingCache: keys, round trips, listing, corruption, killed writers, concurrent writers, speed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,13 @@ def _emb(n=50, d=8, seed=0):
 
 
 def _child(script: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _temp_files(root: Path) -> list[Path]:
@@ -69,7 +75,7 @@ def test_key_is_sha256_of_canonical_json():
     parts = {"model": "abc", "layer": "fc", "n": 3, "eps": 0.5, "flags": [True, None]}
     hand = '{"eps":0.5,"flags":[true,null],"layer":"fc","model":"abc","n":3}'
     assert EmbeddingCache.key(parts) == hashlib.sha256(hand.encode()).hexdigest()
-    assert EmbeddingCache.key({"w": "é"}) == hashlib.sha256('{"w":"é"}'.encode("utf-8")).hexdigest()
+    assert EmbeddingCache.key({"w": "é"}) == hashlib.sha256('{"w":"é"}'.encode()).hexdigest()
 
 
 def test_key_canonicalises_order_tuples_and_numpy_scalars():
@@ -254,9 +260,11 @@ def test_truncated_entry_is_detected_removed_and_recomputed(tmp_path):
 def test_flipped_byte_is_detected_removed_and_recomputed(tmp_path, where):
     cache, parts, emb, path = _stored(tmp_path)
     data = bytearray(path.read_bytes())
-    pos = {"array bytes": len(data) - emb.nbytes // 2,
-           "parts in header": data.index(b"layer4") + 4,
-           "last byte": len(data) - 1}[where]
+    pos = {
+        "array bytes": len(data) - emb.nbytes // 2,
+        "parts in header": data.index(b"layer4") + 4,
+        "last byte": len(data) - 1,
+    }[where]
     data[pos] ^= 0x01  # "layer4" -> "layes4": still valid JSON, so only the key check catches it
     path.write_bytes(bytes(data))
     _assert_detected_then_recomputed(cache, parts, emb, path)
@@ -341,8 +349,9 @@ def test_writer_killed_mid_write_leaves_a_miss_and_a_fresh_compute_stores_a_vali
 
 def test_temp_files_of_live_writers_are_kept_and_stale_ones_removed(tmp_path):
     host = cache_module._HOST
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     live = tmp_path / f".tmp.{os.getpid()}.{host}.aaaa"
     dead_writer = tmp_path / f".tmp.{int(dead.stdout)}.{host}.bbbb"
     other_host_recent = tmp_path / ".tmp.1.ffffffff.cccc"

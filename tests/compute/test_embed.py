@@ -1,4 +1,5 @@
 """Streaming embed: the sharded store, kill-and-resume, bad input, and streamed == in-memory."""
+
 import os
 import signal
 import subprocess
@@ -175,8 +176,16 @@ def test_unreadable_file_raises_naming_it_or_is_skipped_as_a_nan_row(tmp_path):
     with pytest.raises(SourceReadError, match=r"images\[4\] \(.*0004.png\)"):
         embed(paths, TinyEncoder(), cache=cache, batch_size=2, num_workers=0, progress=False)
     with pytest.warns(SkippedImagesWarning, match=r"1 of 6 images .* 4 \(.*0004.png\)"):
-        out, missing = embed(paths, TinyEncoder(), cache=cache, batch_size=2, num_workers=1, on_error="skip",
-                             return_missing=True, progress=False)
+        out, missing = embed(
+            paths,
+            TinyEncoder(),
+            cache=cache,
+            batch_size=2,
+            num_workers=1,
+            on_error="skip",
+            return_missing=True,
+            progress=False,
+        )
     assert missing.tolist() == [False] * 4 + [True, False]
     assert np.isnan(out[4]).all() and np.isfinite(out[[0, 1, 2, 3, 5]]).all()
     # the stored result remembers the skipped row: asking again without skip says which file is missing
@@ -231,8 +240,10 @@ def test_activations_and_gradients_stream_a_source_like_a_tensor():
     src = GeneratedSource(10, _pattern, identity="pattern-v1")
     x = as_image_tensor(src)
     assert x.shape == (10, 3, 12, 12)
-    torch.testing.assert_close(layer_activations(model, src, "0", batch_size=4, progress=False),
-                               layer_activations(model, x, "0", batch_size=4, progress=False))
+    torch.testing.assert_close(
+        layer_activations(model, src, "0", batch_size=4, progress=False),
+        layer_activations(model, x, "0", batch_size=4, progress=False),
+    )
     a1, g1 = output_gradients(model, src, "1", batch_size=3, progress=False)
     a2, g2 = output_gradients(model, x, "1", batch_size=3, progress=False)
     torch.testing.assert_close(g1, g2)

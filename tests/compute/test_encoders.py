@@ -1,4 +1,5 @@
 """Encoders: open_clip with random weights (offline), local checkpoints, torchvision features, caching."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """fingerprint(): stable across processes, sensitive to every byte / dtype / shape / name, fast."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ def _tiny(seed=0):
 
 def test_hand_computed_encoding_of_a_string():
     # documented encoding: tag "s", 8-byte little-endian length, UTF-8 bytes
-    payload = "layer4".encode()
+    payload = b"layer4"
     expected = hashlib.sha256(b"s" + len(payload).to_bytes(8, "little") + payload).hexdigest()
     assert fingerprint("layer4") == expected
 
@@ -57,8 +57,9 @@ def test_same_content_in_a_new_process_gives_the_same_fingerprint():
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}  # a different str-hash salt than this process
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, check=True
+    ).stdout.split()
     assert out == [
         fingerprint(_tiny()),
         fingerprint(np.arange(12, dtype=np.float32).reshape(3, 4)),
@@ -70,7 +71,7 @@ def test_changing_any_single_weight_changes_the_fingerprint():
     model = _tiny()
     seen = {fingerprint(model)}
     n_changes = 0
-    for name, tensor in model.state_dict().items():  # includes BatchNorm running stats and counter
+    for tensor in model.state_dict().values():  # includes BatchNorm running stats and counter
         flat = tensor.view(-1)
         for i in {0, flat.numel() - 1}:
             old = flat[i].clone()
@@ -165,8 +166,12 @@ def test_unsupported_types_raise_type_error_naming_where():
 
 def test_cache_key_changes_with_weights_dtype_preprocessing_layer_and_dataset():
     model = _tiny()
-    parts = {"model": fingerprint(model), "preprocess": "resize64|imagenet-norm", "layer": "bn",
-             "data": "world:abc123/val"}
+    parts = {
+        "model": fingerprint(model),
+        "preprocess": "resize64|imagenet-norm",
+        "layer": "bn",
+        "data": "world:abc123/val",
+    }
     keys = {EmbeddingCache.key(parts)}
     with torch.no_grad():
         model.fc.bias[0] += 1e-3

@@ -1,4 +1,5 @@
 """Hooks, activations and per-image multi-output gradients of the compute layer."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """layout_2d: PCA / UMAP layouts, cached by method, parameters and the embeddings' fingerprint."""
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
@@ -32,11 +33,11 @@ def test_layout_is_cached_and_keyed_by_data_and_params(tmp_path, monkeypatch):
     a = layout_2d(emb, method="pca", cache=cache)
     b = layout_2d(emb, method="pca", cache=cache)
     assert len(calls) == 1 and np.array_equal(a, b)
-    layout_2d(emb + 1.0, method="pca", cache=cache)                       # other data: computed again
-    layout_2d(emb, method="pca", cache=cache, random_state=1)             # other params: again
+    layout_2d(emb + 1.0, method="pca", cache=cache)  # other data: computed again
+    layout_2d(emb, method="pca", cache=cache, random_state=1)  # other params: again
     assert len(calls) == 3
     layout_2d(emb, method="pca", cache=cache, data_id="mine")
-    layout_2d(emb * 5, method="pca", cache=cache, data_id="mine")         # same data_id: reused
+    layout_2d(emb * 5, method="pca", cache=cache, data_id="mine")  # same data_id: reused
     assert len(calls) == 4
 
 

@@ -1,4 +1,5 @@
 """MadryLab robustness checkpoints -> torchvision ResNet-50, with a file written by the test."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,12 @@ def _robustness_format(net: torch.nn.Module) -> dict:
     """The layout of a ``robustness`` ImageNet checkpoint (model + attacker copies, normaliser buffers)."""
     mean = torch.tensor(MEAN).view(3, 1, 1)
     std = torch.tensor(STD).view(3, 1, 1)
-    sd = {"module.normalizer.new_mean": mean, "module.normalizer.new_std": std,
-          "module.attacker.normalize.new_mean": mean, "module.attacker.normalize.new_std": std}
+    sd = {
+        "module.normalizer.new_mean": mean,
+        "module.normalizer.new_std": std,
+        "module.attacker.normalize.new_mean": mean,
+        "module.attacker.normalize.new_std": std,
+    }
     for k, v in net.state_dict().items():
         sd[f"module.model.{k}"] = v
         sd[f"module.attacker.model.{k}"] = v  # same tensors: torch.save stores them once
@@ -90,5 +95,6 @@ def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="checkpoint: could not read"):
         load_robustness_resnet50(bad)
     with pytest.raises(ValueError, match="does not match torchvision's ResNet-50"):
-        load_robustness_resnet50({"model": {"module.model.fc.weight": torch.zeros(10, 2048),
-                                            "module.model.fc.bias": torch.zeros(10)}})
+        load_robustness_resnet50(
+            {"model": {"module.model.fc.weight": torch.zeros(10, 2048), "module.model.fc.bias": torch.zeros(10)}}
+        )

@@ -22,7 +22,7 @@ def tiny():
 
 def test_vectors_are_unit_and_lookup_by_word(tiny):
     e = tiny.embed(["c", "a"])
-    np.testing.assert_allclose(e, [[2 ** -0.5, 2 ** -0.5], [1.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(e, [[2**-0.5, 2**-0.5], [1.0, 0.0]], atol=1e-6)
     assert "a" in tiny and "z" not in tiny and tiny.dim == 2
 
 
@@ -73,7 +73,7 @@ def test_encoder_space_uses_encode_texts():
             return np.array([[len(t), 1.0] for t in texts])
 
     s = encoder_space(Enc(), ["ab", "abcd"], template="{}!")
-    np.testing.assert_allclose(s.embed(["ab"]), [[3 / 10 ** 0.5, 1 / 10 ** 0.5]], atol=1e-6)
+    np.testing.assert_allclose(s.embed(["ab"]), [[3 / 10**0.5, 1 / 10**0.5]], atol=1e-6)
     with pytest.raises(TypeError, match="encoder: expected an object with encode_texts"):
         encoder_space(object(), ["a"])
 

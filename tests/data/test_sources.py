@@ -1,4 +1,5 @@
 """Each kind of image source, on small data made here."""
+
 import os
 import tarfile
 
@@ -166,11 +167,13 @@ def test_torch_dataset_hash_contents_sees_every_image():
 
 def test_hugging_face_dataset_with_image_column():
     import datasets  # in the test extra: a missing package fails, it does not skip
+
     imgs = _imgs(4, 10, 10)
     ds = datasets.Dataset.from_dict(
         {"img": [Image.fromarray(im) for im in imgs], "label": [1, 0, 1, 0], "note": list("abcd")},
-        features=datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"]),
-                                    "note": datasets.Value("string")}),
+        features=datasets.Features(
+            {"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"]), "note": datasets.Value("string")}
+        ),
     )
     s = as_source(ds)
     assert isinstance(s, HFDatasetSource) and s.image_column == "img" and s.class_names == ["a", "b"]
@@ -183,6 +186,7 @@ def test_hugging_face_dataset_with_image_column():
 
 def test_webdataset_tar_shards_random_access(tmp_path):
     import webdataset as wds  # in the test extra
+
     imgs = _imgs(7, 10, 10)
     for k in range(2):
         with wds.TarWriter(str(tmp_path / f"shard-{k:03d}.tar")) as w:

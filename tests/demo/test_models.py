@@ -1,4 +1,5 @@
 """Architectures, the L2 attack, the GloVe text side and training determinism (no shipped weights)."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,11 @@ def test_target_heads_and_named_conv_maps(images):
     with capture(model, ["conv1", "conv2", "conv3", "conv4"]) as acts:
         model(images)
     assert [tuple(acts[f"conv{i}"].shape[1:]) for i in range(1, 5)] == [
-        (16, 32, 32), (32, 16, 16), (64, 8, 8), (128, 8, 8)]
+        (16, 32, 32),
+        (32, 16, 16),
+        (64, 8, 8),
+        (128, 8, 8),
+    ]
 
 
 def test_attribute_model_shares_weights_and_names(images):
@@ -73,14 +78,23 @@ def test_l2_pgd_reaches_the_analytic_worst_case_of_a_linear_model():
     # worst case for a linear margin within an L2 ball: move by eps along -w, margin drops by eps*||w||
     margin_before = (x - 0.5).flatten(1) @ w.flatten()
     margin_after = (adv - 0.5).flatten(1) @ w.flatten()
-    torch.testing.assert_close(margin_before - margin_after, torch.full((2,), eps * float(w.norm())), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        margin_before - margin_after, torch.full((2,), eps * float(w.norm())), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_l2_pgd_stays_in_the_image_box():
     model = TargetCNN(3, 2).eval()
     x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    adv = l2_pgd(model, x, torch.tensor([0, 1, 2]), eps=5.0, steps=2, random_start=True,
-                 generator=torch.Generator().manual_seed(0))
+    adv = l2_pgd(
+        model,
+        x,
+        torch.tensor([0, 1, 2]),
+        eps=5.0,
+        steps=2,
+        random_start=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert adv.min() >= 0 and adv.max() <= 1
     assert torch.all((adv - x).flatten(1).norm(dim=1) <= 5.0 + 1e-4)
     with pytest.raises(ValueError, match="eps"):
@@ -95,7 +109,7 @@ def test_caption_embedding_is_the_normalised_mean_of_word_vectors():
     assert caption_words("A red circle on the Sand, on the left") == ["red", "circle", "sand", "left"]
     out = text.encode(["a red circle", "zzz circle", "the of"])
     # hand computed: unit vectors e1, e2 -> mean (0.5, 0.5, 0) -> normalised (1/sqrt2, 1/sqrt2, 0)
-    np.testing.assert_allclose(out[0], [2 ** -0.5, 2 ** -0.5, 0], atol=1e-6)
+    np.testing.assert_allclose(out[0], [2**-0.5, 2**-0.5, 0], atol=1e-6)
     np.testing.assert_allclose(out[1], [0, 1, 0], atol=1e-6)  # unknown word skipped
     np.testing.assert_allclose(out[2], [0, 0, 0])  # nothing known: zero vector
     with pytest.raises(TypeError, match="texts"):

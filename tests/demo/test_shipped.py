@@ -3,12 +3,12 @@
 Evaluated on the test split (balanced) of the demo worlds, a few hundred images where attacks are
 involved.
 """
+
 import socket
 from importlib import resources
 
 import numpy as np
 import pytest
-import torch
 
 from failwidgets.demo import evaluate as ev
 from failwidgets.demo import load, load_metadata
@@ -36,7 +36,7 @@ def test_weights_are_small_package_data_for_the_current_world(metadata):
     weights = resources.files("failwidgets.demo") / "weights"
     files = [weights / m["file"] for m in metadata["models"].values()]
     assert all(f.is_file() for f in files)
-    assert sum(len(f.read_bytes()) for f in files) < 15 * 2 ** 20
+    assert sum(len(f.read_bytes()) for f in files) < 15 * 2**20
     # the weights were trained on exactly the worlds this generator produces now
     assert metadata["worlds"]["default"]["fingerprint"] == make_world(WorldConfig.demo()).fingerprint
     assert metadata["worlds"]["control"]["fingerprint"] == make_world(WorldConfig.control()).fingerprint
@@ -96,15 +96,27 @@ def test_vl_retrieves_captions_well_over_chance(demo):
 #: "beach" and "tiny" rank matching images *below* chance — GloVe's neighbours of those words are not
 #: the world's colour/texture words).
 SYNONYM_PROBES = [
-    ("a crimson shape", "colour", "red"), ("a scarlet shape", "colour", "red"), ("a ruby shape", "colour", "red"),
-    ("an azure shape", "colour", "blue"), ("a navy shape", "colour", "blue"), ("a golden shape", "colour", "yellow"),
-    ("a lime shape", "colour", "green"), ("an emerald shape", "colour", "green"),
-    ("a stripy shape", "texture", "striped"), ("a banded shape", "texture", "striped"),
-    ("a lined shape", "texture", "striped"), ("a shape in the ocean", "background", "water"),
-    ("a shape in the sea", "background", "water"), ("a shape on a beach", "background", "sand"),
-    ("a shape on the lawn", "background", "grass"), ("a shape in the winter", "background", "snow"),
-    ("a big shape", "size", "large"), ("a huge shape", "size", "large"), ("a tiny shape", "size", "small"),
-    ("a round shape", "shape", "circle"), ("a box", "shape", "square"),
+    ("a crimson shape", "colour", "red"),
+    ("a scarlet shape", "colour", "red"),
+    ("a ruby shape", "colour", "red"),
+    ("an azure shape", "colour", "blue"),
+    ("a navy shape", "colour", "blue"),
+    ("a golden shape", "colour", "yellow"),
+    ("a lime shape", "colour", "green"),
+    ("an emerald shape", "colour", "green"),
+    ("a stripy shape", "texture", "striped"),
+    ("a banded shape", "texture", "striped"),
+    ("a lined shape", "texture", "striped"),
+    ("a shape in the ocean", "background", "water"),
+    ("a shape in the sea", "background", "water"),
+    ("a shape on a beach", "background", "sand"),
+    ("a shape on the lawn", "background", "grass"),
+    ("a shape in the winter", "background", "snow"),
+    ("a big shape", "size", "large"),
+    ("a huge shape", "size", "large"),
+    ("a tiny shape", "size", "small"),
+    ("a round shape", "shape", "circle"),
+    ("a box", "shape", "square"),
 ]
 
 
@@ -133,7 +145,6 @@ def test_demo_outputs_are_cached_and_match_direct_computation(demo):
     np.testing.assert_array_equal(preds[:16], direct)
     emb = demo.embeddings("test", "vl")
     assert emb.shape == (len(demo.world["test"]), 50)
-    np.testing.assert_allclose(emb[:8], demo.vl.encode_images(demo.world["test"].images[:8], progress=False),
-                               atol=1e-5)
+    np.testing.assert_allclose(emb[:8], demo.vl.encode_images(demo.world["test"].images[:8], progress=False), atol=1e-5)
     assert demo.embeddings("test", "robust").shape == (len(demo.world["test"]), demo.robust.feature_dim)
     assert demo.accuracy("test") == pytest.approx(float(np.mean(preds == demo.world["test"].labels)))

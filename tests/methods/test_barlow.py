@@ -1,4 +1,5 @@
 """Barlow failure trees: formulas against hand-computed values, methods against planted cases."""
+
 from __future__ import annotations
 
 import time
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from failwidgets.methods.barlow import BarlowTree, fit_class_tree, group_mask
 from failwidgets.methods.barlow.metrics import (
     aler,
     error_coverage,
@@ -15,7 +17,6 @@ from failwidgets.methods.barlow.metrics import (
     is_valid_failure_mode,
 )
 from failwidgets.methods.barlow.selection import binned_mutual_info, mutual_info, select_top_k
-from failwidgets.methods.barlow import BarlowTree, fit_class_tree, group_mask
 
 
 # ---------------------------------------------------------------- formulas, hand-computed

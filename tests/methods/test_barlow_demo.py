@@ -6,6 +6,7 @@ planted *minority*: background != the class's training background), and reported
 Nothing here depends on which class the retrained weights happen to fail on: every class is examined and
 the per-class numbers are printed (``pytest -s``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,10 @@ def demo():
 
 @pytest.fixture(scope="module")
 def data(demo):
-    return {feats: (demo_split(demo, "val", features=feats), demo_split(demo, "test", features=feats))
-            for feats in ("robust", "target")}
+    return {
+        feats: (demo_split(demo, "val", features=feats), demo_split(demo, "test", features=feats))
+        for feats in ("robust", "target")
+    }
 
 
 def _class_rows(fit, held, depth: int = 1) -> list[dict]:
@@ -34,8 +37,11 @@ def _class_rows(fit, held, depth: int = 1) -> list[dict]:
     rows = []
     for c, res in demo_class_trees(fit, held, max_depth=depth, k=20).items():
         group = held.labels == c
-        row = {"class": c, "held_ber": float(np.mean(held.preds[group] != c)) if group.any() else np.nan,
-               "minority_in_class": float(held.minority[group].mean()) if group.any() else np.nan}
+        row = {
+            "class": c,
+            "held_ber": float(np.mean(held.preds[group] != c)) if group.any() else np.nan,
+            "minority_in_class": float(held.minority[group].mean()) if group.any() else np.nan,
+        }
         if isinstance(res, str):  # no failures or only failures in the fit group: no tree (a status)
             rows.append({**row, "valid": False, "minority_share": np.nan, "aler_minus_ber": np.nan, "rule": res})
             continue
@@ -43,10 +49,16 @@ def _class_rows(fit, held, depth: int = 1) -> list[dict]:
         idx = res.heldout_indices
         in_leaf = idx[res.tree.node_membership(held.features[idx])[:, leaf]]
         errors = in_leaf[held.preds[in_leaf] != held.labels[in_leaf]]
-        rows.append({**row, "valid": bool(res.heldout.nodes.loc[leaf, "valid"]),
-                     "minority_share": float(held.minority[errors].mean()) if errors.size else np.nan,
-                     "minority_share_all_errors": float(held.minority[idx][held.preds[idx] != c].mean()),
-                     "aler_minus_ber": res.heldout.aler_minus_ber, "rule": res.fit.nodes.loc[leaf, "rule"]})
+        rows.append(
+            {
+                **row,
+                "valid": bool(res.heldout.nodes.loc[leaf, "valid"]),
+                "minority_share": float(held.minority[errors].mean()) if errors.size else np.nan,
+                "minority_share_all_errors": float(held.minority[idx][held.preds[idx] != c].mean()),
+                "aler_minus_ber": res.heldout.aler_minus_ber,
+                "rule": res.fit.nodes.loc[leaf, "rule"],
+            }
+        )
     return rows
 
 

@@ -1,4 +1,5 @@
 """Barlow features named in words: hand-computed scores, named rules, and the demo world's root splits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +68,10 @@ def test_with_encoder_and_named_rules():
     feats, img, words, _ = _toy()
     names = name_features_with_encoder(feats, img, _Encoder(), words, template="a {}", n_top=2)
     assert names[0].words == ("snow",) and names[1].words[0] == "sand"
-    assert named_rule("feature[0] <= 2.5 and feature[1] > 4", names) == \
-        'feature[0] "snow" <= 2.5 and feature[1] "' + ", ".join(names[1].words) + '" > 4'
+    assert (
+        named_rule("feature[0] <= 2.5 and feature[1] > 4", names)
+        == 'feature[0] "snow" <= 2.5 and feature[1] "' + ", ".join(names[1].words) + '" > 4'
+    )
     assert named_rule("feature[7] <= 1", names) == "feature[7] <= 1"  # unnamed features stay as they are
     assert named_rule("all samples", None) == "all samples"
     tree = BarlowTree(max_depth=1, k=2, random_state=0).fit(feats, np.array([1, 1, 0, 0, 0, 0], bool))

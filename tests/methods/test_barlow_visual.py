@@ -1,4 +1,5 @@
 """Barlow feature visualisation: top activating images, heat maps and feature attacks on planted models."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,9 @@ import torch
 from torch import nn
 
 from failwidgets.compute import EmbeddingCache
+from failwidgets.methods.barlow import extract_features
 from failwidgets.methods.barlow.attack import feature_attack
 from failwidgets.methods.barlow.visual import feature_heatmaps, top_activating
-from failwidgets.methods.barlow import extract_features
 
 
 class RedNet(nn.Module):

@@ -1,4 +1,5 @@
 """Failure directions (Jain et al. 2023) on hand-computed formulas and planted embedding-space cases."""
+
 import types
 
 import numpy as np
@@ -6,8 +7,6 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-from failwidgets.methods.directions._svm import (_reference_cv_svm, balanced_accuracy, cv_linear_svm,
-                                                permutation_strengths)
 from failwidgets.demo.recipes.directions import demo_vocabulary
 from failwidgets.methods.directions import (
     FailureDirections,
@@ -24,14 +23,28 @@ from failwidgets.methods.directions import (
     upweight,
     whitening_stats,
 )
+from failwidgets.methods.directions._svm import (
+    _reference_cv_svm,
+    balanced_accuracy,
+    cv_linear_svm,
+    permutation_strengths,
+)
 
 D = 24
 MINORITY_DIM = 3  # the planted minority factor lives along this axis
-SECOND_DIM = 7    # a second, independent failure factor
+SECOND_DIM = 7  # a second, independent failure factor
 
 
-def planted(n_per_class=200, n_classes=3, tau_minority=0.25, p_err_minority=0.7, p_err_majority=0.03,
-            second=False, seed=0, p_err_second=0.6):
+def planted(
+    n_per_class=200,
+    n_classes=3,
+    tau_minority=0.25,
+    p_err_minority=0.7,
+    p_err_majority=0.03,
+    second=False,
+    seed=0,
+    p_err_second=0.6,
+):
     """Embeddings with a planted minority factor that makes the model fail.
 
     Class c has centroid 3 * e_{10+c}; a minority sample adds 3 * e_3. Errors: p_err_minority inside the
@@ -59,7 +72,7 @@ def planted(n_per_class=200, n_classes=3, tau_minority=0.25, p_err_minority=0.7,
 # ---------------------------------------------------------------- formulas against hand-computed values
 def test_slerp_hand_values():
     e1, e2 = np.array([1.0, 0, 0]), np.array([0, 2.0, 0])  # b not unit: slerp works on directions
-    np.testing.assert_allclose(slerp(e1, e2, 0.5), [2 ** -0.5, 2 ** -0.5, 0], atol=1e-12)
+    np.testing.assert_allclose(slerp(e1, e2, 0.5), [2**-0.5, 2**-0.5, 0], atol=1e-12)
     np.testing.assert_allclose(slerp(e1, e2, 1 / 3), [np.sqrt(3) / 2, 0.5, 0], atol=1e-12)  # 30 degrees
     np.testing.assert_allclose(slerp(e1, e2, 0.0), e1, atol=1e-12)
     np.testing.assert_allclose(slerp(e1, e2, 1.0), [0, 1, 0], atol=1e-12)
@@ -69,8 +82,8 @@ def test_slerp_hand_values():
 
 def test_rotate_positive_alpha_goes_against_the_direction():
     r, w = np.array([1.0, 0]), np.array([0, 1.0])  # w = easy side
-    np.testing.assert_allclose(rotate(r, w, 0.5), [2 ** -0.5, -(2 ** -0.5)], atol=1e-12)  # harder: towards -w
-    np.testing.assert_allclose(rotate(r, w, -0.5), [2 ** -0.5, 2 ** -0.5], atol=1e-12)    # easier: towards +w
+    np.testing.assert_allclose(rotate(r, w, 0.5), [2**-0.5, -(2**-0.5)], atol=1e-12)  # harder: towards -w
+    np.testing.assert_allclose(rotate(r, w, -0.5), [2**-0.5, 2**-0.5], atol=1e-12)  # easier: towards +w
     np.testing.assert_allclose(rotate(r, w, 0.0), r, atol=1e-12)
 
 
@@ -168,8 +181,9 @@ def test_permutation_strengths_are_the_recipe_on_permuted_targets():
 def test_chance_level_separates_signal_from_few_error_noise():
     # Few errors and no signal: the best-of-7 two-fold score is above 0.5 by chance, so some classes pass
     # a fixed 0.6 line; none beats its permutation chance level. The planted case beats it everywhere.
-    X, labels, preds, train, _, _ = planted(n_per_class=150, p_err_minority=0.03, p_err_majority=0.03, seed=2,
-                                            n_classes=6)
+    X, labels, preds, train, _, _ = planted(
+        n_per_class=150, p_err_minority=0.03, p_err_majority=0.03, seed=2, n_classes=6
+    )
     fd = FailureDirections(n_permutations=50, progress=False).fit(X, labels, preds, train)
     ok = np.isfinite(fd.strength_)
     assert ok.sum() >= 4 and np.any(fd.strength_[ok] >= 0.6), (fd.strength_, fd.n_errors_)
@@ -206,8 +220,9 @@ def test_failure_caption_names_the_planted_factor():
 
 
 def test_second_failure_mode_is_found_and_then_stops():
-    X, labels, preds, train, minority, other = planted(n_per_class=600, n_classes=2, second=True, seed=5,
-                                                       tau_minority=0.3, p_err_minority=0.9, p_err_majority=0.02)
+    X, labels, preds, train, minority, other = planted(
+        n_per_class=600, n_classes=2, second=True, seed=5, tau_minority=0.3, p_err_minority=0.9, p_err_majority=0.02
+    )
     fd = FailureDirections(max_modes=4, progress=False).fit(X, labels, preds, train)
     for c in range(2):
         modes = fd.modes_[c]
@@ -223,7 +238,8 @@ def test_second_failure_mode_is_found_and_then_stops():
     for c in range(2):
         modes = fd.modes_[c]
         assert 2 <= len(modes) < 4 and all(m.strength > m.chance for m in modes), [
-            (m.strength, m.chance) for m in modes]
+            (m.strength, m.chance) for m in modes
+        ]
 
 
 def test_hardest_on_another_split_and_rotation():
@@ -244,10 +260,10 @@ def test_hardest_on_another_split_and_rotation():
 def test_statuses_instead_of_crashes():
     X, labels, preds, train, _, _ = planted(n_classes=3)
     preds = preds.copy()
-    preds[labels == 1] = 1                       # class 1: all correct
+    preds[labels == 1] = 1  # class 1: all correct
     one = np.flatnonzero(labels == 2)
     preds[labels == 2] = 2
-    preds[one[0]] = 0                            # class 2: a single error
+    preds[one[0]] = 0  # class 2: a single error
     fd = FailureDirections(progress=False).fit(X, labels, preds, train, n_classes=5)
     assert fd.status_[0] == "ok"
     assert fd.status_[1] == "no errors"
@@ -368,8 +384,15 @@ class _FakeUnclipPipe:
         self.calls = []
 
     def __call__(self, prompt, image_embeds, num_inference_steps, noise_level, output_type, generator):
-        self.calls.append(dict(prompt=prompt, image_embeds=image_embeds.clone(), steps=num_inference_steps,
-                               noise_level=noise_level, output_type=output_type))
+        self.calls.append(
+            dict(
+                prompt=prompt,
+                image_embeds=image_embeds.clone(),
+                steps=num_inference_steps,
+                noise_level=noise_level,
+                output_type=output_type,
+            )
+        )
         imgs = image_embeds[:, :3, None, None].expand(-1, 3, 4, 4) + 0 * torch.rand(1, generator=generator)
         return types.SimpleNamespace(images=imgs)
 

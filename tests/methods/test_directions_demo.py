@@ -4,18 +4,17 @@ The helpers ``measure_*`` return the numbers; the tests assert the issue's thres
 this module as a script (``python -m tests.methods.test_directions_demo``) prints every number,
 including the larger configurations of the training experiments that are too slow for the suite.
 """
+
 from __future__ import annotations
 
 import json
 import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 
-from failwidgets.methods.directions import (FailureDirections, GeneratorDecoder, RetrievalDecoder,
-                                            reference_caption)
+from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder, reference_caption
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +29,9 @@ def predict(model, images, batch_size=512) -> np.ndarray:
 
     x = as_image_tensor(images)
     dev = next(model.parameters()).device
-    return torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)]).numpy()
+    return torch.cat(
+        [model(x[i : i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    ).numpy()
 
 
 def fit_demo(demo, **params) -> FailureDirections:
@@ -40,8 +41,12 @@ def fit_demo(demo, **params) -> FailureDirections:
 
     val = demo.world["val"]
     return FailureDirections(progress=False, **params).fit(
-        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
-        n_classes=len(demo.world.class_names), whitening=whitening(demo))
+        demo.embeddings("val", progress=False),
+        val.labels,
+        demo.predictions("val", progress=False),
+        n_classes=len(demo.world.class_names),
+        whitening=whitening(demo),
+    )
 
 
 def _correlation_plant(world) -> int:
@@ -63,17 +68,24 @@ def measure_spurious(demo, fd) -> dict:
     out = {}
     for c, name in enumerate(world.class_names):
         rows = val.labels == c
-        rec = {"status": fd.status_[c], "majority_background": mapping[name],
-               "acc_minority": float(correct[rows & minority].mean()),
-               "acc_majority": float(correct[rows & ~minority].mean()),
-               "minority_share_of_class": float(minority[rows].mean())}
+        rec = {
+            "status": fd.status_[c],
+            "majority_background": mapping[name],
+            "acc_minority": float(correct[rows & minority].mean()),
+            "acc_majority": float(correct[rows & ~minority].mean()),
+            "minority_share_of_class": float(minority[rows].mean()),
+        }
         if fd.status_[c] == "ok":
             idx, _ = fd.hardest(c, k=50)
             top = fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=3)
             failure = top["failure"][0][0]
-            rec.update(strength=float(fd.strength_[c]), minority_share_top50=float(minority[idx].mean()),
-                       failure_captions=top["failure"], easy_captions=top["easy"],
-                       caption_names_minority=any(f"on {b}" in failure for b in BACKGROUNDS if b != mapping[name]))
+            rec.update(
+                strength=float(fd.strength_[c]),
+                minority_share_top50=float(minority[idx].mean()),
+                failure_captions=top["failure"],
+                easy_captions=top["easy"],
+                caption_names_minority=any(f"on {b}" in failure for b in BACKGROUNDS if b != mapping[name]),
+            )
         out[name] = rec
     return out
 
@@ -89,9 +101,12 @@ def measure_slider(demo, fd, c: int, n: int = 20, alphas=(0.5, -0.5)) -> dict:
     """Target accuracy on ``n`` images decoded at each alpha for class ``c``, with both decoders."""
     pool = demo.world["pool"]
     ref = demo.text_embeddings([reference_caption(demo.world.class_names[c])])[0]
-    decoders = {"retrieval": RetrievalDecoder(demo.embeddings("pool", progress=False), pool.images,
-                                              labels=pool.labels).select_class(c),
-                "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
+    decoders = {
+        "retrieval": RetrievalDecoder(
+            demo.embeddings("pool", progress=False), pool.images, labels=pool.labels
+        ).select_class(c),
+        "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05),
+    }
     out = {}
     for name, dec in decoders.items():
         for a in alphas:
@@ -128,16 +143,24 @@ def measure_filtering(demo, fd, k: int = 75, epochs: int = 1, seed: int = 0) -> 
     plant = _correlation_plant(world)
     chosen = fd.filter_pool(demo.embeddings("pool", progress=False), pool.labels, k=k)
     rng = np.random.default_rng(seed)
-    rand = np.concatenate([rng.choice(np.flatnonzero(pool.labels == c), k, replace=False)
-                           for c in range(len(world.class_names))])
+    rand = np.concatenate(
+        [rng.choice(np.flatnonzero(pool.labels == c), k, replace=False) for c in range(len(world.class_names))]
+    )
     pool_min = world.minority_mask(plant, "pool")
     test_min = world.minority_mask(plant, "test")
-    out = {"k": k, "epochs": epochs, "minority_share_filtered": float(pool_min[chosen].mean()),
-           "minority_share_random": float(pool_min[rand].mean())}
+    out = {
+        "k": k,
+        "epochs": epochs,
+        "minority_share_filtered": float(pool_min[chosen].mean()),
+        "minority_share_random": float(pool_min[rand].mean()),
+    }
     xt, xp = train.as_tensor(), pool.as_tensor()
     for tag, idx in (("filtered", chosen), ("random", rand)):
-        split = _Subset(torch.cat([xt, xp[idx]]), np.concatenate([train.labels, pool.labels[idx]]),
-                        np.concatenate([train.attributes, pool.attributes[idx]]))
+        split = _Subset(
+            torch.cat([xt, xp[idx]]),
+            np.concatenate([train.labels, pool.labels[idx]]),
+            np.concatenate([train.attributes, pool.attributes[idx]]),
+        )
         model = train_target(_TrainOnly(world, split), epochs=epochs, max_steps=None, seed=seed, progress=False)
         correct = predict(model, test.images) == test.labels
         out[f"{tag}_minority_acc"] = float(correct[test_min].mean())
@@ -160,11 +183,15 @@ def measure_filtering_head(demo, fd, k: int = 75, seed: int = 0) -> dict:
     feats = {s: demo.embeddings(s, model="target", progress=False) for s in ("train", "pool", "test")}
     chosen = fd.filter_pool(demo.embeddings("pool", progress=False), pool.labels, k=k)
     rng = np.random.default_rng(seed)
-    rand = np.concatenate([rng.choice(np.flatnonzero(pool.labels == c), k, replace=False)
-                           for c in range(len(world.class_names))])
+    rand = np.concatenate(
+        [rng.choice(np.flatnonzero(pool.labels == c), k, replace=False) for c in range(len(world.class_names))]
+    )
     test_min = world.minority_mask(plant, "test")
-    out = {"k": k, "minority_share_filtered": float(world.minority_mask(plant, "pool")[chosen].mean()),
-           "minority_share_random": float(world.minority_mask(plant, "pool")[rand].mean())}
+    out = {
+        "k": k,
+        "minority_share_filtered": float(world.minority_mask(plant, "pool")[chosen].mean()),
+        "minority_share_random": float(world.minority_mask(plant, "pool")[rand].mean()),
+    }
     for tag, idx in (("filtered", chosen), ("random", rand)):
         X = np.concatenate([feats["train"], feats["pool"][idx]])
         y = np.concatenate([train.labels, pool.labels[idx]])
@@ -183,8 +210,16 @@ def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=
 
     names, cols = FACTOR_VALUES["shape"], FACTOR_VALUES["colour"]
     rare = {n: cols[i % len(cols)] for i, n in enumerate(names)}
-    world = make_world(WorldConfig(seed=seed, n_train=n_train, n_val=n_val, n_test=10, n_pool=10,
-                                   minorities=(Minority("colour", rare, fraction),)))
+    world = make_world(
+        WorldConfig(
+            seed=seed,
+            n_train=n_train,
+            n_val=n_val,
+            n_test=10,
+            n_pool=10,
+            minorities=(Minority("colour", rare, fraction),),
+        )
+    )
     target = train_target(world, epochs=epochs, max_steps=None, progress=False)
     val = world["val"]
     preds = predict(target, val.images)
@@ -195,14 +230,19 @@ def measure_subclasses(vl, n_train=3000, n_val=1200, epochs=8, seed=1, fraction=
     for c, n in enumerate(names):
         rows = val.labels == c
         is_rare = colour == cols.index(rare[n])
-        rec = {"rare": rare[n], "status": fd.status_[c],
-               "acc_rare": float(np.mean((preds == val.labels)[rows & is_rare])),
-               "acc_common": float(np.mean((preds == val.labels)[rows & ~is_rare]))}
+        rec = {
+            "rare": rare[n],
+            "status": fd.status_[c],
+            "acc_rare": float(np.mean((preds == val.labels)[rows & is_rare])),
+            "acc_common": float(np.mean((preds == val.labels)[rows & ~is_rare])),
+        }
         if fd.status_[c] == "ok":
             caps = [f"a photo of a {col} {n}" for col in cols]
             sc = fd.score_captions(c, vl.encode_texts(caps), vl.encode_texts([reference_caption(n)])[0])
-            rec.update(strength=float(fd.strength_[c]),
-                       rank=int(np.argsort(sc, kind="stable").tolist().index(cols.index(rare[n]))) + 1)
+            rec.update(
+                strength=float(fd.strength_[c]),
+                rank=int(np.argsort(sc, kind="stable").tolist().index(cols.index(rare[n]))) + 1,
+            )
         out["classes"][n] = rec
     ranks = [r.get("rank") for r in out["classes"].values()]
     out["top1_share"] = float(np.mean([r == 1 for r in ranks]))
@@ -225,15 +265,24 @@ def measure_modes(demo, max_modes: int = 2, n_permutations: int = 30) -> dict:
         modes = []
         for m in fd.modes_[c]:
             idx, _ = fd.hardest(c, k=50, mode=m.rank)
-            modes.append({"strength": m.strength, "chance": m.chance, "background_minority_top50": float(bg[idx].mean()),
-                          "texture_size_minority_top50": float(ts[idx].mean()),
-                          "failure_caption": fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=1, mode=m.rank)["failure"][0][0]})
+            modes.append(
+                {
+                    "strength": m.strength,
+                    "chance": m.chance,
+                    "background_minority_top50": float(bg[idx].mean()),
+                    "texture_size_minority_top50": float(ts[idx].mean()),
+                    "failure_caption": fd.top_captions(c, caps[c], cap_emb[c], refs[c], k=1, mode=m.rank)["failure"][0][
+                        0
+                    ],
+                }
+            )
         out[name] = {"status": fd.status_[c], "modes": modes}
     return out
 
 
-def measure_tau_sweep(vl, taus=(0.0, 0.5, 0.8, 0.95), epochs: int = 12, n_permutations: int = 30,
-                      seed: int = 0) -> dict:
+def measure_tau_sweep(
+    vl, taus=(0.0, 0.5, 0.8, 0.95), epochs: int = 12, n_permutations: int = 30, seed: int = 0
+) -> dict:
     """The paper's figure 4 on the demo world: only the shape -> background plant, at each ``tau``; a target
     trained per world (shipped recipe); directions on its balanced validation split in the demo's VL space.
     Per tau: test-free numbers on validation -- accuracy on minority / majority cells, mean strength,
@@ -249,16 +298,24 @@ def measure_tau_sweep(vl, taus=(0.0, 0.5, 0.8, 0.95), epochs: int = 12, n_permut
         preds = predict(target, val.images)
         emb = {s: vl.encode_images(world[s].images, progress=False) for s in ("train", "val")}
         fd = FailureDirections(n_permutations=n_permutations, progress=False).fit(
-            emb["val"], val.labels, preds, emb["train"], n_classes=len(world.class_names))
+            emb["val"], val.labels, preds, emb["train"], n_classes=len(world.class_names)
+        )
         minority = world.minority_mask(_correlation_plant(world), "val")
         correct = preds == val.labels
         ok = [c for c in range(len(world.class_names)) if fd.status_[c] == "ok"]
         share = [float(minority[fd.hardest(c, k=50)[0]].mean()) for c in ok]
-        out[str(tau)] = {"acc_minority": float(correct[minority].mean()), "acc_majority": float(correct[~minority].mean()),
-                         "errors": fd.n_errors_.tolist(), "strength": fd.strength_.tolist(), "chance": fd.chance_.tolist(),
-                         "mean_strength": float(np.nanmean(fd.strength_)), "mean_chance": float(np.nanmean(fd.chance_)),
-                         "above_chance": int(np.sum(fd.strength_[ok] > fd.chance_[ok])), "with_direction": len(ok),
-                         "minority_share_top50": float(np.mean(share)) if share else None}
+        out[str(tau)] = {
+            "acc_minority": float(correct[minority].mean()),
+            "acc_majority": float(correct[~minority].mean()),
+            "errors": fd.n_errors_.tolist(),
+            "strength": fd.strength_.tolist(),
+            "chance": fd.chance_.tolist(),
+            "mean_strength": float(np.nanmean(fd.strength_)),
+            "mean_chance": float(np.nanmean(fd.chance_)),
+            "above_chance": int(np.sum(fd.strength_[ok] > fd.chance_[ok])),
+            "with_direction": len(ok),
+            "minority_share_top50": float(np.mean(share)) if share else None,
+        }
     return out
 
 
@@ -302,16 +359,26 @@ def measure_control_large(ctl, n_val: int = 12000, seed: int = 101, n_permutatio
     preds = predict(ctl.target, val.images)
     emb = ctl.vl.encode_images(val.images, progress=False)
     fd = FailureDirections(n_permutations=n_permutations, progress=False).fit(
-        emb, val.labels, preds, n_classes=len(ctl.world.class_names), whitening=whitening(ctl))
+        emb, val.labels, preds, n_classes=len(ctl.world.class_names), whitening=whitening(ctl)
+    )
     small, striped = val.factors["size"] == 0, val.factors["texture"] == 1
-    out = {"acc": float(np.mean(preds == val.labels)), "error_rate_small": float(np.mean(preds[small] != val.labels[small])),
-           "error_rate_large": float(np.mean(preds[~small] != val.labels[~small])), "classes": {}}
+    out = {
+        "acc": float(np.mean(preds == val.labels)),
+        "error_rate_small": float(np.mean(preds[small] != val.labels[small])),
+        "error_rate_large": float(np.mean(preds[~small] != val.labels[~small])),
+        "classes": {},
+    }
     for c, name in enumerate(ctl.world.class_names):
         rec = {"status": fd.status_[c], "errors": int(fd.n_errors_[c])}
         if fd.status_[c] == "ok":
             idx, _ = fd.hardest(c, k=50)
-            rec.update(strength=float(fd.strength_[c]), chance=float(fd.chance_[c]), p_value=float(fd.p_value_[c]),
-                       small_share_top50=float(small[idx].mean()), striped_share_top50=float(striped[idx].mean()))
+            rec.update(
+                strength=float(fd.strength_[c]),
+                chance=float(fd.chance_[c]),
+                p_value=float(fd.p_value_[c]),
+                small_share_top50=float(small[idx].mean()),
+                striped_share_top50=float(striped[idx].mean()),
+            )
         out["classes"][name] = rec
     return out
 
@@ -343,8 +410,11 @@ def test_control_target_weakness_found_with_enough_data():
 
     out = measure_control_large(load("control", progress=False))
     assert out["error_rate_small"] > 3 * out["error_rate_large"], out
-    found = [r for r in out["classes"].values() if r["status"] == "ok" and r["strength"] > r["chance"]
-             and r["small_share_top50"] >= 0.8]
+    found = [
+        r
+        for r in out["classes"].values()
+        if r["status"] == "ok" and r["strength"] > r["chance"] and r["small_share_top50"] >= 0.8
+    ]
     assert len(found) >= 4, out
 
 
@@ -392,22 +462,38 @@ if __name__ == "__main__":  # measurements for the report
 
     from failwidgets.demo import load
 
-    which = sys.argv[1:] or ["spurious", "control", "control_large", "modes", "tau_sweep", "slider",
-                             "filtering_head", "filtering", "subclasses"]
+    which = sys.argv[1:] or [
+        "spurious",
+        "control",
+        "control_large",
+        "modes",
+        "tau_sweep",
+        "slider",
+        "filtering_head",
+        "filtering",
+        "subclasses",
+    ]
     d = load("default", progress=False)
     fd = fit_demo(d)
     sp = measure_spurious(d, fd)
     c = planted_class(sp, d.world.class_names)
-    res = {"val_acc": float(np.mean(d.predictions("val", progress=False) == d.world["val"].labels)),
-           "planted_class": d.world.class_names[c]}
+    res = {
+        "val_acc": float(np.mean(d.predictions("val", progress=False) == d.world["val"].labels)),
+        "planted_class": d.world.class_names[c],
+    }
     for w in which:
         t = time.perf_counter()
         if w == "spurious":
             res[w] = sp
         elif w == "control":
             ctl = fit_demo(load("control", progress=False), n_permutations=50)
-            res[w] = {"strength": ctl.strength_.tolist(), "status": ctl.status_, "chance": ctl.chance_.tolist(),
-                      "p_value": ctl.p_value_.tolist(), "errors": ctl.n_errors_.tolist()}
+            res[w] = {
+                "strength": ctl.strength_.tolist(),
+                "status": ctl.status_,
+                "chance": ctl.chance_.tolist(),
+                "p_value": ctl.p_value_.tolist(),
+                "errors": ctl.n_errors_.tolist(),
+            }
         elif w == "control_large":
             res[w] = measure_control_large(load("control", progress=False))
         elif w == "modes":
@@ -417,8 +503,10 @@ if __name__ == "__main__":  # measurements for the report
         elif w == "slider":
             res[w] = {n: measure_slider(d, fd, i) for i, n in enumerate(d.world.class_names) if fd.status_[i] == "ok"}
         elif w == "filtering":
-            res[w] = [measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "12")), seed=s)
-                      for s in (0, 1, 2)]
+            res[w] = [
+                measure_filtering(d, fd, k=75, epochs=int(os.environ.get("JAIN_EPOCHS", "12")), seed=s)
+                for s in (0, 1, 2)
+            ]
         elif w == "filtering_head":
             res[w] = measure_filtering_head(d, fd, k=75)
         elif w == "subclasses":

@@ -1,4 +1,5 @@
 """slice_evidence: counts, Wilson / Clopper-Pearson intervals and Fisher's exact test, hand-computed."""
+
 import math
 
 import numpy as np
@@ -25,10 +26,12 @@ def test_slice_evidence_hand_computed():
     np.testing.assert_allclose(ev.ci_inside, _wilson(3, 10), rtol=1e-9)
     np.testing.assert_allclose(ev.ci_outside, _wilson(1, 20), rtol=1e-9)
     np.testing.assert_allclose(ev.ci_inside, (0.10779, 0.60322), atol=1e-5)
+
     # Fisher exact, two-sided, table [[3, 7], [1, 19]]: sum of the hypergeometric probabilities of the
     # tables (a = errors inside, 4 errors in all, 10 of 30 inside) no more likely than the observed one
     def prob(a):
         return math.comb(10, a) * math.comb(20, 4 - a) / math.comb(30, 4)
+
     observed = prob(3)
     want = sum(prob(a) for a in range(5) if prob(a) <= observed * (1 + 1e-7))
     assert ev.p_value == pytest.approx(want, rel=1e-9)
@@ -42,7 +45,7 @@ def test_clopper_pearson_and_edges():
     errors = np.array([False, False, True, False])
     ev = slice_evidence(inside, errors, method="exact")
     # 0 of 2: Clopper-Pearson upper bound 1 - (alpha/2)^(1/n) = 1 - 0.025^(1/2)
-    assert ev.ci_inside[0] == 0.0 and ev.ci_inside[1] == pytest.approx(1 - 0.025 ** 0.5, rel=1e-9)
+    assert ev.ci_inside[0] == 0.0 and ev.ci_inside[1] == pytest.approx(1 - 0.025**0.5, rel=1e-9)
     assert ev.p_value == pytest.approx(1.0)
     empty = slice_evidence(np.zeros(3, bool), np.array([True, False, False]))
     assert empty.n_inside == 0 and math.isnan(empty.rate_inside) and math.isnan(empty.p_value)

@@ -1,4 +1,5 @@
 """Hypotheses and slice evidence: Wilson intervals, Fisher exact tests, phrase-ranked slices on held-out data."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ def test_wilson_interval_matches_the_formula_and_edge_cases():
     lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(centre - half, abs=1e-9) and hi == pytest.approx(centre + half, abs=1e-9)
     lo0, hi0 = wilson_interval(0, 20)
-    assert lo0 == pytest.approx(0.0, abs=1e-12) and 0.1 < hi0 < 0.2   # Wilson is not degenerate at 0
+    assert lo0 == pytest.approx(0.0, abs=1e-12) and 0.1 < hi0 < 0.2  # Wilson is not degenerate at 0
     assert all(np.isnan(wilson_interval(0, 0)))
     with pytest.raises(ValueError, match="errors"):
         wilson_interval(5, 3)
@@ -26,8 +27,8 @@ def test_wilson_interval_matches_the_formula_and_edge_cases():
 
 def test_slice_evidence_counts_and_exact_test():
     errors = np.zeros(100, bool)
-    errors[:15] = True      # 15 of the first 20 are errors
-    errors[50:55] = True    # 5 of the other 80
+    errors[:15] = True  # 15 of the first 20 are errors
+    errors[50:55] = True  # 5 of the other 80
     inside = np.arange(20)
     ev = slice_evidence(inside, errors)
     assert (ev.n_inside, ev.errors_inside, ev.n_outside, ev.errors_outside) == (20, 15, 80, 5)
@@ -37,9 +38,9 @@ def test_slice_evidence_counts_and_exact_test():
     assert ev.ci_inside[0] < 0.75 < ev.ci_inside[1]
     mask = np.zeros(100, bool)
     mask[inside] = True
-    assert slice_evidence(mask, errors) == ev                      # mask or indices: the same
+    assert slice_evidence(mask, errors) == ev  # mask or indices: the same
     among = np.arange(60)
-    ev2 = slice_evidence(inside, errors, among=among)              # outside = among minus inside
+    ev2 = slice_evidence(inside, errors, among=among)  # outside = among minus inside
     assert (ev2.n_outside, ev2.errors_outside) == (40, 5)
     assert "20 images; error 75% [" in ev.summary() and ev.to_dict()["n_inside"] == 20
     empty = slice_evidence([], errors)
@@ -81,14 +82,14 @@ def test_phrase_ranked_slice_finds_the_planted_failure_on_heldout_rows():
     assert res.kind == "text" and ev.significant(1e-6) and ev.rate_inside > ev.rate_outside + 0.3
     assert set(res.slice_indices) <= set(res.heldout_indices)
     assert np.all(labels[res.heldout_indices] == 0)
-    assert hard[res.slice_indices].mean() > 0.9                          # the slice is the planted cell
+    assert hard[res.slice_indices].mean() > 0.9  # the slice is the planted cell
     held_share = len(res.heldout_indices) / np.sum(labels == 0)
     assert held_share == pytest.approx(0.5, abs=0.01)
     assert ev.n_inside == pytest.approx(0.2 * len(res.heldout_indices), rel=0.25)
     sims = phrase_similarity("axis 2", AxisEncoder(8), emb, rows=res.slice_indices)
-    assert np.all(np.diff(sims) <= 1e-7)                                 # most similar first
+    assert np.all(np.diff(sims) <= 1e-7)  # most similar first
     null = test_hypothesis("axis 5", AxisEncoder(8), emb, labels, preds, 0, heldout=0.5)
-    assert null.evidence.p_value > 0.01                                  # an unrelated axis: no effect
+    assert null.evidence.p_value > 0.01  # an unrelated axis: no effect
     # a boolean held-out mask: the threshold comes from the other rows
     mask = np.arange(len(labels)) % 2 == 0
     res_m = test_hypothesis("axis 2", AxisEncoder(8), emb, labels, preds, 0, heldout=mask)
@@ -109,7 +110,7 @@ def test_metadata_filter_for_encoders_without_a_text_side():
     with pytest.raises(ValueError, match="phrase"):
         test_hypothesis("nonexistent > 1", None, None, labels, preds, 0, metadata=meta)
     with pytest.raises(ValueError, match="phrase"):
-        test_hypothesis("value", None, None, labels, preds, 0, metadata=meta)   # not boolean
+        test_hypothesis("value", None, None, labels, preds, 0, metadata=meta)  # not boolean
 
 
 def test_bad_inputs_name_the_argument():
@@ -144,7 +145,7 @@ def test_precomputed_row_norms_give_the_same_slice():
         a = test_hypothesis("axis 2", AxisEncoder(8), emb, labels, preds, 0, top_fraction=frac)
         b = test_hypothesis("axis 2", AxisEncoder(8), emb, labels, preds, 0, top_fraction=frac, row_norms=norms)
         assert np.array_equal(a.slice_indices, b.slice_indices) and a.evidence == b.evidence
-    few = np.where(labels == 0, 0, np.random.default_rng(4).integers(1, 6, len(labels)))   # class 0 < 1/4 of rows
+    few = np.where(labels == 0, 0, np.random.default_rng(4).integers(1, 6, len(labels)))  # class 0 < 1/4 of rows
     a = test_hypothesis("axis 2", AxisEncoder(8), emb, few, preds, 0)
     b = test_hypothesis("axis 2", AxisEncoder(8), emb, few, preds, 0, row_norms=norms)
     assert np.array_equal(a.slice_indices, b.slice_indices)

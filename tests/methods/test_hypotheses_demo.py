@@ -7,6 +7,7 @@ Measured on this demo (test split, 324 circles; backgrounds balanced there): cir
 (63% vs 61%), because sand and water are minority backgrounds too -- that is what this model does, and the
 test checks it as measured.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,13 +74,18 @@ def test_lasso_around_the_hardest_circles_selects_mostly_minority_images(demo, t
     data, emb, preds = test_split
     val = demo.world["val"]
     fd = FailureDirections(progress=False, n_permutations=0, max_modes=1).fit(
-        demo.embeddings("val", progress=False), val.labels, demo.predictions("val", progress=False),
-        n_classes=len(demo.world.class_names), whitening=whitening(demo))
+        demo.embeddings("val", progress=False),
+        val.labels,
+        demo.predictions("val", progress=False),
+        n_classes=len(demo.world.class_names),
+        whitening=whitening(demo),
+    )
     plant = next(i for i, p in enumerate(demo.world.planted) if p.get("factor_b") == "background")
     minority = demo.world.minority_mask(plant, "test")
     rows = np.flatnonzero(data.labels == CIRCLE)
-    fmap = FailureMap(emb[rows], data.labels[rows], preds[rows], data.images[rows], backend="bqplot",
-                      layout_method="pca", cache=False)
+    fmap = FailureMap(
+        emb[rows], data.labels[rows], preds[rows], data.images[rows], backend="bqplot", layout_method="pca", cache=False
+    )
     try:
         dv = fd.decision_function(emb[rows], data.labels[rows])
         fmap.set_scores(dv, name="decision_value")
@@ -91,8 +97,8 @@ def test_lasso_around_the_hardest_circles_selects_mostly_minority_images(demo, t
         assert sorted(sel.tolist()) == sorted(inside.tolist()) and sel.size >= 20
         share = minority[rows][sel].mean()
         base = minority[rows].mean()
-        assert share > 0.75 and share > base                    # mostly minority, more than the class overall
-        assert minority[rows][hardest].mean() > 0.95            # the hardest themselves: all minority
+        assert share > 0.75 and share > base  # mostly minority, more than the class overall
+        assert minority[rows][hardest].mean() > 0.95  # the hardest themselves: all minority
         ev = fmap.last_evidence
         assert ev.rate_inside > ev.rate_outside and ev.p_value < 0.01
         assert fmap.selection_frame()["decision_value"].mean() < dv.mean()

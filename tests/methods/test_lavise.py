@@ -1,4 +1,5 @@
 """LaViSE: formulas against hand-computed values, the method on a planted colour world."""
+
 import copy
 
 import numpy as np
@@ -8,15 +9,14 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from failwidgets.compute.words import WordSpace
-from failwidgets.methods.lavise.attention import _naive_attended_pooled
 from failwidgets.methods.lavise import (
     FilterExplanations,
     LaViSE,
-    compute_features,
     activation_masks,
     activation_thresholds,
     attended_pooled,
     compare_groups,
+    compute_features,
     filter_attention,
     filter_concept_iou,
     hinge_rank_loss,
@@ -25,6 +25,7 @@ from failwidgets.methods.lavise import (
     spatial_cosine,
     whole_image_masks,
 )
+from failwidgets.methods.lavise.attention import _naive_attended_pooled
 
 # ---------------------------------------------------------------------------------------------------
 # formulas
@@ -33,7 +34,7 @@ from failwidgets.methods.lavise import (
 
 def test_filter_attention_hand_computed():
     f = torch.tensor([[[[1.0, 0.0]], [[1.0, 1.0]], [[0.0, 2.0]]]])  # (1, 3, 1, 2)
-    s = 2 ** -0.5
+    s = 2**-0.5
     np.testing.assert_allclose(spatial_cosine(f)[0], [[1, s, 0], [s, 1, s], [0, s, 1]], atol=1e-6)
     # the paper's equation: weights a(F_0, F_k) = 1, 1/sqrt2, 0 on whole maps
     att = filter_attention(f, 0)[0]
@@ -46,7 +47,7 @@ def test_filter_attention_hand_computed():
     pooled = attended_pooled(f, torch.tensor([0]), torch.tensor([0]), pooling="spatial")
     np.testing.assert_allclose(pooled[0], [0.5, 0.5, 0.0], atol=1e-6)
     # = a(F_0, F_k) |F_k| / (h w) with a = 1, 1/sqrt2, 0 and |F_k| = 1, sqrt2, 2
-    np.testing.assert_allclose(pooled[0], [1 * 1 / 2, s * 2 ** 0.5 / 2, 0.0], atol=1e-6)
+    np.testing.assert_allclose(pooled[0], [1 * 1 / 2, s * 2**0.5 / 2, 0.0], atol=1e-6)
     # target u = 2: F_2 / |F_2| = (0, 1)
     pooled2 = attended_pooled(f, torch.tensor([0]), torch.tensor([2]), pooling="spatial")
     np.testing.assert_allclose(pooled2[0], [0.0, 0.5, 1.0], atol=1e-6)
@@ -174,7 +175,7 @@ def colour_world(n, seed, bias=None):
             x = rng.integers(0, W // 2 - w // 2) + (W // 2 if j else 0)
             x = min(x, W - w)
             region = np.zeros((H, W), dtype=bool)
-            region[y:y + h, x:x + w] = True
+            region[y : y + h, x : x + w] = True
             for other in names:  # later rectangle paints over earlier ones
                 masks[other][i] &= ~region
             masks[names[c]][i] |= region
@@ -195,8 +196,7 @@ def fitted(space):
     torch.manual_seed(0)
     model = ColourNet().eval()
     images, masks, _ = colour_world(160, seed=0)
-    lav = LaViSE(space, lr=3e-2, epochs=30, batch_size=160, p=10, s=1,
-                 quantile=0.05, progress=False, random_state=0)
+    lav = LaViSE(space, lr=3e-2, epochs=30, batch_size=160, p=10, s=1, quantile=0.05, progress=False, random_state=0)
     return lav.fit_model(model, images, "features", masks)
 
 

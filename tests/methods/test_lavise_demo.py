@@ -10,6 +10,7 @@ Two checks of this file's own were relaxed, see the tests' comments: matched fil
 matched concept (102 of 108 hold, asserted >= 90 %) and the top group filters' background share (0.479
 for filter 60, asserted > 1.5 x the base rate 0.25 and above the grouping shape's share, not > 0.5).
 """
+
 import time
 
 import numpy as np
@@ -145,18 +146,24 @@ def test_group_comparison_finds_the_planted_background(demo, lav, pair):
 
 def test_bad_inputs_on_the_demo_target(demo):
     x = demo.world["test"].as_tensor(np.arange(8))
-    masks = {"red": demo.world["test"].concept_masks("red", np.arange(8)),
-             "blue": demo.world["test"].concept_masks("blue", np.arange(8))}
+    masks = {
+        "red": demo.world["test"].concept_masks("red", np.arange(8)),
+        "blue": demo.world["test"].concept_masks("blue", np.arange(8)),
+    }
     space = glove_space().restrict(list(demo.world.concepts))
     with pytest.raises(ValueError, match=r"layer: 'pool' must output a conv feature map \(N, C, H, W\)"):
         LaViSE(space, epochs=1, progress=False).fit_model(demo.target, x, "pool", masks)
     with pytest.raises(ValueError, match="conv_4"):
         LaViSE(space, epochs=1, progress=False).fit_model(demo.target, x, "conv_4", masks)
     small = {c: m[:, ::2, ::2] for c, m in masks.items()}
-    with pytest.raises(ValueError, match=r"concept_masks\['red'\]: expected masks of the image size \(H, W\) = \(64, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"concept_masks\['red'\]: expected masks of the image size \(H, W\) = \(64, 64\)"
+    ):
         LaViSE(space, epochs=1, progress=False).fit_model(demo.target, x, "conv4", small)
     with pytest.raises(ValueError, match=r"concept_masks: 1 word\(s\) not in the glove"):
-        LaViSE(space, epochs=1, progress=False).fit_model(demo.target, x, "conv4", {**masks, "zqxstripes": masks["red"]})
+        LaViSE(space, epochs=1, progress=False).fit_model(
+            demo.target, x, "conv4", {**masks, "zqxstripes": masks["red"]}
+        )
 
 
 def test_speed_all_filters_of_conv4_with_cached_features(lav, test_split):

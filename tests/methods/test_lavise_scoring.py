@@ -1,4 +1,5 @@
 """LaViSE word scoring: the paper's count and the specificity-corrected PMI, on hand-computed cases."""
+
 import math
 
 import numpy as np
@@ -32,8 +33,11 @@ def test_pmi_scores_hand_computed():
     np.testing.assert_allclose(got[0], want, rtol=1e-12)
     np.testing.assert_allclose(got[0], [-0.0790204, 0.1013663], atol=1e-6)
     # smoothing a = 0.5: p(w|u) = 2.5/3, p(w) = 4.5/5
-    np.testing.assert_allclose(pmi_scores(np.array([[2, 0]]), 2, np.array([4, 0]), 4, smoothing=0.5)[0, 0],
-                               (2.5 / 3) * math.log((2.5 / 3) / 0.9), rtol=1e-12)
+    np.testing.assert_allclose(
+        pmi_scores(np.array([[2, 0]]), 2, np.array([4, 0]), 4, smoothing=0.5)[0, 0],
+        (2.5 / 3) * math.log((2.5 / 3) / 0.9),
+        rtol=1e-12,
+    )
     with pytest.raises(ValueError, match="counts"):
         pmi_scores(np.array([[3, 0]]), 2, np.array([4, 0]), 4)
     with pytest.raises(ValueError, match="prior_counts"):
@@ -67,8 +71,11 @@ def test_pmi_scoring_demotes_the_hub_word():
     words = [w for w, _ in got[0]]
     assert words == ["spec", "hub", "rare"]
     # hand-computed: p(w|u) = (c+1)/6 with c = 4, 3, 1; p(w) = (n+1)/10 with n = 8, 1, 7
-    want = {"hub": 5 / 6 * math.log((5 / 6) / 0.9), "spec": 4 / 6 * math.log((4 / 6) / 0.2),
-            "rare": 2 / 6 * math.log((2 / 6) / 0.8)}
+    want = {
+        "hub": 5 / 6 * math.log((5 / 6) / 0.9),
+        "spec": 4 / 6 * math.log((4 / 6) / 0.2),
+        "rare": 2 / 6 * math.log((2 / 6) / 0.8),
+    }
     for w, v in got[0]:
         assert v == pytest.approx(want[w], rel=1e-12)
     with pytest.raises(ValueError, match="prior_indices"):
@@ -88,8 +95,7 @@ def _tiny_lavise(word_scoring="count"):
     feats = np.maximum(rng.standard_normal((30, 6, 3, 3), dtype=np.float32), 0.0)
     space = WordSpace([f"w{i}" for i in range(8)], rng.standard_normal((8, 5)).astype(np.float32))
     concepts = {f"w{i}": rng.random((30, 3, 3)) < 0.4 for i in range(4)}
-    lav = LaViSE(space, epochs=2, batch_size=32, p=5, s=3, prior_pairs=64, word_scoring=word_scoring,
-                 progress=False)
+    lav = LaViSE(space, epochs=2, batch_size=32, p=5, s=3, prior_pairs=64, word_scoring=word_scoring, progress=False)
     return lav.fit(feats, concepts, layer="0"), torch.from_numpy(feats)
 
 

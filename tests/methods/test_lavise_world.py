@@ -5,6 +5,7 @@ explaining all filters of the demo target model's last conv layer.
 The filters under test are colour detectors with known truth (filter k responds to the world's base RGB of
 concept k), so "which concept a filter encodes" is planted, not learned.
 """
+
 import time
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Relation mining (Zhang et al. 2018): formulas against hand-computed values, masks and relations on
 planted gradients, diagnosis on a planted biased pair, annotation files, evaluation and baseline."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,6 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from failwidgets.methods.relations.evaluation import failure_mode_cell, mode_counts, to_signs
-from failwidgets.methods.relations.kl import density_from_counts
-from failwidgets.methods.relations.masks import contributions, select_mask
 from failwidgets.methods.relations import (
     RelationGraph,
     RelationMiner,
@@ -27,6 +25,9 @@ from failwidgets.methods.relations import (
     mode_accuracy_drop,
     relation_matrices,
 )
+from failwidgets.methods.relations.evaluation import failure_mode_cell, mode_counts, to_signs
+from failwidgets.methods.relations.kl import density_from_counts
+from failwidgets.methods.relations.masks import contributions, select_mask
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,8 +464,15 @@ def _tiny_model():
     from torch import nn
 
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    ).eval()
 
 
 def test_output_gradients_match_single_backward_passes():
@@ -478,7 +486,7 @@ def test_output_gradients_match_single_backward_passes():
     assert grads.shape == (3, 5, 4, 8, 8)
     for img in range(3):
         for out in range(5):
-            a = model[0](x[img:img + 1]).detach().requires_grad_(True)
+            a = model[0](x[img : img + 1]).detach().requires_grad_(True)
             y = model[1:](a)[0, out]
             (g,) = torch.autograd.grad(y, a)
             torch.testing.assert_close(grads[img, out], g[0], atol=1e-5, rtol=0)
@@ -536,11 +544,11 @@ def test_fit_model_cache_reuses_masks_and_relations(tmp_path, monkeypatch):
     assert [e.parts["what"] for e in cache.entries()] == ["zhang2018_relations"]
     calls = []
     original = rel_module.RelationMiner._mine_model
-    monkeypatch.setattr(rel_module.RelationMiner, "_mine_model",
-                        lambda self, *a: calls.append(1) or original(self, *a))
+    monkeypatch.setattr(rel_module.RelationMiner, "_mine_model", lambda self, *a: calls.append(1) or original(self, *a))
     # a hit: nothing recomputed, identical results; Q parameters (bins) are not part of the key
-    again = RelationMiner(progress=False, mask_images=10, bins=21).fit_model(model, x, "0", attrs, cache=cache,
-                                                                           data_id="x20")
+    again = RelationMiner(progress=False, mask_images=10, bins=21).fit_model(
+        model, x, "0", attrs, cache=cache, data_id="x20"
+    )
     assert calls == []
     for m in (first, again):
         np.testing.assert_array_equal(m.masks_, plain.masks_)

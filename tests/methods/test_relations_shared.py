@@ -1,4 +1,5 @@
 """Shared annotation files: a second writer is detected and merged (or refused), never overwritten silently."""
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,9 @@ def test_own_changes_win_and_conflicts_are_reported(tmp_path):
     one, two = AnnotationFile(path, NAMES, writer="alice"), AnnotationFile(path, NAMES, writer="bob")
     base = one.write(_graph(a0_a1="not related")).graph
     two.read()
-    two.write(_graph(a0_a1="probably positive"))          # bob relabels
+    two.write(_graph(a0_a1="probably positive"))  # bob relabels
     changed = base.copy()
-    changed.set("a0", "a1", "definitely negative")         # alice relabels the same pair differently
+    changed.set("a0", "a1", "definitely negative")  # alice relabels the same pair differently
     report = one.write(changed)
     assert report.conflicts == (("a0", "a1", "probably positive", "definitely negative"),)
     assert RelationGraph.load(path, NAMES).get("a0", "a1") == "definitely negative"
@@ -78,8 +79,10 @@ def test_refuse_names_the_other_writer(tmp_path):
 
 def test_a_held_lock_times_out_with_a_clear_message(tmp_path):
     path = tmp_path / "ann.json"
-    code = ("import filelock, sys, time; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
-            "print('held', flush=True); time.sleep(30)")
+    code = (
+        "import filelock, sys, time; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
+        "print('held', flush=True); time.sleep(30)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(path) + ".lock"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"

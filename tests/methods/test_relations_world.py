@@ -10,6 +10,7 @@ planted bias (they are failure modes of their own, found by the widget's full gr
 Mined at ``conv3``, the layer ``RelationshipAnnotator.from_demo`` uses (the paper's ``conv1`` costs
 about 3x more; ``conv4`` has image-independent gradients on this model).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,8 +34,9 @@ def _graph(names):
 
     shapes = set(ATTRIBUTE_GROUPS["shape"]) | {"pointy"}
     backgrounds = set(ATTRIBUTE_GROUPS["background"])
-    pairs = [(a, b) for k, a in enumerate(names) for b in names[k + 1:]
-             if not ({a, b} & shapes and {a, b} & backgrounds)]
+    pairs = [
+        (a, b) for k, a in enumerate(names) for b in names[k + 1 :] if not ({a, b} & shapes and {a, b} & backgrounds)
+    ]
     from failwidgets.world.attributes import attribute_relations
 
     return RelationGraph.from_relations(names, attribute_relations(), pairs=pairs)
@@ -49,8 +51,14 @@ def _mine(variant):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # an attribute the head ignores has an empty mask
         miner = RelationMiner(progress=False, mask_images=MASK_IMAGES).fit_model(
-            demo.target.attribute_model().eval(), train.images[:N_MINE], LAYER, train.attributes[:N_MINE], names,
-            cache=demo.cache, data_id=f"{demo.world.fingerprint}/train[:{N_MINE}]")
+            demo.target.attribute_model().eval(),
+            train.images[:N_MINE],
+            LAYER,
+            train.attributes[:N_MINE],
+            names,
+            cache=demo.cache,
+            data_id=f"{demo.world.fingerprint}/train[:{N_MINE}]",
+        )
         diag = miner.diagnose(_graph(names))
     return demo, miner, diag
 
@@ -74,16 +82,20 @@ def _rank(diag, pair):
 def test_planted_pair_is_a_top3_failure_mode_on_the_rare_cell(mined_default):
     _, miner, diag = mined_default
     rank, row = _rank(diag, PLANTED)
-    print(f"tau=1: rank {rank} of {len(diag.pairs)}, KL {row.kl:.3f}, E r {row['mean']:+.3f}, "
-          f"level mu {row.mu_level:+.3f}, kind {row.kind!r}")
+    print(
+        f"tau=1: rank {rank} of {len(diag.pairs)}, KL {row.kl:.3f}, E r {row['mean']:+.3f}, "
+        f"level mu {row.mu_level:+.3f}, kind {row.kind!r}"
+    )
     assert row.level == "not related"
     assert rank < 3
     assert row.kind == "failure mode"
     counts = miner.mode_counts_[row.i, row.j]
     a, b = (int(row.a) + 1) // 2, (int(row.b) + 1) // 2
     candidates = [counts[1, 0], counts[0, 1]] if row["mean"] > 0 else [counts[1, 1], counts[0, 0]]
-    print(f"training counts of the candidate cells {candidates}, chosen cell (large={int(row.a):+d}, "
-          f"striped={int(row.b):+d}) with {counts[a, b]} training images")
+    print(
+        f"training counts of the candidate cells {candidates}, chosen cell (large={int(row.a):+d}, "
+        f"striped={int(row.b):+d}) with {counts[a, b]} training images"
+    )
     assert counts[a, b] == min(candidates)  # the rarer training cell of the two candidates
     # tau = 1 over two binary factors (plain -> small, striped -> large) empties both off-diagonal cells in
     # training, so the chosen cell is one the target never saw.
@@ -102,8 +114,9 @@ def test_failure_modes_beat_the_entropy_baseline(mined_default):
     test = demo.world["test"]
     pred = (demo.attribute_logits("test", progress=False) > 0).astype(np.float32)
     ours = evaluate_modes(diag.failure_modes, pred, test.attributes, top=5)
-    base = evaluate_modes(entropy_baseline(demo.world["train"].attributes[:N_MINE], miner.attribute_names_), pred,
-                          test.attributes, top=5)
+    base = evaluate_modes(
+        entropy_baseline(demo.world["train"].attributes[:N_MINE], miner.attribute_names_), pred, test.attributes, top=5
+    )
     d_ours, d_base = np.nanmean(ours.decrease), np.nanmean(base.decrease)
     print(f"top-5 accuracy decrease: ours {100 * d_ours:.1f} points, entropy {100 * d_base:.1f} points")
     print(ours[["attr_i", "attr_j", "a", "b", "decrease", "n_mode"]])
@@ -127,9 +140,9 @@ def test_demo_target_gradients_match_single_backward_passes():
         return model.attribute_head(model.pool(model.conv4(a)))
 
     for img in range(2):
-        a = acts[img:img + 1].clone().requires_grad_(True)
+        a = acts[img : img + 1].clone().requires_grad_(True)
         y = tail(a)
-        torch.testing.assert_close(y, model(x[img:img + 1]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(y, model(x[img : img + 1]), atol=1e-5, rtol=1e-5)
         for out in range(n):
             (g,) = torch.autograd.grad(y[0, out], a, retain_graph=True)
             torch.testing.assert_close(grads[img, out], g[0], atol=1e-5, rtol=0)

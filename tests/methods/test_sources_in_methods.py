@@ -1,4 +1,5 @@
 """A folder of PNG files (an image source) works where the methods take images."""
+
 import os
 
 import numpy as np
@@ -10,7 +11,6 @@ from torch import nn
 from failwidgets.compute import EmbeddingCache
 from failwidgets.data import as_source
 from failwidgets.methods import RelationMiner
-from failwidgets.methods.lavise import LaViSE
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,15 @@ def folder(tmp_path_factory):
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    ).eval()
 
 
 def test_relation_miner_fit_model_on_a_source_equals_the_array(folder):

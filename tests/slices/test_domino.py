@@ -1,5 +1,6 @@
 """The Domino mixture: with the label terms off it is exactly a diagonal Gaussian mixture (sklearn's EM);
 with them on it isolates a planted error cluster that the embeddings alone do not separate best."""
+
 import warnings
 
 import numpy as np
@@ -18,8 +19,16 @@ def test_without_label_terms_em_equals_sklearn_diagonal_gmm():
         warnings.simplefilter("ignore")
         start = DominoMixture(3, max_iter=1, **kw).fit(X, y, P)  # the initial M-step and one EM iteration
         ours = DominoMixture(3, max_iter=6, **kw).fit(X, y, P)
-        ref = GaussianMixture(3, covariance_type="diag", weights_init=start.weights_, means_init=start.means_,
-                              precisions_init=1 / start.variances_, max_iter=5, tol=0, reg_covar=1e-6).fit(X)
+        ref = GaussianMixture(
+            3,
+            covariance_type="diag",
+            weights_init=start.weights_,
+            means_init=start.means_,
+            precisions_init=1 / start.variances_,
+            max_iter=5,
+            tol=0,
+            reg_covar=1e-6,
+        ).fit(X)
     np.testing.assert_allclose(ours.means_, ref.means_, atol=1e-10)
     np.testing.assert_allclose(ours.variances_, ref.covariances_, atol=1e-10)
     np.testing.assert_allclose(ours.weights_, ref.weights_, atol=1e-12)

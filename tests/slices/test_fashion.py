@@ -1,5 +1,6 @@
 """Fashion-MNIST settings: read from idx files (here a small fake set written in the same format), with the
 slice a fine class inside its superclass; without the files, a clear message instead."""
+
 import gzip
 
 import numpy as np
@@ -32,7 +33,7 @@ def fake_fashion(tmp_path):
         x = rng.integers(0, 40, (len(labels), 28, 28))
         for i, c in enumerate(labels):
             r = 3 + int(c)
-            x[i, 14 - r:14 + r, 14 - r:14 + r] = 200
+            x[i, 14 - r : 14 + r, 14 - r : 14 + r] = 200
         return x
 
     for prefix, n in (("train", 3000), ("t10k", 1000)):
@@ -66,9 +67,20 @@ def test_drawn_specs_put_the_slice_inside_its_superclass():
 @pytest.mark.parametrize("kind", ["rare", "noisy"])
 def test_tiny_setting_on_idx_files(fake_fashion, tmp_path, kind):
     extra = {"flip_to": "footwear"} if kind == "noisy" else {}
-    spec = FashionSpec(kind=kind, seed=3, classes=("top", "footwear"), target="top", fine="Coat",
-                       strength=0.04 if kind == "rare" else 0.9, share=0.2, n_train_per_class=80, n_val=40,
-                       min_test_slice=8, epochs=1, **extra)
+    spec = FashionSpec(
+        kind=kind,
+        seed=3,
+        classes=("top", "footwear"),
+        target="top",
+        fine="Coat",
+        strength=0.04 if kind == "rare" else 0.9,
+        share=0.2,
+        n_train_per_class=80,
+        n_val=40,
+        min_test_slice=8,
+        epochs=1,
+        **extra,
+    )
     s = build_fashion_setting(spec, cache=EmbeddingCache(tmp_path / "cache"), root=fake_fashion)
     assert s.kind == f"fashion {kind}"
     assert len(s.val) == 40 and s.val_truth.sum() == 8

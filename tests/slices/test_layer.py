@@ -1,4 +1,5 @@
 """The benchmark layer is widget-free (it may use methods, world, demo and compute)."""
+
 from tests.test_layers import WIDGET_LIBS, _files, _violations
 
 

@@ -1,5 +1,6 @@
 """Precision-at-k of the best matching slice, checked on cases computed by hand and against dcbench's
 ordinal-rank formula where there are no ties."""
+
 import numpy as np
 import pytest
 from scipy.stats import rankdata

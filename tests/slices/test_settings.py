@@ -1,5 +1,6 @@
 """Settings: validated specs, drawn settings that vary, a training split that carries the plant, and a
 two-setting smoke run of the benchmark through the SliceMethod interface."""
+
 import numpy as np
 import pytest
 
@@ -25,8 +26,9 @@ def test_draw_settings_varies_and_is_deterministic():
 
 
 def test_spec_validation_names_the_argument():
-    base = dict(seed=0, classes=("circle", "square"), target="circle", factor="colour", value="red", strength=0.03,
-                share=0.05)
+    base = dict(
+        seed=0, classes=("circle", "square"), target="circle", factor="colour", value="red", strength=0.03, share=0.05
+    )
     SettingSpec(kind="rare", **base)
     with pytest.raises(ValueError, match="mapping"):
         SettingSpec(kind="correlation", **base)

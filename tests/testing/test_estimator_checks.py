@@ -1,4 +1,5 @@
 """The contract checks themselves: each one fails on an estimator that breaks its rule."""
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator
@@ -105,24 +106,34 @@ def case_of(cls):
     )
 
 
-CHECKS = [check_get_params_clone, check_fit_returns_self, check_not_fitted, check_fitted_attributes,
-          check_random_state, check_progress_silent, check_bad_input]
+CHECKS = [
+    check_get_params_clone,
+    check_fit_returns_self,
+    check_not_fitted,
+    check_fitted_attributes,
+    check_random_state,
+    check_progress_silent,
+    check_bad_input,
+]
 
 
 def test_a_well_behaved_estimator_passes_every_check():
     check_failure_estimator(case_of(Toy), checks=CHECKS)
 
 
-@pytest.mark.parametrize("broken, check", [
-    (ReturnsNone, check_fit_returns_self),
-    (ChangesParam, check_fit_returns_self),
-    (PrivateFitted, check_fitted_attributes),
-    (RuntimeNotFitted, check_not_fitted),
-    (Noisy, check_progress_silent),
-    (Unseeded, check_random_state),
-    (NoneSeed, check_random_state),
-    (VagueErrors, check_bad_input),
-])
+@pytest.mark.parametrize(
+    "broken, check",
+    [
+        (ReturnsNone, check_fit_returns_self),
+        (ChangesParam, check_fit_returns_self),
+        (PrivateFitted, check_fitted_attributes),
+        (RuntimeNotFitted, check_not_fitted),
+        (Noisy, check_progress_silent),
+        (Unseeded, check_random_state),
+        (NoneSeed, check_random_state),
+        (VagueErrors, check_bad_input),
+    ],
+)
 def test_each_check_catches_its_violation(broken, check):
     with pytest.raises(AssertionError):
         check(case_of(broken))

@@ -1,9 +1,10 @@
 """DirectionSlider in plain pytest: class selection, slider, decoder choice, export, state round-trip."""
+
 import numpy as np
 import pandas as pd
 import pytest
-import traitlets
 import torch
+import traitlets
 
 from failwidgets.methods.directions import FailureDirections, GeneratorDecoder, RetrievalDecoder
 from failwidgets.widgets.direction_slider import DirectionSlider
@@ -35,8 +36,18 @@ def setup():
 def make(setup, tmp_path, **kw):
     fd, images, X, labels, preds, _, decoders = setup
     captions = lambda c, m: {"failure": [("a photo of a thing on grass", -1.5)], "easy": [("indoors", 0.7)]}  # noqa
-    return DirectionSlider(fd, images, X, labels, preds, class_names=["cat", "dog", "cow"], captions=captions,
-                           decoders=decoders, export_dir=str(tmp_path), **kw)
+    return DirectionSlider(
+        fd,
+        images,
+        X,
+        labels,
+        preds,
+        class_names=["cat", "dog", "cow"],
+        captions=captions,
+        decoders=decoders,
+        export_dir=str(tmp_path),
+        **kw,
+    )
 
 
 def test_select_class_by_bar_and_dropdown(setup, tmp_path):
@@ -94,8 +105,16 @@ def test_slow_decoder_turns_continuous_updates_off(setup, tmp_path):
         calls.append(len(prompt))
         return types.SimpleNamespace(images=torch.full((len(prompt), 3, 8, 8), 0.5))
 
-    w = DirectionSlider(fd, images, X, labels, preds, decoders={**decoders, "unclip": UnclipDecoder(pipe)},
-                        n_decoded=2, export_dir=str(tmp_path))
+    w = DirectionSlider(
+        fd,
+        images,
+        X,
+        labels,
+        preds,
+        decoders={**decoders, "unclip": UnclipDecoder(pipe)},
+        n_decoded=2,
+        export_dir=str(tmp_path),
+    )
     w.decoder = "unclip"
     assert w.slider.continuous_update is False and len(w.decoded_grid) == 2 and calls
     w.alpha = 0.5
@@ -152,8 +171,9 @@ def test_chance_markers_and_verdicts(setup, tmp_path):
     preds2[(labels == 2) & minority & (rng.random(len(labels)) < 0.8)] = 0
     preds2[rng.choice(np.flatnonzero(labels == 0), 4, replace=False)] = 1
     fd2 = FailureDirections(n_permutations=40, progress=False).fit(X, labels, preds2, X)
-    w = DirectionSlider(fd2, images, X, labels, preds2, class_names=["cat", "dog", "cow"], decoders=decoders,
-                        export_dir=str(tmp_path))
+    w = DirectionSlider(
+        fd2, images, X, labels, preds2, class_names=["cat", "dog", "cow"], decoders=decoders, export_dir=str(tmp_path)
+    )
     np.testing.assert_allclose(w.strength_chart.reference_values, fd2.chance_)
     assert w.class_index == 0 and "not above chance" in w.status_html.value, w.status_html.value
     assert "not above chance" in w.mode_dropdown.options[0][0]
@@ -203,8 +223,11 @@ def test_caption_evidence_counts_and_heldout_error(setup, tmp_path):
     from failwidgets.methods.directions import caption_members
 
     fd, images, X, labels, preds, minority, _ = setup
-    table = {"a photo of a thing on grass": np.eye(D)[3] + np.eye(D)[8], "indoors": -np.eye(D)[3] + np.eye(D)[8],
-             "a photo of a cat": np.eye(D)[8]}
+    table = {
+        "a photo of a thing on grass": np.eye(D)[3] + np.eye(D)[8],
+        "indoors": -np.eye(D)[3] + np.eye(D)[8],
+        "a photo of a cat": np.eye(D)[8],
+    }
     embed = lambda texts: np.stack([table[t] for t in texts])  # noqa: E731
     w = make(setup, tmp_path, caption_embedder=embed, heldout=(X, labels, preds))
     w.class_index = 0

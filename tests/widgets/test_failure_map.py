@@ -1,5 +1,6 @@
 """FailureMap in plain pytest: selections set on the jupyter-scatter / bqplot widget as the page would,
 the grid and the evidence they produce, colours, hypotheses, state, and links to the method widgets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def _data(n=400, d=6, seed=0):
     err = rng.random(n) < np.where(hard & (labels == 0), 0.8, 0.1)
     preds = np.where(err, (labels + 1) % 3, labels)
     images = np.zeros((n, 12, 12, 3), np.uint8)
-    images[..., 0] = (np.arange(n) % 256)[:, None, None]   # tile i shows red = i % 256
+    images[..., 0] = (np.arange(n) % 256)[:, None, None]  # tile i shows red = i % 256
     meta = pd.DataFrame({"hard": hard, "colour": np.where(emb[:, 0] > 0, "red", "blue")})
     return emb, labels, preds, images, meta, hard
 
@@ -50,8 +51,19 @@ def _page_select(m: FailureMap, rows):
 @pytest.fixture(params=BACKENDS)
 def fmap(request):
     emb, labels, preds, images, meta, _ = _data()
-    m = FailureMap(emb, labels, preds, images, metadata=meta, class_names=["a", "b", "c"], encoder=AxisEncoder(6),
-                   backend=request.param, layout_method="pca", cache=False, n_grid=10)
+    m = FailureMap(
+        emb,
+        labels,
+        preds,
+        images,
+        metadata=meta,
+        class_names=["a", "b", "c"],
+        encoder=AxisEncoder(6),
+        backend=request.param,
+        layout_method="pca",
+        cache=False,
+        n_grid=10,
+    )
     yield m
     m.close()
 
@@ -78,7 +90,7 @@ def test_page_selection_fills_grid_and_evidence(fmap):
 
 
 def test_python_selection_lights_up_the_plot(fmap):
-    fmap.selection = [5, 3, 5, 9]                    # duplicates dropped, order kept
+    fmap.selection = [5, 3, 5, 9]  # duplicates dropped, order kept
     assert fmap.selection == [5, 3, 9]
     if fmap.backend == "jscatter":
         assert sorted(fmap.scatter.widget.selection.tolist()) == [3, 5, 9]
@@ -106,7 +118,7 @@ def test_colour_by_every_option(fmap):
 def test_hypothesis_box_shows_inside_outside_and_selects_the_slice(fmap):
     fmap.class_dropdown.value = 0
     fmap.fraction_slider.value = 0.25
-    fmap.phrase_box.value = "axis 2"                 # typing + enter
+    fmap.phrase_box.value = "axis 2"  # typing + enter
     res = fmap.last_hypothesis
     assert res is not None and res.class_index == 0 and res.top_fraction == 0.25
     assert "inside" in fmap.hypothesis_html.value and "outside" in fmap.hypothesis_html.value
@@ -162,9 +174,10 @@ def test_state_round_trip_and_bad_inputs(fmap):
 def test_link_both_ways_between_two_maps():
     emb, labels, preds, images, meta, _ = _data()
     a = FailureMap(emb, labels, preds, images, backend="bqplot", layout_method="pca", cache=False)
-    rows = np.arange(100, 300)                       # b shows rows 100..299 of a's data
-    b = FailureMap(emb[rows], labels[rows], preds[rows], images[rows], backend="bqplot", layout_method="pca",
-                   cache=False)
+    rows = np.arange(100, 300)  # b shows rows 100..299 of a's data
+    b = FailureMap(
+        emb[rows], labels[rows], preds[rows], images[rows], backend="bqplot", layout_method="pca", cache=False
+    )
     try:
         ln = failwidgets.link(a, b, rows=rows)
         _page_select(a, [5, 150, 160])
@@ -175,7 +188,7 @@ def test_link_both_ways_between_two_maps():
         a.selection = [7]
         assert b.selection == [0, 1]
         with pytest.raises(ValueError, match="rows"):
-            failwidgets.link(a, b)                   # different data without rows=
+            failwidgets.link(a, b)  # different data without rows=
     finally:
         a.close()
         b.close()
@@ -184,14 +197,23 @@ def test_link_both_ways_between_two_maps():
 def test_hover_previews_and_saliency_toggle():
     emb, labels, preds, images, meta, _ = _data(n=60)
     overlays = np.random.default_rng(0).random((60, 4, 4))
-    m = FailureMap(emb, labels, preds, images, backend="jscatter", previews=True, overlays=overlays,
-                   layout_method="pca", cache=False)
+    m = FailureMap(
+        emb,
+        labels,
+        preds,
+        images,
+        backend="jscatter",
+        previews=True,
+        overlays=overlays,
+        layout_method="pca",
+        cache=False,
+    )
     try:
         assert m.scatter.widget.tooltip_enable and m.scatter.widget.tooltip_preview == "preview"
         uris = m._jscatter_frame["preview"]
         assert len(uris) == 60 and all(u.startswith("data:image/") for u in uris)
         m.selection = [1, 2, 3]
-        assert m.grid.overlay_toggle.layout.display == ""            # heat maps shown with their toggle
+        assert m.grid.overlay_toggle.layout.display == ""  # heat maps shown with their toggle
         with_maps = m.grid.image_bytes(0)
         m.grid.overlay_toggle.value = False
         assert m.grid.image_bytes(0) != with_maps
@@ -203,13 +225,14 @@ def test_colour_by_a_linked_widgets_score():
     from tests.widgets.test_selections import _slider
 
     slider, labels, preds, images = _slider()
-    m = FailureMap(labels=labels, preds=preds, images=images, xy=np.random.default_rng(0).normal(size=(360, 2)),
-                   backend="bqplot")
+    m = FailureMap(
+        labels=labels, preds=preds, images=images, xy=np.random.default_rng(0).normal(size=(360, 2)), backend="bqplot"
+    )
     try:
         slider.class_index = 2
         m.scores_from(slider)
         assert m.color_by == "decision_value"
-        d = slider.selection_frame()                                  # the flagged set, with decision values
+        d = slider.selection_frame()  # the flagged set, with decision values
         assert np.allclose(m.scores[d["index"]], d["decision_value"])
         with pytest.raises(ValueError, match="widget"):
             m.scores_from(FailureMap(labels=labels, preds=preds, xy=np.zeros((360, 2)), backend="bqplot"))

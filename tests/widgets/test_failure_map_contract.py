@@ -1,4 +1,5 @@
 """FailureMap keeps the widget contract of :mod:`failwidgets.testing.widget_checks` on both backends."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +15,15 @@ def _build(backend):
         labels = rng.integers(0, 3, n)
         preds = np.where(rng.random(n) < 0.3, (labels + 1) % 3, labels)
         images = rng.integers(0, 255, (n, 12, 12, 3), dtype=np.uint8)
-        return FailureMap(labels=labels, preds=preds, images=images, xy=rng.normal(size=(n, 2)), backend=backend,
-                          metadata=pd.DataFrame({"background": rng.choice(["grass", "snow"], n)}))
+        return FailureMap(
+            labels=labels,
+            preds=preds,
+            images=images,
+            xy=rng.normal(size=(n, 2)),
+            backend=backend,
+            metadata=pd.DataFrame({"background": rng.choice(["grass", "snow"], n)}),
+        )
+
     return build
 
 

@@ -17,8 +17,9 @@ def setup():
     words = list(COLOURS) + ["grass", "sand"]
     space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
     images, masks, groups = colour_world(60, seed=5, bias=True)
-    lav = LaViSE(space, holdout=["yellow"], lr=3e-2, epochs=20, batch_size=128, p=6, s=2, quantile=0.05,
-                 progress=False).fit_model(ColourNet().eval(), images, "features", masks)
+    lav = LaViSE(
+        space, holdout=["yellow"], lr=3e-2, epochs=20, batch_size=128, p=6, s=2, quantile=0.05, progress=False
+    ).fit_model(ColourNet().eval(), images, "features", masks)
     ex = lav.evaluate(lav.explain(images, methods=("attention", "original")), masks).explanations
     ex2 = dataclasses.replace(lav.explain(images, filters=[1, 2], methods=("attention",)), layer="features_subset")
     return lav, ex, ex2, images, groups

@@ -1,7 +1,7 @@
 """FilterWordExplorer.from_demo (slow: loads the demo and computes the target's conv4 features)."""
+
 import json
 
-import numpy as np
 import pytest
 
 from failwidgets.widgets.filter_word_explorer import FilterWordExplorer
@@ -33,15 +33,18 @@ def test_interactions_update_the_views(widget):
     widget.chart.bars.selected = [0]  # click the top bar in the group chart
     u = int(widget.chart.labels[0])
     assert widget.selected_filter == u and widget.filter_list.value == u
-    assert len(widget.grid.tiles) == 25 and widget.grid.tile_keys == [int(i) for i in widget.current.top_images[
-        widget.current.row(u)]]
+    assert len(widget.grid.tiles) == 25 and widget.grid.tile_keys == [
+        int(i) for i in widget.current.top_images[widget.current.row(u)]
+    ]
     assert f"filter {u}</b>" in widget.header.value and "<th>attention</th><th>original</th>" in widget.words_html.value
     word = widget.current.top_words("attention", 1)[widget.current.row(u)][0]
     widget.search_box.value = word
     shown = widget.visible_filters()
     assert u in shown and len(widget.filter_list.options) == len(shown) <= 128
-    assert all(word in sum((widget.current.top_words(m, widget.k)[widget.current.row(f)]
-                            for m in widget.current.methods), []) for f in shown)
+    assert all(
+        word in sum((widget.current.top_words(m, widget.k)[widget.current.row(f)] for m in widget.current.methods), [])
+        for f in shown
+    )
     state = widget.to_dict()
     json.dumps(state)
     assert state["search"] == word and state["selected_filter"] == u

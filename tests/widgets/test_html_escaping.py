@@ -5,13 +5,13 @@ Class names, attribute names, relation levels, captions and the search box get p
 written by ``export_html`` are parsed with ``html.parser``; no element may carry an event handler, no
 ``<script>`` may exist and no ``<img>`` may load anything but an embedded ``data:`` image.
 """
+
 from __future__ import annotations
 
 from html.parser import HTMLParser
 
 import ipywidgets as W
 import numpy as np
-import pytest
 
 from failwidgets.methods.relations import RelationGraph, RelationMiner
 from failwidgets.widgets.parts import walk_widgets
@@ -73,8 +73,10 @@ def test_the_check_finds_raw_payloads():
 
 
 def test_sanitize_html_drops_handlers_scripts_and_remote_images():
-    out = sanitize_html('<b>ok</b><img src=x onerror=alert(1)>"><script>alert(2)</script>'
-                        '<b onmouseover=alert(4)>zero</b><img src="data:image/png;base64,AAAA"/>')
+    out = sanitize_html(
+        '<b>ok</b><img src=x onerror=alert(1)>"><script>alert(2)</script>'
+        '<b onmouseover=alert(4)>zero</b><img src="data:image/png;base64,AAAA"/>'
+    )
     assert injected(out) == []
     assert "<b>ok</b>" in out and "<b>zero</b>" in out and 'src="data:image/png;base64,AAAA"' in out
     assert "alert(2)" not in out  # script content dropped with its element
@@ -106,13 +108,22 @@ def test_relationship_annotator_escapes_names_levels_and_captions(tmp_path):
 
 def test_direction_slider_escapes_class_names_and_captions(tmp_path):
     caps = lambda c, m: {"failure": [(PAYLOADS[0], -1.0)], "easy": [(PAYLOADS[1], 1.0)]}  # noqa: E731
-    from failwidgets.widgets import DirectionSlider
     from failwidgets.methods.directions import RetrievalDecoder
+    from failwidgets.widgets import DirectionSlider
 
     X, labels, preds, _ = CTX.directions_data
     images = np.zeros((len(X), 8, 8, 3), np.uint8)
-    w = DirectionSlider(CTX.fd, images, X, labels, preds, class_names=PAYLOADS, captions=caps,
-                        decoders={"retrieval": RetrievalDecoder(X, images)}, export_dir=str(tmp_path))
+    w = DirectionSlider(
+        CTX.fd,
+        images,
+        X,
+        labels,
+        preds,
+        class_names=PAYLOADS,
+        captions=caps,
+        decoders={"retrieval": RetrievalDecoder(X, images)},
+        export_dir=str(tmp_path),
+    )
     for c in range(3):
         w.class_index = c
         check(w, tmp_path)
@@ -125,8 +136,15 @@ def test_direction_slider_export_stays_in_its_folder(tmp_path):
     X, labels, preds, _ = CTX.directions_data
     out = tmp_path / "exports"
     (out / "flagged_x").mkdir(parents=True)  # the probe's set-up for climbing out of export_dir
-    w = DirectionSlider(CTX.fd, np.zeros((len(X), 8, 8, 3), np.uint8), X, labels, preds,
-                        class_names=["x/../../../TRAVERSED", "a/b", ".."], export_dir=str(out))
+    w = DirectionSlider(
+        CTX.fd,
+        np.zeros((len(X), 8, 8, 3), np.uint8),
+        X,
+        labels,
+        preds,
+        class_names=["x/../../../TRAVERSED", "a/b", ".."],
+        export_dir=str(out),
+    )
     for c in range(3):
         w.class_index = c
         w.export_button.click()

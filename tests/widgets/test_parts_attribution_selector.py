@@ -1,4 +1,5 @@
 """AttributionSelector: choosing a method recomputes (once) and shows the grid's heat maps."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,9 @@ from failwidgets.widgets.parts import AttributionSelector, ImageGrid, LogArea
 
 def _setup(layer=None):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(2, 2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)
+    )
     images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     grid = ImageGrid(thumb_size=16)
     grid.set_images(images)
@@ -26,14 +28,14 @@ def test_choosing_a_method_sets_overlays_and_caches(monkeypatch):
     real = attribution.attribution_maps
     monkeypatch.setattr(attribution, "attribution_maps", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
     plain = grid.image_bytes(0)
-    sel.dropdown.value = "saliency"                     # the user picks a method
+    sel.dropdown.value = "saliency"  # the user picks a method
     assert sel.method == "saliency" and calls == ["saliency"]
     expected = real(model, images, [0, 1, 0], "saliency", progress=False)
     assert np.allclose(sel.maps_["saliency"], expected)
     assert grid.image_bytes(0)[:4] == b"\x89PNG" and grid.image_bytes(0) != plain
     sel.method = "integrated_gradients"
     assert grid.signed_overlays and sel.dropdown.value == "integrated_gradients"
-    sel.method = "saliency"                             # cached: no recomputation
+    sel.method = "saliency"  # cached: no recomputation
     assert calls == ["saliency", "integrated_gradients"] and not grid.signed_overlays
     sel.method = "none"
     assert grid.image_bytes(0) == plain

@@ -5,6 +5,7 @@ browser reach the Python traits (tile toggle -> ImageGrid.selected, bar -> BarCh
 histogram bar -> GroupHistogram.selected_bin, heat-map cell -> MatrixHeatmap.selected_cell, which
 needs our workaround for bqplot issue #1632).
 """
+
 import nbformat
 import pytest
 
@@ -12,7 +13,7 @@ from tests.browser._voila import PageRecord, launch_chromium, playwright, start_
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-_CELL = r'''
+_CELL = r"""
 import numpy as np, ipywidgets as W
 from failwidgets.widgets.parts import ImageGrid, BarChart, GroupHistogram, MatrixHeatmap, FailWidget
 imgs = np.zeros((4, 32, 32, 3), np.uint8); imgs[..., 1] = 150
@@ -28,7 +29,7 @@ def show(_=None):
 for w, n in ((grid, "selected"), (bars, "selected_index"), (hist, "selected_bin"), (mat, "selected_cell")):
     w.observe(show, names=n)
 FailWidget(children=[status, grid, W.HBox([bars, hist, mat])])
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +62,14 @@ def test_clicks_in_the_browser_reach_the_python_traits(voila_url, tmp_path):
                 page.wait_for_timeout(250)
             return status.inner_text()
 
-        assert page.locator("img").count() >= 4                       # thumbnails rendered
+        assert page.locator("img").count() >= 4  # thumbnails rendered
         page.get_by_role("button", name="select", exact=True).nth(2).click()
         assert "grid=[2]" in wait_status("grid=[2]")
-        page.locator("rect.bar").nth(1).click()                       # BarChart: bar "b"
+        page.locator("rect.bar").nth(1).click()  # BarChart: bar "b"
         assert "bar=1" in wait_status("bar=1")
-        page.locator("rect.bar").nth(3 + 7).click()                   # histogram, 2nd group's bars
+        page.locator("rect.bar").nth(3 + 7).click()  # histogram, 2nd group's bars
         assert "bin=" in wait_status("bin=", absent="bin=None") and "bin=None" not in status.inner_text()
-        page.locator("rect.heatmapcell").nth(1).click()              # row 0, column 1
+        page.locator("rect.heatmapcell").nth(1).click()  # row 0, column 1
         assert "cell=(0, 1)" in wait_status("cell=(0, 1)")
     finally:
         browser.close()

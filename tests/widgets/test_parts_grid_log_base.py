@@ -1,4 +1,5 @@
 """ImageGrid selection, LogArea / guarded callbacks, FailWidget state, close() and export_html."""
+
 import base64
 import json
 
@@ -35,12 +36,12 @@ def test_grid_selection_by_toggle_and_by_trait():
     grid.set_images(_images(5), keys=["a", "b", "c", "d", "e"])
     seen = []
     grid.observe(lambda ch: seen.append(list(ch["new"])), names="selected")
-    grid.tiles[1].button.value = True      # the user clicks tile 1
+    grid.tiles[1].button.value = True  # the user clicks tile 1
     grid.tiles[3].button.value = True
     assert grid.selected == ["b", "d"] and grid.selected_indices == [1, 3]
     grid.tiles[1].button.value = False
     assert grid.selected == ["d"]
-    grid.selected = ["a", "e"]              # from Python: buttons follow
+    grid.selected = ["a", "e"]  # from Python: buttons follow
     assert [t.button.value for t in grid.tiles] == [True, False, False, False, True]
     assert seen[-1] == ["a", "e"]
     grid.clear_button.click()
@@ -64,8 +65,8 @@ def test_grid_reuses_tiles_when_count_does_not_grow():
     first = list(grid.tiles)
     grid.selected = [4]
     grid.set_images(_images(3, seed=1))
-    assert grid.tiles == first[:3]           # same widget objects, no rebuild
-    assert grid.selected == []               # new images clear the selection
+    assert grid.tiles == first[:3]  # same widget objects, no rebuild
+    assert grid.selected == []  # new images clear the selection
     grid.set_images(_images(8, seed=2))
     assert grid.tiles[:6] == first and len(grid.tiles) == 8
 
@@ -133,8 +134,8 @@ def test_guarded_swallows_outside_tests(monkeypatch):
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     monkeypatch.delenv("FAILWIDGETS_RAISE_CALLBACK_ERRORS", raising=False)
     log = LogArea()
-    assert guarded(log)(lambda: 1 / 0)() is None    # the notebook keeps running ...
-    assert "ZeroDivisionError" in log.text           # ... and the user sees the traceback
+    assert guarded(log)(lambda: 1 / 0)() is None  # the notebook keeps running ...
+    assert "ZeroDivisionError" in log.text  # ... and the user sees the traceback
     monkeypatch.setenv("FAILWIDGETS_RAISE_CALLBACK_ERRORS", "1")
     with pytest.raises(ZeroDivisionError):
         guarded(log)(lambda: 1 / 0)()
@@ -153,11 +154,12 @@ class _Demo(FailWidget):
         self.button = W.Button(description="Run")
         self.grid = ImageGrid(thumb_size=16)
         self.grid.set_images(_images(2), captions=["cat &#10003;", "dog &#10007;"])
-        self.fig = bq.Figure(marks=[bq.Bars(x=["x1", "x2"], y=[1.0, 3.0],
-                                            scales={"x": bq.OrdinalScale(), "y": bq.LinearScale()})],
-                             title="errors per group")
+        self.fig = bq.Figure(
+            marks=[bq.Bars(x=["x1", "x2"], y=[1.0, 3.0], scales={"x": bq.OrdinalScale(), "y": bq.LinearScale()})],
+            title="errors per group",
+        )
         self.calls = []
-        self.spare_panel = W.VBox([W.HTML("shown later")])   # an attribute, not in the tree yet
+        self.spare_panel = W.VBox([W.HTML("shown later")])  # an attribute, not in the tree yet
         self.observe_guarded(self._on_slider, names="value", widget=self.slider)
         self.on_click_guarded(self.button, self._on_run)
         self.children = [W.HTML("<h3>Finding</h3>"), self.slider, self.button, self.grid, self.fig, self.log]
@@ -208,9 +210,9 @@ def test_close_unobserves_closes_descendants_and_drops_tensors():
     assert len(created) > 20
     slider = w.slider
     w.close()
-    assert not (set(_instances) & created)   # every widget it made, layouts and bqplot parts included
+    assert not (set(_instances) & created)  # every widget it made, layouts and bqplot parts included
     assert w.weights is None and w.method is None
-    slider.value = 0.99                       # no observer left: nothing runs, nothing raises
+    slider.value = 0.99  # no observer left: nothing runs, nothing raises
     assert w.calls == []
 
 
@@ -228,7 +230,7 @@ def test_export_html_is_self_contained(tmp_path):
         assert "data:image/jpeg;base64," + base64.b64encode(tile.image.value).decode() in html
     # the chart is an inline SVG with one bar per value, and its title
     assert html.count("<svg") == 1 and "errors per group" in html
-    svg = html[html.index("<svg"): html.index("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>")]
     assert svg.count("<rect") == 2
     # nothing loaded from the network or from relative files
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
@@ -271,8 +273,15 @@ def test_export_renders_outputs_tabs_and_skips_hidden_widgets():
     out.append_stdout("plain <text>\n")
     tabs = W.Tab(children=[W.HTML("first tab"), W.Label("second & tab")], titles=("one", "two"))
     hidden = W.HTML("secret", layout=W.Layout(display="none"))
-    w = FailWidget(children=[out, tabs, hidden, W.Checkbox(value=True, description="only errors"),
-                             W.Dropdown(options=[("cats", 0), ("dogs", 1)], value=1, description="class")])
+    w = FailWidget(
+        children=[
+            out,
+            tabs,
+            hidden,
+            W.Checkbox(value=True, description="only errors"),
+            W.Dropdown(options=[("cats", 0), ("dogs", 1)], value=1, description="class"),
+        ]
+    )
     html = w.export_html()
     assert "data:image/png;base64," + base64.b64encode(png).decode() in html
     assert "plain &lt;text&gt;" in html

@@ -4,19 +4,36 @@ The events are the dicts ipyevents' front end sends (``key``, ``code``, ``ctrlKe
 they enter through the ``ipyevents.Event`` widget's message handler, as from a browser. The widgets
 come from the small planted builders the browser tests use.
 """
+
 from __future__ import annotations
 
 import ipyevents
 import pytest
 
-from failwidgets.widgets.parts.keys import KEY_EVENTS_ENV, KeyBindings, event_key, key_events_available, normalize_key
+from failwidgets.widgets.parts.keys import (
+    KEY_EVENTS_ENV,
+    KeyBindings,
+    event_key,
+    key_events_available,
+    normalize_key,
+)
 from tests.browser._builders import N_PAIRS, build
 
 
 def key(k: str, *, ctrl=False, shift=False, alt=False, meta=False, type="keydown") -> dict:
     """The dict ipyevents sends for one key event."""
-    return {"type": type, "key": k, "code": "", "ctrlKey": ctrl, "shiftKey": shift, "altKey": alt,
-            "metaKey": meta, "repeat": False, "location": 0, "target": {"tagName": "DIV"}}
+    return {
+        "type": type,
+        "key": k,
+        "code": "",
+        "ctrlKey": ctrl,
+        "shiftKey": shift,
+        "altKey": alt,
+        "metaKey": meta,
+        "repeat": False,
+        "location": 0,
+        "target": {"tagName": "DIV"},
+    }
 
 
 def send(events: ipyevents.Event, *dicts: dict) -> None:
@@ -25,10 +42,21 @@ def send(events: ipyevents.Event, *dicts: dict) -> None:
         events._handle_mouse_msg(events, d, [])
 
 
-@pytest.mark.parametrize("spec, want", [
-    ("3", "3"), ("U", "u"), ("Ctrl+Z", "ctrl+z"), ("shift+ctrl+z", "ctrl+shift+z"), ("cmd+z", "ctrl+z"),
-    ("ArrowRight", "arrowright"), ("right", "arrowright"), (" ", "space"), ("shift+1", "1"), ("ctrl++", "ctrl++"),
-])
+@pytest.mark.parametrize(
+    "spec, want",
+    [
+        ("3", "3"),
+        ("U", "u"),
+        ("Ctrl+Z", "ctrl+z"),
+        ("shift+ctrl+z", "ctrl+shift+z"),
+        ("cmd+z", "ctrl+z"),
+        ("ArrowRight", "arrowright"),
+        ("right", "arrowright"),
+        (" ", "space"),
+        ("shift+1", "1"),
+        ("ctrl++", "ctrl++"),
+    ],
+)
 def test_normalize_key(spec, want):
     assert normalize_key(spec) == want
 

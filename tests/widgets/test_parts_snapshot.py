@@ -1,4 +1,5 @@
 """The static snapshot in each widget's rich display (``FailWidget._repr_mimebundle_``)."""
+
 from __future__ import annotations
 
 import sys
@@ -8,7 +9,12 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 from failwidgets.widgets.parts import snapshot
-from failwidgets.widgets.parts.snapshot import COLAB_FIX, SNAPSHOT_ENV, WIDGET_VIEW_MIME, snapshot_html
+from failwidgets.widgets.parts.snapshot import (
+    COLAB_FIX,
+    SNAPSHOT_ENV,
+    WIDGET_VIEW_MIME,
+    snapshot_html,
+)
 from tests.browser._builders import CLASS_NAMES, N_PAIRS, build
 
 # widget -> (class name in the note, a text of its initial view)
@@ -79,6 +85,7 @@ def test_snapshot_can_be_turned_off_and_closed_widgets_have_no_display(monkeypat
 def test_a_failing_snapshot_does_not_break_the_display(monkeypatch):
     w = build("tree_browser")
     try:
+
         def broken(_w):
             raise RuntimeError("planted")
 

@@ -1,4 +1,5 @@
 """parts.sync: the echo guard, hold_all_sync (one message per widget), rejected values and LoggedLink."""
+
 import bqplot as bq
 import ipywidgets as W
 import pytest

@@ -1,4 +1,5 @@
 """Thumbnails and heat-map overlays: hand-computed pixels, formats and the cache."""
+
 import io
 
 import numpy as np
@@ -24,13 +25,13 @@ def _decode(data: bytes) -> PILImage.Image:
 
 def test_float_tensor_and_uint8_inputs_agree():
     t = torch.zeros(2, 3, 4, 5)
-    t[0, 0] = 1.0          # image 0 pure red
-    t[1, 2, :, :2] = 0.5   # image 1 half-blue on the left two columns
+    t[0, 0] = 1.0  # image 0 pure red
+    t[1, 2, :, :2] = 0.5  # image 1 half-blue on the left two columns
     out = to_uint8_images(t)
     assert len(out) == 2 and out[0].shape == (4, 5, 3) and out[0].dtype == np.uint8
     assert (out[0][..., 0] == 255).all() and (out[0][..., 1:] == 0).all()
-    assert out[1][0, 0, 2] == 128 and out[1][0, 4, 2] == 0   # round(0.5 * 255) = 128
-    again = to_uint8_images(np.stack(out))                   # uint8 (N, H, W, 3) passes through
+    assert out[1][0, 0, 2] == 128 and out[1][0, 4, 2] == 0  # round(0.5 * 255) = 128
+    again = to_uint8_images(np.stack(out))  # uint8 (N, H, W, 3) passes through
     assert np.array_equal(again[1], out[1])
 
 
@@ -61,8 +62,9 @@ def test_resize_map_bilinear_matches_hand_values():
 
 def test_resize_map_upsampling_matches_torch_interpolate():
     m = np.random.default_rng(0).random((7, 5)).astype(np.float32)
-    ref = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=(56, 40), mode="bilinear",
-                                          align_corners=False)[0, 0].numpy()
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(m)[None, None], size=(56, 40), mode="bilinear", align_corners=False
+    )[0, 0].numpy()
     assert np.allclose(resize_map(m, (56, 40)), ref, atol=1e-5)
 
 
@@ -77,8 +79,8 @@ def test_normalize_map_unsigned_and_signed():
 def test_signed_overlay_positive_red_negative_blue_zero_untouched():
     img = np.full((4, 4, 3), 100, np.uint8)
     heat = np.zeros((4, 4))
-    heat[0, 0] = 1.0    # strongest positive
-    heat[3, 3] = -1.0   # strongest negative
+    heat[0, 0] = 1.0  # strongest positive
+    heat[3, 3] = -1.0  # strongest negative
     out = overlay_heatmap(img, heat, signed=True, alpha=0.5)
     # weight alpha*|v| = 0.5: red channel 0.5*100 + 0.5*255 = 177.5 -> 178; others 50
     assert tuple(out[0, 0]) == (178, 50, 50)

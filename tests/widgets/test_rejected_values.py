@@ -8,6 +8,7 @@ previous value. The rows are the probe's table of rejected values (its TreeBrows
 The last column records what the probe found (the value stayed after the error: 21 of 26 rows). The
 traits now validate before they change (typed traits and ``@validate``), so every row must pass.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,6 +19,7 @@ import pytest
 import traitlets
 
 from tests.test_reliability import CTX, _annotator, _tree
+
 
 def _slider(tmp_path):
     return CTX.slider(tmp_path)
@@ -46,10 +48,10 @@ ROWS = [
     ("DirectionSlider", _slider, "decoder", "unclip", True),
     ("DirectionSlider", _slider, "mode", 7, True),
     ("DirectionSlider", _slider, "class_index", "1", False),
-    ("TreeBrowser", _browser, "class_index", 99, True),     # probe case 194
-    ("TreeBrowser", _browser, "class_index", -1, True),     # probe case 195
+    ("TreeBrowser", _browser, "class_index", 99, True),  # probe case 194
+    ("TreeBrowser", _browser, "class_index", -1, True),  # probe case 195
     ("TreeBrowser", _browser, "selected_node", 999, True),
-    ("TreeBrowser", _browser, "grouping", "foo", True),     # probe case 197
+    ("TreeBrowser", _browser, "grouping", "foo", True),  # probe case 197
     ("TreeBrowser", _browser, "tau", 5.0, True),
     ("TreeBrowser", _browser, "delta", float("nan"), True),  # probe case 199
     ("TreeBrowser", _browser, "k", 1_000_000, True),

@@ -1,4 +1,5 @@
 """RelationshipAnnotator driven like a user: buttons, hotkeys, matrix clicks, filters, files, state."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,7 @@ def data():
 @pytest.fixture
 def widget(data):
     miner, grads, attrs, images = data
-    w = RelationshipAnnotator(miner, images=images[:8], gradients=grads[:8], example_attributes=attrs[:8],
-                              n_examples=3)
+    w = RelationshipAnnotator(miner, images=images[:8], gradients=grads[:8], example_attributes=attrs[:8], n_examples=3)
     yield w
     w.close()
 
@@ -209,9 +209,9 @@ def test_rejects_unfitted_miner_and_bad_pair(data):
 
 
 def test_from_model_computes_example_heat_maps():
-    from tests.methods.test_relations import _tiny_model
-
     import torch
+
+    from tests.methods.test_relations import _tiny_model
 
     model = _tiny_model()
     x = torch.rand(12, 3, 8, 8)
@@ -246,8 +246,11 @@ def test_from_demo_builds_a_working_widget_and_reuses_the_cache():
     assert w.diagnosis is not None and len(w.diagnosis.pairs) == w.graph.n_pairs
     # the suite shares one cache directory: look only at entries for this test's data
     data_id = f"{demo.world.fingerprint}/train[:120]"
-    entries = [e for e in demo.cache.entries()
-               if e.parts.get("what") == "zhang2018_relations" and e.parts.get("data") == data_id]
+    entries = [
+        e
+        for e in demo.cache.entries()
+        if e.parts.get("what") == "zhang2018_relations" and e.parts.get("data") == data_id
+    ]
     assert len(entries) == 1 and entries[0].parts["layer"] == "conv3"
     # an interaction updates the view: select the planted pair, relabel it, undo
     i, j = sorted((names.index("striped"), names.index("large")))
@@ -272,7 +275,10 @@ def test_from_demo_builds_a_working_widget_and_reuses_the_cache():
         w2 = RelationshipAnnotator.from_demo(demo, graph=None, **kwargs)
         warm = time.perf_counter() - start
     assert len(w2.graph) == 0 and w2.diagnosis is None
-    assert [e.key for e in demo.cache.entries()
-            if e.parts.get("what") == "zhang2018_relations" and e.parts.get("data") == data_id] == [entries[0].key]
+    assert [
+        e.key
+        for e in demo.cache.entries()
+        if e.parts.get("what") == "zhang2018_relations" and e.parts.get("data") == data_id
+    ] == [entries[0].key]
     print(f"from_demo cold {cold:.1f} s, warm {warm:.1f} s")
     w2.close()

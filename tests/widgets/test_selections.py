@@ -1,10 +1,10 @@
 """Selections everywhere: each method widget publishes its pick as ``.selection`` (with a frame), accepts
 one from Python (its examples then stay inside it), and ``failwidgets.link`` joins it to a FailureMap."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import failwidgets
 from failwidgets.widgets.failure_map import FailureMap
@@ -12,8 +12,7 @@ from failwidgets.widgets.failure_map import FailureMap
 
 def _map(labels, preds, images=None):
     rng = np.random.default_rng(0)
-    return FailureMap(labels=labels, preds=preds, images=images, xy=rng.normal(size=(len(labels), 2)),
-                      backend="bqplot")
+    return FailureMap(labels=labels, preds=preds, images=images, xy=rng.normal(size=(len(labels), 2)), backend="bqplot")
 
 
 # ------------------------------------------------------------------------------------------ TreeBrowser
@@ -22,15 +21,17 @@ def test_tree_leaf_lights_up_on_the_map_and_a_lasso_filters_its_samples():
     from tests.widgets.test_tree_browser import _data
 
     x, labels, preds, imgs = _data(0)
-    tree = TreeBrowser.from_arrays(x, labels, preds, images=imgs, class_names=["a", "b", "c"], k=5, class_index=1, n_samples=50)
+    tree = TreeBrowser.from_arrays(
+        x, labels, preds, images=imgs, class_names=["a", "b", "c"], k=5, class_index=1, n_samples=50
+    )
     fmap = _map(labels, preds, imgs)
     try:
         failwidgets.link(fmap, tree)
         leaf = int(tree.result.fit.nodes.query("is_leaf")["ER"].idxmax())
-        tree.selected_node = leaf                                  # a click on the leaf
+        tree.selected_node = leaf  # a click on the leaf
         members = tree.node_members(leaf)
         assert members.size and sorted(tree.selection) == sorted(members.tolist())
-        assert sorted(fmap.selection) == sorted(members.tolist())   # lit up on the map
+        assert sorted(fmap.selection) == sorted(members.tolist())  # lit up on the map
         assert fmap.last_evidence.n_inside == members.size
         frame = tree.selection_frame()
         assert set(frame.columns) >= {"index", "label", "prediction", "error", "leaf"}
@@ -62,7 +63,9 @@ def _slider():
     X[minority, 3] += 3.0
     err = (rng.random(360) < np.where(minority, 0.8, 0.03)) & (labels != 1)
     preds = np.where(err, (labels + 1) % 3, labels)
-    fd = FailureDirections(max_modes=1, progress=False, n_permutations=0).fit(X, labels, preds, rng.normal(size=(500, 16)))
+    fd = FailureDirections(max_modes=1, progress=False, n_permutations=0).fit(
+        X, labels, preds, rng.normal(size=(500, 16))
+    )
     images = np.zeros((360, 8, 8, 3), np.uint8)
     return DirectionSlider(fd, images, X, labels, preds, class_names=["x", "y", "z"]), labels, preds, images
 
@@ -83,7 +86,7 @@ def test_direction_flagged_set_lights_up_and_a_selection_limits_the_hardest():
         fmap.selection = inside.tolist()
         assert set(slider.hard_grid.tile_keys) <= set(inside.tolist())
         assert set(slider.easy_grid.tile_keys) <= set(inside.tolist())
-        slider.class_index = 0                                     # the limit stays while browsing
+        slider.class_index = 0  # the limit stays while browsing
         assert slider.hard_grid.tile_keys == [] or set(slider.hard_grid.tile_keys) <= set(inside.tolist())
     finally:
         slider.close()
@@ -101,8 +104,9 @@ def test_filter_qualified_images_light_up_and_a_selection_limits_the_top_images(
     words = list(COLOURS) + ["grass", "sand"]
     space = WordSpace(words, rng.normal(size=(len(words), 16)), name="planted")
     images, masks, _ = colour_world(40, seed=5, bias=True)
-    lav = LaViSE(space, lr=3e-2, epochs=5, batch_size=128, p=6, s=2, quantile=0.05,
-                 progress=False).fit_model(ColourNet().eval(), images, "features", masks)
+    lav = LaViSE(space, lr=3e-2, epochs=5, batch_size=128, p=6, s=2, quantile=0.05, progress=False).fit_model(
+        ColourNet().eval(), images, "features", masks
+    )
     ex = lav.explain(images, methods=("attention",))
     n = ex.max_activations.shape[0]
     w = FilterWordExplorer(ex, images)
@@ -116,7 +120,7 @@ def test_filter_qualified_images_light_up_and_a_selection_limits_the_top_images(
         assert np.array_equal(np.sort(w.selection), q) and np.array_equal(np.sort(fmap.selection), q)
         frame = w.selection_frame()
         assert (frame["activation"] > ex.thresholds[u]).all()
-        assert "label" in frame and "prediction" in frame            # shared from the map by link
+        assert "label" in frame and "prediction" in frame  # shared from the map by link
         top = ex.top_images[ex.row(u)]
         fmap.selection = top[:2].tolist()
         assert set(w.grid.tile_keys) == set(top[:2].tolist())
@@ -181,7 +185,7 @@ class AxisEncoder:
 def test_slider_hypothesis_box_and_caption_evidence_on_heldout_data():
     slider, _, _, _ = _slider()
     slider.captions = lambda c, m: {"failure": [("axis 3", -1.2), ("axis 5", -0.3)], "easy": []}
-    rng = np.random.default_rng(7)                 # held-out draw of the same planted world
+    rng = np.random.default_rng(7)  # held-out draw of the same planted world
     labels = np.repeat(np.arange(3), 200)
     X = rng.normal(size=(600, 16))
     X[np.arange(600), 8 + labels] += 3.0
@@ -198,11 +202,11 @@ def test_slider_hypothesis_box_and_caption_evidence_on_heldout_data():
         assert planted.error_inside > planted.error_outside + 0.4 and planted.p_value < 1e-6
         assert other.p_value > 1e-3
         assert "axis 3" in slider.caption_evidence_html.value
-        slider.hypothesis_box.value = "axis 3"          # typing a hypothesis
+        slider.hypothesis_box.value = "axis 3"  # typing a hypothesis
         res = slider.last_hypothesis
         assert res.class_index == 0 and res.evidence.significant()
         assert "inside" in slider.hypothesis_html.value and "outside" in slider.hypothesis_html.value
-        slider.class_index = 2                          # captions re-checked for the new class
+        slider.class_index = 2  # captions re-checked for the new class
         assert slider.caption_evidence_html.value and slider.caption_hypotheses().iloc[0].p_value < 1e-6
     finally:
         slider.close()

@@ -1,4 +1,5 @@
 """Widgets over an image source decode only the images they show."""
+
 import os
 
 import numpy as np

@@ -1,4 +1,5 @@
 """TreeBrowser: plain-pytest state tests (set traits, click buttons, set bqplot ``selected``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,9 @@ def _data(seed=0, n=300, d=30):
 def browser():
     x, labels, preds, imgs = _data(0)
     hx, hl, hp, _ = _data(1)
-    w = TreeBrowser.from_arrays(x, labels, preds, images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"],
-                    k=5, class_index=1)
+    w = TreeBrowser.from_arrays(
+        x, labels, preds, images=imgs, heldout=(hx, hl, hp), class_names=["a", "b", "c"], k=5, class_index=1
+    )
     yield w
     w.close()
 
@@ -162,8 +164,18 @@ def test_visualise_feature_shows_top_images_heat_maps_and_attacks():
     feats = extract_features(model, imgs, "pool", progress=False)
     labels = np.zeros(n, dtype=np.int64)
     preds = np.where((feats[:, 0] < np.median(feats[:, 0])) & (rng.random(n) < 0.8), 1, 0)  # low red fails
-    w = TreeBrowser.from_arrays(feats, labels, preds, images=imgs, class_names=["x", "y"], k=3, feature_model=model,
-                    feature_layer="pool", conv_layer="conv", attack_steps=30)
+    w = TreeBrowser.from_arrays(
+        feats,
+        labels,
+        preds,
+        images=imgs,
+        class_names=["x", "y"],
+        k=3,
+        feature_model=model,
+        feature_layer="pool",
+        conv_layer="conv",
+        attack_steps=30,
+    )
     try:
         assert w.result.fit.nodes.loc[0, "feature"] == 0
         w.nodes_mark.selected = [1]
@@ -178,7 +190,6 @@ def test_visualise_feature_shows_top_images_heat_maps_and_attacks():
         w.close()
 
 
-
 @pytest.mark.slow
 def test_from_demo_builds_a_working_browser_and_clicks_update_it():
     from failwidgets.demo import load
@@ -188,8 +199,11 @@ def test_from_demo_builds_a_working_browser_and_clicks_update_it():
     try:
         # robust penultimate features of the first val images, the target's predictions, world classes
         assert w.features.shape == (600, demo.robust.feature_dim)
-        np.testing.assert_allclose(w.features[:4], extract_features(demo.robust, demo.world["val"].images[:4],
-                                                                    "features", progress=False), atol=1e-4)
+        np.testing.assert_allclose(
+            w.features[:4],
+            extract_features(demo.robust, demo.world["val"].images[:4], "features", progress=False),
+            atol=1e-4,
+        )
         np.testing.assert_array_equal(w.preds, demo.predictions("val", progress=False)[:600])
         np.testing.assert_array_equal(w.labels, demo.world["val"].labels[:600])
         np.testing.assert_array_equal(w.heldout[2], demo.predictions("test", progress=False)[:600])
@@ -238,7 +252,7 @@ def test_named_rules_and_leaf_evidence(browser):
     names = {9: FeatureName(9, ("snow", "white"), (0.3, 0.2), 0.9, np.arange(3))}
     w.feature_names = names
     w.selected_node = 1
-    assert 'feature[9] &quot;snow, white&quot; &lt;=' in w.node_html.value
+    assert "feature[9] &quot;snow, white&quot; &lt;=" in w.node_html.value
     assert 'feature[9] "snow, white" (confidence 0.90)' in w.feature_html.value
     assert 'When feature[9] "snow, white" <=' in w.rules_text()
     assert w.rules_frame()["rule"].str.startswith('feature[9] "snow, white" <=').all()
@@ -250,8 +264,10 @@ def test_named_rules_and_leaf_evidence(browser):
     want = slice_evidence(inside, is_failure(hl[idx], hp[idx]))
     assert ev == want and ev.n_inside == int(w.result.heldout.nodes.loc[1, "size"])
     assert ev.rate_inside > ev.rate_outside and ev.p_value < 0.01
-    assert f"covers {int(w.result.fit.nodes.loc[1, 'size'])} of {len(w.result.fit_indices)} b fit images" \
+    assert (
+        f"covers {int(w.result.fit.nodes.loc[1, 'size'])} of {len(w.result.fit_indices)} b fit images"
         in w.node_html.value
+    )
     assert ev.summary("images") in w.node_evidence_text(1)
 
 

@@ -1,4 +1,5 @@
 """Validation of the world's configuration: bad configs fail early with messages naming the argument."""
+
 import math
 
 import pytest

@@ -3,6 +3,7 @@
 Tolerances are Z standard errors of a binomial proportion, sqrt(p (1 - p) / n), with Z = 4.5 (a false
 alarm about once in 150 000 checks); the draws are seeded, so the tests are deterministic anyway.
 """
+
 import numpy as np
 import pytest
 

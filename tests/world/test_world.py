@@ -1,4 +1,5 @@
 """Images, masks, captions, attributes, determinism and the torch view of the world."""
+
 import re
 
 import numpy as np
@@ -155,7 +156,9 @@ def test_concept_masks(world):
     assert np.array_equal(s.concept_masks("stripes"), stripes)
     assert np.array_equal(s.concept_masks("circle"), obj & (s.labels == 0)[:, None, None])
     blue = s.concept_masks("blue")
-    assert not (blue & stripes).any() and np.array_equal(blue | (stripes & (s.factors["colour"] == 2)[:, None, None]), obj & (s.factors["colour"] == 2)[:, None, None])
+    assert not (blue & stripes).any() and np.array_equal(
+        blue | (stripes & (s.factors["colour"] == 2)[:, None, None]), obj & (s.factors["colour"] == 2)[:, None, None]
+    )
     assert np.array_equal(s.concept_masks("large", [3, 4]), s.concept_masks("large")[[3, 4]])
     with pytest.raises(ValueError, match="concept: expected one of"):
         s.concept_masks("sky")

@@ -5,6 +5,7 @@ widget's constructor (or of the factory named by the widget), plus an ``"extras"
 the widget carries afterwards (``demo`` and what was computed on the way). :func:`build_widget` turns
 that into the widget, so each ``from_demo`` is two lines.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -10,6 +10,7 @@ The demo's models and cached per-split outputs supply everything Barlow needs:
 Trees are fitted on the validation split (its backgrounds no longer follow the shapes, so a model that
 learned the training split's shape -> background shortcut fails there) and reported on the test split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ def background_plant(demo) -> dict:
     return demo.world.find_plant(("shape", "background"), kind="correlation")
 
 
-def demo_split(demo, split: str = "val", *, features: str = "robust", n_images: int | None = None,
-               progress: bool = False) -> DemoSplit:
+def demo_split(
+    demo, split: str = "val", *, features: str = "robust", n_images: int | None = None, progress: bool = False
+) -> DemoSplit:
     """Features, labels, target predictions, images and the planted-minority mask of a demo split.
 
     Parameters
@@ -73,12 +75,19 @@ def demo_split(demo, split: str = "val", *, features: str = "robust", n_images: 
     feats = demo.embeddings(split, features, progress=progress)[:n]
     preds = demo.predictions(split, progress=progress)[:n]
     minority = demo.world.minority_mask(background_plant(demo), split)[:n]
-    return DemoSplit(split, np.asarray(feats, dtype=np.float32), np.asarray(data.labels[:n]), np.asarray(preds),
-                     data.images[:n], minority)
+    return DemoSplit(
+        split,
+        np.asarray(feats, dtype=np.float32),
+        np.asarray(data.labels[:n]),
+        np.asarray(preds),
+        data.images[:n],
+        minority,
+    )
 
 
-def demo_class_trees(fit: DemoSplit, heldout: DemoSplit | None = None, *, grouping: str = "label",
-                     **tree_params: Any) -> dict[int, ClassTree | str]:
+def demo_class_trees(
+    fit: DemoSplit, heldout: DemoSplit | None = None, *, grouping: str = "label", **tree_params: Any
+) -> dict[int, ClassTree | str]:
     """A :class:`ClassTree` for every class of the world, or the reason there is none.
 
     Parameters
@@ -95,16 +104,34 @@ def demo_class_trees(fit: DemoSplit, heldout: DemoSplit | None = None, *, groupi
     out: dict[int, ClassTree | str] = {}
     for c in np.unique(np.concatenate([fit.labels, fit.preds])):
         try:
-            out[int(c)] = fit_class_tree(fit.features, fit.labels, fit.preds, int(c), grouping=grouping,
-                                         heldout=None if heldout is None else heldout.heldout, **tree_params)
+            out[int(c)] = fit_class_tree(
+                fit.features,
+                fit.labels,
+                fit.preds,
+                int(c),
+                grouping=grouping,
+                heldout=None if heldout is None else heldout.heldout,
+                **tree_params,
+            )
         except ValueError as exc:
             out[int(c)] = str(exc)
     return out
 
 
-def widget_inputs(demo, *, small: bool, features: str = "robust", fit_split: str = "val",
-                  heldout_split: str = "test", n_images: int | None = None, class_index: int | None = None,
-                  grouping: str = "label", max_depth: int = 1, k: int = 20, progress: bool = False) -> dict:
+def widget_inputs(
+    demo,
+    *,
+    small: bool,
+    features: str = "robust",
+    fit_split: str = "val",
+    heldout_split: str = "test",
+    n_images: int | None = None,
+    class_index: int | None = None,
+    grouping: str = "label",
+    max_depth: int = 1,
+    k: int = 20,
+    progress: bool = False,
+) -> dict:
     """Keyword arguments of :class:`~failwidgets.widgets.TreeBrowser` on the demo world.
 
     Parameters
@@ -137,9 +164,22 @@ def widget_inputs(demo, *, small: bool, features: str = "robust", fit_split: str
 
     vl = demo.embeddings(fit_split, "vl", progress=progress)[: len(fit.labels)]
     names = name_features_with_encoder(fit.features, vl, demo.vl, demo.world.concepts)
-    return {"features": fit.features, "labels": fit.labels, "preds": fit.preds, "images": fit.images,
-            "heldout": held.heldout, "class_names": demo.world.class_names,
-            "feature_model": getattr(demo, model_attr), "feature_layer": layer, "conv_layer": conv,
-            "class_index": int(class_index), "grouping": grouping, "max_depth": max_depth, "k": k,
-            "attack_steps": 50 if small else 200, "cache": demo.cache, "feature_names": names,
-            "extras": {"demo": demo, "fit_data": fit, "heldout_data": held}}
+    return {
+        "features": fit.features,
+        "labels": fit.labels,
+        "preds": fit.preds,
+        "images": fit.images,
+        "heldout": held.heldout,
+        "class_names": demo.world.class_names,
+        "feature_model": getattr(demo, model_attr),
+        "feature_layer": layer,
+        "conv_layer": conv,
+        "class_index": int(class_index),
+        "grouping": grouping,
+        "max_depth": max_depth,
+        "k": k,
+        "attack_steps": 50 if small else 200,
+        "cache": demo.cache,
+        "feature_names": names,
+        "extras": {"demo": demo, "fit_data": fit, "heldout_data": held},
+    }

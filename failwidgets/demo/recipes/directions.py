@@ -13,19 +13,18 @@ the world they were computed for, and the command that reproduces them.
 statistics through the demo's :class:`~failwidgets.compute.EmbeddingCache` (keyed by the encoder
 identity, the world fingerprint and the split), so a retrained encoder never reads stale numbers.
 """
+
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-
-__all__ = ['whitening', 'demo_captions', 'demo_vocabulary', 'widget_inputs']
+__all__ = ["whitening", "demo_captions", "demo_vocabulary", "widget_inputs"]
 
 
 _REPRODUCE = "python -m failwidgets.demo.training.directions --out failwidgets/demo/weights"
@@ -42,15 +41,20 @@ def _fingerprints(demo: Any) -> dict:
 
 
 def _computed(demo: Any, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    from failwidgets.methods.directions import whitening_stats
-
     from failwidgets.compute import cached
+    from failwidgets.methods.directions import whitening_stats
 
     def compute() -> np.ndarray:
         return np.stack(whitening_stats(demo.embeddings("train", progress=progress)))
 
-    stats = cached(demo.cache, compute, what="directions_whitening", encoder=demo.vl.identity(),
-                   world=demo.world.fingerprint, split="train")
+    stats = cached(
+        demo.cache,
+        compute,
+        what="directions_whitening",
+        encoder=demo.vl.identity(),
+        world=demo.world.fingerprint,
+        split="train",
+    )
     return stats[0].astype(np.float64), stats[1].astype(np.float64)
 
 
@@ -106,13 +110,23 @@ def demo_vocabulary() -> dict:
     from failwidgets.world import FACTOR_VALUES
 
     adjectives = [None, *FACTOR_VALUES["colour"], *FACTOR_VALUES["size"], *FACTOR_VALUES["texture"]]
-    phrases = [None, *(f"on {b}" for b in FACTOR_VALUES["background"]),
-               *(f"on the {p}" for p in FACTOR_VALUES["position"])]
+    phrases = [
+        None,
+        *(f"on {b}" for b in FACTOR_VALUES["background"]),
+        *(f"on the {p}" for p in FACTOR_VALUES["position"]),
+    ]
     return {"adjectives": adjectives, "phrases": phrases}
 
 
-def widget_inputs(demo: Any, *, small: bool, reference: str = "caption", max_modes: int | None = None,
-                  n_permutations: int | None = None, progress: bool = False) -> dict:
+def widget_inputs(
+    demo: Any,
+    *,
+    small: bool,
+    reference: str = "caption",
+    max_modes: int | None = None,
+    n_permutations: int | None = None,
+    progress: bool = False,
+) -> dict:
     """Keyword arguments of :class:`~failwidgets.widgets.DirectionSlider` on the demo world.
 
     Fits :class:`~failwidgets.methods.directions.FailureDirections` with the paper's defaults on the
@@ -141,9 +155,11 @@ def widget_inputs(demo: Any, *, small: bool, reference: str = "caption", max_mod
     emb = demo.embeddings("val", progress=progress)
     preds = demo.predictions("val", progress=progress)
     names = demo.world.class_names
-    fd = FailureDirections(max_modes=(1 if small else 3) if max_modes is None else max_modes,
-                           n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
-                           progress=progress)
+    fd = FailureDirections(
+        max_modes=(1 if small else 3) if max_modes is None else max_modes,
+        n_permutations=(20 if small else 30) if n_permutations is None else n_permutations,
+        progress=progress,
+    )
     fd.fit(emb, val.labels, preds, n_classes=len(names), whitening=whitening(demo, progress=progress))
     caps, cap_emb, refs = demo_captions(demo)
 
@@ -152,14 +168,29 @@ def widget_inputs(demo: Any, *, small: bool, reference: str = "caption", max_mod
 
     bank = val if small else demo.world["pool"]
     bank_emb = emb if small else demo.embeddings("pool", progress=progress)
-    decoders = {"retrieval": RetrievalDecoder(bank_emb, bank.images, labels=bank.labels),
-                "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05)}
-    return {"method": fd, "images": val.images, "embeddings": emb, "labels": val.labels, "preds": preds,
-            "class_names": names, "captions": captions,
-            "reference_embeddings": refs if reference == "caption" else None, "decoders": decoders,
-            # caption evidence: the VL text side and the test split (held out)
-            "caption_embedder": demo.text_embeddings,
-            "heldout": (demo.embeddings("test", progress=progress), demo.world["test"].labels,
-                        demo.predictions("test", progress=progress)),
-            "extras": {"demo": demo,
-                       "caption_data": {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs}}}
+    decoders = {
+        "retrieval": RetrievalDecoder(bank_emb, bank.images, labels=bank.labels),
+        "generator": GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim, jitter=0.05),
+    }
+    return {
+        "method": fd,
+        "images": val.images,
+        "embeddings": emb,
+        "labels": val.labels,
+        "preds": preds,
+        "class_names": names,
+        "captions": captions,
+        "reference_embeddings": refs if reference == "caption" else None,
+        "decoders": decoders,
+        # caption evidence: the VL text side and the test split (held out)
+        "caption_embedder": demo.text_embeddings,
+        "heldout": (
+            demo.embeddings("test", progress=progress),
+            demo.world["test"].labels,
+            demo.predictions("test", progress=progress),
+        ),
+        "extras": {
+            "demo": demo,
+            "caption_data": {"captions": caps, "caption_embeddings": cap_emb, "reference_embeddings": refs},
+        },
+    }

@@ -17,12 +17,11 @@ reads a stale head.
 This module holds what :meth:`FilterWordExplorer.from_demo` needs at run time (loading the shipped head);
 :mod:`failwidgets.demo.training.lavise` trains and writes it.
 """
+
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,17 +30,35 @@ import numpy as np
 
 from failwidgets._validation import check_choice
 
-
-__all__ = ['LAYER', 'explainer_params', 'word_space', 'feature_data_id', 'load_explainer', 'demo_features',
-           'widget_inputs', 'group_labels']
+__all__ = [
+    "LAYER",
+    "explainer_params",
+    "word_space",
+    "feature_data_id",
+    "load_explainer",
+    "demo_features",
+    "widget_inputs",
+    "group_labels",
+]
 
 
 #: The explained layer: the demo target's last conv map (N, 128, 8, 8).
 LAYER = "conv4"
 
 
-_PARAMS = dict(holdout_fraction=0.3, margin=1.0, lr=1e-3, epochs=30, batch_size=256, dropout=0.1,
-               p=25, s=5, quantile=0.005, iou_threshold=0.04, random_state=0)
+_PARAMS = dict(
+    holdout_fraction=0.3,
+    margin=1.0,
+    lr=1e-3,
+    epochs=30,
+    batch_size=256,
+    dropout=0.1,
+    p=25,
+    s=5,
+    quantile=0.005,
+    iou_threshold=0.04,
+    random_state=0,
+)
 
 
 def explainer_params(**overrides: Any) -> dict:
@@ -106,8 +123,21 @@ def load_explainer(demo: Any, *, root: str | os.PathLike | None = None, progress
     from failwidgets.methods.lavise import LaViSE
 
     for k in params:
-        check_choice(k, "params", ["p", "s", "quantile", "iou_threshold", "attention_pooling", "feature_batch_size",
-                                   "device", "word_scoring", "prior_pairs"])
+        check_choice(
+            k,
+            "params",
+            [
+                "p",
+                "s",
+                "quantile",
+                "iou_threshold",
+                "attention_pooling",
+                "feature_batch_size",
+                "device",
+                "word_scoring",
+                "prior_pairs",
+            ],
+        )
     _, meta = _files(demo.variant)
     folder = Path(root) if root is not None else _shipped_dir()
     if not (folder / meta).is_file():
@@ -135,9 +165,16 @@ def demo_features(demo: Any, lav: Any, split: str, n: int | None = None, *, prog
     return images, lav.features(images, cache=demo.cache, data_id=feature_data_id(demo, split, n))
 
 
-def widget_inputs(demo: Any, *, small: bool, split: str = "train", n_images: int | None = None,
-                  groups: str | tuple | None = ("shape", "circle", "square"), methods: Sequence[str] | None = None,
-                  progress: bool = False) -> dict:
+def widget_inputs(
+    demo: Any,
+    *,
+    small: bool,
+    split: str = "train",
+    n_images: int | None = None,
+    groups: str | tuple | None = ("shape", "circle", "square"),
+    methods: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict:
     """Keyword arguments of :class:`~failwidgets.widgets.FilterWordExplorer` on the demo world.
 
     Loads the shipped explainer head (:func:`load_explainer`; it is trained here only when the shipped
@@ -181,9 +218,13 @@ def widget_inputs(demo: Any, *, small: bool, split: str = "train", n_images: int
     masks = {c: data.concept_masks(c, idx) for c in demo.world.concepts}
     evaluation = lav.evaluate(ex, masks, ks=(5, 10))
     del masks
-    return {"explanations": evaluation.explanations, "images": np.asarray(data.images[:n]),
-            "groups": None if groups is None else group_labels(data, groups, n), "method": lav,
-            "extras": {"demo": demo, "evaluation": evaluation}}
+    return {
+        "explanations": evaluation.explanations,
+        "images": np.asarray(data.images[:n]),
+        "groups": None if groups is None else group_labels(data, groups, n),
+        "method": lav,
+        "extras": {"demo": demo, "evaluation": evaluation},
+    }
 
 
 def group_labels(data: Any, groups: str | tuple, n: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Train and write the demo's LaViSE explainer head: ``python -m failwidgets.demo.training.lavise --out
 failwidgets/demo/weights``. The runtime loader is :func:`failwidgets.demo.recipes.lavise.load_explainer`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,17 @@ import torch
 
 from failwidgets.demo.recipes.lavise import LAYER, _files, _split_data, explainer_params, feature_data_id, word_space
 
-__all__ = ['train_explainer', 'save_explainer', 'main']
+__all__ = ["train_explainer", "save_explainer", "main"]
 
 
-def train_explainer(demo: Any, *, n_images: int | None = None, concepts: Sequence[str] | None = None,
-                    progress: bool = True, **params: Any):
+def train_explainer(
+    demo: Any,
+    *,
+    n_images: int | None = None,
+    concepts: Sequence[str] | None = None,
+    progress: bool = True,
+    **params: Any,
+):
     """Fit the LaViSE explainer on the demo world's training split.
 
     Parameters
@@ -41,8 +48,14 @@ def train_explainer(demo: Any, *, n_images: int | None = None, concepts: Sequenc
     images = split.as_tensor(idx)
     masks = {c: split.concept_masks(c, idx) for c in concepts}
     t = time.perf_counter()
-    lav.fit_model(demo.target, images, LAYER, masks, cache=demo.cache,
-                  data_id=feature_data_id(demo, "train", None if idx is None else len(idx)))
+    lav.fit_model(
+        demo.target,
+        images,
+        LAYER,
+        masks,
+        cache=demo.cache,
+        data_id=feature_data_id(demo, "train", None if idx is None else len(idx)),
+    )
     lav.fit_seconds_ = time.perf_counter() - t
     return lav
 
@@ -52,12 +65,15 @@ def save_explainer(lav: Any, demo: Any, out: str | os.PathLike) -> Path:
     from failwidgets.compute import fingerprint
 
     _, meta = _files(demo.variant)
-    return lav.save(Path(out) / meta, metadata={
-        "variant": demo.variant,
-        "fit_seconds": float(getattr(lav, "fit_seconds_", float("nan"))),
-        "fingerprints": {"target": fingerprint(demo.target), "world": demo.world.fingerprint},
-        "reproduce": f"python -m failwidgets.demo.training.lavise --variant {demo.variant} --out failwidgets/demo/weights",
-    })
+    return lav.save(
+        Path(out) / meta,
+        metadata={
+            "variant": demo.variant,
+            "fit_seconds": float(getattr(lav, "fit_seconds_", float("nan"))),
+            "fingerprints": {"target": fingerprint(demo.target), "world": demo.world.fingerprint},
+            "reproduce": f"python -m failwidgets.demo.training.lavise --variant {demo.variant} --out failwidgets/demo/weights",
+        },
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -68,17 +84,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", default="failwidgets/demo/weights")
     ap.add_argument("--variant", action="append", choices=["default", "control"])
     ap.add_argument("--n-images", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (default 1: the head's small steps ran 15x slower with 2 threads than "
-                         "with 1 on the shared 2-core machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: the head's small steps ran 15x slower with 2 threads than "
+        "with 1 on the shared 2-core machine)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)  # a command-line entry point, not library code
     for variant in args.variant or ["default"]:
         demo = load(variant)
         lav = train_explainer(demo, n_images=args.n_images)
         path = save_explainer(lav, demo, args.out)
-        print(f"{variant}: {lav.n_pairs_} pairs, loss {lav.loss_history_[0]:.3f} -> {lav.loss_history_[-1]:.3f}, "
-              f"{lav.fit_seconds_:.1f} s; held out {lav.heldout_concepts_} -> {path}")
+        print(
+            f"{variant}: {lav.n_pairs_} pairs, loss {lav.loss_history_[0]:.3f} -> {lav.loss_history_[-1]:.3f}, "
+            f"{lav.fit_seconds_:.1f} s; held out {lav.heldout_concepts_} -> {path}"
+        )
 
 
 if __name__ == "__main__":

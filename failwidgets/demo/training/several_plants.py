@@ -10,6 +10,7 @@ top-5 lists on the (unbiased) test split. Nothing is shipped from it; it prints 
 
 Run: ``python -m failwidgets.demo.training.several_plants [--steps 400] [--layer conv3]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,16 +30,37 @@ def several_plants_world(seed: int = 0, image_size: int = 32, n_train: int = 400
     plants = (
         Correlation("texture", "size", tau, {"plain": "small", "striped": "large"}),
         Correlation("colour", "background", tau, {"red": "grass", "green": "sand", "blue": "water", "yellow": "snow"}),
-        Correlation("shape", "position", tau, {"circle": "left", "square": "left", "triangle": "left",
-                                               "cross": "right", "star": "right", "diamond": "right"}),
+        Correlation(
+            "shape",
+            "position",
+            tau,
+            {
+                "circle": "left",
+                "square": "left",
+                "triangle": "left",
+                "cross": "right",
+                "star": "right",
+                "diamond": "right",
+            },
+        ),
     )
-    cfg = WorldConfig(seed=seed, image_size=image_size, n_train=n_train, n_val=16, n_test=n_test, n_pool=16,
-                      correlations=plants)
+    cfg = WorldConfig(
+        seed=seed, image_size=image_size, n_train=n_train, n_val=16, n_test=n_test, n_pool=16, correlations=plants
+    )
     return make_world(cfg)
 
 
-def several_plants_experiment(*, steps: int = 400, epochs: int = 8, layer: str = "conv3", n_mine: int = 1000,
-                              top: int = 5, seed: int = 0, progress: bool = True, world=None) -> dict:
+def several_plants_experiment(
+    *,
+    steps: int = 400,
+    epochs: int = 8,
+    layer: str = "conv3",
+    n_mine: int = 1000,
+    top: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+    world=None,
+) -> dict:
     """Train, mine, diagnose and compare the top-``top`` failure modes with the entropy baseline.
 
     Returns
@@ -59,15 +81,20 @@ def several_plants_experiment(*, steps: int = 400, epochs: int = 8, layer: str =
     train, test = world["train"], world["test"]
     names = list(world.attribute_names)
     with torch.no_grad():
-        logits = torch.cat([model.attributes(test.as_tensor(np.arange(k, min(k + 256, len(test.labels)))))
-                            for k in range(0, len(test.labels), 256)])
+        logits = torch.cat(
+            [
+                model.attributes(test.as_tensor(np.arange(k, min(k + 256, len(test.labels)))))
+                for k in range(0, len(test.labels), 256)
+            ]
+        )
     pred = (logits > 0).float().numpy()
     out["test_class_accuracy"] = float((model(test.as_tensor()).argmax(1).numpy() == test.labels).mean())
     out["test_attribute_accuracy"] = dict(zip(names, np.round((pred == test.attributes).mean(0), 3).tolist()))
     t0 = time.perf_counter()
     n = min(n_mine, len(train.labels))
     miner = RelationMiner(progress=progress, mask_images=256).fit_model(
-        model.attribute_model(), train.images[:n], layer, train.attributes[:n], names)
+        model.attribute_model(), train.images[:n], layer, train.attributes[:n], names
+    )
     out["mine_seconds"] = time.perf_counter() - t0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

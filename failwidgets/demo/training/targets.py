@@ -17,6 +17,7 @@ partly, which is what makes the planted bias visible); robust: 40 steps of 2-ste
 random start) -- too few: its loss stays near chance, see the measured numbers; VL: 120 steps;
 decoder: 60 steps.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,7 +32,6 @@ from tqdm.auto import tqdm
 from failwidgets._io import atomic_write
 from failwidgets._validation import check_positive_int
 from failwidgets.compute import get_device
-
 from failwidgets.demo.attacks import l2_pgd
 from failwidgets.demo.models import DemoVisionLanguageEncoder, EmbeddingDecoder, RobustNet, TargetCNN
 
@@ -45,11 +45,23 @@ ROBUST_EPS = 0.75
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     perm = torch.randperm(n, generator=generator)
     for i in range(0, n, batch_size):
-        yield perm[i:i + batch_size]
+        yield perm[i : i + batch_size]
 
 
-def _loop(model: nn.Module, n: int, *, epochs: int, batch_size: int, lr: float, seed: int,
-          step, progress: bool, desc: str, max_steps: int | None, weight_decay: float = 5e-4):
+def _loop(
+    model: nn.Module,
+    n: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    step,
+    progress: bool,
+    desc: str,
+    max_steps: int | None,
+    weight_decay: float = 5e-4,
+):
     """Shared Adam + one-cycle training loop; ``step(idx, generator) -> loss`` does the model's work.
 
     Returns the number of optimisation steps taken.
@@ -97,9 +109,20 @@ def _start(world, split: str, device, seed: int):
     return dev, s, s.as_tensor().to(dev)
 
 
-def train_target(world, *, split: str = "train", epochs: int = 12, batch_size: int = 64, lr: float = 3e-3,
-                 attribute_weight: float = 1.0, widths=(16, 32, 64, 128), seed: int = 0,
-                 max_steps: int | None = None, device=None, progress: bool = True) -> TargetCNN:
+def train_target(
+    world,
+    *,
+    split: str = "train",
+    epochs: int = 12,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    attribute_weight: float = 1.0,
+    widths=(16, 32, 64, 128),
+    seed: int = 0,
+    max_steps: int | None = None,
+    device=None,
+    progress: bool = True,
+) -> TargetCNN:
     """Train a :class:`TargetCNN` on a world split: cross-entropy on the class (shape) plus binary
     cross-entropy on the attributes. No augmentation (the planted shortcut must stay usable).
 
@@ -126,14 +149,36 @@ def train_target(world, *, split: str = "train", epochs: int = 12, batch_size: i
         logits, attr = model.both(x[idx])
         return F.cross_entropy(logits, y[idx]) + attribute_weight * F.binary_cross_entropy_with_logits(attr, a[idx])
 
-    _loop(model, len(x), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, step=step,
-          progress=progress, desc="train target", max_steps=max_steps)
+    _loop(
+        model,
+        len(x),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        step=step,
+        progress=progress,
+        desc="train target",
+        max_steps=max_steps,
+    )
     return model
 
 
-def train_robust(world, *, split: str = "train", epochs: int = 5, batch_size: int = 64, lr: float = 3e-3,
-                 eps: float = ROBUST_EPS, attack_steps: int = 2, widths=(16, 32, 64), seed: int = 0,
-                 max_steps: int | None = None, device=None, progress: bool = True) -> RobustNet:
+def train_robust(
+    world,
+    *,
+    split: str = "train",
+    epochs: int = 5,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    eps: float = ROBUST_EPS,
+    attack_steps: int = 2,
+    widths=(16, 32, 64),
+    seed: int = 0,
+    max_steps: int | None = None,
+    device=None,
+    progress: bool = True,
+) -> RobustNet:
     """Adversarial training (Madry et al.) of a :class:`RobustNet`: each batch is replaced by its
     L2 PGD adversarial examples (radius ``eps``, ``attack_steps`` steps, random start), generated with
     the model in eval mode, and the model is trained on them with cross-entropy.
@@ -153,14 +198,35 @@ def train_robust(world, *, split: str = "train", epochs: int = 5, batch_size: in
         model.train()
         return F.cross_entropy(model(x_adv), y[idx])
 
-    _loop(model, len(x), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, step=step,
-          progress=progress, desc="train robust (L2 PGD)", max_steps=max_steps)
+    _loop(
+        model,
+        len(x),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        step=step,
+        progress=progress,
+        desc="train robust (L2 PGD)",
+        max_steps=max_steps,
+    )
     return model
 
 
-def train_vl(world, *, split: str = "train", epochs: int = 8, batch_size: int = 64, lr: float = 3e-3,
-             widths=(16, 32, 64, 128), text=None, seed: int = 0, max_steps: int | None = None,
-             device=None, progress: bool = True) -> DemoVisionLanguageEncoder:
+def train_vl(
+    world,
+    *,
+    split: str = "train",
+    epochs: int = 8,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    widths=(16, 32, 64, 128),
+    text=None,
+    seed: int = 0,
+    max_steps: int | None = None,
+    device=None,
+    progress: bool = True,
+) -> DemoVisionLanguageEncoder:
     """Train the image side of a :class:`DemoVisionLanguageEncoder` against its locked text side.
 
     Loss: InfoNCE (CLIP's image-to-text cross-entropy with a learned temperature) where the negatives
@@ -183,14 +249,35 @@ def train_vl(world, *, split: str = "train", epochs: int = 8, batch_size: int = 
         logits = model.logit_scale.exp().clamp(max=100) * model(x[idx]) @ text_emb.T
         return F.cross_entropy(logits, target[idx])
 
-    _loop(model, len(x), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, step=step,
-          progress=progress, desc="train VL image side", max_steps=max_steps, weight_decay=1e-4)
+    _loop(
+        model,
+        len(x),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        step=step,
+        progress=progress,
+        desc="train VL image side",
+        max_steps=max_steps,
+        weight_decay=1e-4,
+    )
     return model
 
 
-def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train", epochs: int = 8,
-                  batch_size: int = 64, lr: float = 2e-3, seed: int = 0, max_steps: int | None = None,
-                  device=None, progress: bool = True) -> EmbeddingDecoder:
+def train_decoder(
+    world,
+    vl: DemoVisionLanguageEncoder,
+    *,
+    split: str = "train",
+    epochs: int = 8,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    max_steps: int | None = None,
+    device=None,
+    progress: bool = True,
+) -> EmbeddingDecoder:
     """Train an :class:`EmbeddingDecoder` to invert the (frozen) VL image embeddings: L1 loss between
     the decoded and the original images.
 
@@ -205,8 +292,19 @@ def train_decoder(world, vl: DemoVisionLanguageEncoder, *, split: str = "train",
     def step(idx, g):
         return F.l1_loss(model(z[idx]), x[idx])
 
-    _loop(model, len(x), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, step=step,
-          progress=progress, desc="train decoder", max_steps=max_steps, weight_decay=0.0)
+    _loop(
+        model,
+        len(x),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        step=step,
+        progress=progress,
+        desc="train decoder",
+        max_steps=max_steps,
+        weight_decay=0.0,
+    )
     return model
 
 
@@ -273,8 +371,15 @@ def demo_worlds() -> dict:
     return {"default": make_world(WorldConfig.demo()), "control": make_world(WorldConfig.control())}
 
 
-def train_models(worlds: dict, names=("target-default", "target-control", "robust", "vl", "decoder"), *,
-                 seed: int = 0, progress: bool = True, vl=None, **overrides) -> tuple[dict, dict]:
+def train_models(
+    worlds: dict,
+    names=("target-default", "target-control", "robust", "vl", "decoder"),
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    vl=None,
+    **overrides,
+) -> tuple[dict, dict]:
     """Train the named demo models with their default settings (``overrides``, e.g. ``max_steps``,
     go to every training function); returns ``(models, info)``.
 
@@ -286,8 +391,10 @@ def train_models(worlds: dict, names=("target-default", "target-control", "robus
         "target-control": (lambda **kw: train_target(worlds["control"], **kw), "control/train"),
         "robust": (lambda **kw: train_robust(balanced, **kw), "control/train"),
         "vl": (lambda **kw: train_vl(balanced, **kw), "control/train"),
-        "decoder": (lambda **kw: train_decoder(balanced, models.get("vl", vl), **kw),
-                    "control/train (VL image embeddings -> images)"),
+        "decoder": (
+            lambda **kw: train_decoder(balanced, models.get("vl", vl), **kw),
+            "control/train (VL image embeddings -> images)",
+        ),
     }
     models, info = {}, {}
     for name in names:
@@ -305,8 +412,16 @@ _KWARGS = {
 }
 
 
-def save_weights(out: str, worlds: dict, models: dict, info: dict, *,
-                 quick: bool = False, n_attack: int = 500, extra: dict | None = None) -> dict:
+def save_weights(
+    out: str,
+    worlds: dict,
+    models: dict,
+    info: dict,
+    *,
+    quick: bool = False,
+    n_attack: int = 500,
+    extra: dict | None = None,
+) -> dict:
     """Write ``<name>.safetensors`` for every model, measure them, and write ``metadata.json``."""
     import json
     import os
@@ -318,24 +433,33 @@ def save_weights(out: str, worlds: dict, models: dict, info: dict, *,
     entries = {}
     for name, model in models.items():
         model.cpu()
-        atomic_write(os.path.join(out, f"{name}.safetensors"),
-                     to_safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
-        entries[name] = {"class": type(model).__name__, "kwargs": _KWARGS[type(model)](model),
-                         "file": f"{name}.safetensors",
-                         "parameters": int(sum(p.numel() for p in model.parameters())), **info[name]}
+        atomic_write(
+            os.path.join(out, f"{name}.safetensors"),
+            to_safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}),
+        )
+        entries[name] = {
+            "class": type(model).__name__,
+            "kwargs": _KWARGS[type(model)](model),
+            "file": f"{name}.safetensors",
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            **info[name],
+        }
     measurements, measure_seconds = _timed(measure, worlds, models, n_attack=n_attack)
     metadata = {
         "format": 1,
-        "worlds": {v: {"config": worlds[v].config.to_dict(), "fingerprint": worlds[v].fingerprint}
-                   for v in worlds},
+        "worlds": {v: {"config": worlds[v].config.to_dict(), "fingerprint": worlds[v].fingerprint} for v in worlds},
         "models": entries,
         "robust_training": {"norm": "L2", "eps": ROBUST_EPS, "attack_steps": 2, "random_start": True},
         "quick": bool(quick),
         "measurements": measurements,
         "measure_seconds": measure_seconds,
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                        "device": str(get_device())},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "device": str(get_device()),
+        },
         **(extra or {}),
     }
     atomic_write(os.path.join(out, "metadata.json"), json.dumps(metadata, indent=1, sort_keys=True, default=str))
@@ -350,16 +474,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", required=True, help="directory for *.safetensors and metadata.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test of the pipeline: 2 optimisation steps per model (useless weights)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test of the pipeline: 2 optimisation steps per model (useless weights)",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     worlds = demo_worlds()
     quick = {"max_steps": 2} if args.quick else {}
     models, info = train_models(worlds, seed=args.seed, progress=not args.no_progress, **quick)
-    return save_weights(args.out, worlds, models, info, quick=args.quick,
-                        n_attack=32 if args.quick else 500,
-                        extra={"total_seconds": round(time.perf_counter() - t0, 1)})
+    return save_weights(
+        args.out,
+        worlds,
+        models,
+        info,
+        quick=args.quick,
+        n_attack=32 if args.quick else 500,
+        extra={"total_seconds": round(time.perf_counter() - t0, 1)},
+    )
 
 
 if __name__ == "__main__":

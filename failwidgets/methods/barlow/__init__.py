@@ -5,45 +5,46 @@ A decision tree on robust features predicts a class's failures; leaves with high
 failure modes (ALER, error coverage, Definitions 1-5).
 """
 
-from failwidgets.methods.barlow.tree import (
-    GROUPINGS,
-    group_mask,
-    TreeReport,
-    BarlowTree,
-    ClassTree,
-    fit_class_tree,
-    extract_features,
+from failwidgets.methods.barlow import attack, metrics, naming, selection, tree, visual
+from failwidgets.methods.barlow.attack import (
+    FeatureAttack,
+    feature_attack,
 )
 from failwidgets.methods.barlow.metrics import (
-    error_rate,
-    error_coverage,
-    importance_value,
     aler,
+    error_coverage,
+    error_rate,
+    importance_value,
     is_valid_failure_mode,
 )
+from failwidgets.methods.barlow.naming import (
+    FeatureName,
+    name_features,
+    name_features_with_encoder,
+    named_rule,
+    named_rules_frame,
+    split_features,
+)
+from failwidgets.methods.barlow.per_class import fit_class_trees
 from failwidgets.methods.barlow.selection import (
     MI_METHODS,
     binned_mutual_info,
     mutual_info,
     select_top_k,
 )
+from failwidgets.methods.barlow.tree import (
+    GROUPINGS,
+    BarlowTree,
+    ClassTree,
+    TreeReport,
+    extract_features,
+    fit_class_tree,
+    group_mask,
+)
 from failwidgets.methods.barlow.visual import (
-    top_activating,
     feature_heatmaps,
+    top_activating,
 )
-from failwidgets.methods.barlow.attack import (
-    FeatureAttack,
-    feature_attack,
-)
-from failwidgets.methods.barlow.naming import (
-    FeatureName,
-    name_features,
-    name_features_with_encoder,
-    split_features,
-    named_rule,
-    named_rules_frame,
-)
-from failwidgets.methods.barlow import tree, metrics, selection, visual, attack, naming
 
 __all__ = [
     "GROUPINGS",
@@ -52,6 +53,7 @@ __all__ = [
     "BarlowTree",
     "ClassTree",
     "fit_class_tree",
+    "fit_class_trees",
     "extract_features",
     "error_rate",
     "error_coverage",

@@ -9,6 +9,7 @@ image the iterate with the highest activation.
 Written here rather than with captum: captum's ``NeuronGradient`` gives the gradient but not the
 activation it comes from, so the plateau test would need a second forward pass per step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,10 @@ class FeatureAttack:
 def _readout(act: torch.Tensor, feature: int, layer: str) -> torch.Tensor:
     """(B,) value of one feature: a column of (B, D), or the spatial mean of a channel of (B, C, h, w)."""
     if act.ndim < 2 or not 0 <= feature < act.shape[1]:
-        raise ValueError(f"feature: expected an index in [0, {act.shape[1] if act.ndim > 1 else 0}) of "
-                         f"layer {layer!r} with output shape {tuple(act.shape)}, got {feature}")
+        raise ValueError(
+            f"feature: expected an index in [0, {act.shape[1] if act.ndim > 1 else 0}) of "
+            f"layer {layer!r} with output shape {tuple(act.shape)}, got {feature}"
+        )
     col = act[:, feature]
     return col.flatten(1).mean(1) if col.ndim > 1 else col
 
@@ -123,8 +126,12 @@ def feature_attack(
         outs = []
         with eval_on(model, device) as dev:
             for sl in iter_batches(len(x), batch_size, progress=progress, desc=f"feature attack {feature}"):
-                outs.append([t.cpu() for t in _attack_batch(
-                    model, x[sl].to(dev), layer, feature, steps, step_size, patience, tol)])
+                outs.append(
+                    [
+                        t.cpu()
+                        for t in _attack_batch(model, x[sl].to(dev), layer, feature, steps, step_size, patience, tol)
+                    ]
+                )
         cat = [torch.cat(parts) for parts in zip(*outs)]
         return {
             "images": cat[0].numpy().astype(np.float32),
@@ -133,6 +140,17 @@ def feature_attack(
             "steps": cat[3].numpy().astype(np.int64),
         }
 
-    out = cached(cache, compute, what="barlow_feature_attack", model=model, layer=layer, feature=feature, images=x,
-                 steps=steps, step_size=step_size, patience=patience, tol=tol)
+    out = cached(
+        cache,
+        compute,
+        what="barlow_feature_attack",
+        model=model,
+        layer=layer,
+        feature=feature,
+        images=x,
+        steps=steps,
+        step_size=step_size,
+        patience=patience,
+        tol=tol,
+    )
     return FeatureAttack(**{k: np.asarray(v) for k, v in out.items()})

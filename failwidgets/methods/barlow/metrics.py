@@ -13,6 +13,7 @@ A leaf is a *valid* failure mode when ``ER > BER + delta`` and ``EC > tau``.
 Every function takes plain counts so that the same code serves the data a tree was fitted on and a
 held-out split. Undefined ratios (empty cluster, no errors in the benchmark) are ``nan``, never 0.
 """
+
 from __future__ import annotations
 
 import numpy as np

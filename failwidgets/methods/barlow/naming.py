@@ -16,6 +16,7 @@ The confidence of a name is the AUROC with which the best word's similarity sepa
 from the others (0.5: no better than chance; 1: every top image is more similar to the word than
 every other image).
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,14 @@ import pandas as pd
 
 from failwidgets._validation import check_array, check_positive_int, check_same_length
 
-__all__ = ["FeatureName", "name_features", "name_features_with_encoder", "split_features", "named_rule",
-           "named_rules_frame"]
+__all__ = [
+    "FeatureName",
+    "name_features",
+    "name_features_with_encoder",
+    "split_features",
+    "named_rule",
+    "named_rules_frame",
+]
 
 _FEATURE = re.compile(r"feature\[(\d+)\]")
 
@@ -67,9 +74,17 @@ def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def name_features(features: Any, image_embeddings: Any, word_embeddings: Any, vocabulary: Sequence[str], *,
-                  feature_indices: Sequence[int] | None = None, n_top: int = 25, max_words: int = 3,
-                  min_ratio: float = 0.5) -> dict[int, FeatureName]:
+def name_features(
+    features: Any,
+    image_embeddings: Any,
+    word_embeddings: Any,
+    vocabulary: Sequence[str],
+    *,
+    feature_indices: Sequence[int] | None = None,
+    n_top: int = 25,
+    max_words: int = 3,
+    min_ratio: float = 0.5,
+) -> dict[int, FeatureName]:
     """Name features by the words their top activating images are specifically similar to.
 
     Parameters
@@ -95,10 +110,14 @@ def name_features(features: Any, image_embeddings: Any, word_embeddings: Any, vo
     max_words = check_positive_int(max_words, "max_words")
     if not (0.0 <= float(min_ratio) <= 1.0):
         raise ValueError(f"min_ratio: expected a fraction in [0, 1], got {min_ratio!r}")
-    idx = np.arange(x.shape[1]) if feature_indices is None else check_array(feature_indices, "feature_indices",
-                                                                            ndim=1, dtype="int")
+    idx = (
+        np.arange(x.shape[1])
+        if feature_indices is None
+        else check_array(feature_indices, "feature_indices", ndim=1, dtype="int")
+    )
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[1]):
         raise ValueError(f"feature_indices: expected indices in [0, {x.shape[1]}), got {idx.min()}..{idx.max()}")
+
     def unit(a):
         return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
@@ -114,13 +133,21 @@ def name_features(features: Any, image_embeddings: Any, word_embeddings: Any, vo
         rest = np.ones(x.shape[0], dtype=bool)
         rest[top] = False
         conf = _auroc(sims[top, order[0]], sims[rest, order[0]]) if keep else float("nan")
-        out[int(f)] = FeatureName(int(f), tuple(vocabulary[i] for i in keep), tuple(float(score[i]) for i in keep),
-                                  conf, top.astype(np.int64))
+        out[int(f)] = FeatureName(
+            int(f), tuple(vocabulary[i] for i in keep), tuple(float(score[i]) for i in keep), conf, top.astype(np.int64)
+        )
     return out
 
 
-def name_features_with_encoder(features: Any, image_embeddings: Any, encoder: Any, vocabulary: Sequence[str], *,
-                               template: str = "{}", **kwargs: Any) -> dict[int, FeatureName]:
+def name_features_with_encoder(
+    features: Any,
+    image_embeddings: Any,
+    encoder: Any,
+    vocabulary: Sequence[str],
+    *,
+    template: str = "{}",
+    **kwargs: Any,
+) -> dict[int, FeatureName]:
     """:func:`name_features` with the word embeddings from ``encoder.encode_texts`` (the ``Encoder``
     protocol of :mod:`failwidgets.compute`); ``template`` wraps each word (e.g. ``"a photo of {}"``)."""
     words = [str(w) for w in vocabulary]

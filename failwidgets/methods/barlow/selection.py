@@ -10,6 +10,7 @@ Two estimators of MI(feature; failure) for every column of a feature matrix:
 - ``"sklearn"``: :func:`sklearn.feature_selection.mutual_info_classif` (the estimator the reference
   notebooks use), kept as an option.
 """
+
 from __future__ import annotations
 
 import numpy as np

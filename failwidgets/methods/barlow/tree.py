@@ -16,6 +16,7 @@ Differences from the reference notebooks (on purpose): feature indices in rules 
 original feature vector (not of the MI-selected subset); internal nodes report their own true ER (not an
 average of their children); every metric is available on held-out data; any model, layer and data set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -34,17 +35,28 @@ from failwidgets._validation import (
     check_positive_int,
     check_same_length,
 )
+from failwidgets.methods._base import CORRECT, ERROR, check_fitted, is_failure
 from failwidgets.methods.barlow.metrics import aler, error_coverage, error_rate, importance_value, is_valid_failure_mode
 from failwidgets.methods.barlow.selection import MI_METHODS, mutual_info, select_top_k
-from failwidgets.methods._base import CORRECT, ERROR, check_fitted, is_failure
 from failwidgets.methods.results import Result
 
 __all__ = ["GROUPINGS", "BarlowTree", "TreeReport", "ClassTree", "group_mask", "fit_class_tree", "extract_features"]
 
 GROUPINGS = ("label", "prediction")
 _NODE_COLUMNS = [
-    "node", "parent", "depth", "is_leaf", "feature", "threshold", "rule",
-    "size", "errors", "ER", "EC", "IV", "valid",
+    "node",
+    "parent",
+    "depth",
+    "is_leaf",
+    "feature",
+    "threshold",
+    "rule",
+    "size",
+    "errors",
+    "ER",
+    "EC",
+    "IV",
+    "valid",
 ]
 
 
@@ -127,7 +139,7 @@ class TreeReport(Result):
         iv = self.leaves["IV"].fillna(-1.0)
         return int(self.leaves["node"].iloc[int(np.argmax(iv.to_numpy()))]) if (iv >= 0).any() else -1
 
-    def with_thresholds(self, delta: float, tau: float) -> "TreeReport":
+    def with_thresholds(self, delta: float, tau: float) -> TreeReport:
         """Same metrics with ``valid`` recomputed for new delta / tau (no refit)."""
         delta = check_in_range(delta, "delta", 0.0, 1.0)
         tau = check_in_range(tau, "tau", 0.0, 1.0)
@@ -225,8 +237,7 @@ class BarlowTree(BaseEstimator):
         check_in_range(self.tau, "tau", 0.0, 1.0)
         check_positive_int(self.min_samples_leaf, "min_samples_leaf")
 
-    def fit_model(self, model, images, layer: str, failures, *, cache=None,
-                  data_id: str | None = None) -> "BarlowTree":
+    def fit_model(self, model, images, layer: str, failures, *, cache=None, data_id: str | None = None) -> BarlowTree:
         """Fit on one group's images: features of ``model`` at ``layer`` (:func:`extract_features`), then :meth:`fit`.
 
         Parameters
@@ -242,11 +253,19 @@ class BarlowTree(BaseEstimator):
         self
         """
         check_positive_int(self.batch_size, "batch_size")
-        feats = extract_features(model, images, layer, batch_size=self.batch_size, device=self.device, cache=cache,
-                                 data_id=data_id, progress=self.progress)
+        feats = extract_features(
+            model,
+            images,
+            layer,
+            batch_size=self.batch_size,
+            device=self.device,
+            cache=cache,
+            data_id=data_id,
+            progress=self.progress,
+        )
         return self.fit(feats, failures)
 
-    def fit(self, features, failures) -> "BarlowTree":
+    def fit(self, features, failures) -> BarlowTree:
         """Fit on one group.
 
         Parameters
@@ -284,9 +303,7 @@ class BarlowTree(BaseEstimator):
     def _check_features(self, features) -> np.ndarray:
         x = check_array(features, "features", ndim=2, dtype="float")
         if x.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"features: expected {self.n_features_in_} columns (as in fit), got {x.shape[1]}"
-            )
+            raise ValueError(f"features: expected {self.n_features_in_} columns (as in fit), got {x.shape[1]}")
         return x
 
     def apply(self, features) -> np.ndarray:
@@ -370,7 +387,9 @@ class BarlowTree(BaseEstimator):
             EC=error_coverage(errors, total_err),
             IV=importance_value(errors, size, total_err),
         )
-        nodes["valid"] = is_leaf & is_valid_failure_mode(nodes["ER"].to_numpy(), nodes["EC"].to_numpy(), ber, self.delta, self.tau)
+        nodes["valid"] = is_leaf & is_valid_failure_mode(
+            nodes["ER"].to_numpy(), nodes["EC"].to_numpy(), ber, self.delta, self.tau
+        )
         return TreeReport(
             nodes=nodes[_NODE_COLUMNS],
             ber=float(ber),
@@ -406,7 +425,7 @@ class ClassTree(Result):
     heldout_indices: np.ndarray | None = None
     tree: BarlowTree | None = field(default=None, compare=False, repr=False)
 
-    def with_thresholds(self, delta: float, tau: float) -> "ClassTree":
+    def with_thresholds(self, delta: float, tau: float) -> ClassTree:
         """Valid failure modes recomputed for new delta / tau on both reports (no refit)."""
         return replace(
             self,
@@ -504,8 +523,19 @@ def extract_features(
     get_module(model, layer)  # a wrong layer name fails before any work, with close matches
 
     def compute() -> np.ndarray:
-        acts = layer_activations(model, images, layer, batch_size=batch_size, device=device, reduce="mean", progress=progress)
+        acts = layer_activations(
+            model, images, layer, batch_size=batch_size, device=device, reduce="mean", progress=progress
+        )
         return acts.reshape(acts.shape[0], -1).numpy().astype(np.float32)
 
-    return np.asarray(cached(cache, compute, what="barlow_features", model=model, layer=layer,
-                             data=data_id if data_id is not None else images), dtype=np.float32)
+    return np.asarray(
+        cached(
+            cache,
+            compute,
+            what="barlow_features",
+            model=model,
+            layer=layer,
+            data=data_id if data_id is not None else images,
+        ),
+        dtype=np.float32,
+    )

@@ -6,6 +6,7 @@ matches the penultimate feature ``j`` only when that feature is the global avera
 in ResNets (``layer4`` -> ``avgpool``). Drawing the maps over the images is the widgets' job
 (``widgets._parts.ImageGrid`` overlays).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,9 +63,7 @@ def feature_heatmaps(
     for sl in iter_batches(len(x), batch_size, progress=progress, desc="heat maps"):
         act = layer_activations(model, x[sl], conv_layer, batch_size=batch_size, device=device, progress=False)
         if act.ndim != 4:
-            raise ValueError(
-                f"conv_layer: expected a (N, C, h, w) map at {conv_layer!r}, got shape {tuple(act.shape)}"
-            )
+            raise ValueError(f"conv_layer: expected a (N, C, h, w) map at {conv_layer!r}, got shape {tuple(act.shape)}")
         if not 0 <= int(feature) < act.shape[1]:
             raise ValueError(f"feature: expected a channel index in [0, {act.shape[1]}), got {feature}")
         m = act[:, int(feature)].float()

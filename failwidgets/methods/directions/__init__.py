@@ -4,42 +4,42 @@ A linear SVM per class in (whitened) vision-language space separates errors from
 its normal is the failure direction, its decision values rank hard and easy images.
 """
 
-from failwidgets.methods.directions.estimator import (
-    STATUS_OK,
-    STATUS_ABSENT,
-    STATUS_NO_ERRORS,
-    STATUS_NO_CORRECT,
-    STATUS_FEW_ERRORS,
-    STATUS_FEW_CORRECT,
-    FailureMode,
-    FailureDirections,
-)
-from failwidgets.methods.directions.geometry import (
-    l2_normalize,
-    whitening_stats,
-    preprocess,
-    slerp,
-    rotate,
-    raw_direction,
-)
+from failwidgets.methods.directions import captions, decoders, estimator, geometry, interventions
 from failwidgets.methods.directions.captions import (
     TEMPLATE,
-    reference_caption,
-    generate_captions,
-    caption_scores,
     caption_members,
+    caption_scores,
+    generate_captions,
+    reference_caption,
 )
 from failwidgets.methods.directions.decoders import (
     Decoder,
-    RetrievalDecoder,
     GeneratorDecoder,
+    RetrievalDecoder,
     UnclipDecoder,
+)
+from failwidgets.methods.directions.estimator import (
+    STATUS_ABSENT,
+    STATUS_FEW_CORRECT,
+    STATUS_FEW_ERRORS,
+    STATUS_NO_CORRECT,
+    STATUS_NO_ERRORS,
+    STATUS_OK,
+    FailureDirections,
+    FailureMode,
+)
+from failwidgets.methods.directions.geometry import (
+    l2_normalize,
+    preprocess,
+    raw_direction,
+    rotate,
+    slerp,
+    whitening_stats,
 )
 from failwidgets.methods.directions.interventions import (
     filter_pool,
     upweight,
 )
-from failwidgets.methods.directions import estimator, geometry, captions, decoders, interventions
 
 __all__ = [
     "STATUS_OK",

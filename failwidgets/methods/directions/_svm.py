@@ -11,6 +11,7 @@ hands sub-blocks of it to libsvm as a precomputed kernel for every (C, fold) fit
 time is estimator cloning and input validation around tiny libsvm calls, which is why we call scikit-learn's
 libsvm binding directly (falling back to the public ``SVC(kernel="precomputed")`` if that binding changes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -92,9 +93,7 @@ def _fit_precomputed(gram: np.ndarray, y: np.ndarray, C: float):
     return svc.support_, svc.dual_coef_[0], float(svc.intercept_[0])
 
 
-def cv_linear_svm(
-    X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits: int = 2, random_state=None
-) -> SVMFit:
+def cv_linear_svm(X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits: int = 2, random_state=None) -> SVMFit:
     """Cross-validated linear SVM, numerically the reference recipe, computed fast.
 
     Parameters
@@ -130,8 +129,15 @@ def _cv_scores(gram: np.ndarray, y: np.ndarray, Cs, n_splits: int, random_state)
     return fold_scores.mean(axis=1)
 
 
-def permutation_strengths(X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits: int = 2, random_state=None,
-                          n_permutations: int = 50, seed: int = 0) -> np.ndarray:
+def permutation_strengths(
+    X: np.ndarray,
+    y: np.ndarray,
+    Cs=DEFAULT_CS,
+    n_splits: int = 2,
+    random_state=None,
+    n_permutations: int = 50,
+    seed: int = 0,
+) -> np.ndarray:
     """Strengths (n_permutations,) of the same recipe on randomly permuted correct / error targets.
 
     This is the chance level of :attr:`SVMFit.strength` for this class: with few errors the best of
@@ -151,8 +157,9 @@ def permutation_strengths(X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits:
     y = np.asarray(y, dtype=np.int64)
     gram = X @ X.T
     rng = np.random.default_rng(seed)
-    return np.array([np.max(_cv_scores(gram, rng.permutation(y), Cs, n_splits, random_state))
-                     for _ in range(int(n_permutations))])
+    return np.array(
+        [np.max(_cv_scores(gram, rng.permutation(y), Cs, n_splits, random_state)) for _ in range(int(n_permutations))]
+    )
 
 
 def _folds(n_splits: int, random_state) -> StratifiedKFold:
@@ -174,8 +181,13 @@ def _reference_cv_svm(X: np.ndarray, y: np.ndarray, Cs=DEFAULT_CS, n_splits: int
     ).fit(np.asarray(X, dtype=np.float64), np.asarray(y))
     est = search.best_estimator_
     scores = np.asarray(search.cv_results_["mean_test_score"], dtype=np.float64)
-    return SVMFit(est.coef_[0].copy(), float(est.intercept_[0]), float(search.best_params_["C"]), scores,
-                  float(search.best_score_))
+    return SVMFit(
+        est.coef_[0].copy(),
+        float(est.intercept_[0]),
+        float(search.best_params_["C"]),
+        scores,
+        float(search.best_score_),
+    )
 
 
 __all__ = ["SVMFit", "cv_linear_svm", "permutation_strengths", "balanced_accuracy", "DEFAULT_CS"]

@@ -5,6 +5,7 @@ reference caption of a class is "a photo of a {noun}". The score of caption ``c`
 decision value of the preprocessed difference ``d(preprocess(emb(c) - emb(reference)))``: the most negative
 captions describe the failure mode, the most positive the easy side.
 """
+
 from __future__ import annotations
 
 import itertools

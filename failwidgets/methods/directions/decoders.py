@@ -26,6 +26,7 @@ they are scaled by ``embed_norm``: the typical L2 norm of the pipeline's own ima
 image: the decoder says ``interactive = False`` and the widget stops updating while the slider moves. The
 demo's decoder plugs in directly: ``GeneratorDecoder(demo.decoder, embed_dim=demo.decoder.embed_dim)``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -56,7 +57,7 @@ class Decoder:
         emb = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         return self.decode(np.repeat(emb, check_positive_int(k, "k"), axis=0))
 
-    def select_class(self, class_index: int | None) -> "Decoder":
+    def select_class(self, class_index: int | None) -> Decoder:
         """Hook: the widget announces the class it decodes for (None: no class). Default: ignored."""
         return self
 
@@ -99,7 +100,7 @@ class RetrievalDecoder(Decoder):
             check_same_length(embeddings=emb, labels=self._labels)
         self.restrict(candidates)
 
-    def select_class(self, class_index: int | None) -> "RetrievalDecoder":
+    def select_class(self, class_index: int | None) -> RetrievalDecoder:
         """With ``labels``: search only the images of class ``class_index`` (None or a class without cached
         images: all). Without ``labels``: nothing changes."""
         if self._labels is not None:
@@ -111,7 +112,7 @@ class RetrievalDecoder(Decoder):
             self._rows = rows  # ascending, as restrict(labels == class_index); None: all rows
         return self
 
-    def restrict(self, candidates=None) -> "RetrievalDecoder":
+    def restrict(self, candidates=None) -> RetrievalDecoder:
         """Search only the rows where ``candidates`` (bool (N,)) is True; None searches all."""
         if candidates is None:
             self._rows = None
@@ -170,9 +171,17 @@ class GeneratorDecoder(Decoder):
         Seed of that noise (the same embedding always decodes to the same images).
     """
 
-    def __init__(self, generator: Callable, embed_dim: int | None = None, normalize: bool = True,
-                 batch_size: int = 64, device=None, interactive: bool = True, jitter: float = 0.0,
-                 random_state: int = 0):
+    def __init__(
+        self,
+        generator: Callable,
+        embed_dim: int | None = None,
+        normalize: bool = True,
+        batch_size: int = 64,
+        device=None,
+        interactive: bool = True,
+        jitter: float = 0.0,
+        random_state: int = 0,
+    ):
         if not callable(generator):
             raise TypeError(f"generator: expected a torch module or callable, got {type(generator).__name__}")
         self.generator = generator
@@ -209,7 +218,7 @@ class GeneratorDecoder(Decoder):
             self.generator.eval().to(device)
         out = []
         for start in range(0, len(emb), self.batch_size):
-            x = torch.as_tensor(emb[start:start + self.batch_size], dtype=torch.float32, device=device)
+            x = torch.as_tensor(emb[start : start + self.batch_size], dtype=torch.float32, device=device)
             out.append(torch.as_tensor(self.generator(x)).float().cpu())
         imgs = torch.cat(out)
         if imgs.ndim != 4 or imgs.shape[1] != 3:
@@ -243,8 +252,16 @@ class UnclipDecoder(Decoder):
 
     interactive = False
 
-    def __init__(self, pipe: Callable, embed_norm: float = 1.0, prompt: str = "", steps: int = 25,
-                 noise_level: int = 0, embed_dim: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        pipe: Callable,
+        embed_norm: float = 1.0,
+        prompt: str = "",
+        steps: int = 25,
+        noise_level: int = 0,
+        embed_dim: int | None = None,
+        seed: int = 0,
+    ):
         if not callable(pipe):
             raise TypeError(f"pipe: expected a diffusion pipeline (callable), got {type(pipe).__name__}")
         if not float(embed_norm) > 0:
@@ -264,9 +281,14 @@ class UnclipDecoder(Decoder):
     def decode(self, embeddings) -> torch.Tensor:
         emb = l2_normalize(self._check(embeddings)) * self.embed_norm
         dtype, device = getattr(self.pipe, "dtype", torch.float32), getattr(self.pipe, "device", "cpu")
-        out = self.pipe(prompt=[self.prompt] * len(emb), image_embeds=torch.as_tensor(emb, dtype=dtype, device=device),
-                        num_inference_steps=self.steps, noise_level=self.noise_level, output_type="pt",
-                        generator=torch.Generator(device=device).manual_seed(self.seed))
+        out = self.pipe(
+            prompt=[self.prompt] * len(emb),
+            image_embeds=torch.as_tensor(emb, dtype=dtype, device=device),
+            num_inference_steps=self.steps,
+            noise_level=self.noise_level,
+            output_type="pt",
+            generator=torch.Generator(device=device).manual_seed(self.seed),
+        )
         imgs = torch.as_tensor(out.images).float().cpu()
         if imgs.ndim != 4 or imgs.shape[1] != 3 or len(imgs) != len(emb):
             raise ValueError(f"pipe: expected .images of shape ({len(emb)}, 3, H, W), got {tuple(imgs.shape)}")

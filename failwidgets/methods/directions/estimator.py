@@ -20,6 +20,7 @@ Example
 >>> fd.strength_[3], fd.status_[3]                                                 # doctest: +SKIP
 >>> idx, d = fd.hardest(3, k=20)                                                   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,16 +28,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from tqdm.auto import tqdm
 
-from failwidgets._validation import check_array, check_choice, check_labels, check_positive_int, check_same_length
-from failwidgets._validation import check_index, check_magnitude, check_nonnegative_labels
-from failwidgets.methods.directions.captions import TEMPLATE, caption_scores, generate_captions, reference_caption
-from failwidgets.methods.directions.decoders import Decoder, GeneratorDecoder, RetrievalDecoder, UnclipDecoder
-from failwidgets.methods.directions.geometry import l2_normalize, preprocess, raw_direction, rotate, slerp, whitening_stats
-from failwidgets.methods.directions.interventions import filter_pool, upweight
-from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
+from failwidgets._validation import (
+    check_array,
+    check_choice,
+    check_index,
+    check_labels,
+    check_magnitude,
+    check_nonnegative_labels,
+    check_positive_int,
+    check_same_length,
+)
+from failwidgets.compute.ray_engine import ENGINES, map_items
 from failwidgets.methods._base import ERROR, check_fitted, failure_target, hardness_order
+from failwidgets.methods.directions._svm import DEFAULT_CS, _reference_cv_svm, cv_linear_svm, permutation_strengths
+from failwidgets.methods.directions.captions import caption_scores
+from failwidgets.methods.directions.geometry import (
+    l2_normalize,
+    preprocess,
+    raw_direction,
+    rotate,
+    whitening_stats,
+)
+from failwidgets.methods.directions.interventions import filter_pool, upweight
 from failwidgets.methods.results import Result
 
 __all__ = ["FailureDirections", "FailureMode", "STATUS_OK"]
@@ -86,9 +100,19 @@ class FailureMode(Result):
 
     def to_frame(self) -> pd.DataFrame:
         """One row: ``rank, strength, chance, p_value, above_chance, best_C, intercept`` (the weights stay in ``coef``)."""
-        return pd.DataFrame([{"rank": self.rank, "strength": self.strength, "chance": self.chance,
-                              "p_value": self.p_value, "above_chance": self.above_chance, "best_C": self.best_C,
-                              "intercept": self.intercept}])
+        return pd.DataFrame(
+            [
+                {
+                    "rank": self.rank,
+                    "strength": self.strength,
+                    "chance": self.chance,
+                    "p_value": self.p_value,
+                    "above_chance": self.above_chance,
+                    "best_C": self.best_C,
+                    "intercept": self.intercept,
+                }
+            ]
+        )
 
 
 class FailureDirections(BaseEstimator):
@@ -115,6 +139,10 @@ class FailureDirections(BaseEstimator):
         Seed of the shuffled CV folds (default 0); None: unshuffled folds, as the reference.
     progress : bool
         Show a ``tqdm`` bar over classes.
+    engine : {"local", "ray"}
+        Where the per-class fits run: this process, or Ray tasks on a cluster
+        (``pip install 'failwidgets[ray]'``; see :func:`failwidgets.compute.ray_engine.map_items`).
+        The results are the same.
 
     Attributes
     ----------
@@ -139,8 +167,18 @@ class FailureDirections(BaseEstimator):
         The validation labels given to ``fit`` (which class's direction scores each sample).
     """
 
-    def __init__(self, Cs=DEFAULT_CS, n_splits: int = 2, max_modes: int = 1, min_mode_strength: float = 0.6,
-                 n_permutations: int = 0, solver: str = "fast", random_state=0, progress: bool = True):
+    def __init__(
+        self,
+        Cs=DEFAULT_CS,
+        n_splits: int = 2,
+        max_modes: int = 1,
+        min_mode_strength: float = 0.6,
+        n_permutations: int = 0,
+        solver: str = "fast",
+        random_state=0,
+        progress: bool = True,
+        engine: str = "local",
+    ):
         self.Cs = Cs
         self.n_splits = n_splits
         self.max_modes = max_modes
@@ -149,10 +187,12 @@ class FailureDirections(BaseEstimator):
         self.solver = solver
         self.random_state = random_state
         self.progress = progress
+        self.engine = engine
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, embeddings, labels, preds, train_embeddings=None, n_classes: int | None = None, *,
-            whitening=None) -> "FailureDirections":
+    def fit(
+        self, embeddings, labels, preds, train_embeddings=None, n_classes: int | None = None, *, whitening=None
+    ) -> FailureDirections:
         """Fit one SVM (or several modes) per class.
 
         Parameters
@@ -183,6 +223,7 @@ class FailureDirections(BaseEstimator):
         if np.any(Cs <= 0):
             raise ValueError(f"Cs: expected positive values, got {Cs}")
         svm = cv_linear_svm if self.solver == "fast" else _reference_cv_svm
+        check_choice(self.engine, "engine", ENGINES)
 
         self.n_classes_ = int(n_classes) if n_classes is not None else int(max(labels.max(), preds.max())) + 1
         self.mean_, self.std_ = mean, std
@@ -192,21 +233,26 @@ class FailureDirections(BaseEstimator):
         self.status_, self.modes_ = [], []
         self.n_samples_ = np.bincount(labels, minlength=self.n_classes_)
         self.n_errors_ = np.bincount(labels[target == ERROR], minlength=self.n_classes_)
-        # Rows are preprocessed one class at a time (float64 for the SVM), so N x D float64 copies of
-        # every row never exist; each class's rows are scored by its modes while they are at hand.
+        self.status_ = [
+            self._status(int(self.n_samples_[c]), int(self.n_errors_[c]), n_splits) for c in range(self.n_classes_)
+        ]
+        ok = [c for c in range(self.n_classes_) if self.status_[c] == STATUS_OK]
+        # Rows are preprocessed one class at a time (float64 for the SVM, in _fit_class_modes), so N x D
+        # float64 copies of every row never exist.
+        fitted = map_items(
+            _fit_class_modes,
+            ok,
+            shared=(self, X, labels, target, svm, Cs, max_modes, n_perm),
+            engine=self.engine,
+            progress=self.progress,
+            desc="failure directions",
+        )
+        by_class = dict(zip(ok, fitted))
+        self.modes_ = [by_class.get(c, []) for c in range(self.n_classes_)]
         self.mode_decision_values_ = np.full((max_modes, len(X)), np.nan, dtype=np.float32)
-        by_class = np.argsort(labels, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(self.n_samples_)])
-        for c in tqdm(range(self.n_classes_), desc="failure directions", disable=not self.progress):
-            n, n_err = int(self.n_samples_[c]), int(self.n_errors_[c])
-            status = self._status(n, n_err, n_splits)
-            self.status_.append(status)
-            if status != STATUS_OK:
-                self.modes_.append([])
-                continue
-            rows = by_class[starts[c]:starts[c + 1]]
+        for c in ok:
+            rows = np.flatnonzero(labels == c)
             Zc = preprocess(X[rows], self.mean_, self.std_)
-            self.modes_.append(self._fit_modes(Zc, target[rows], svm, Cs, max_modes, n_perm))
             for m in self.modes_[c]:
                 self.mode_decision_values_[m.rank, rows] = (Zc @ m.coef + m.intercept).astype(np.float32)
         self.strength_ = np.array([m[0].strength if m else np.nan for m in self.modes_])
@@ -220,11 +266,14 @@ class FailureDirections(BaseEstimator):
     @staticmethod
     def _whitening(train_embeddings, whitening, D: int):
         if (train_embeddings is None) == (whitening is None):
-            raise ValueError("train_embeddings: expected the training split's embeddings or, instead, "
-                             "whitening=(mean, std); give exactly one of the two")
+            raise ValueError(
+                "train_embeddings: expected the training split's embeddings or, instead, "
+                "whitening=(mean, std); give exactly one of the two"
+            )
         if whitening is None:
-            T = check_magnitude(check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2),
-                                "train_embeddings")
+            T = check_magnitude(
+                check_array(train_embeddings, "train_embeddings", ndim=2, dtype="float", min_len=2), "train_embeddings"
+            )
             if T.shape[1] != D:
                 raise ValueError(f"train_embeddings: expected {D} columns (as embeddings), got {T.shape[1]}")
             return whitening_stats(T)
@@ -266,8 +315,9 @@ class FailureDirections(BaseEstimator):
                 p_value = float((1 + np.sum(null >= fit.strength)) / (1 + len(null)))
                 if rank > 0 and not fit.strength > chance:
                     break
-            modes.append(FailureMode(fit.coef, fit.intercept, fit.strength, fit.best_C, fit.cv_scores, rank,
-                                     chance, p_value))
+            modes.append(
+                FailureMode(fit.coef, fit.intercept, fit.strength, fit.best_C, fit.cv_scores, rank, chance, p_value)
+            )
             norm = np.linalg.norm(fit.coef)
             if norm < 1e-12:  # the SVM found nothing to project out
                 break
@@ -290,7 +340,9 @@ class FailureDirections(BaseEstimator):
         class_index = check_index(class_index, "class_index", self.n_classes_, what="a class index")
         modes = self.modes_[int(class_index)]
         if not modes:
-            raise ValueError(f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})")
+            raise ValueError(
+                f"class_index: class {class_index} has no failure direction ({self.status_[int(class_index)]})"
+            )
         if not 0 <= mode < len(modes):
             raise ValueError(f"mode: expected an index in [0, {len(modes)}) for class {class_index}, got {mode}")
         return modes[mode]
@@ -367,8 +419,9 @@ class FailureDirections(BaseEstimator):
         check_array(caption_embeddings, "caption_embeddings", ndim=2, shape=(None, len(self.mean_)), dtype="float")
         return caption_scores(caption_embeddings, reference_embedding, self.mean_, self.std_, m.coef, m.intercept)
 
-    def top_captions(self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5,
-                     mode: int = 0) -> dict:
+    def top_captions(
+        self, class_index: int, captions, caption_embeddings, reference_embedding, k: int = 5, mode: int = 0
+    ) -> dict:
         """The ``k`` failure captions (most negative) and easy captions (most positive).
 
         Parameters
@@ -406,11 +459,25 @@ class FailureDirections(BaseEstimator):
         ref = check_array(reference_embedding, "reference_embedding", shape=(len(self.mean_),), dtype="float")
         if not np.any(ref):
             raise ValueError("reference_embedding: expected a non-zero vector (it is normalised), got all zeros")
-        return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(np.float32)
+        return rotate(l2_normalize(ref.astype(np.float64)), self.raw_direction(class_index, mode), alpha).astype(
+            np.float32
+        )
 
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = ("mean_", "std_", "strength_", "chance_", "p_value_", "coef_", "intercept_", "n_samples_", "n_errors_",
-               "decision_values_", "mode_decision_values_", "labels_")
+    _ARRAYS = (
+        "mean_",
+        "std_",
+        "strength_",
+        "chance_",
+        "p_value_",
+        "coef_",
+        "intercept_",
+        "n_samples_",
+        "n_errors_",
+        "decision_values_",
+        "mode_decision_values_",
+        "labels_",
+    )
 
     def save(self, path):
         """Write the fitted estimator: ``<stem>.json`` (parameters, statuses, modes) and ``<stem>.safetensors``
@@ -421,7 +488,6 @@ class FailureDirections(BaseEstimator):
         Path of the JSON file.
         """
         import json
-        import os
         from pathlib import Path
 
         from safetensors.numpy import save as safetensors_bytes
@@ -434,15 +500,20 @@ class FailureDirections(BaseEstimator):
         weights = path.with_suffix(".safetensors")
         params = self.get_params()
         params["Cs"] = [float(c) for c in np.atleast_1d(params["Cs"])]
-        info = {"format": "failwidgets.FailureDirections/1", "file": weights.name, "params": params,
-                "n_classes": self.n_classes_, "status": list(self.status_),
-                "modes": [[m.to_dict() for m in modes] for modes in self.modes_]}
+        info = {
+            "format": "failwidgets.FailureDirections/1",
+            "file": weights.name,
+            "params": params,
+            "n_classes": self.n_classes_,
+            "status": list(self.status_),
+            "modes": [[m.to_dict() for m in modes] for modes in self.modes_],
+        }
         atomic_write(weights, safetensors_bytes({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}))
         atomic_write(path, json.dumps(info, indent=1) + "\n")
         return path
 
     @classmethod
-    def load(cls, path, **params) -> "FailureDirections":
+    def load(cls, path, **params) -> FailureDirections:
         """A fitted FailureDirections from :meth:`save`'s files; ``params`` override stored parameters (e.g. ``progress``)."""
         import json
         import os
@@ -477,3 +548,10 @@ class FailureDirections(BaseEstimator):
     def upweight(self, train_embeddings, train_labels, factor: float = 2.0, mode: int = 0) -> np.ndarray:
         """Per-example weights (N,) for the training split: ``factor`` where d <= 0, else 1."""
         return upweight(self.decision_function(train_embeddings, train_labels, mode), factor)
+
+
+def _fit_class_modes(est, X, labels, target, svm, Cs, max_modes, n_perm, c):
+    """The failure modes of class ``c`` (one job of :meth:`FailureDirections.fit`, local or a Ray task);
+    ``X`` holds the raw embeddings, only class ``c``'s rows are preprocessed."""
+    rows = labels == c
+    return est._fit_modes(preprocess(X[rows], est.mean_, est.std_), target[rows], svm, Cs, max_modes, n_perm)

@@ -5,6 +5,7 @@ of the *training* split, then L2-normalised. Section 2.3: with ``r`` the normali
 ``w`` the normalised SVM direction, ``slerp(r, -w, alpha)`` gives harder and ``slerp(r, +w, alpha)`` easier
 embeddings.
 """
+
 from __future__ import annotations
 
 import numpy as np

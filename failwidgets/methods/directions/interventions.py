@@ -2,6 +2,7 @@
 
 Both return plain indices / weights that users feed to their own training loop.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,46 +5,46 @@ An explainer head maps filter-attended features into a word space; each conv fil
 nearest to its top activating images.
 """
 
+from failwidgets.methods.lavise import attention, evaluation, explainer, head, scoring
+from failwidgets.methods.lavise.attention import (
+    POOLINGS,
+    activation_masked_pooled,
+    attended_pooled,
+    filter_attention,
+    masked_pooled,
+    resize_masks,
+    spatial_cosine,
+    upsampled_maps,
+)
+from failwidgets.methods.lavise.evaluation import (
+    activation_masks,
+    activation_thresholds,
+    filter_concept_iou,
+    qualified_share,
+    recall_at_k,
+)
 from failwidgets.methods.lavise.explainer import (
     METHODS,
-    whole_image_masks,
-    FilterExplanations,
     FilterEvaluation,
+    FilterExplanations,
     LaViSE,
     compare_groups,
     compute_features,
-)
-from failwidgets.methods.lavise.attention import (
-    spatial_cosine,
-    POOLINGS,
-    filter_attention,
-    attended_pooled,
-    resize_masks,
-    masked_pooled,
-    activation_masked_pooled,
-    upsampled_maps,
+    whole_image_masks,
 )
 from failwidgets.methods.lavise.head import (
     ExplainerHead,
     hinge_rank_loss,
-    train_head,
     rank_words,
-)
-from failwidgets.methods.lavise.evaluation import (
-    activation_thresholds,
-    activation_masks,
-    filter_concept_iou,
-    recall_at_k,
-    qualified_share,
+    train_head,
 )
 from failwidgets.methods.lavise.scoring import (
     WORD_SCORINGS,
-    word_hit_counts,
     pmi_scores,
     score_words,
     top_word_share,
+    word_hit_counts,
 )
-from failwidgets.methods.lavise import explainer, attention, head, evaluation, scoring
 
 __all__ = [
     "METHODS",

@@ -17,6 +17,7 @@ pool). Two poolings are offered (``pooling``):
 Both are computed here for many ``(image, filter)`` pairs at once; how the two compare in recall and in
 the group comparison on the demo world is checked by the LaViSE demo tests.
 """
+
 from __future__ import annotations
 
 import torch
@@ -71,8 +72,9 @@ def filter_attention(features: torch.Tensor, u: int, pooling: str = "reweight") 
     return features * a[:, :, None, None]
 
 
-def attended_pooled(features: torch.Tensor, images: torch.Tensor, filters: torch.Tensor,
-                    chunk: int = 4096, pooling: str = "reweight") -> torch.Tensor:
+def attended_pooled(
+    features: torch.Tensor, images: torch.Tensor, filters: torch.Tensor, chunk: int = 4096, pooling: str = "reweight"
+) -> torch.Tensor:
     """Explainer inputs under filter attention for many (image, filter) pairs, batched.
 
     Parameters
@@ -89,8 +91,8 @@ def attended_pooled(features: torch.Tensor, images: torch.Tensor, filters: torch
     """
     out = []
     for start in range(0, len(images), chunk):
-        img = images[start:start + chunk]
-        flt = filters[start:start + chunk]
+        img = images[start : start + chunk]
+        flt = filters[start : start + chunk]
         f = features[img].flatten(2)  # (p, d, hw)
         if pooling == "spatial":
             target = f[torch.arange(len(img)), flt]  # (p, hw)
@@ -104,11 +106,11 @@ def attended_pooled(features: torch.Tensor, images: torch.Tensor, filters: torch
     return torch.cat(out) if out else features.new_zeros((0, features.shape[1]))
 
 
-def _naive_attended_pooled(features: torch.Tensor, images: torch.Tensor, filters: torch.Tensor,
-                           pooling: str = "reweight") -> torch.Tensor:
+def _naive_attended_pooled(
+    features: torch.Tensor, images: torch.Tensor, filters: torch.Tensor, pooling: str = "reweight"
+) -> torch.Tensor:
     """Reference implementation: one :func:`filter_attention` call per pair (the issue-9 baseline)."""
-    rows = [filter_attention(features[i : i + 1], int(u), pooling).mean(dim=(2, 3))[0]
-            for i, u in zip(images, filters)]
+    rows = [filter_attention(features[i : i + 1], int(u), pooling).mean(dim=(2, 3))[0] for i, u in zip(images, filters)]
     return torch.stack(rows) if rows else features.new_zeros((0, features.shape[1]))
 
 
@@ -135,8 +137,9 @@ def masked_pooled(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (features * masks[:, None]).mean(dim=(2, 3))
 
 
-def activation_masked_pooled(features: torch.Tensor, images: torch.Tensor, filters: torch.Tensor,
-                             thresholds: torch.Tensor) -> torch.Tensor:
+def activation_masked_pooled(
+    features: torch.Tensor, images: torch.Tensor, filters: torch.Tensor, thresholds: torch.Tensor
+) -> torch.Tensor:
     """Activation-masking baseline: features of image i where filter u exceeds T_u, pooled -> (P, d)."""
     f = features[images]  # (P, d, h, w)
     m = (f[torch.arange(len(images)), filters] > thresholds[filters][:, None, None]).float()

@@ -1,4 +1,5 @@
 """Thresholds, activation masks, IoU with concept masks, recall@k and group shares (LaViSE Sec. 4)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -43,8 +44,9 @@ def activation_masks(features: torch.Tensor, thresholds: np.ndarray, size: tuple
     return up > torch.as_tensor(thresholds, dtype=up.dtype)[None, :, None, None]
 
 
-def filter_concept_iou(features: torch.Tensor, thresholds: np.ndarray, concept_masks: torch.Tensor,
-                       chunk: int = 8) -> np.ndarray:
+def filter_concept_iou(
+    features: torch.Tensor, thresholds: np.ndarray, concept_masks: torch.Tensor, chunk: int = 8
+) -> np.ndarray:
     """Dataset-level IoU of each filter's activation masks with each concept's masks.
 
     ``IoU(u, c) = sum_i |A_iu & M_ic| / sum_i |A_iu | M_ic|`` (NetDissect), where ``A_iu`` is the
@@ -77,7 +79,7 @@ def filter_concept_iou(features: torch.Tensor, thresholds: np.ndarray, concept_m
         inter = torch.zeros(c)
         a_area = 0
         for start in range(0, len(q), step):
-            sub = q[start:start + step]
+            sub = q[start : start + step]
             act = upsampled_maps(features[sub, u], size) > thr[u]  # (q, H, W)
             ii, yy, xx = torch.nonzero(act, as_tuple=True)
             inter += concept_masks[:, sub[ii], yy, xx].sum(1).float()
@@ -103,8 +105,9 @@ def recall_at_k(words: Sequence[Sequence[str]], matches: Sequence[set], k: int) 
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def qualified_share(max_activations: np.ndarray, thresholds: np.ndarray, groups: np.ndarray,
-                    group_values: Sequence) -> np.ndarray:
+def qualified_share(
+    max_activations: np.ndarray, thresholds: np.ndarray, groups: np.ndarray, group_values: Sequence
+) -> np.ndarray:
     """Share of images per group whose maximum activation exceeds T_u.
 
     Parameters

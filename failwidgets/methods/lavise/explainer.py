@@ -24,6 +24,7 @@ Example
 >>> ex.to_frame()                                                               # doctest: +SKIP
 >>> lav.save("explainer.json"); LaViSE.load("explainer.json", model=model)     # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -45,27 +46,24 @@ from failwidgets._validation import (
     check_positive_int,
     check_probability,
 )
+from failwidgets.methods._base import check_fitted
 from failwidgets.methods.lavise.attention import (
     POOLINGS,
     _naive_attended_pooled,
     activation_masked_pooled,
     attended_pooled,
-    filter_attention,
     masked_pooled,
     resize_masks,
-    spatial_cosine,
     upsampled_maps,
 )
 from failwidgets.methods.lavise.evaluation import (
-    activation_masks,
     activation_thresholds,
     filter_concept_iou,
     qualified_share,
     recall_at_k,
 )
-from failwidgets.methods.lavise.head import ExplainerHead, hinge_rank_loss, train_head
+from failwidgets.methods.lavise.head import ExplainerHead, train_head
 from failwidgets.methods.lavise.scoring import WORD_SCORINGS, score_words
-from failwidgets.methods._base import check_fitted
 from failwidgets.methods.results import Result
 
 __all__ = ["LaViSE", "FilterExplanations", "FilterEvaluation", "METHODS", "compare_groups", "whole_image_masks"]
@@ -79,9 +77,7 @@ METHODS = ("attention", "original", "image_masking", "activation_masking")
 
 def _check_feature_map(t: torch.Tensor, layer: str) -> torch.Tensor:
     if t.ndim != 4:
-        raise ValueError(
-            f"layer: {layer!r} must output a conv feature map (N, C, H, W), got shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"layer: {layer!r} must output a conv feature map (N, C, H, W), got shape {tuple(t.shape)}")
     return t.float()
 
 
@@ -168,7 +164,7 @@ class FilterExplanations(Result):
     prior_hits: dict | None = field(default=None, repr=False, compare=False)
     vocabulary: list | None = field(default=None, repr=False, compare=False)
 
-    def rescore(self, scoring: str) -> "FilterExplanations":
+    def rescore(self, scoring: str) -> FilterExplanations:
         """The same explanations with ``words`` ranked by ``scoring`` (``"count"`` or ``"pmi"``).
 
         Re-ranks the stored nearest-word hits; no model is run. Returns ``self`` when ``scoring`` is the
@@ -180,8 +176,12 @@ class FilterExplanations(Result):
         if self.word_hits is None or self.vocabulary is None:
             raise ValueError("explanations: expected explanations that keep their word hits (from explain())")
         words = {
-            m: score_words(*self.word_hits[m], self.vocabulary, scoring=scoring,
-                           prior_indices=None if self.prior_hits is None else self.prior_hits.get(m))
+            m: score_words(
+                *self.word_hits[m],
+                self.vocabulary,
+                scoring=scoring,
+                prior_indices=None if self.prior_hits is None else self.prior_hits.get(m),
+            )
             for m in self.methods
         }
         return replace(self, words=words, scoring=scoring)
@@ -230,13 +230,15 @@ class FilterExplanations(Result):
         rows = []
         for u, ws in zip(self.filters, self.words[self._method(method)]):
             top = [w for w, _ in ws[:k]]
-            rows.append({
-                "filter": int(u),
-                "words": ", ".join(top),
-                "novel": ", ".join(w for w in top if self.is_novel(w)),
-                "top_count": (int(ws[0][1]) if self.scoring == "count" else float(ws[0][1])) if ws else 0,
-                "threshold": float(self.thresholds[u]),
-            })
+            rows.append(
+                {
+                    "filter": int(u),
+                    "words": ", ".join(top),
+                    "novel": ", ".join(w for w in top if self.is_novel(w)),
+                    "top_count": (int(ws[0][1]) if self.scoring == "count" else float(ws[0][1])) if ws else 0,
+                    "threshold": float(self.thresholds[u]),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -297,14 +299,30 @@ class LaViSE(BaseEstimator):
     loss_history_ : list[float], mean loss per epoch
     """
 
-    def __init__(self, word_space: Any = None, *,
-                 holdout_fraction: float = 0.0, holdout: Sequence[str] | None = None,
-                 margin: float = 1.0, lr: float = 1e-4, epochs: int = 30, batch_size: int = 64,
-                 hidden_dim: int | None = None, dropout: float = 0.1, p: int = 25, s: int = 5,
-                 word_scoring: str = "count", prior_pairs: int = 2048,
-                 quantile: float = 0.005, iou_threshold: float = 0.04, attention_pooling: str = "reweight",
-                 feature_batch_size: int = 64, device: Any = None, random_state: int = 0,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        word_space: Any = None,
+        *,
+        holdout_fraction: float = 0.0,
+        holdout: Sequence[str] | None = None,
+        margin: float = 1.0,
+        lr: float = 1e-4,
+        epochs: int = 30,
+        batch_size: int = 64,
+        hidden_dim: int | None = None,
+        dropout: float = 0.1,
+        p: int = 25,
+        s: int = 5,
+        word_scoring: str = "count",
+        prior_pairs: int = 2048,
+        quantile: float = 0.005,
+        iou_threshold: float = 0.04,
+        attention_pooling: str = "reweight",
+        feature_batch_size: int = 64,
+        device: Any = None,
+        random_state: int = 0,
+        progress: bool = True,
+    ) -> None:
         self.word_space = word_space
         self.holdout_fraction = holdout_fraction
         self.holdout = holdout
@@ -344,10 +362,20 @@ class LaViSE(BaseEstimator):
         """
         if getattr(self, "model_", None) is None:
             self.check_fitted()
-            raise ValueError("images: this LaViSE has no model (it was fitted on features); pass features= "
-                             "instead, or use fit_model() / LaViSE.load(..., model=)")
-        return compute_features(self.model_, images, self.layer_, cache=cache, data_id=data_id,
-                                batch_size=self.feature_batch_size, device=self.device, progress=self.progress)
+            raise ValueError(
+                "images: this LaViSE has no model (it was fitted on features); pass features= "
+                "instead, or use fit_model() / LaViSE.load(..., model=)"
+            )
+        return compute_features(
+            self.model_,
+            images,
+            self.layer_,
+            cache=cache,
+            data_id=data_id,
+            batch_size=self.feature_batch_size,
+            device=self.device,
+            progress=self.progress,
+        )
 
     def _given_features(self, features: Any, images: Any, layer: str) -> torch.Tensor:
         if features is None:
@@ -361,8 +389,9 @@ class LaViSE(BaseEstimator):
         """Raise ``NotFittedError`` unless :meth:`fit`, :meth:`fit_model` or :meth:`load` has run."""
         check_fitted(self, "head_")
 
-    def _check_masks(self, concept_masks: Mapping[str, Any], n: int, size: tuple[int, int] | None,
-                     name: str = "concept_masks") -> dict[str, np.ndarray]:
+    def _check_masks(
+        self, concept_masks: Mapping[str, Any], n: int, size: tuple[int, int] | None, name: str = "concept_masks"
+    ) -> dict[str, np.ndarray]:
         if not isinstance(concept_masks, Mapping) or not concept_masks:
             raise TypeError(f"{name}: expected a non-empty dict concept word -> bool masks (N, H, W)")
         out = {}
@@ -391,8 +420,16 @@ class LaViSE(BaseEstimator):
         return int(t.shape[2]), int(t.shape[3])
 
     # -- training -------------------------------------------------------------------------------------
-    def fit_model(self, model: torch.nn.Module, images: Any, layer: str, concept_masks: Mapping[str, Any], *,
-                  cache: Any = None, data_id: str | None = None) -> "LaViSE":
+    def fit_model(
+        self,
+        model: torch.nn.Module,
+        images: Any,
+        layer: str,
+        concept_masks: Mapping[str, Any],
+        *,
+        cache: Any = None,
+        data_id: str | None = None,
+    ) -> LaViSE:
         """Compute ``layer``'s features of ``model`` on ``images`` and train the explainer head (:meth:`fit`).
 
         Parameters
@@ -414,14 +451,28 @@ class LaViSE(BaseEstimator):
         -------
         self
         """
-        feats = compute_features(model, images, layer, cache=cache, data_id=data_id,
-                                 batch_size=self.feature_batch_size, device=self.device, progress=self.progress)
+        feats = compute_features(
+            model,
+            images,
+            layer,
+            cache=cache,
+            data_id=data_id,
+            batch_size=self.feature_batch_size,
+            device=self.device,
+            progress=self.progress,
+        )
         self.fit(feats, concept_masks, layer=layer, image_size=self._image_size(images))
         self.model_ = model
         return self
 
-    def fit(self, features: Any, concept_masks: Mapping[str, Any], *, layer: str | None = None,
-            image_size: tuple[int, int] | None = None) -> "LaViSE":
+    def fit(
+        self,
+        features: Any,
+        concept_masks: Mapping[str, Any],
+        *,
+        layer: str | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> LaViSE:
         """Train the explainer head on precomputed features of (image, concept, mask) triples.
 
         Parameters
@@ -445,8 +496,10 @@ class LaViSE(BaseEstimator):
         check_in_range(self.margin, "margin", 0.0, np.inf)
         layer = FEATURES_LAYER if layer is None else str(layer)
         if features is None:
-            raise ValueError("features: expected the layer's feature maps (N, d, h, w), got None; "
-                             "use fit_model(model, images, layer, concept_masks) to compute them")
+            raise ValueError(
+                "features: expected the layer's feature maps (N, d, h, w), got None; "
+                "use fit_model(model, images, layer, concept_masks) to compute them"
+            )
         feats = self._given_features(features, None, layer)
         space = self._resolve_space()
         n = feats.shape[0]
@@ -488,8 +541,16 @@ class LaViSE(BaseEstimator):
         torch.manual_seed(self.random_state)
         self.head_ = ExplainerHead(feats.shape[1], space.dim, self.hidden_dim, self.dropout)
         self.loss_history_ = train_head(
-            self.head_, x, y, vecs, margin=self.margin, lr=self.lr, epochs=self.epochs,
-            batch_size=self.batch_size, seed=self.random_state, progress=self.progress,
+            self.head_,
+            x,
+            y,
+            vecs,
+            margin=self.margin,
+            lr=self.lr,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.random_state,
+            progress=self.progress,
         )
         self.word_space_ = space
         self.model_ = None
@@ -508,12 +569,13 @@ class LaViSE(BaseEstimator):
         self.check_fitted()
         x = torch.as_tensor(check_array(pooled, "pooled", ndim=2, dtype="float", shape=(None, self.n_filters_)))
         self.head_.eval()
-        out = torch.cat([self.head_(x[i:i + 8192]) for i in range(0, len(x), 8192)]) if len(x) else x
+        out = torch.cat([self.head_(x[i : i + 8192]) for i in range(0, len(x), 8192)]) if len(x) else x
         return torch.nn.functional.normalize(out, dim=1).numpy()
 
     # -- inference ------------------------------------------------------------------------------------
-    def _method_inputs(self, method: str, feats: torch.Tensor, img: torch.Tensor, flt: torch.Tensor,
-                       thr: torch.Tensor, images: Any) -> torch.Tensor:
+    def _method_inputs(
+        self, method: str, feats: torch.Tensor, img: torch.Tensor, flt: torch.Tensor, thr: torch.Tensor, images: Any
+    ) -> torch.Tensor:
         if method == "attention":
             return attended_pooled(feats, img, flt, pooling=self.attention_pooling)
         if method == "original":
@@ -529,16 +591,24 @@ class LaViSE(BaseEstimator):
         size = (x.shape[2], x.shape[3])
         out = []
         for start in range(0, len(img), 512):
-            i, u = img[start:start + 512], flt[start:start + 512]
+            i, u = img[start : start + 512], flt[start : start + 512]
             maps = upsampled_maps(feats[i, u], size)
             keep = (maps > thr[u][:, None, None]).float()[:, None]
             masked = x[i] * keep
             out.append(self.features(masked).mean(dim=(2, 3)))
         return torch.cat(out)
 
-    def explain(self, images: Any = None, *, features: Any = None, filters: Sequence[int] | None = None,
-                methods: Sequence[str] = ("attention",), p: int | None = None, s: int | None = None,
-                naive: bool = False) -> FilterExplanations:
+    def explain(
+        self,
+        images: Any = None,
+        *,
+        features: Any = None,
+        filters: Sequence[int] | None = None,
+        methods: Sequence[str] = ("attention",),
+        p: int | None = None,
+        s: int | None = None,
+        naive: bool = False,
+    ) -> FilterExplanations:
         """Explain the filters of the layer with words.
 
         Parameters
@@ -566,9 +636,7 @@ class LaViSE(BaseEstimator):
         n_prior = check_positive_int(self.prior_pairs, "prior_pairs")
         feats = self._given_features(features, images, self.layer_)
         if feats.shape[1] != self.n_filters_:
-            raise ValueError(
-                f"features: expected {self.n_filters_} filters (as in fit), got {feats.shape[1]}"
-            )
+            raise ValueError(f"features: expected {self.n_filters_} filters (as in fit), got {feats.shape[1]}")
         size = self._image_size(images)
         n, d = feats.shape[:2]
         if filters is None:
@@ -593,8 +661,7 @@ class LaViSE(BaseEstimator):
         words: dict[str, list] = {}
         hits: dict[str, tuple] = {}
         prior_hits: dict[str, np.ndarray] = {}
-        for method in tqdm(methods, desc="LaViSE methods", disable=not self.progress or len(methods) < 2,
-                           leave=False):
+        for method in tqdm(methods, desc="LaViSE methods", disable=not self.progress or len(methods) < 2, leave=False):
             if method == "original":  # same input for every filter: embed each distinct image once
                 uniq, inv = torch.unique(img, return_inverse=True)
                 emb = self.embed(feats[uniq].mean(dim=(2, 3)))
@@ -614,8 +681,9 @@ class LaViSE(BaseEstimator):
                 prior_x = self._method_inputs(method, feats, prior_img, prior_flt, thr, images)
             prior_hits[method] = space.nearest(self.embed(prior_x), s)[0]
             hits[method] = (idx, val)
-            words[method] = score_words(idx, val, space.vocabulary, scoring=self.word_scoring,
-                                        prior_indices=prior_hits[method])
+            words[method] = score_words(
+                idx, val, space.vocabulary, scoring=self.word_scoring, prior_indices=prior_hits[method]
+            )
 
         return FilterExplanations(
             layer=self.layer_,
@@ -641,8 +709,9 @@ class LaViSE(BaseEstimator):
         )
 
     # -- evaluation -----------------------------------------------------------------------------------
-    def evaluate(self, explanations: FilterExplanations, concept_masks: Mapping[str, Any],
-                 ks: Sequence[int] = (5, 10, 20)) -> "FilterEvaluation":
+    def evaluate(
+        self, explanations: FilterExplanations, concept_masks: Mapping[str, Any], ks: Sequence[int] = (5, 10, 20)
+    ) -> FilterEvaluation:
         """Score explanations against concept masks of the explained dataset (Table 2 protocol).
 
         ``explanations`` is not changed: the result holds a copy with ``iou`` (DataFrame (d, C)) filled in.
@@ -672,8 +741,7 @@ class LaViSE(BaseEstimator):
         scored = replace(explanations, iou=pd.DataFrame(iou, columns=list(masks)), iou_threshold=threshold)
         matches = [set(c for c, _ in scored.matches(u)) for u in scored.filters]
         recall = pd.DataFrame(
-            {f"recall@{k}": [recall_at_k(scored.top_words(m, k), matches, k) for m in scored.methods]
-             for k in ks},
+            {f"recall@{k}": [recall_at_k(scored.top_words(m, k), matches, k) for m in scored.methods] for k in ks},
             index=list(scored.methods),
         )
         held = set(scored.heldout_concepts)
@@ -737,14 +805,16 @@ class LaViSE(BaseEstimator):
             "fingerprints": fingerprints,
         }
         text = json.dumps(info, indent=1) + "\n"
-        atomic_write(weights, safetensors_bytes({k: v.detach().cpu().contiguous()
-                                                 for k, v in self.head_.state_dict().items()}))
+        atomic_write(
+            weights, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in self.head_.state_dict().items()})
+        )
         atomic_write(path, text)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, model: torch.nn.Module | None = None, word_space: Any = None,
-             **params: Any) -> "LaViSE":
+    def load(
+        cls, path: str | os.PathLike, *, model: torch.nn.Module | None = None, word_space: Any = None, **params: Any
+    ) -> LaViSE:
         """A fitted LaViSE from :meth:`save`'s files (no training).
 
         Parameters
@@ -783,8 +853,12 @@ class LaViSE(BaseEstimator):
                 f"word_space: {os.fspath(meta)!r} was trained against another word space (fingerprint {want}, "
                 f"given {space.fingerprint}); pass the word space it was saved with"
             )
-        head = ExplainerHead(int(info["in_dim"]), int(info["word_dim"]), stored["hidden_dim"], stored.get("dropout", 0.1))
-        head.load_state_dict(load_file(os.fspath(meta.with_name(info.get("file") or meta.with_suffix(".safetensors").name))))
+        head = ExplainerHead(
+            int(info["in_dim"]), int(info["word_dim"]), stored["hidden_dim"], stored.get("dropout", 0.1)
+        )
+        head.load_state_dict(
+            load_file(os.fspath(meta.with_name(info.get("file") or meta.with_suffix(".safetensors").name)))
+        )
         head.eval()
         lav.head_ = head
         lav.word_space_ = space
@@ -824,9 +898,17 @@ class FilterEvaluation(Result):
         return self.recall.copy()
 
 
-def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: Any = None,
-                     data_id: str | None = None, batch_size: int = 64, device: Any = None,
-                     progress: bool = True) -> torch.Tensor:
+def compute_features(
+    model: torch.nn.Module,
+    images: Any,
+    layer: str,
+    *,
+    cache: Any = None,
+    data_id: str | None = None,
+    batch_size: int = 64,
+    device: Any = None,
+    progress: bool = True,
+) -> torch.Tensor:
     """The conv feature maps of ``model`` at ``layer``: Tensor (N, d, h, w) float32 on the CPU.
 
     With ``cache`` (an :class:`~failwidgets.compute.EmbeddingCache`) the maps are stored under the model's
@@ -837,8 +919,7 @@ def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: 
     get_module(model, layer)  # exact-name lookup with close matches in the error
 
     def compute() -> np.ndarray:
-        return layer_activations(model, images, layer, batch_size=batch_size, device=device,
-                                 progress=progress).numpy()
+        return layer_activations(model, images, layer, batch_size=batch_size, device=device, progress=progress).numpy()
 
     from failwidgets.compute.cache import as_cache, cached
 
@@ -850,8 +931,9 @@ def compute_features(model: torch.nn.Module, images: Any, layer: str, *, cache: 
     return _check_feature_map(torch.from_numpy(np.asarray(arr, dtype=np.float32)), layer)
 
 
-def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str = "attention",
-                   k: int = 5, top: int | None = None) -> pd.DataFrame:
+def compare_groups(
+    explanations: FilterExplanations, groups: Any, *, method: str = "attention", k: int = 5, top: int | None = None
+) -> pd.DataFrame:
     """Bias analysis: per filter, the share of qualified images (max activation > T_u) in each group.
 
     Parameters
@@ -878,8 +960,12 @@ def compare_groups(explanations: FilterExplanations, groups: Any, *, method: str
     values = sorted(set(groups[keep].tolist()), key=str)
     if len(values) < 2:
         raise ValueError(f"groups: expected at least 2 distinct groups, got {values}")
-    share = qualified_share(explanations.max_activations[keep][:, explanations.filters],
-                            explanations.thresholds[explanations.filters], groups[keep], values)
+    share = qualified_share(
+        explanations.max_activations[keep][:, explanations.filters],
+        explanations.thresholds[explanations.filters],
+        groups[keep],
+        values,
+    )
     df = pd.DataFrame({"filter": explanations.filters.astype(int)})
     for g, row in zip(values, share):
         df[f"share[{g}]"] = row

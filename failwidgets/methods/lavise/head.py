@@ -1,4 +1,5 @@
 """The LaViSE explainer head and its hinge rank loss (Yang et al. 2022, Sec. 3.1, Eq. 1)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ class ExplainerHead(nn.Module):
         return self.net(x)
 
 
-def hinge_rank_loss(pred: torch.Tensor, target: torch.Tensor, concept_vectors: torch.Tensor,
-                    margin: float = 1.0) -> torch.Tensor:
+def hinge_rank_loss(
+    pred: torch.Tensor, target: torch.Tensor, concept_vectors: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
     """Eq. 1: mean over the batch of ``sum_{c != t} max(0, margin - cos(v_t, v_hat) + cos(v_c, v_hat))``.
 
     Parameters
@@ -53,9 +55,19 @@ def hinge_rank_loss(pred: torch.Tensor, target: torch.Tensor, concept_vectors: t
     return hinge.sum(1).mean()
 
 
-def train_head(head: ExplainerHead, inputs: torch.Tensor, targets: torch.Tensor, concept_vectors: torch.Tensor,
-               *, margin: float, lr: float, epochs: int, batch_size: int, seed: int,
-               progress: bool) -> list[float]:
+def train_head(
+    head: ExplainerHead,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    concept_vectors: torch.Tensor,
+    *,
+    margin: float,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+) -> list[float]:
     """Adam on the hinge rank loss over precomputed pooled inputs; returns the mean loss per epoch."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
@@ -67,7 +79,7 @@ def train_head(head: ExplainerHead, inputs: torch.Tensor, targets: torch.Tensor,
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
+            idx = perm[start : start + batch_size]
             if len(idx) < 2:  # BatchNorm needs two rows
                 continue
             loss = hinge_rank_loss(head(inputs[idx]), targets[idx], concept_vectors, margin)

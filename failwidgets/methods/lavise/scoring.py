@@ -33,6 +33,7 @@ so the counts are the statistic at hand.
 Words the filter's images never carry (``c(u, w) = 0``) are not listed, under either scoring. Ties are
 broken by the count, then by the summed cosine.
 """
+
 from __future__ import annotations
 
 import collections
@@ -72,8 +73,9 @@ def word_hit_counts(word_indices: np.ndarray, n_words: int) -> np.ndarray:
     return present.sum(1).reshape(*lead, n_words).astype(np.int64)
 
 
-def pmi_scores(counts: np.ndarray, p: int, prior_counts: np.ndarray, n_prior: int, *,
-               smoothing: float = 1.0) -> np.ndarray:
+def pmi_scores(
+    counts: np.ndarray, p: int, prior_counts: np.ndarray, n_prior: int, *, smoothing: float = 1.0
+) -> np.ndarray:
     """The specificity-corrected word score of every (filter, word) pair (see the module docstring).
 
     Parameters
@@ -104,9 +106,15 @@ def pmi_scores(counts: np.ndarray, p: int, prior_counts: np.ndarray, n_prior: in
     return p_wu * np.log(p_wu / p_w[None, :])
 
 
-def score_words(word_indices: np.ndarray, word_cosines: np.ndarray, vocabulary: Sequence[str], *,
-                scoring: str = "count", prior_indices: np.ndarray | None = None,
-                smoothing: float = 1.0) -> list[list[tuple[str, float]]]:
+def score_words(
+    word_indices: np.ndarray,
+    word_cosines: np.ndarray,
+    vocabulary: Sequence[str],
+    *,
+    scoring: str = "count",
+    prior_indices: np.ndarray | None = None,
+    smoothing: float = 1.0,
+) -> list[list[tuple[str, float]]]:
     """Rank the words of every filter.
 
     Parameters
@@ -137,8 +145,9 @@ def score_words(word_indices: np.ndarray, word_cosines: np.ndarray, vocabulary: 
         if prior_indices is None:
             raise ValueError("prior_indices: scoring='pmi' needs the nearest words of reference outputs, got None")
         prior = check_array(prior_indices, "prior_indices", ndim=2, dtype="int")
-        scores = pmi_scores(counts, idx.shape[1], word_hit_counts(prior[None], w)[0], prior.shape[0],
-                            smoothing=smoothing)
+        scores = pmi_scores(
+            counts, idx.shape[1], word_hit_counts(prior[None], w)[0], prior.shape[0], smoothing=smoothing
+        )
     out = []
     for r in range(idx.shape[0]):
         seen = np.flatnonzero(counts[r])

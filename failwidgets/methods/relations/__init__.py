@@ -4,11 +4,14 @@ Mines attribute relations from a CNN's conv-layer gradients (Eqs. 1-5), compares
 relations (``RelationGraph``) and reports blind spots and failure modes.
 """
 
-from failwidgets.methods.relations.miner import (
-    RelationDiagnosis,
-    RelationMiner,
-    inference_map,
-    heatmap_rgb,
+from failwidgets.methods.relations import evaluation, graph, kl, masks, miner, shared
+from failwidgets.methods.relations.evaluation import (
+    entropy_baseline,
+    evaluate_modes,
+    failure_mode_cell,
+    mode_accuracy_drop,
+    mode_counts,
+    to_signs,
 )
 from failwidgets.methods.relations.graph import (
     DEFAULT_LEVELS,
@@ -19,29 +22,26 @@ from failwidgets.methods.relations.graph import (
     merge_annotations,
 )
 from failwidgets.methods.relations.kl import (
-    relation_matrices,
-    histogram_density,
-    histogram_counts,
+    attribute_kl,
     density_from_counts,
     gaussian_density,
+    histogram_counts,
+    histogram_density,
     kl_gaussian_histogram,
-    attribute_kl,
+    relation_matrices,
 )
 from failwidgets.methods.relations.masks import (
     SELECTIONS,
     contributions,
     select_mask,
 )
-from failwidgets.methods.relations.evaluation import (
-    to_signs,
-    mode_counts,
-    failure_mode_cell,
-    mode_accuracy_drop,
-    entropy_baseline,
-    evaluate_modes,
+from failwidgets.methods.relations.miner import (
+    RelationDiagnosis,
+    RelationMiner,
+    heatmap_rgb,
+    inference_map,
 )
 from failwidgets.methods.relations.shared import AnnotationConflictError, AnnotationFile, WriteReport
-from failwidgets.methods.relations import miner, graph, kl, masks, evaluation, shared
 
 __all__ = [
     "RelationDiagnosis",

@@ -7,6 +7,7 @@ failure mode on test images by the decrease from the accuracy on ordinary images
 rarest of its four modes in the training data and ranks pairs by the entropy of the joint label
 distribution, ignoring samples with both labels -1.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -132,8 +133,18 @@ def entropy_baseline(train_attributes, attribute_names=None) -> pd.DataFrame:
             a, b = (-1, 1)[k // 2], (-1, 1)[k % 2]
             kept = np.array([c[1, 1], c[1, 0], c[0, 1]], dtype=np.float64)
             ent = _entropy(kept / kept.sum()) if kept.sum() > 0 else 0.0
-            rows.append({"i": i, "j": j, "a": a, "b": b, "attr_i": names[i], "attr_j": names[j],
-                         "entropy": ent, "mode_count": int(flat[k])})
+            rows.append(
+                {
+                    "i": i,
+                    "j": j,
+                    "a": a,
+                    "b": b,
+                    "attr_i": names[i],
+                    "attr_j": names[j],
+                    "entropy": ent,
+                    "mode_count": int(flat[k]),
+                }
+            )
     table = pd.DataFrame(rows)
     return table.sort_values("entropy", ascending=False, kind="stable").reset_index(drop=True)
 

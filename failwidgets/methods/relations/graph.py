@@ -6,6 +6,7 @@ atomically (temporary file + ``os.replace``); loading validates attribute names 
 rejects a pair labelled twice with different levels, and accepts partial graphs. Several annotators'
 files merge by majority vote with the agreement reported per pair.
 """
+
 from __future__ import annotations
 
 import json
@@ -136,7 +137,7 @@ class RelationGraph:
             mat[i, j] = mat[j, i] = lv
         return mat
 
-    def copy(self) -> "RelationGraph":
+    def copy(self) -> RelationGraph:
         out = RelationGraph(self.attribute_names, self.levels, self.annotator)
         out._labels = dict(self._labels)
         return out
@@ -165,7 +166,7 @@ class RelationGraph:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping, attribute_names: Sequence[str] | None = None, levels=None) -> "RelationGraph":
+    def from_dict(cls, data: Mapping, attribute_names: Sequence[str] | None = None, levels=None) -> RelationGraph:
         """Build a graph from :meth:`to_dict` output.
 
         Parameters
@@ -201,10 +202,14 @@ class RelationGraph:
         names = list(attribute_names) if attribute_names is not None else file_names
         edges = data.get("edges") or []
         if not isinstance(edges, list):
-            raise ValueError(f"data['edges']: expected a list of {{'a', 'b', 'level'}} objects, got {type(edges).__name__}")
+            raise ValueError(
+                f"data['edges']: expected a list of {{'a', 'b', 'level'}} objects, got {type(edges).__name__}"
+            )
         for k, e in enumerate(edges):
             if not isinstance(e, Mapping) or not {"a", "b", "level"} <= set(e):
-                raise ValueError(f"data['edges'][{k}]: expected an object with keys 'a', 'b' and 'level', got {e!r}"[:300])
+                raise ValueError(
+                    f"data['edges'][{k}]: expected an object with keys 'a', 'b' and 'level', got {e!r}"[:300]
+                )
             if not isinstance(e["a"], str) or not isinstance(e["b"], str):
                 raise ValueError(f"data['edges'][{k}]: expected attribute names (str) for 'a' and 'b', got {e!r}"[:300])
         mentioned = set(file_names) | {e.get("a") for e in edges} | {e.get("b") for e in edges}
@@ -227,8 +232,15 @@ class RelationGraph:
         return graph
 
     @classmethod
-    def from_relations(cls, attribute_names: Sequence[str], relations: Mapping, levels=DEFAULT_LEVELS,
-                       level_of: Mapping[str, str] | None = None, pairs=None, annotator="ground truth"):
+    def from_relations(
+        cls,
+        attribute_names: Sequence[str],
+        relations: Mapping,
+        levels=DEFAULT_LEVELS,
+        level_of: Mapping[str, str] | None = None,
+        pairs=None,
+        annotator="ground truth",
+    ):
         """A graph from known true relations, e.g. the demo world's.
 
         Parameters
@@ -250,8 +262,9 @@ class RelationGraph:
             if wanted is not None and pair not in wanted:
                 continue
             if kind not in level_of:
-                raise ValueError(f"relations: unknown relation kind {kind!r} for ({a!r}, {b!r}); "
-                                 f"expected one of {sorted(level_of)}")
+                raise ValueError(
+                    f"relations: unknown relation kind {kind!r} for ({a!r}, {b!r}); expected one of {sorted(level_of)}"
+                )
             graph._labels[pair] = graph._level_index(level_of[kind])
         return graph
 
@@ -262,14 +275,15 @@ class RelationGraph:
         return path
 
     @classmethod
-    def load(cls, path, attribute_names: Sequence[str] | None = None, levels=None) -> "RelationGraph":
+    def load(cls, path, attribute_names: Sequence[str] | None = None, levels=None) -> RelationGraph:
         """Read a graph written by :meth:`save` (see :meth:`from_dict` for the checks)."""
         with open(path, encoding="utf-8") as fh:
             try:
                 data = json.load(fh)
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-                raise ValueError(f"path: {path} is not a valid JSON annotation file ({type(exc).__name__}: "
-                                 f"{str(exc)[:200]})") from exc
+                raise ValueError(
+                    f"path: {path} is not a valid JSON annotation file ({type(exc).__name__}: {str(exc)[:200]})"
+                ) from exc
         return cls.from_dict(data, attribute_names=attribute_names, levels=levels)
 
 

@@ -5,6 +5,7 @@ computed as a batched Gram matrix of normalised vectors), the smoothed histogram
 Q(r_ij), the Gaussian ground-truth distribution P(r_ij | level) and KL(P || Q) integrated numerically
 over [-1, 1] (paper Eq. 4), and the per-attribute KL (paper Eq. 5).
 """
+
 from __future__ import annotations
 
 import numpy as np

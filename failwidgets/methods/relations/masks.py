@@ -28,6 +28,7 @@ Two selections are offered:
     never added, so it can miss negative evidence; "lars" does not have this problem (tested on a
     planted case), hence the default.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -20,6 +20,7 @@ The formulas live in ``_relations_kl`` (relations, histogram Q, Gaussian P, KL),
 in ``_relations_masks`` (exact procedure documented there), annotation files in
 ``_relations_annotations`` and the evaluation and entropy baseline in ``_relations_eval``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,26 +34,21 @@ from tqdm.auto import tqdm
 
 from failwidgets._validation import check_array, check_choice, check_in_range, check_index, check_positive_int
 from failwidgets.compute.maps import overlay
-from failwidgets.methods.relations.graph import DEFAULT_LEVELS, RELATION_LEVELS, RelationGraph, merge_annotations
+from failwidgets.methods._base import check_fitted
 from failwidgets.methods.relations.evaluation import (
-    entropy_baseline,
-    evaluate_modes,
     failure_mode_cell,
-    mode_accuracy_drop,
     mode_counts,
     to_signs,
 )
+from failwidgets.methods.relations.graph import RelationGraph
 from failwidgets.methods.relations.kl import (
     attribute_kl,
     density_from_counts,
-    gaussian_density,
     histogram_counts,
-    histogram_density,
     kl_gaussian_histogram,
     relation_matrices,
 )
 from failwidgets.methods.relations.masks import SELECTIONS, contributions, select_mask
-from failwidgets.methods._base import check_fitted
 from failwidgets.methods.results import Result
 
 __all__ = ["RelationMiner", "RelationDiagnosis", "inference_map", "heatmap_rgb"]
@@ -187,8 +183,18 @@ class RelationMiner(BaseEstimator):
         self.random_state = random_state
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit_model(self, model, images, layer: str, attributes, attribute_names=None, outputs=None, *,
-                  cache=None, data_id: str | None = None):
+    def fit_model(
+        self,
+        model,
+        images,
+        layer: str,
+        attributes,
+        attribute_names=None,
+        outputs=None,
+        *,
+        cache=None,
+        data_id: str | None = None,
+    ):
         """Mine relations of a model's attribute outputs at ``layer`` on ``images``, memory-bounded.
 
         Two passes through ``failwidgets.compute.output_gradients``: the gradients of the
@@ -238,20 +244,34 @@ class RelationMiner(BaseEstimator):
             masks, unit_shape, rel = self._mine_model(model, x, layer, outputs, attributes, attribute_names)
         else:
             if outputs is not None:
-                raise ValueError("outputs: cannot be combined with cache (a callable has no stable identity for "
-                                 "the cache key); wrap the model so that its forward gives the (B, n) outputs")
+                raise ValueError(
+                    "outputs: cannot be combined with cache (a callable has no stable identity for "
+                    "the cache key); wrap the model so that its forward gives the (B, n) outputs"
+                )
+
             def compute():
                 mk, shape, rl = self._mine_model(model, x, layer, outputs, attributes, attribute_names)
                 return {"masks": mk, "unit_shape": np.asarray(shape, dtype=np.int64), "relations": rl}
 
-            hit = cached(as_cache(cache), compute, what="zhang2018_relations", model=model, layer=str(layer),
-                         data=str(data_id) if data_id is not None else x, n_images=int(m),
-                         selection=self.selection, l1_penalty=float(self.l1_penalty), max_units=self.max_units,
-                         mask_images=self.mask_images, random_state=self.random_state)
+            hit = cached(
+                as_cache(cache),
+                compute,
+                what="zhang2018_relations",
+                model=model,
+                layer=str(layer),
+                data=str(data_id) if data_id is not None else x,
+                n_images=int(m),
+                selection=self.selection,
+                l1_penalty=float(self.l1_penalty),
+                max_units=self.max_units,
+                mask_images=self.mask_images,
+                random_state=self.random_state,
+            )
             masks, unit_shape, rel = hit["masks"], tuple(int(v) for v in hit["unit_shape"]), hit["relations"]
         if rel.shape != (m, signs.shape[1], signs.shape[1]):
-            raise ValueError(f"attributes: expected shape ({m}, {rel.shape[1]}) (images x attribute outputs), "
-                             f"got {signs.shape}")
+            raise ValueError(
+                f"attributes: expected shape ({m}, {rel.shape[1]}) (images x attribute outputs), got {signs.shape}"
+            )
         self.masks_ = np.asarray(masks, dtype=bool)
         self.unit_shape_ = unit_shape
         return self._finish(np.asarray(rel, dtype=np.float32), signs, names)
@@ -264,8 +284,9 @@ class RelationMiner(BaseEstimator):
         sub = self._mask_subset(m)
 
         def grads_of(idx, progress=False):
-            return output_gradients(model, x[idx], layer, outputs=outputs, batch_size=self.batch_size,
-                                    device=self.device, progress=progress)
+            return output_gradients(
+                model, x[idx], layer, outputs=outputs, batch_size=self.batch_size, device=self.device, progress=progress
+            )
 
         acts, grads = grads_of(torch.as_tensor(sub), progress=self.progress)  # the mask-selection images
         n = grads.shape[1]
@@ -273,12 +294,12 @@ class RelationMiner(BaseEstimator):
         self._select_masks(acts.numpy(), grads.numpy(), names)
         rel = np.empty((m, n, n), dtype=np.float32)
         for start in range(0, len(sub), self.batch_size):  # the subset's gradients are already here
-            rel[sub[start:start + self.batch_size]] = self._relations(grads[start:start + self.batch_size].numpy())
+            rel[sub[start : start + self.batch_size]] = self._relations(grads[start : start + self.batch_size].numpy())
         del acts, grads
         rest = np.setdiff1d(np.arange(m), sub)
         chunk = 4 * self.batch_size
         for start in tqdm(range(0, len(rest), chunk), desc="gradients and relations", disable=not self.progress):
-            idx = rest[start:start + chunk]
+            idx = rest[start : start + chunk]
             _, g = grads_of(torch.as_tensor(idx))
             rel[idx] = self._relations(g.numpy())
         return self.masks_, self.unit_shape_, rel
@@ -361,8 +382,11 @@ class RelationMiner(BaseEstimator):
             )
         empty = [names[k] for k in range(n) if not masks[k].any()]
         if empty:
-            warnings.warn(f"masks: no unit selected for {empty} (zero gradients?); their relations are undefined",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"masks: no unit selected for {empty} (zero gradients?); their relations are undefined",
+                UserWarning,
+                stacklevel=3,
+            )
         self.masks_ = masks
 
     def _relations(self, grads) -> np.ndarray:
@@ -501,17 +525,46 @@ class RelationMiner(BaseEstimator):
                 elif abs(mean) > rt:
                     kind = "failure mode"
                     a, b = failure_mode_cell(mean, self.mode_counts_[i, j])
-            rows.append({
-                "i": i, "j": j, "attr_i": names[i], "attr_j": names[j], "level": level, "mean": mean,
-                "spread": float(self.spreads_[i, j]), "n_images": int(self.n_images_[i, j]),
-                "mu_level": mu, "sigma_level": sigma, "kl": value, "kind": kind, "a": a, "b": b,
-            })
+            rows.append(
+                {
+                    "i": i,
+                    "j": j,
+                    "attr_i": names[i],
+                    "attr_j": names[j],
+                    "level": level,
+                    "mean": mean,
+                    "spread": float(self.spreads_[i, j]),
+                    "n_images": int(self.n_images_[i, j]),
+                    "mu_level": mu,
+                    "sigma_level": sigma,
+                    "kl": value,
+                    "kind": kind,
+                    "a": a,
+                    "b": b,
+                }
+            )
         if empty:
-            msg = f"pairs {empty}: no image has either attribute (or no defined relation), so Q and the KL are undefined"
+            msg = (
+                f"pairs {empty}: no image has either attribute (or no defined relation), so Q and the KL are undefined"
+            )
             warnings.warn(msg, UserWarning, stacklevel=2)
             msgs.append(msg)
-        cols = ["i", "j", "attr_i", "attr_j", "level", "mean", "spread", "n_images", "mu_level", "sigma_level",
-                "kl", "kind", "a", "b"]
+        cols = [
+            "i",
+            "j",
+            "attr_i",
+            "attr_j",
+            "level",
+            "mean",
+            "spread",
+            "n_images",
+            "mu_level",
+            "sigma_level",
+            "kl",
+            "kind",
+            "a",
+            "b",
+        ]
         pairs = pd.DataFrame(rows, columns=cols)
         pairs = pairs.sort_values("kl", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
         labelled = graph.level_matrix() >= 0
@@ -533,8 +586,10 @@ class RelationMiner(BaseEstimator):
         self.check_fitted()
         g = check_array(gradients, "gradients", ndim=len(self.unit_shape_) + 2, dtype="float")
         if g.shape[1:] != (len(self.attribute_names_), *self.unit_shape_):
-            raise ValueError(f"gradients: expected shape (K, {len(self.attribute_names_)}, "
-                             f"{', '.join(map(str, self.unit_shape_))}), got {g.shape}")
+            raise ValueError(
+                f"gradients: expected shape (K, {len(self.attribute_names_)}, "
+                f"{', '.join(map(str, self.unit_shape_))}), got {g.shape}"
+            )
         k = g.shape[0]
         flat = g.reshape(k, g.shape[1], -1) * self.masks_[None]
         return flat.reshape(g.shape).astype(np.float32, copy=False)

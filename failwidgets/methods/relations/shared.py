@@ -8,6 +8,7 @@ a three-way merge) or refuses with :class:`AnnotationConflictError` naming the o
 overwritten silently: every merge is reported in the returned :class:`WriteReport` with the other
 writer's name and the pairs both changed. Files are written atomically (:func:`failwidgets.files.atomic_write`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -76,8 +77,16 @@ class AnnotationFile:
     lock_timeout : float, seconds to wait for another writer's lock.
     """
 
-    def __init__(self, path, attribute_names: Sequence[str], levels: Sequence[str] = DEFAULT_LEVELS, *,
-                 writer: str | None = None, on_conflict: str = "merge", lock_timeout: float = 10.0):
+    def __init__(
+        self,
+        path,
+        attribute_names: Sequence[str],
+        levels: Sequence[str] = DEFAULT_LEVELS,
+        *,
+        writer: str | None = None,
+        on_conflict: str = "merge",
+        lock_timeout: float = 10.0,
+    ):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}")
         self.path = Path(path).expanduser()
@@ -147,9 +156,11 @@ class AnnotationFile:
             with lock:
                 return self._write_locked(graph)
         except TimeoutError as exc:
-            raise TimeoutError(f"path: another writer has held {self.path}.lock for more than "
-                               f"{self.lock_timeout:g} s; expected it to finish (remove the lock file if "
-                               "that writer died)") from exc
+            raise TimeoutError(
+                f"path: another writer has held {self.path}.lock for more than "
+                f"{self.lock_timeout:g} s; expected it to finish (remove the lock file if "
+                "that writer died)"
+            ) from exc
 
     def _write_locked(self, graph: RelationGraph) -> WriteReport:
         raw, version = self._read_raw()
@@ -161,7 +172,8 @@ class AnnotationFile:
                 if self.on_conflict == "refuse":
                     raise AnnotationConflictError(
                         f"path: {self.path} was changed by {who} since this writer ({self.writer}) read it; "
-                        "expected no other writer (load the file again, or use on_conflict='merge')")
+                        "expected no other writer (load the file again, or use on_conflict='merge')"
+                    )
                 report = _three_way(self._base, graph, theirs, who)
         data = report.graph.to_dict()
         data["writer"] = self.writer

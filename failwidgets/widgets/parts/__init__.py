@@ -36,6 +36,7 @@ Parts
 - sync: ``EchoGuard`` (the one echo guard), ``hold_all_sync`` (one message per widget), ``reject`` /
   ``InvalidValue`` (what a ``@validate`` raises), ``LoggedLink`` (control <-> trait).
 """
+
 from failwidgets.widgets.parts.attribution_selector import AttributionSelector
 from failwidgets.widgets.parts.base import FailWidget, close_recursively, walk_widgets
 from failwidgets.widgets.parts.charts import DIVERGING_COLORS, GROUP_COLORS, BarChart, GroupHistogram, MatrixHeatmap

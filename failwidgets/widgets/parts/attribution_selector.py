@@ -1,4 +1,5 @@
 """``AttributionSelector``: a dropdown of captum attribution methods that sets an ImageGrid's heat maps."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,8 +45,17 @@ class AttributionSelector(W.HBox):
     method = traitlets.Unicode("none")
     log = traitlets.Instance(LogArea)  # replaces the widget's ``logging.Logger`` trait, as in FailWidget
 
-    def __init__(self, grid: ImageGrid, model: Any, images: Any, target: Any, layer: str | None = None,
-                 log: LogArea | None = None, batch_size: int = 32, **kwargs: Any):
+    def __init__(
+        self,
+        grid: ImageGrid,
+        model: Any,
+        images: Any,
+        target: Any,
+        layer: str | None = None,
+        log: LogArea | None = None,
+        batch_size: int = 32,
+        **kwargs: Any,
+    ):
         self.grid = grid
         self.layer = layer
         self.log = log if log is not None else LogArea()
@@ -53,8 +63,12 @@ class AttributionSelector(W.HBox):
         self.maps_: dict[str, np.ndarray] = {}
         self.model, self.images, self.target = model, images, target
         options = ["none", "saliency", "integrated_gradients"] + (["grad_cam"] if layer else [])
-        self.dropdown = W.Dropdown(options=[(_LABELS[o], o) for o in options], value="none",
-                                   description="heat map", layout=W.Layout(width="320px"))
+        self.dropdown = W.Dropdown(
+            options=[(_LABELS[o], o) for o in options],
+            value="none",
+            description="heat map",
+            layout=W.Layout(width="320px"),
+        )
         super().__init__(children=[self.dropdown], **kwargs)
         self._on_dropdown = guarded(self.log, "AttributionSelector")(self._on_dropdown_change)
         self._on_method = guarded(self.log, "AttributionSelector")(self._on_method_change)
@@ -84,9 +98,14 @@ class AttributionSelector(W.HBox):
 
             with self.log.busy(f"computing {_LABELS[method]}..."):
                 self.maps_[method] = attribution_maps(
-                    self.model, self.images, self.target, method,
+                    self.model,
+                    self.images,
+                    self.target,
+                    method,
                     layer=self.layer if method == "grad_cam" else None,
-                    batch_size=self.batch_size, progress=False)
+                    batch_size=self.batch_size,
+                    progress=False,
+                )
         self.grid.signed_overlays = method == "integrated_gradients"
         self.grid.show_overlay = True
         self.grid.set_overlays(self.maps_[method])

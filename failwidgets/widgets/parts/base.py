@@ -36,6 +36,7 @@ so busy messages still show), so one user action sends at most one message per c
 between a widget's own pieces go through its :class:`~failwidgets.widgets.parts.sync.EchoGuard`
 (``self.quietly``); no subclass overrides ``close()``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -243,6 +244,7 @@ class FailWidget(W.VBox):
 
     def run_guarded(self, func: Callable, *args: Any, busy: str | None = None, **kwargs: Any) -> Any:
         """Call ``func`` now through the guard, optionally showing a busy message."""
+
         def call() -> Any:
             if busy is None:
                 return func(*args, **kwargs)
@@ -266,7 +268,7 @@ class FailWidget(W.VBox):
         json.dumps(d)  # fail here, not when the user saves the file
         return d
 
-    def from_dict(self, d: dict) -> "FailWidget":
+    def from_dict(self, d: dict) -> FailWidget:
         """Restore the state written by :meth:`to_dict` (observers fire as if the user set it)."""
         if not isinstance(d, dict):
             raise TypeError(f"d: expected a dict from to_dict(), got {type(d).__name__}")
@@ -287,7 +289,7 @@ class FailWidget(W.VBox):
         text = json.dumps(self.to_dict(), indent=1)
         atomic_write(path, text)
 
-    def load_state(self, path: str) -> "FailWidget":
+    def load_state(self, path: str) -> FailWidget:
         """Restore the state saved by :meth:`save_state`; a damaged file raises ``ValueError`` naming it."""
         try:
             with open(path, encoding="utf-8") as f:
@@ -342,7 +344,13 @@ class FailWidget(W.VBox):
         for name, value in list(vars(self).items()):
             if name.startswith("_trait") or name == "comm":
                 continue
-            items = value if isinstance(value, (list, tuple)) else list(value.values()) if isinstance(value, dict) else [value]
+            items = (
+                value
+                if isinstance(value, (list, tuple))
+                else list(value.values())
+                if isinstance(value, dict)
+                else [value]
+            )
             for item in items:
                 if isinstance(item, W.Widget) and item is not self:
                     close_recursively(item)

@@ -4,6 +4,7 @@ Selection in bqplot: ``interactions={"click": "select"}`` makes the browser writ
 ``selected`` trait; setting ``mark.selected`` from Python works too. Each chart mirrors that into one
 plain trait (``selected_index``, ``selected_bin``, ``selected_cell``) in both directions.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -37,9 +38,13 @@ class _Chart(W.VBox):
     """A VBox holding one bqplot Figure (``.figure``); ``close()`` closes marks, axes and scales."""
 
     def __init__(self, marks: list, axes: list, title: str = "", **kwargs: Any):
-        self.figure = bq.Figure(marks=marks, axes=axes, title=title,
-                                fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
-                                layout=W.Layout(**_FIG_LAYOUT))
+        self.figure = bq.Figure(
+            marks=marks,
+            axes=axes,
+            title=title,
+            fig_margin={"top": 40, "bottom": 50, "left": 60, "right": 20},
+            layout=W.Layout(**_FIG_LAYOUT),
+        )
         self._quiet = EchoGuard()  # set while a selection is copied between the mark and the trait
         super().__init__(children=[self.figure], **kwargs)
 
@@ -97,16 +102,37 @@ class BarChart(_Chart):
 
     selected_index = traitlets.Int(None, allow_none=True)
 
-    def __init__(self, labels: Sequence[str] = (), values: Any = (), title: str = "", x_label: str = "",
-                 y_label: str = "", colors: Any = None, **kwargs: Any):
+    def __init__(
+        self,
+        labels: Sequence[str] = (),
+        values: Any = (),
+        title: str = "",
+        x_label: str = "",
+        y_label: str = "",
+        colors: Any = None,
+        **kwargs: Any,
+    ):
         self.x_scale, self.y_scale = bq.OrdinalScale(), bq.LinearScale()
-        self.bars = bq.Bars(x=[], y=[], scales={"x": self.x_scale, "y": self.y_scale},
-                            interactions={"click": "select"}, selected_style=_SELECTED,
-                            unselected_style={"opacity": 0.6}, colors=[GROUP_COLORS[0]])
+        self.bars = bq.Bars(
+            x=[],
+            y=[],
+            scales={"x": self.x_scale, "y": self.y_scale},
+            interactions={"click": "select"},
+            selected_style=_SELECTED,
+            unselected_style={"opacity": 0.6},
+            colors=[GROUP_COLORS[0]],
+        )
         self.x_axis = bq.Axis(scale=self.x_scale, label=x_label, tick_rotate=-30 if labels else 0)
         self.y_axis = bq.Axis(scale=self.y_scale, side="left", label=y_label, grid_lines="dashed")
-        self.reference = bq.Scatter(x=[], y=[], scales={"x": self.x_scale, "y": self.y_scale}, marker="diamond",
-                                    colors=["black"], default_size=48, visible=False)
+        self.reference = bq.Scatter(
+            x=[],
+            y=[],
+            scales={"x": self.x_scale, "y": self.y_scale},
+            marker="diamond",
+            colors=["black"],
+            default_size=48,
+            visible=False,
+        )
         super().__init__([self.bars, self.reference], [self.x_axis, self.y_axis], title=title, **kwargs)
         self.labels: list[str] = []
         self._mirror_bar_selection("selected_index")
@@ -190,22 +216,40 @@ class GroupHistogram(_Chart):
     vline = traitlets.Float(None, allow_none=True)
     selected_bin = traitlets.Int(None, allow_none=True)
 
-    def __init__(self, bins: int = 30, mode: str = "stacked", density: bool = False, title: str = "",
-                 x_label: str = "", **kwargs: Any):
+    def __init__(
+        self,
+        bins: int = 30,
+        mode: str = "stacked",
+        density: bool = False,
+        title: str = "",
+        x_label: str = "",
+        **kwargs: Any,
+    ):
         self.bins = check_positive_int(bins, "bins")
         self.mode = check_choice(mode, "mode", ("stacked", "grouped"))
         self.density = bool(density)
         self.x_scale, self.y_scale = bq.LinearScale(), bq.LinearScale(min=0.0)
         sc = {"x": self.x_scale, "y": self.y_scale}
-        self.bars = bq.Bars(x=[0.0], y=[[0.0]], scales=sc, type=self.mode, padding=0.05,
-                            colors=GROUP_COLORS, interactions={"click": "select"}, selected_style=_SELECTED,
-                            display_legend=True, labels=[])
-        self.line = bq.Lines(x=[0.0, 0.0], y=[0.0, 1.0], scales=sc, colors=["black"], line_style="dashed",
-                             visible=False, stroke_width=2)
+        self.bars = bq.Bars(
+            x=[0.0],
+            y=[[0.0]],
+            scales=sc,
+            type=self.mode,
+            padding=0.05,
+            colors=GROUP_COLORS,
+            interactions={"click": "select"},
+            selected_style=_SELECTED,
+            display_legend=True,
+            labels=[],
+        )
+        self.line = bq.Lines(
+            x=[0.0, 0.0], y=[0.0, 1.0], scales=sc, colors=["black"], line_style="dashed", visible=False, stroke_width=2
+        )
         self.curve = bq.Lines(x=[0.0], y=[0.0], scales=sc, colors=["#333333"], visible=False, stroke_width=2)
         self.x_axis = bq.Axis(scale=self.x_scale, label=x_label)
-        self.y_axis = bq.Axis(scale=self.y_scale, side="left",
-                              label="density" if density else "count", grid_lines="dashed")
+        self.y_axis = bq.Axis(
+            scale=self.y_scale, side="left", label="density" if density else "count", grid_lines="dashed"
+        )
         super().__init__([self.bars, self.line, self.curve], [self.x_axis, self.y_axis], title=title, **kwargs)
         self._values = np.zeros(0)
         self.edges_ = np.zeros(0)
@@ -218,8 +262,13 @@ class GroupHistogram(_Chart):
     def _valid_bin(self, proposal: dict) -> Any:
         return self._valid_bar(proposal, "a bin index", max(len(getattr(self, "edges_", ())) - 1, 0))
 
-    def set_data(self, values: Any, groups: Any = None, group_names: Sequence[str] | None = None,
-                 value_range: tuple[float, float] | None = None) -> None:
+    def set_data(
+        self,
+        values: Any,
+        groups: Any = None,
+        group_names: Sequence[str] | None = None,
+        value_range: tuple[float, float] | None = None,
+    ) -> None:
         """Histogram ``values`` (N,) split by ``groups`` (N,) ints in [0, G) (default: one group).
 
         Uses ``numpy.histogram`` with edges shared by all groups.
@@ -291,7 +340,6 @@ class GroupHistogram(_Chart):
             self.line.visible = True
 
 
-
 def _cells_from_json(value: Any, obj: Any = None) -> np.ndarray | None:
     """Selected cells sent by the browser: a plain list of ``[row, col]`` pairs -> int array (K, 2).
 
@@ -329,13 +377,16 @@ class MatrixHeatmap(_Chart):
         self.diverging = bool(diverging)
         # reverse=True puts row 0 at the top, as in a printed matrix (bqplot's default is the bottom)
         self.row_scale, self.col_scale = bq.OrdinalScale(reverse=True), bq.OrdinalScale()
-        self.color_scale = (bq.ColorScale(colors=DIVERGING_COLORS, mid=0.0) if self.diverging
-                            else bq.ColorScale(scheme="viridis"))
-        self.grid = _GridHeatMap(color=np.zeros((2, 2)), scales={"row": self.row_scale, "column": self.col_scale,
-                                                                   "color": self.color_scale},
-                                   interactions={"click": "select"}, selected_style={"stroke": "black",
-                                                                                       "stroke-width": 3},
-                                   anchor_style={"fill": "none"})
+        self.color_scale = (
+            bq.ColorScale(colors=DIVERGING_COLORS, mid=0.0) if self.diverging else bq.ColorScale(scheme="viridis")
+        )
+        self.grid = _GridHeatMap(
+            color=np.zeros((2, 2)),
+            scales={"row": self.row_scale, "column": self.col_scale, "color": self.color_scale},
+            interactions={"click": "select"},
+            selected_style={"stroke": "black", "stroke-width": 3},
+            anchor_style={"fill": "none"},
+        )
         self.row_axis = bq.Axis(scale=self.row_scale, side="left")
         self.col_axis = bq.Axis(scale=self.col_scale, tick_rotate=-45)
         self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right")
@@ -348,8 +399,13 @@ class MatrixHeatmap(_Chart):
         self.grid.observe(self._from_mark, names="selected")
         self.observe(self._to_mark, names="selected_cell")
 
-    def set_matrix(self, matrix: Any, row_labels: Sequence[str] | None = None,
-                   col_labels: Sequence[str] | None = None, vmax: float | None = None) -> None:
+    def set_matrix(
+        self,
+        matrix: Any,
+        row_labels: Sequence[str] | None = None,
+        col_labels: Sequence[str] | None = None,
+        vmax: float | None = None,
+    ) -> None:
         """Show ``matrix`` (R, C) (NaN allowed for empty cells); clears the selection.
 
         ``vmax``: colour limit (diverging: [-vmax, vmax]); default from the data.

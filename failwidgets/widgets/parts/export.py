@@ -5,6 +5,7 @@ we render the *current view* ourselves: walk the widget tree and turn each known
 HTML (images as base64 data URIs, bqplot figures as inline SVG drawn from the marks' data, controls as
 text of their value). Unknown widget types become an HTML comment.
 """
+
 from __future__ import annotations
 
 import html
@@ -87,7 +88,9 @@ class _Sanitizer(html.parser.HTMLParser):
             self.out.append(f"&{name};")
 
     def handle_charref(self, name):
-        if not self.skip and (name.isdigit() or (name[:1] in "xX" and all(c in "0123456789abcdefABCDEF" for c in name[1:]))):
+        if not self.skip and (
+            name.isdigit() or (name[:1] in "xX" and all(c in "0123456789abcdefABCDEF" for c in name[1:]))
+        ):
             self.out.append(f"&#{name};")
 
 
@@ -111,6 +114,7 @@ def sanitize_html(fragment: str) -> str:
     p.feed(str(fragment))
     p.close()
     return "".join(p.out)
+
 
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -379,14 +383,18 @@ def _interp_colour(value: float, lo: float, mid: float | None, hi: float, colour
 
     rgb = [np.array(ImageColor.getrgb(c)[:3], dtype=float) for c in colours]
     if mid is not None and len(rgb) == 3:
-        t = 0.5 * (value - lo) / (mid - lo) if value < mid and mid > lo else (
-            0.5 + 0.5 * (value - mid) / (hi - mid) if hi > mid else 0.5)
+        t = (
+            0.5 * (value - lo) / (mid - lo)
+            if value < mid and mid > lo
+            else (0.5 + 0.5 * (value - mid) / (hi - mid) if hi > mid else 0.5)
+        )
     else:
         t = (value - lo) / (hi - lo) if hi > lo else 0.5
     t = float(np.clip(t, 0, 1)) * (len(rgb) - 1)
     i = min(int(t), len(rgb) - 2)
     c = rgb[i] * (1 - (t - i)) + rgb[i + 1] * (t - i)
-    return "#%02x%02x%02x" % tuple(int(round(x)) for x in c)
+    r, g, b = (int(round(x)) for x in c)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _grid_heatmap_svg(mark: Any) -> list[str]:
@@ -407,18 +415,24 @@ def _grid_heatmap_svg(mark: Any) -> list[str]:
         for c in range(C):
             v = color[r, c]
             fill = "#ffffff" if not np.isfinite(v) else _interp_colour(v, lo, mid, hi, colours)
-            out.append(f'<rect x="{x0 + c * cw:.1f}" y="{y0 + r * ch:.1f}" width="{cw:.1f}" height="{ch:.1f}" '
-                       f'fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{r},{c}: {v:.3g}</title></rect>')
+            out.append(
+                f'<rect x="{x0 + c * cw:.1f}" y="{y0 + r * ch:.1f}" width="{cw:.1f}" height="{ch:.1f}" '
+                f'fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{r},{c}: {v:.3g}</title></rect>'
+            )
     rows = list(_arr(mark.row)) if mark.row is not None else list(range(R))
     cols = list(_arr(mark.column)) if mark.column is not None else list(range(C))
     if R <= 40:
         for r, lab in enumerate(rows[:R]):
-            out.append(f'<text x="{x0 - 4}" y="{y0 + (r + 0.5) * ch + 4:.1f}" text-anchor="end" '
-                       f'font-size="10">{_esc(str(lab))}</text>')
+            out.append(
+                f'<text x="{x0 - 4}" y="{y0 + (r + 0.5) * ch + 4:.1f}" text-anchor="end" '
+                f'font-size="10">{_esc(str(lab))}</text>'
+            )
     if C <= 40:
         for c, lab in enumerate(cols[:C]):
-            out.append(f'<text x="{x0 + (c + 0.5) * cw:.1f}" y="{y0 + h + 14}" text-anchor="middle" '
-                       f'font-size="10">{_esc(str(lab))}</text>')
+            out.append(
+                f'<text x="{x0 + (c + 0.5) * cw:.1f}" y="{y0 + h + 14}" text-anchor="middle" '
+                f'font-size="10">{_esc(str(lab))}</text>'
+            )
     return out
 
 
@@ -472,35 +486,48 @@ def figure_to_svg(fig: Any) -> str:
             for i, (xr, yr) in enumerate(zip(xs_, ys_)):
                 pts = " ".join(f"{ax(a):.1f},{ay(b):.1f}" for a, b in zip(xr, yr) if np.isfinite(b))
                 style = ' stroke-dasharray="5,3"' if m.line_style == "dashed" else ""
-                body.append(f'<polyline points="{pts}" fill="none" stroke="{_colour(m.colors, i)}" '
-                            f'stroke-width="{m.stroke_width}"{style}/>')
+                body.append(
+                    f'<polyline points="{pts}" fill="none" stroke="{_colour(m.colors, i)}" '
+                    f'stroke-width="{m.stroke_width}"{style}/>'
+                )
         elif isinstance(m, bqplot.Scatter):
-            for i, (a, b) in enumerate(zip(_arr(m.x), _arr(m.y))):
+            for a, b in zip(_arr(m.x), _arr(m.y)):
                 body.append(f'<circle cx="{ax(a):.1f}" cy="{ay(b):.1f}" r="3" fill="{_colour(m.colors, 0)}"/>')
     # axes: ticks and labels
     for ax in axes.values():
         horizontal = ax.lo_px == x_px[0]
         for pos, lab in ax.ticks():
             if horizontal:
-                body.append(f'<text x="{pos:.1f}" y="{_H - _MB + 14}" text-anchor="middle" font-size="10">'
-                            f"{_esc(lab)}</text>")
+                body.append(
+                    f'<text x="{pos:.1f}" y="{_H - _MB + 14}" text-anchor="middle" font-size="10">{_esc(lab)}</text>'
+                )
             else:
-                body.append(f'<text x="{_ML - 4}" y="{pos + 3:.1f}" text-anchor="end" font-size="10">'
-                            f"{_esc(lab)}</text>")
+                body.append(
+                    f'<text x="{_ML - 4}" y="{pos + 3:.1f}" text-anchor="end" font-size="10">{_esc(lab)}</text>'
+                )
     for axis in fig.axes:
         if getattr(axis, "label", ""):
-            vertical = getattr(axis, "side", None) in ("left", "right") or getattr(axis, "orientation", "") == "vertical"
+            vertical = (
+                getattr(axis, "side", None) in ("left", "right") or getattr(axis, "orientation", "") == "vertical"
+            )
             if vertical:
-                body.append(f'<text x="12" y="{_H / 2:.0f}" transform="rotate(-90 12 {_H / 2:.0f})" '
-                            f'text-anchor="middle" font-size="11">{_esc(axis.label)}</text>')
+                body.append(
+                    f'<text x="12" y="{_H / 2:.0f}" transform="rotate(-90 12 {_H / 2:.0f})" '
+                    f'text-anchor="middle" font-size="11">{_esc(axis.label)}</text>'
+                )
             else:
-                body.append(f'<text x="{_W / 2:.0f}" y="{_H - 8}" text-anchor="middle" font-size="11">'
-                            f"{_esc(axis.label)}</text>")
+                body.append(
+                    f'<text x="{_W / 2:.0f}" y="{_H - 8}" text-anchor="middle" font-size="11">{_esc(axis.label)}</text>'
+                )
     title = f'<text x="{_W / 2:.0f}" y="16" text-anchor="middle" font-size="13">{_esc(fig.title or "")}</text>'
-    frame = (f'<line x1="{_ML}" y1="{_H - _MB}" x2="{_W - _MR}" y2="{_H - _MB}" stroke="#444"/>'
-             f'<line x1="{_ML}" y1="{_MT}" x2="{_ML}" y2="{_H - _MB}" stroke="#444"/>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
-            f'class="fw-figure">{title}{"".join(body)}{frame}</svg>')
+    frame = (
+        f'<line x1="{_ML}" y1="{_H - _MB}" x2="{_W - _MR}" y2="{_H - _MB}" stroke="#444"/>'
+        f'<line x1="{_ML}" y1="{_MT}" x2="{_ML}" y2="{_H - _MB}" stroke="#444"/>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
+        f'class="fw-figure">{title}{"".join(body)}{frame}</svg>'
+    )
 
 
 def _rect(x: float, y: float, w: float, h: float, fill: str, extra: str = "") -> str:
@@ -542,5 +569,3 @@ def _bars_svg(m: Any, ax: _Axis, ay: _Axis) -> list[str]:
         if n > 1 and m.type != "grouped":
             base = base + np.nan_to_num(row)
     return out
-
-

@@ -7,6 +7,7 @@ ipyplot passes through unchanged), escapes labels, validates with clear errors, 
 for its grid HTML (``ipyplot._html_helpers._create_imgs_grid``, private; a plain fallback grid is used if
 that ever disappears), which goes into an ``HTML`` widget that can sit in any Box.
 """
+
 from __future__ import annotations
 
 import html
@@ -24,15 +25,24 @@ def _fallback_grid(uris: list[str], labels: list[str], texts: list[str | None], 
     cells = []
     for u, lab, t in zip(uris, labels, texts):
         extra = f'<div style="font-size:11px">{t}</div>' if t else ""
-        cells.append(f'<div style="display:inline-block;width:{img_width}px;margin:3px;text-align:center;'
-                     f'vertical-align:top"><div style="font-size:12px">{lab}</div>{extra}'
-                     f'<img src="{u}" style="width:{img_width}px"/></div>')
+        cells.append(
+            f'<div style="display:inline-block;width:{img_width}px;margin:3px;text-align:center;'
+            f'vertical-align:top"><div style="font-size:12px">{lab}</div>{extra}'
+            f'<img src="{u}" style="width:{img_width}px"/></div>'
+        )
     return "<div>" + "".join(cells) + "</div>"
 
 
-def gallery_html(images: Any, labels: Sequence[Any] | None = None, custom_texts: Sequence[str] | None = None,
-                 *, img_width: int = DEFAULT_THUMB_SIZE, max_images: int = 60, overlays: Any = None,
-                 signed: bool = False) -> str:
+def gallery_html(
+    images: Any,
+    labels: Sequence[Any] | None = None,
+    custom_texts: Sequence[str] | None = None,
+    *,
+    img_width: int = DEFAULT_THUMB_SIZE,
+    max_images: int = 60,
+    overlays: Any = None,
+    signed: bool = False,
+) -> str:
     """HTML of an ipyplot image grid with every image embedded as a base64 data URI.
 
     Parameters
@@ -55,14 +65,22 @@ def gallery_html(images: Any, labels: Sequence[Any] | None = None, custom_texts:
     if len(texts) != n:
         raise ValueError(f"custom_texts: expected {n} texts (one per image), got {len(texts)}")
     ovs = [None] * n if overlays is None else list(overlays)[:n]
-    uris = [data_uri(thumbnail_bytes(im, max_side=img_width, overlay=ov, signed=signed))
-            for im, ov in zip(imgs, ovs)]
+    uris = [data_uri(thumbnail_bytes(im, max_side=img_width, overlay=ov, signed=signed)) for im, ov in zip(imgs, ovs)]
     try:
         from ipyplot._html_helpers import _create_imgs_grid
     except ImportError:  # pragma: no cover - only if ipyplot's internals move
         return _fallback_grid(uris, labels, texts, img_width)
-    return _create_imgs_grid(uris, labels, custom_texts=texts, max_images=max_images, img_width=img_width,
-                             zoom_scale=2.0, show_url=False, force_b64=False, resize_image=False)
+    return _create_imgs_grid(
+        uris,
+        labels,
+        custom_texts=texts,
+        max_images=max_images,
+        img_width=img_width,
+        zoom_scale=2.0,
+        show_url=False,
+        force_b64=False,
+        resize_image=False,
+    )
 
 
 class Gallery(W.HTML):
@@ -78,6 +96,11 @@ class Gallery(W.HTML):
         if images is not None:
             self.set_images(images, labels)
 
-    def set_images(self, images: Any, labels: Sequence[Any] | None = None,
-                   custom_texts: Sequence[str] | None = None, overlays: Any = None) -> None:
+    def set_images(
+        self,
+        images: Any,
+        labels: Sequence[Any] | None = None,
+        custom_texts: Sequence[str] | None = None,
+        overlays: Any = None,
+    ) -> None:
         self.value = gallery_html(images, labels, custom_texts, overlays=overlays, **self._opts)

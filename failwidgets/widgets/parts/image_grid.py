@@ -1,4 +1,5 @@
 """``ImageGrid``: a grid of thumbnails with captions, per-tile selection and optional heat maps."""
+
 from __future__ import annotations
 
 from typing import Any, Hashable, Sequence
@@ -30,10 +31,13 @@ class Tile(W.VBox):
     def __init__(self, thumb_size: int):
         self.image = W.Image(format="jpeg", layout=W.Layout(width=f"{thumb_size}px", height="auto"))
         self.caption = W.HTML("", layout=W.Layout(width=f"{thumb_size}px"))
-        self.button = W.ToggleButton(value=False, description="select", tooltip="select this image",
-                                     layout=W.Layout(width=f"{thumb_size}px"))
-        super().__init__(children=[self.image, self.caption, self.button],
-                         layout=W.Layout(border="2px solid transparent", padding="2px"))
+        self.button = W.ToggleButton(
+            value=False, description="select", tooltip="select this image", layout=W.Layout(width=f"{thumb_size}px")
+        )
+        super().__init__(
+            children=[self.image, self.caption, self.button],
+            layout=W.Layout(border="2px solid transparent", padding="2px"),
+        )
         self.index = -1
 
     def set_size(self, thumb_size: int) -> None:
@@ -78,9 +82,16 @@ class ImageGrid(W.VBox):
     thumb_size = traitlets.Int(DEFAULT_THUMB_SIZE, min=1)
     multiple = traitlets.Bool(True)
 
-    def __init__(self, columns: int = 6, thumb_size: int = DEFAULT_THUMB_SIZE, multiple: bool = True,
-                 signed_overlays: bool = False, overlay_alpha: float = 0.5,
-                 cache: ThumbnailCache | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        columns: int = 6,
+        thumb_size: int = DEFAULT_THUMB_SIZE,
+        multiple: bool = True,
+        signed_overlays: bool = False,
+        overlay_alpha: float = 0.5,
+        cache: ThumbnailCache | None = None,
+        **kwargs: Any,
+    ):
         check_positive_int(columns, "columns")
         check_positive_int(thumb_size, "thumb_size")
         self._pool: list[Tile] = []
@@ -93,9 +104,13 @@ class ImageGrid(W.VBox):
         self.overlay_alpha = overlay_alpha
         self.cache = cache
         self.grid = W.GridBox(children=[], layout=W.Layout())
-        self.overlay_toggle = W.ToggleButton(value=True, description="heat maps", icon="fire",
-                                             tooltip="show / hide heat-map overlays",
-                                             layout=W.Layout(display="none", width="auto"))
+        self.overlay_toggle = W.ToggleButton(
+            value=True,
+            description="heat maps",
+            icon="fire",
+            tooltip="show / hide heat-map overlays",
+            layout=W.Layout(display="none", width="auto"),
+        )
         self.clear_button = W.Button(description="clear selection", layout=W.Layout(width="auto"))
         self.toolbar = W.HBox([self.overlay_toggle, self.clear_button])
         super().__init__(children=[self.toolbar, self.grid], **kwargs)
@@ -127,8 +142,13 @@ class ImageGrid(W.VBox):
     def __len__(self) -> int:
         return len(self._images)
 
-    def set_images(self, images: Any, captions: Sequence[str] | None = None,
-                   overlays: Any = None, keys: Sequence[Hashable] | None = None) -> None:
+    def set_images(
+        self,
+        images: Any,
+        captions: Sequence[str] | None = None,
+        overlays: Any = None,
+        keys: Sequence[Hashable] | None = None,
+    ) -> None:
         """Show ``images``; clears the selection.
 
         Parameters
@@ -153,7 +173,10 @@ class ImageGrid(W.VBox):
         self._images, self._captions, self._keys, self._overlays = imgs, captions, keys, ovs
         while len(self._pool) < n:  # grow the pool only when needed; tiles are reused otherwise
             self._pool.append(self._new_tile())
-        with hold_all_sync(self, self.grid, self.overlay_toggle.layout, self._tile_parts(self._pool[:n])), self._quiet():
+        with (
+            hold_all_sync(self, self.grid, self.overlay_toggle.layout, self._tile_parts(self._pool[:n])),
+            self._quiet(),
+        ):
             self.selected = []
             for i, tile in enumerate(self._pool[:n]):
                 tile.index = i
@@ -236,8 +259,14 @@ class ImageGrid(W.VBox):
         use_ov = self._overlays is not None and self.show_overlay
         for i, img in enumerate(self._images):
             ov = self._overlays[i] if use_ov else None
-            data = thumbnail_bytes(img, max_side=self.thumb_size, overlay=ov, signed=self.signed_overlays,
-                                   alpha=self.overlay_alpha, cache=self.cache)
+            data = thumbnail_bytes(
+                img,
+                max_side=self.thumb_size,
+                overlay=ov,
+                signed=self.signed_overlays,
+                alpha=self.overlay_alpha,
+                cache=self.cache,
+            )
             tile = self._pool[i]
             tile.image.format = image_format(data)
             tile.image.value = data

@@ -17,9 +17,16 @@ A key is written as ``[ctrl+][alt+][shift+]name``: ``name`` is the event's ``key
 counts as ``ctrl``. Shift is part of the name only for letters and named keys (``"shift+z"``,
 ``"shift+arrowright"``); for other characters it is already in the character (``"!"``, ``"?"``).
 
+Front ends differ in who sees a key first. JupyterLab 4 and Voila let ipyevents take it. Notebook 7
+handles keys before ipyevents, so its command-mode shortcuts act as well: ``r`` makes the cell a raw
+cell (removing the widget's output), ``a`` / ``b`` / ``c`` / ``x`` / ``v`` / ``m`` / ``y`` / ``z`` edit
+cells, the up / down arrows move the cell cursor. There use Ctrl+Z / Ctrl+Shift+Z, ``n`` / ``p``, the
+left / right arrows and the digits (which Notebook 7 applies to Markdown cells only).
+
 Setting the environment variable ``FAILWIDGETS_KEY_EVENTS=0`` turns the key events off (for a front end
 that has the ipyevents package but not its JavaScript); widgets then show their text-box fallback.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,9 +41,20 @@ __all__ = ["KeyBindings", "key_events_available", "event_key", "normalize_key", 
 
 KEY_EVENTS_ENV = "FAILWIDGETS_KEY_EVENTS"
 _MODIFIERS = ("ctrl", "alt", "shift")
-_ALIASES = {" ": "space", "spacebar": "space", "esc": "escape", "left": "arrowleft", "right": "arrowright",
-            "up": "arrowup", "down": "arrowdown", "del": "delete", "cmd": "ctrl", "meta": "ctrl",
-            "control": "ctrl", "option": "alt"}
+_ALIASES = {
+    " ": "space",
+    "spacebar": "space",
+    "esc": "escape",
+    "left": "arrowleft",
+    "right": "arrowright",
+    "up": "arrowup",
+    "down": "arrowdown",
+    "del": "delete",
+    "cmd": "ctrl",
+    "meta": "ctrl",
+    "control": "ctrl",
+    "option": "alt",
+}
 _MODIFIER_KEYS = {"shift", "control", "alt", "meta", "altgraph", "capslock", "os"}
 
 

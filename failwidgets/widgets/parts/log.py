@@ -8,6 +8,7 @@ variable ``FAILWIDGETS_RAISE_CALLBACK_ERRORS=1``, so tests see the error.
 Messages are written with ``Output.append_stdout/append_stderr`` (``with out:`` captures nothing
 outside a front end).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,7 +58,7 @@ class LogArea(W.VBox):
     def _trim(self) -> None:
         outs = self.output.outputs
         if len(outs) > self.max_messages:
-            self.output.outputs = tuple(outs[-self.max_messages:])
+            self.output.outputs = tuple(outs[-self.max_messages :])
 
     # The methods below also accept ``logging``-style calls (``warning("x %s", arg, exc_info=True)``):
     # ``FailWidget`` exposes its LogArea as ``.log``, the attribute ipywidgets itself logs to, so errors
@@ -79,8 +80,9 @@ class LogArea(W.VBox):
 
     warn = warning
 
-    def error(self, exc: BaseException | str, *args: Any, context: str | None = None,
-              exc_info: bool = False, **kwargs: Any) -> None:
+    def error(
+        self, exc: BaseException | str, *args: Any, context: str | None = None, exc_info: bool = False, **kwargs: Any
+    ) -> None:
         """Append an error with its traceback (stderr), open the log and show a red status line.
 
         ``exc`` is an exception (its traceback is shown) or a message (``logging``-style ``args``).
@@ -204,8 +206,7 @@ class _RaisingDispatcher(W.widget.CallbackDispatcher):
         return value
 
 
-def on_click_guarded(button: W.Button, callback: Callable, log: LogArea | None,
-                     context: str | None = None) -> Callable:
+def on_click_guarded(button: W.Button, callback: Callable, log: LogArea | None, context: str | None = None) -> Callable:
     """``button.on_click(guarded(log)(callback))`` such that ``button.click()`` re-raises under tests.
 
     Returns the wrapped callback (pass it to ``button.on_click(wrapped, remove=True)`` to detach).

@@ -20,6 +20,7 @@ A widget implements three small hooks::
 
 and calls ``self._publish_selection(indices)`` when the user picks something.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -173,16 +174,21 @@ class SelectionLink:
             self.rows = _as_index_array(rows, "rows")
             n_src, n_tgt = source._selection_size(), target._selection_size()
             if n_tgt is not None and self.rows.size != n_tgt:
-                raise ValueError(f"rows: expected {n_tgt} entries (one source row per row of the target), "
-                                 f"got {self.rows.size}")
+                raise ValueError(
+                    f"rows: expected {n_tgt} entries (one source row per row of the target), got {self.rows.size}"
+                )
             if self.rows.size and (self.rows.min() < 0 or (n_src is not None and self.rows.max() >= n_src)):
-                raise ValueError(f"rows: expected source row indices in [0, {n_src}), got values in "
-                                 f"[{int(self.rows.min())}, {int(self.rows.max())}]")
+                raise ValueError(
+                    f"rows: expected source row indices in [0, {n_src}), got values in "
+                    f"[{int(self.rows.min())}, {int(self.rows.max())}]"
+                )
         else:
             n_src, n_tgt = source._selection_size(), target._selection_size()
             if n_src is not None and n_tgt is not None and n_src != n_tgt:
-                raise ValueError(f"rows: the widgets index different data ({n_src} and {n_tgt} rows); pass rows= "
-                                 "(for each target row, its row in the source)")
+                raise ValueError(
+                    f"rows: the widgets index different data ({n_src} and {n_tgt} rows); pass rows= "
+                    "(for each target row, its row in the source)"
+                )
         self._busy = False
         source.observe(self._from_source, names="selection")
         target.observe(self._from_target, names="selection")

@@ -14,6 +14,7 @@ form say to call ``google.colab.output.enable_custom_widget_manager()``.
 
 Set ``FAILWIDGETS_SNAPSHOT=0`` to leave the snapshot out (smaller saved notebooks).
 """
+
 from __future__ import annotations
 
 import html
@@ -21,7 +22,6 @@ import os
 import re
 import sys
 import warnings
-from typing import Any
 
 import ipywidgets as W
 
@@ -32,7 +32,6 @@ __all__ = ["widget_mimebundle", "snapshot_html", "manager_note", "in_colab", "SN
 SNAPSHOT_ENV = "FAILWIDGETS_SNAPSHOT"
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 COLAB_FIX = "from google.colab import output; output.enable_custom_widget_manager()"
-
 
 
 def _export_css() -> str:
@@ -62,11 +61,15 @@ def manager_note(name: str, colab: bool | None = None) -> str:
     """The plain-text note shown where the live view of widget ``name`` is missing."""
     colab = in_colab() if colab is None else colab
     if colab:
-        return (f"{name}: Colab draws this widget only with its custom widget manager. Run "
-                f"`{COLAB_FIX}` in a cell, then run this cell again.")
-    return (f"{name}: static picture from when the cell ran. The interactive widget needs a running kernel "
-            "and a Jupyter widget manager (JupyterLab 4, Notebook 7, Voila or VS Code's Jupyter extension): "
-            "open the notebook there and run the cell.")
+        return (
+            f"{name}: Colab draws this widget only with its custom widget manager. Run "
+            f"`{COLAB_FIX}` in a cell, then run this cell again."
+        )
+    return (
+        f"{name}: static picture from when the cell ran. The interactive widget needs a running kernel "
+        "and a Jupyter widget manager (JupyterLab 4, Notebook 7, Voila or VS Code's Jupyter extension): "
+        "open the notebook there and run the cell."
+    )
 
 
 def snapshot_html(widget: W.Widget, name: str | None = None, colab: bool | None = None) -> str:
@@ -83,9 +86,11 @@ def snapshot_html(widget: W.Widget, name: str | None = None, colab: bool | None 
     """
     name = name or type(widget).__name__
     note = html.escape(manager_note(name, colab))
-    return (f'<div class="fw-snapshot" data-fw-widget="{html.escape(name)}">'
-            f"<style>{_CSS}\n.fw-snapshot-note {{ color: #555; font-style: italic; margin: 2px 0 6px; }}</style>"
-            f'<p class="fw-snapshot-note">{note}</p>{export.widget_to_html(widget)}</div>')
+    return (
+        f'<div class="fw-snapshot" data-fw-widget="{html.escape(name)}">'
+        f"<style>{_CSS}\n.fw-snapshot-note {{ color: #555; font-style: italic; margin: 2px 0 6px; }}</style>"
+        f'<p class="fw-snapshot-note">{note}</p>{export.widget_to_html(widget)}</div>'
+    )
 
 
 def widget_mimebundle(widget: W.Widget, bundle: dict | None, name: str | None = None) -> dict:
@@ -105,8 +110,9 @@ def widget_mimebundle(widget: W.Widget, bundle: dict | None, name: str | None = 
         try:
             out["text/html"] = snapshot_html(widget, name)
         except Exception as exc:  # noqa: BLE001 - the live view must still display
-            warnings.warn(f"{name}: no static snapshot in the display ({type(exc).__name__}: {exc})",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: no static snapshot in the display ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3
+            )
     if in_colab() and not _colab_warned:
         _colab_warned = True
         warnings.warn(manager_note(name, colab=True), UserWarning, stacklevel=3)

@@ -13,6 +13,7 @@
 - :class:`LoggedLink` -- ``traitlets.link`` between a control and a trait which, when the trait rejects
   the control's value, logs the reason and puts the control back on the trait's value.
 """
+
 from __future__ import annotations
 
 import contextlib

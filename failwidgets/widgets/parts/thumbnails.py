@@ -10,6 +10,7 @@ Accepted image inputs (one image or a batch):
 - ``uint8`` array ``(N, H, W, 3)`` or ``(H, W, 3)`` (also ``(H, W)`` grey);
 - ``PIL.Image.Image``; a file path (``str`` / ``pathlib.Path``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,13 +18,13 @@ import hashlib
 import io
 import os
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
 
+from failwidgets._validation import check_array, check_choice, check_positive_int, to_numpy
 from failwidgets.compute.maps import colorize_map, normalize_map, overlay, resize_map, to_uint8
-from failwidgets._validation import check_array, check_choice, check_in_range, check_positive_int, to_numpy
 
 __all__ = [
     "DEFAULT_THUMB_SIZE",
@@ -130,8 +131,9 @@ def overlay_heatmap(image: Any, heatmap: Any, *, signed: bool = False, alpha: fl
 # ----------------------------------------------------------------------------------------------------
 # encoding + cache
 # ----------------------------------------------------------------------------------------------------
-def encode_image(image: np.ndarray, *, max_side: int = DEFAULT_THUMB_SIZE, fmt: str = "jpeg",
-                 quality: int = 85) -> bytes:
+def encode_image(
+    image: np.ndarray, *, max_side: int = DEFAULT_THUMB_SIZE, fmt: str = "jpeg", quality: int = 85
+) -> bytes:
     """Resize ``uint8 (H, W, 3)`` so its longer side is at most ``max_side`` and encode it.
 
     ``fmt`` is ``"jpeg"`` (photos) or ``"png"`` (heat maps; compress_level 1, fast).
@@ -194,9 +196,16 @@ class ThumbnailCache:
 default_cache = ThumbnailCache()
 
 
-def thumbnail_bytes(image: Any, *, max_side: int = DEFAULT_THUMB_SIZE, fmt: str | None = None,
-                    overlay: Any = None, signed: bool = False, alpha: float = 0.5,
-                    cache: ThumbnailCache | None = None) -> bytes:
+def thumbnail_bytes(
+    image: Any,
+    *,
+    max_side: int = DEFAULT_THUMB_SIZE,
+    fmt: str | None = None,
+    overlay: Any = None,
+    signed: bool = False,
+    alpha: float = 0.5,
+    cache: ThumbnailCache | None = None,
+) -> bytes:
     """Encoded thumbnail of one image, optionally with a heat-map overlay; cached.
 
     Parameters
