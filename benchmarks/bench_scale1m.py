@@ -18,6 +18,7 @@ that counts its decodes. Each measurement runs in a fresh child process; memory 
 
 Children: ``python -m benchmarks.bench_scale1m make|fit|slider|tree DIR [N C D]``, each printing JSON lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,7 @@ class _CountingImages:
             _TILE = np.random.default_rng(0).integers(0, 200, (64, 128, 3), dtype=np.uint8)
         self.calls += 1
         s = i % 64
-        return _TILE[:, s:s + 64] + np.uint8((i * 31) % 56)
+        return _TILE[:, s : s + 64] + np.uint8((i * 31) % 56)
 
 
 def _source(n: int):
@@ -78,8 +79,12 @@ def _load(root: str, mmap: bool):
 
 def _ms(times) -> dict:
     t = 1000 * np.asarray(times)
-    return {"p50_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)), "max_ms": float(t.max()),
-            "steps": len(t)}
+    return {
+        "p50_ms": float(np.median(t)),
+        "p90_ms": float(np.percentile(t, 90)),
+        "max_ms": float(t.max()),
+        "steps": len(t),
+    }
 
 
 def _timed_sets(widget, trait, values) -> list[float]:
@@ -102,10 +107,10 @@ def _child_make(root: str, n: int, n_classes: int, dim: int) -> None:
     x = np.lib.format.open_memmap(os.path.join(root, "emb.npy"), mode="w+", dtype=np.float32, shape=(n, dim))
     score = np.empty(n, np.float32)
     for i in range(0, n, _BLOCK):
-        lab = labels[i:i + _BLOCK]
+        lab = labels[i : i + _BLOCK]
         block = rng.standard_normal((len(lab), dim), dtype=np.float32) + means[lab]
-        x[i:i + _BLOCK] = block
-        score[i:i + _BLOCK] = np.einsum("nd,nd->n", block - means[lab], dirs[lab])
+        x[i : i + _BLOCK] = block
+        score[i : i + _BLOCK] = np.einsum("nd,nd->n", block - means[lab], dirs[lab])
     x.flush()
     del x
     err = np.zeros(n, bool)
@@ -130,9 +135,19 @@ def _child_fit(root: str) -> None:
     peak = _hwm_mb() - base
     fd.save(os.path.join(root, "fd.json"))
     ok = np.isfinite(fd.strength_)
-    print(json.dumps({"n": len(x), "emb_mb": x.nbytes / 2**20, "peak_delta_mb": peak, "fit_s": took,
-                      "classes_with_direction": int(ok.sum()), "mean_strength": float(np.nanmean(fd.strength_))}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "n": len(x),
+                "emb_mb": x.nbytes / 2**20,
+                "peak_delta_mb": peak,
+                "fit_s": took,
+                "classes_with_direction": int(ok.sum()),
+                "mean_strength": float(np.nanmean(fd.strength_)),
+            }
+        ),
+        flush=True,
+    )
 
 
 def _child_slider(root: str) -> None:
@@ -159,10 +174,25 @@ def _child_slider(root: str) -> None:
     changes = _timed_sets(w, "class_index", targets)
     decodes_changes = fn.calls
     peak = _hwm_mb() - base
-    print(json.dumps({"n": len(x), "emb_mb": x.nbytes / 2**20, "peak_delta_mb": peak, "build_s": build,
-                      "step": _ms(steps), "class_change": _ms(changes), "decodes_build": decodes_build,
-                      "decodes_steps": decodes_steps, "decodes_class_changes": decodes_changes,
-                      "class_changes": len(targets), "n_images": 8, "n_decoded": 4}), flush=True)
+    print(
+        json.dumps(
+            {
+                "n": len(x),
+                "emb_mb": x.nbytes / 2**20,
+                "peak_delta_mb": peak,
+                "build_s": build,
+                "step": _ms(steps),
+                "class_change": _ms(changes),
+                "decodes_build": decodes_build,
+                "decodes_steps": decodes_steps,
+                "decodes_class_changes": decodes_changes,
+                "class_changes": len(targets),
+                "n_images": 8,
+                "n_decoded": 4,
+            }
+        ),
+        flush=True,
+    )
     w.close()
 
 
@@ -186,10 +216,23 @@ def _child_tree(root: str) -> None:
     clicks = _timed_sets(w, "selected_node", nodes * 2)
     decodes_clicks = fn.calls
     peak = _hwm_mb() - base
-    print(json.dumps({"n": len(x), "emb_mb": x.nbytes / 2**20, "peak_delta_mb": peak, "build_s": build,
-                      "class_change": _ms(changes), "node_click": _ms(clicks), "decodes_build": decodes_build,
-                      "decodes_class_changes": decodes_changes, "decodes_clicks": decodes_clicks,
-                      "n_samples": 8}), flush=True)
+    print(
+        json.dumps(
+            {
+                "n": len(x),
+                "emb_mb": x.nbytes / 2**20,
+                "peak_delta_mb": peak,
+                "build_s": build,
+                "class_change": _ms(changes),
+                "node_click": _ms(clicks),
+                "decodes_build": decodes_build,
+                "decodes_class_changes": decodes_changes,
+                "decodes_clicks": decodes_clicks,
+                "n_samples": 8,
+            }
+        ),
+        flush=True,
+    )
     w.close()
 
 
@@ -218,33 +261,66 @@ def run(profile: str = "quick", device: str = "cpu") -> list[Row]:
         (tr,) = _call(profile, ["tree", root])
     limit = 3 * fit["emb_mb"]
     rows = []
-    r = Row(ITEM, "FailureDirections.fit, peak RSS above baseline", "<= 3x the embeddings", size, "cpu",
-            ours="fit (per-class preprocessing)", ours_s=fit["fit_s"])
+    r = Row(
+        ITEM,
+        "FailureDirections.fit, peak RSS above baseline",
+        "<= 3x the embeddings",
+        size,
+        "cpu",
+        ours="fit (per-class preprocessing)",
+        ours_s=fit["fit_s"],
+    )
     r.met = fit["peak_delta_mb"] <= limit
-    r.extra = {"peak_delta_mb": round(fit["peak_delta_mb"]), "emb_mb": round(fit["emb_mb"]),
-               "classes_with_direction": fit["classes_with_direction"], "mean_strength": round(fit["mean_strength"], 3)}
+    r.extra = {
+        "peak_delta_mb": round(fit["peak_delta_mb"]),
+        "emb_mb": round(fit["emb_mb"]),
+        "classes_with_direction": fit["classes_with_direction"],
+        "mean_strength": round(fit["mean_strength"], 3),
+    }
     rows.append(r)
     per_redraw = 2 * sl["n_images"] + sl["n_decoded"]
-    r = Row(ITEM, "DirectionSlider + RetrievalDecoder over the memmap, slider step", "< 100 ms per step; "
-            "peak <= 3x the embeddings", size, "cpu", ours="alpha set (Python side)", ours_s=sl["step"]["p50_ms"] / 1000)
+    r = Row(
+        ITEM,
+        "DirectionSlider + RetrievalDecoder over the memmap, slider step",
+        "< 100 ms per step; peak <= 3x the embeddings",
+        size,
+        "cpu",
+        ours="alpha set (Python side)",
+        ours_s=sl["step"]["p50_ms"] / 1000,
+    )
     r.met = sl["step"]["p90_ms"] < 1000 * TARGET_STEP_S and sl["peak_delta_mb"] <= limit  # p90: a shared machine
-    r.extra = {"peak_delta_mb": round(sl["peak_delta_mb"]), "build_s": round(sl["build_s"], 2),
-               **{f"step_{k}": v for k, v in sl["step"].items()},
-               **{f"class_change_{k}": v for k, v in sl["class_change"].items()},
-               "decodes_build": sl["decodes_build"], "decodes_steps": sl["decodes_steps"],
-               "decodes_class_changes": sl["decodes_class_changes"],
-               "decodes_at_most_shown": sl["decodes_build"] <= per_redraw
-               and sl["decodes_steps"] <= sl["n_decoded"] * sl["step"]["steps"]
-               and sl["decodes_class_changes"] <= per_redraw * sl["class_changes"]}
+    r.extra = {
+        "peak_delta_mb": round(sl["peak_delta_mb"]),
+        "build_s": round(sl["build_s"], 2),
+        **{f"step_{k}": v for k, v in sl["step"].items()},
+        **{f"class_change_{k}": v for k, v in sl["class_change"].items()},
+        "decodes_build": sl["decodes_build"],
+        "decodes_steps": sl["decodes_steps"],
+        "decodes_class_changes": sl["decodes_class_changes"],
+        "decodes_at_most_shown": sl["decodes_build"] <= per_redraw
+        and sl["decodes_steps"] <= sl["n_decoded"] * sl["step"]["steps"]
+        and sl["decodes_class_changes"] <= per_redraw * sl["class_changes"],
+    }
     rows.append(r)
-    r = Row(ITEM, "TreeBrowser over the memmap features, node click", "< 100 ms per click; peak <= 3x the "
-            "embeddings", size, "cpu", ours="selected_node set", ours_s=tr["node_click"]["p50_ms"] / 1000)
+    r = Row(
+        ITEM,
+        "TreeBrowser over the memmap features, node click",
+        "< 100 ms per click; peak <= 3x the embeddings",
+        size,
+        "cpu",
+        ours="selected_node set",
+        ours_s=tr["node_click"]["p50_ms"] / 1000,
+    )
     r.met = tr["node_click"]["p90_ms"] < 1000 * TARGET_STEP_S and tr["peak_delta_mb"] <= limit
-    r.extra = {"peak_delta_mb": round(tr["peak_delta_mb"]), "build_s": round(tr["build_s"], 2),
-               **{f"click_{k}": v for k, v in tr["node_click"].items()},
-               **{f"class_change_{k}": v for k, v in tr["class_change"].items()},
-               "decodes_build": tr["decodes_build"], "decodes_class_changes": tr["decodes_class_changes"],
-               "decodes_clicks": tr["decodes_clicks"]}
+    r.extra = {
+        "peak_delta_mb": round(tr["peak_delta_mb"]),
+        "build_s": round(tr["build_s"], 2),
+        **{f"click_{k}": v for k, v in tr["node_click"].items()},
+        **{f"class_change_{k}": v for k, v in tr["class_change"].items()},
+        "decodes_build": tr["decodes_build"],
+        "decodes_class_changes": tr["decodes_class_changes"],
+        "decodes_clicks": tr["decodes_clicks"],
+    }
     rows.append(r)
     return rows
 

@@ -124,7 +124,7 @@ def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
     """
     if arr.ndim >= 1 and arr.size > _BLOCK_ELEMENTS:
         step = max(1, _BLOCK_ELEMENTS // max(1, arr.size // arr.shape[0]))
-        if all(np.isfinite(arr[i:i + step]).all() for i in range(0, arr.shape[0], step)):
+        if all(np.isfinite(arr[i : i + step]).all() for i in range(0, arr.shape[0], step)):
             return arr
     bad = ~np.isfinite(arr)
     if bad.any():

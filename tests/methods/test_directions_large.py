@@ -1,6 +1,7 @@
 """The pieces FailureDirections and the slider use to stay within memory on 1M-row embeddings: block-wise
 checks and statistics give the whole-array results, per-class preprocessing gives the same decision values
 as preprocessing everything, and the slider's hardest / easiest images are the class's hardest / easiest."""
+
 import re
 
 import numpy as np
@@ -78,8 +79,16 @@ def test_slider_grids_show_the_class_hardest_and_easiest_rows(fitted, tmp_path):
 
     fd, x, labels, preds = fitted
     images = np.zeros((len(x), 8, 8, 3), np.uint8)
-    w = DirectionSlider(fd, images, x, labels, preds, decoders={"r": RetrievalDecoder(x, images, labels=labels)},
-                        n_images=5, export_dir=str(tmp_path))
+    w = DirectionSlider(
+        fd,
+        images,
+        x,
+        labels,
+        preds,
+        decoders={"r": RetrievalDecoder(x, images, labels=labels)},
+        n_images=5,
+        export_dir=str(tmp_path),
+    )
     for c in (0, 3):
         w.class_index = c
         hard, _ = fd.hardest(c, k=5)

@@ -55,7 +55,7 @@ def normalized_rows(x, dtype=np.float32) -> np.ndarray:
     """
     out = np.empty(x.shape, dtype=dtype)
     for i in range(0, len(x), _ROWS):
-        out[i:i + _ROWS] = l2_normalize(np.asarray(x[i:i + _ROWS], dtype=dtype))
+        out[i : i + _ROWS] = l2_normalize(np.asarray(x[i : i + _ROWS], dtype=dtype))
     return out
 
 
