@@ -36,7 +36,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from failwidgets._io import default_file_mode
+from failwidgets._io import _pid_alive, default_file_mode
+from failwidgets._io import fsync_dir as _fsync_dir
 from failwidgets._validation import check_array
 from failwidgets.compute.hashing import fingerprint
 
@@ -630,29 +631,3 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename durable (POSIX); directories cannot be opened for fsync on Windows."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # some file systems refuse fsync on directories; the rename itself is done
-        pass
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows; rely on age
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
