@@ -5,17 +5,23 @@
 ``from_dict(to_dict())`` rebuilds the same object, dtypes included); nested results are encoded the same
 way. Fields declared in a class's ``_transient`` tuple (large in-memory companions such as cached
 feature tensors) are left out of ``to_dict`` and come back as their default.
+
+Fitted estimators that a notebook keeps are saved the same way everywhere (:func:`write_fitted`): arrays
+in ``<stem>.safetensors``, everything else in ``<stem>.json``, both through the atomic writer; no pickle.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Result", "encode", "decode"]
+__all__ = ["Result", "encode", "decode", "fitted_paths", "write_fitted"]
 
 
 def encode(value: Any) -> Any:
@@ -113,3 +119,25 @@ class Result:
 
     def to_frame(self) -> pd.DataFrame:  # pragma: no cover - every result overrides it
         raise NotImplementedError
+
+
+def fitted_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(<stem>.json, <stem>.safetensors)``: the two files of a saved estimator."""
+    json_path = Path(path).with_suffix(".json")
+    return json_path, json_path.with_suffix(".safetensors")
+
+
+def write_fitted(path: str | os.PathLike, weights: bytes, info: dict) -> Path:
+    """Write a fitted estimator: ``weights`` (safetensors bytes) and ``info`` (JSON), each atomically.
+
+    Returns
+    -------
+    Path of the JSON file.
+    """
+    from failwidgets._io import atomic_write
+
+    json_path, weights_path = fitted_paths(path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(weights_path, weights)
+    atomic_write(json_path, json.dumps(info, indent=1) + "\n")
+    return json_path

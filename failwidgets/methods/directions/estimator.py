@@ -487,17 +487,13 @@ class FailureDirections(BaseEstimator):
         -------
         Path of the JSON file.
         """
-        import json
-        from pathlib import Path
 
         from safetensors.numpy import save as safetensors_bytes
 
-        from failwidgets._io import atomic_write
+        from failwidgets.methods.results import fitted_paths, write_fitted
 
         self.check_fitted()
-        path = Path(path).with_suffix(".json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights = path.with_suffix(".safetensors")
+        path, weights = fitted_paths(path)
         params = self.get_params()
         params["Cs"] = [float(c) for c in np.atleast_1d(params["Cs"])]
         info = {
@@ -508,9 +504,9 @@ class FailureDirections(BaseEstimator):
             "status": list(self.status_),
             "modes": [[m.to_dict() for m in modes] for modes in self.modes_],
         }
-        atomic_write(weights, safetensors_bytes({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}))
-        atomic_write(path, json.dumps(info, indent=1) + "\n")
-        return path
+        return write_fitted(
+            path, safetensors_bytes({k: np.ascontiguousarray(getattr(self, k)) for k in self._ARRAYS}), info
+        )
 
     @classmethod
     def load(cls, path, **params) -> FailureDirections:

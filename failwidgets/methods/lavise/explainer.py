@@ -775,12 +775,10 @@ class LaViSE(BaseEstimator):
         """
         from safetensors.torch import save as safetensors_bytes
 
-        from failwidgets._io import atomic_write
+        from failwidgets.methods.results import fitted_paths, write_fitted
 
         self.check_fitted()
-        path = Path(path).with_suffix(".json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights = path.with_suffix(".safetensors")
+        path, weights = fitted_paths(path)
         params = {k: v for k, v in self.get_params().items() if k != "word_space"}
         params["device"] = None if params["device"] is None else str(params["device"])
         if params["holdout"] is not None:
@@ -804,12 +802,8 @@ class LaViSE(BaseEstimator):
             **extra,
             "fingerprints": fingerprints,
         }
-        text = json.dumps(info, indent=1) + "\n"
-        atomic_write(
-            weights, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in self.head_.state_dict().items()})
-        )
-        atomic_write(path, text)
-        return path
+        head = {k: v.detach().cpu().contiguous() for k, v in self.head_.state_dict().items()}
+        return write_fitted(path, safetensors_bytes(head), info)
 
     @classmethod
     def load(
